@@ -1,0 +1,43 @@
+# snncc: two commands on a fresh machine (see README.md)
+#   make demo   compile the shipped Fashion-MNIST SNN to C, simulate, verify, report
+#   make test   run the test suite
+# Both install what they need first (a virtual environment in .venv, the offline dataset).
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SNNCC  := $(VENV)/bin/snncc
+EXAMPLE := examples/fashion_mnist
+BUILD  ?= build/fashion_mnist
+
+.PHONY: setup datasets demo test clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: pip then takes the CPU wheel that lies on disk instead of a
+# multi-GB CUDA build. lava-nc 0.10.0 declares Requires-Python <3.11 but runs on 3.11
+# with snncc's import shim (FACTS.md s.1), hence --ignore-requires-python.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --ignore-requires-python -e '.[dev,data,lava,onnx,nir]'
+	touch $@
+
+# Fashion-MNIST ships offline as a Debian package (FACTS.md s.4).
+datasets:
+	@test -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	    else sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist; fi; }
+
+demo: setup datasets
+	$(SNNCC) compile $(EXAMPLE)/model.pt --input-shape 1,28,28 --target c --out $(BUILD)
+	$(SNNCC) inspect $(BUILD)
+	$(SNNCC) simulate $(BUILD) --target c --input $(EXAMPLE)/samples.npz --out $(BUILD)/result.npz
+	$(SNNCC) verify $(BUILD) --input $(EXAMPLE)/samples.npz
+	$(SNNCC) report $(BUILD) --input $(EXAMPLE)/samples.npz
+
+test: setup datasets
+	$(PY) -m pytest
+
+clean:
+	rm -rf build

@@ -1,0 +1,9 @@
+"""snncc: compile trained PyTorch spiking networks to bit-exact integer models."""
+__version__ = "0.1.0"
+
+
+def compile(model, example_input=None, target="c", out="build", config=None, **kw):
+    """Compile a trained PyTorch SNN; see :func:`snncc.compiler.compile`."""
+    from .compiler import compile as _compile
+
+    return _compile(model, example_input, target=target, out=out, config=config, **kw)

@@ -1,0 +1,252 @@
+"""The snncc command line: compile, inspect, simulate, verify, report, eval."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SnnccError
+
+CONFIG_FLAGS = {  # flag -> (config field, type)
+    "--steps": ("steps", int), "--weight-bits": ("weight_bits", int),
+    "--first-layer-bits": ("first_layer_bits", int), "--last-layer-bits": ("last_layer_bits", int),
+    "--granularity": ("granularity", str), "--input-encoding": ("input_encoding", str),
+    "--input-scale": ("input_scale", float), "--act-shift": ("act_shift", int),
+    "--v-bits": ("v_bits", int), "--v-overflow": ("v_overflow", str),
+    "--u-bits": ("u_bits", int), "--u-overflow": ("u_overflow", str),
+    "--state-quant": ("state_quant", str), "--state-level": ("state_level", float),
+    "--schedule": ("schedule", str),
+}
+
+
+def _targets_arg(s: str) -> list[str]:
+    return [t for t in s.split(",") if t]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .targets import TARGETS
+
+    p = argparse.ArgumentParser(prog="snncc", description="Compile trained PyTorch SNNs to bit-exact integer models.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    c = sub.add_parser("compile", help="trace, quantize and emit a model")
+    c.add_argument("model", help="model.pt (torch.save of a module, or a state_dict with --arch)")
+    c.add_argument("--target", type=_targets_arg, default=["c"],
+                   help=f"comma-separated targets: {', '.join(TARGETS)} (default c)")
+    c.add_argument("--out", default="build", help="build directory (default build/)")
+    c.add_argument("--input-shape", help="input shape without batch, e.g. 1,28,28")
+    c.add_argument("--config", help="TOML file with compile options (flags override it)")
+    c.add_argument("--arch", help="package.module:factory building the model for a state_dict file")
+    c.add_argument("--trust-pickle", action="store_true",
+                   help="unpickle a model file with arbitrary classes: runs code from the file, "
+                        "only for files you made yourself")
+    for flag, (field, typ) in CONFIG_FLAGS.items():
+        c.add_argument(flag, type=typ, default=None, help=f"config field {field}")
+
+    i = sub.add_parser("inspect", help="the emitted integer model, layer by layer")
+    i.add_argument("build")
+    i.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("simulate", help="run a build on one target")
+    s.add_argument("build")
+    s.add_argument("--target", default="reference", help=f"reference, {', '.join(TARGETS)}")
+    s.add_argument("--input", required=True, help="integer .npy (N,T,...) or (N,...); or .npz with key x")
+    s.add_argument("--out", default="result.npz")
+    s.add_argument("--probe", choices=["spikes", "state"], default="spikes")
+
+    v = sub.add_parser("verify", help="every emitted target bit-exact against the reference")
+    v.add_argument("build")
+    v.add_argument("--input", help="integer .npy/.npz input (default: --dataset or random inputs)")
+    v.add_argument("--dataset", help="NAME[:N] test images, e.g. fashion-mnist:8")
+    v.add_argument("--target", type=_targets_arg, help="targets to check (default: those emitted)")
+    v.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("report", help="memory, model size, SOPs, energy")
+    r.add_argument("build")
+    r.add_argument("--input")
+    r.add_argument("--dataset", help="NAME[:N] test images to measure operations on")
+    r.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("eval", help="accuracy of the float and the compiled integer model")
+    e.add_argument("build")
+    e.add_argument("--dataset", required=True, help="fashion-mnist, mnist5k or digits (test split); NAME:N for the first N")
+    e.add_argument("--target", default="reference", help="reference (default) or an emitted target")
+    e.add_argument("--batch", type=int, default=500)
+    e.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"compile": cmd_compile, "inspect": cmd_inspect, "simulate": cmd_simulate,
+                "verify": cmd_verify, "report": cmd_report, "eval": cmd_eval}[args.cmd](args)
+    except SnnccError as e:
+        print(f"snncc {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+# ------------------------------------------------------------------------------ commands
+def cmd_compile(args) -> int:
+    from .compiler import compile as do_compile
+    from .config import CompileConfig
+
+    base = CompileConfig.from_toml(args.config).to_dict() if args.config else {}
+    for flag, (field, _) in CONFIG_FLAGS.items():
+        val = getattr(args, flag[2:].replace("-", "_"))
+        if val is not None:
+            base[field] = val
+    cfg = CompileConfig.from_dict(base)
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(d) for d in args.input_shape.split(","))
+        except ValueError:
+            raise SnnccError(f"--input-shape {args.input_shape!r}: give integers like 1,28,28") from None
+    b = do_compile(args.model, shape, target=args.target, out=args.out, config=cfg,
+                   trust_pickle=args.trust_pickle, arch=args.arch)
+    n_syn = len(b.graph.of_kind("IntConv", "IntDense"))
+    n_neu = len(b.graph.of_kind("IntLIF"))
+    print(f"compiled {args.model} -> {b.path}/ ({n_syn} synapses, {n_neu} neuron layers, "
+          f"{cfg.weight_bits}-bit weights, T={cfg.steps}); targets: {', '.join(b.targets)}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .compiler import load_build
+    from .reports.inspect import format_inspect, inspect_rows
+
+    g, manifest = load_build(args.build)
+    rows = inspect_rows(g)
+    if args.json:
+        print(json.dumps({"layers": rows, "meta": g.meta, "outputs": g.outputs}, indent=1, sort_keys=True))
+    else:
+        print(format_inspect(rows, g, manifest))
+    return 0
+
+
+def load_input(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise SnnccError(f"input file {p} does not exist")
+    try:
+        if p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                if "x" not in z.files:
+                    raise SnnccError(f"{p} has no array named 'x' (found: {', '.join(z.files)})")
+                return z["x"]
+        return np.load(p, allow_pickle=False)
+    except SnnccError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise SnnccError(f"{p} is not a readable numpy file: {e}") from None
+
+
+def simulate(build: str | Path, target: str, x: np.ndarray, probe_state: bool = False) -> dict:
+    from .compiler import load_build
+    from .reference import interpreter as R
+
+    g, manifest = load_build(build)
+    if target == "reference":
+        return R.run(g, x, probe_state=probe_state)
+    from .targets import get
+
+    mod = get(target)
+    tdir = Path(build) / target
+    if not tdir.is_dir():
+        raise SnnccError(f"{build} has no {target} target: compile with --target {target}")
+    R.prepare_input(g, x)  # one input contract for every target
+    return mod.simulate(tdir, x, probe_state=probe_state)
+
+
+def cmd_simulate(args) -> int:
+    from .ir.serialize import write_npz
+
+    x = load_input(args.input)
+    res = simulate(args.build, args.target, x, probe_state=args.probe == "state")
+    write_npz(Path(args.out), res)
+    print(f"simulated {x.shape[0]} sample(s) on {args.target}: {len(res)} arrays -> {args.out}")
+    return 0
+
+
+def _dataset_input(graph, spec: str) -> tuple[np.ndarray, np.ndarray]:
+    from .data import load, parse_spec
+
+    name, count = parse_spec(spec)
+    x, y = load(name, "test")
+    if count:
+        x, y = x[:count], y[:count]
+    want = tuple(graph.node(graph.input_name).shape)
+    if x.shape[1:] != want:
+        raise SnnccError(f"dataset {name} has images of shape {x.shape[1:]}, the model takes {want}")
+    return x, y
+
+
+def _random_input(graph, n: int = 4, seed: int = 0) -> np.ndarray:
+    inp = graph.node(graph.input_name)
+    hi = 2 if inp.encoding == "spikes" else 1 << inp.bits
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, hi, (n, int(graph.meta.get("steps", 1))) + tuple(inp.shape))
+
+
+def cmd_verify(args) -> int:
+    from .compiler import load_build
+    from .reference import interpreter as R
+    from .verify import compare, format_comparison
+
+    g, manifest = load_build(args.build)
+    if args.input:
+        x, desc = load_input(args.input), args.input
+    elif args.dataset:
+        x, desc = _dataset_input(g, args.dataset)[0], args.dataset
+    else:
+        x, desc = _random_input(g), "4 random inputs (seed 0)"
+    targets = args.target or manifest.get("targets", [])
+    if not targets:
+        raise SnnccError(f"{args.build} has no emitted targets to verify")
+    ref = R.run(g, x, probe_state=True)
+    results = {t: compare(ref, simulate(args.build, t, x, probe_state=True)) for t in targets}
+    ok = all(r["match"] for r in results.values())
+    if args.json:
+        print(json.dumps({"input": desc, "match": ok, "targets": results}, indent=1, sort_keys=True))
+    else:
+        print(format_comparison(results, desc))
+    return 0 if ok else 1
+
+
+def cmd_report(args) -> int:
+    from .compiler import load_build
+    from .reports.report import build_report, format_report
+
+    g, _ = load_build(args.build)
+    x, desc = None, ""
+    if args.input:
+        x, desc = load_input(args.input), args.input
+    elif args.dataset:
+        x, desc = _dataset_input(g, args.dataset)[0], args.dataset
+    rep = build_report(g, x, desc)
+    print(json.dumps(rep, indent=1, sort_keys=True) if args.json else format_report(rep))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate
+
+    res = evaluate(args.build, args.dataset, target=args.target, batch=args.batch)
+    if args.json:
+        print(json.dumps(res, indent=1, sort_keys=True))
+    else:
+        print(f"{res['dataset']} ({res['samples']} test samples, T={res['steps']}):\n"
+              f"  float model          {100 * res['float_accuracy']:.2f} %\n"
+              f"  integer model ({res['target']}) {100 * res['int_accuracy']:.2f} %  "
+              f"(delta {100 * (res['int_accuracy'] - res['float_accuracy']):+.2f} points)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

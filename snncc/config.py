@@ -1,0 +1,93 @@
+"""Compile configuration: one dataclass, loadable from TOML (``--config quant.toml``)."""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SnnccError
+
+CHOICES = {
+    "granularity": ("channel", "tensor"),
+    "quantizer": ("uniform",),
+    "input_encoding": ("direct", "spikes"),
+    "v_overflow": ("saturate", "wrap", "wrap_lava"),
+    "u_overflow": ("saturate", "wrap", "wrap_lava"),
+    "state_quant": ("none", "ternary", "binary"),
+    "schedule": ("zero", "lava"),
+}
+
+
+@dataclass
+class CompileConfig:
+    """How a float model becomes an integer model. Every field is documented in
+    docs/semantics.md; the TOML file uses the same names (unknown keys are errors)."""
+
+    steps: int = 4                   # time steps T per sample
+    weight_bits: int = 8             # 2..16, symmetric uniform weights
+    first_layer_bits: int | None = None  # override for synapses reading the input
+    last_layer_bits: int | None = None   # override for synapses feeding the output
+    granularity: str = "channel"     # per output channel or per tensor weight scales
+    quantizer: str = "uniform"
+    input_encoding: str = "direct"   # uint8 pixels every step, or binary events
+    input_scale: float = 1.0 / 255.0  # real value of one input unit (direct encoding)
+    input_bits: int = 8
+    act_shift: int = 6               # synaptic input enters u as a << act_shift (Loihi: 6)
+    v_bits: int = 24
+    v_overflow: str = "saturate"
+    u_bits: int = 24
+    u_overflow: str = "wrap_lava"
+    state_quant: str = "none"        # SpQuant-SNN membrane: ternary {-1,0,1}·L or binary {0,1}·L
+    state_level: float | None = None  # L in float membrane units; default: the threshold
+    schedule: str = "zero"           # synapse latency: 0 (like PyTorch) or 1 per synapse (Lava)
+
+    def __post_init__(self) -> None:
+        errs = []
+        for k, allowed in CHOICES.items():
+            if getattr(self, k) not in allowed:
+                errs.append(f"{k} = {getattr(self, k)!r}: choose one of {', '.join(allowed)}")
+        for k in ("weight_bits", "first_layer_bits", "last_layer_bits"):
+            b = getattr(self, k)
+            if b is not None and not 2 <= b <= 16:
+                errs.append(f"{k} = {b}: weights take 2..16 bits")
+        if self.steps < 1:
+            errs.append(f"steps = {self.steps}: need at least 1 time step")
+        if not 0 <= self.act_shift <= 16:
+            errs.append(f"act_shift = {self.act_shift}: choose 0..16")
+        for k in ("v_bits", "u_bits"):
+            if not 4 <= getattr(self, k) <= 32:
+                errs.append(f"{k} = {getattr(self, k)}: choose 4..32")
+        if self.input_scale <= 0:
+            errs.append("input_scale must be > 0")
+        if errs:
+            raise SnnccError("invalid compile configuration:\n" + "\n".join(f"  - {e}" for e in errs))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CompileConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise SnnccError(f"unknown configuration key(s): {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(names))}")
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "CompileConfig":
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise SnnccError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SnnccError(f"config file {path} is not valid TOML: {e}") from None
+        return cls.from_dict(data.get("quantization", data))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def bits_for(self, first: bool, last: bool) -> int:
+        if first and self.first_layer_bits is not None:
+            return self.first_layer_bits
+        if last and self.last_layer_bits is not None:
+            return self.last_layer_bits
+        return self.weight_bits

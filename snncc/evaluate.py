@@ -1,0 +1,44 @@
+"""Accuracy of a build on a test split: the float graph and the integer model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SnnccError
+
+
+def evaluate(build: str | Path, dataset: str, target: str = "reference", batch: int = 500,
+             progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from .compiler import load_build, load_float_graph
+    from .data import load, parse_spec
+    from .reference import interpreter as R
+    from .reference.float_sim import run_float
+
+    g, _ = load_build(build)
+    fg = load_float_graph(build)
+    name, count = parse_spec(dataset)
+    x, y = load(name, "test")
+    if count:
+        x, y = x[:count], y[:count]
+    want = tuple(g.node(g.input_name).shape)
+    if x.shape[1:] != want:
+        raise SnnccError(f"dataset {name} has images of shape {x.shape[1:]}, the model takes {want}")
+    steps = int(g.meta.get("steps", 1))
+    f_ok = i_ok = 0
+    sim = None
+    if target != "reference":
+        from .cli import simulate as sim
+    bar = tqdm(range(0, len(x), batch), desc=f"eval {name}", unit="batch", disable=not progress)
+    for i in bar:
+        xb, yb = x[i:i + batch], y[i:i + batch]
+        fo = run_float(fg, xb, steps)
+        f_ok += int((fo.sum(1).reshape(len(xb), -1).argmax(-1) == yb).sum())
+        res = R.run(g, xb) if sim is None else sim(build, target, xb)
+        i_ok += int((R.predict(g, res) == yb).sum())
+        bar.set_postfix(float=f"{f_ok / min(i + batch, len(x)):.4f}", int=f"{i_ok / min(i + batch, len(x)):.4f}")
+    n = len(x)
+    return {"dataset": name, "samples": n, "steps": steps, "target": target,
+            "float_accuracy": f_ok / n, "int_accuracy": i_ok / n}

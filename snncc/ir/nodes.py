@@ -1,0 +1,304 @@
+"""Typed IR nodes, one small frozen dataclass per kind, named after the math.
+
+Two levels share one graph type:
+
+* float level, produced by the frontends: ``Input``, ``Conv``, ``Dense``, ``BatchNorm``,
+  ``AvgPool``, ``MaxPool``, ``Flatten``, ``Add``, ``LIF``;
+* integer level, produced by the passes: ``IntInput``, ``IntConv``, ``IntDense``,
+  ``SumPool``, ``IntLIF`` (``MaxPool``, ``Flatten`` and ``Add`` are shared: they are exact
+  on integers).
+
+Array fields are numpy arrays; every other field is a plain scalar, string or tuple, so
+a node serialises to JSON + arrays without custom code (see :mod:`snncc.ir.serialize`).
+The registry ``KINDS`` maps a kind name to its class (no if/elif chains).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+KINDS: dict[str, type["Node"]] = {}
+
+DECAY_ONE = 4096  # decays are 12-bit fixed point: factor = (4096 - d) / 4096
+
+
+def _register(cls):
+    KINDS[cls.__name__] = cls
+    return cls
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """Base node. ``level`` is "float", "int" or "any" (valid at both levels)."""
+
+    level: ClassVar[str] = "any"
+    source: str = ""  # qualified name of the module this node came from (for messages)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if isinstance(getattr(self, f.name), np.ndarray)}
+
+    def params(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not isinstance(getattr(self, f.name), np.ndarray)}
+
+    def replace(self, **kw) -> "Node":
+        return dataclasses.replace(self, **kw)
+
+    def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+        return in_shapes[0]
+
+
+def _conv_out(n: int, k: int, s: int, p: int, d: int = 1) -> int:
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+# ----------------------------------------------------------------------------- inputs
+@_register
+@dataclass(frozen=True, eq=False)
+class Input(Node):
+    """Network input, one sample per step, shape without batch: (C, H, W) or (N,).
+
+    encoding "direct": integer pixels x_int presented at every step, real value
+    x = scale * x_int; encoding "spikes": binary events (scale 1)."""
+
+    level: ClassVar[str] = "float"
+    shape: tuple = ()
+    encoding: str = "direct"
+    scale: float = 1.0 / 255.0
+    bits: int = 8
+
+    def out_shape(self, in_shapes):
+        return tuple(self.shape)
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class IntInput(Input):
+    """Integer input: ``bits``-bit unsigned values (direct) or {0, 1} (spikes)."""
+
+    level: ClassVar[str] = "int"
+
+
+# --------------------------------------------------------------------------- synapses
+@_register
+@dataclass(frozen=True, eq=False)
+class Conv(Node):
+    """y = conv2d(x, W) + b  (cross-correlation, like torch). W: (O, C/groups, kH, kW)."""
+
+    level: ClassVar[str] = "float"
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1, 1)))
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    groups: int = 1
+
+    def out_shape(self, in_shapes):
+        _, h, w = in_shapes[0]
+        o, _, kh, kw = self.weight.shape
+        return (o, _conv_out(h, kh, self.stride[0], self.padding[0], self.dilation[0]),
+                _conv_out(w, kw, self.stride[1], self.padding[1], self.dilation[1]))
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class Dense(Node):
+    """y = W x + b. W: (out, in)."""
+
+    level: ClassVar[str] = "float"
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+    def out_shape(self, in_shapes):
+        return (self.weight.shape[0],)
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class IntConv(Node):
+    """a = wrap_out_bits(conv2d(x_int, W_int) << weight_exp), delivered ``delay`` steps later.
+
+    ``out_bits`` > 0 wraps a (two's complement) to that width, like Lava's Conv (24);
+    0 leaves it unbounded.
+
+    ``scale`` (per output channel) is the real value of one unit of ``a``: it is
+    metadata for reports and for folding, never used in integer arithmetic."""
+
+    level: ClassVar[str] = "int"
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1, 1), np.int64))
+    scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+    weight_bits: int = 8
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    groups: int = 1
+    weight_exp: int = 0
+    delay: int = 0
+    out_bits: int = 0
+
+    out_shape = Conv.out_shape
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class IntDense(Node):
+    """a = wrap_out_bits((W_int x_int) << weight_exp), delivered ``delay`` steps later
+    (``out_bits`` as in IntConv)."""
+
+    level: ClassVar[str] = "int"
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.int64))
+    scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+    weight_bits: int = 8
+    weight_exp: int = 0
+    delay: int = 0
+    out_bits: int = 0
+
+    out_shape = Dense.out_shape
+
+
+SYNAPSES = ("Conv", "Dense", "IntConv", "IntDense")
+
+
+# ---------------------------------------------------------------------------- pooling
+@dataclass(frozen=True, eq=False)
+class _Pool(Node):
+    kernel: tuple = (2, 2)
+    stride: tuple = (2, 2)
+    padding: tuple = (0, 0)
+
+    def out_shape(self, in_shapes):
+        c, h, w = in_shapes[0]
+        return (c, _conv_out(h, self.kernel[0], self.stride[0], self.padding[0]),
+                _conv_out(w, self.kernel[1], self.stride[1], self.padding[1]))
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class AvgPool(_Pool):
+    """y = mean over each window (zero padding counted, like torch's default)."""
+
+    level: ClassVar[str] = "float"
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class SumPool(_Pool):
+    """y = sum over each window (zero padding). AvgPool's 1/(kH kW) moves into scales."""
+
+    level: ClassVar[str] = "int"
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class MaxPool(_Pool):
+    """y = max over each window (no padding). On binary spikes this is a logical OR."""
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class Flatten(Node):
+    """(C, H, W) -> (C*H*W,) in C-major order, like torch.flatten(x, 1)."""
+
+    def out_shape(self, in_shapes):
+        return (int(np.prod(in_shapes[0])),)
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class Add(Node):
+    """y = sum of the inputs (same shape). Residual connections and neuron fan-in."""
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class BatchNorm(Node):
+    """y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (axis 0)."""
+
+    level: ClassVar[str] = "float"
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    var: np.ndarray = field(default_factory=lambda: np.ones(1))
+    gamma: np.ndarray = field(default_factory=lambda: np.ones(1))
+    beta: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    eps: float = 1e-5
+
+
+# ---------------------------------------------------------------------------- neurons
+RESETS = ("zero", "subtract", "none")
+STATE_QUANTS = ("none", "ternary", "binary")
+OVERFLOWS = ("saturate", "wrap", "wrap_lava")
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class LIF(Node):
+    """Float current-based LIF, one step (the order of Loihi 2's CUBA neuron)::
+
+        u = alpha * u + x            (alpha = 0: no current state, u = x)
+        v = beta * v + u + bias
+        s = v > threshold            (only if fires)
+        v = 0 | v - reset_value | v  (reset "zero" | "subtract" | "none", where s)
+        v = Q(v)                     (state_quant "ternary"/"binary", SpQuant-SNN Eq. 7, 19-20)
+
+    ``bias`` is per channel (it collects the biases of the incoming synapses).
+    A neuron with ``fires=False`` is a readout: its v is the network output.
+    ``scale`` is set by quantization: the real value of one unit of integer input current."""
+
+    level: ClassVar[str] = "float"
+    beta: float = 1.0
+    alpha: float = 0.0
+    threshold: np.ndarray = field(default_factory=lambda: np.ones(1))
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    reset: str = "zero"
+    reset_value: np.ndarray = field(default_factory=lambda: np.ones(1))
+    v_init: float = 0.0
+    state_quant: str = "none"
+    state_level: np.ndarray = field(default_factory=lambda: np.ones(1))
+    fires: bool = True
+    scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+
+
+@_register
+@dataclass(frozen=True, eq=False)
+class IntLIF(Node):
+    """Integer LIF; with the defaults it is exactly Lava's bit-accurate Loihi 2 CUBA LIF
+    (``du`` here = Lava's du + 1). Per step, with a the integer input::
+
+        decay(x, d) = sign(x * (4096 - d)) * (|x * (4096 - d)| >> 12)
+        u = ovf_u(decay(u, du) + (a << act_shift))
+        v = ovf_v(decay(v, dv) + u + bias)
+        s = v > threshold                       (strict; only if fires)
+        v = where(s, 0 | v - reset_value | v)   (reset "zero" | "subtract" | "none")
+        q = round-half-away(v / L) clipped to [-1, 1] (ternary) or [0, 1] (binary);  v = q * L
+
+    ``threshold``, ``bias``, ``reset_value``, ``v_init`` and ``state_level`` (L) are int64
+    arrays of shape (1,) or (channels,) broadcast along the channel axis (axis 0 of the
+    neuron's shape). ``scale`` is the real value of one unit of v (metadata)."""
+
+    level: ClassVar[str] = "int"
+    du: int = DECAY_ONE
+    dv: int = 0
+    act_shift: int = 6
+    threshold: np.ndarray = field(default_factory=lambda: np.ones(1, np.int64))
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    reset: str = "zero"
+    reset_value: np.ndarray = field(default_factory=lambda: np.ones(1, np.int64))
+    v_init: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    state_quant: str = "none"
+    state_level: np.ndarray = field(default_factory=lambda: np.ones(1, np.int64))
+    u_bits: int = 24
+    u_overflow: str = "wrap_lava"
+    v_bits: int = 24
+    v_overflow: str = "saturate"
+    fires: bool = True
+    scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+
+
+NEURONS = ("LIF", "IntLIF")

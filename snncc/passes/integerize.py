@@ -1,0 +1,141 @@
+"""Integer-level passes: fold neurons into integer constants, lower the membrane."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import CompileConfig
+from ..errors import BitWidthError
+from ..ir.graph import Graph
+from ..ir.nodes import DECAY_ONE, IntInput, IntLIF
+from .quantize import _round
+
+
+def decay_constant(factor: float) -> int:
+    """12-bit decay d with (4096 - d) / 4096 closest to ``factor``."""
+    return int(np.clip(np.floor((1.0 - factor) * DECAY_ONE + 0.5), 0, DECAY_ONE))
+
+
+def _per_channel(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    v = np.asarray(x, dtype=np.float64) / sigma
+    return v if v.size > 1 and not np.all(v == v[0]) else v[:1]
+
+
+def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
+    """LIF (float) -> IntLIF with sigma = the real value of one integer input unit:
+
+        threshold = round(theta / sigma) << act_shift     (Loihi: vth mantissa << 6)
+        bias      = round(b / sigma) << act_shift         (Loihi: bias mantissa, exponent 6)
+        reset_value, state_level likewise; v_init = round(v0 * 2^act_shift / sigma)
+        dv = round((1 - beta) * 4096),  du = round((1 - alpha) * 4096)  (alpha = 0: du = 4096)
+    """
+    g = graph.copy()
+    a = cfg.act_shift
+    for name in g.of_kind("Input"):
+        op = g.node(name)
+        g.set(name, IntInput(source=op.source, shape=op.shape, encoding=op.encoding,
+                             scale=op.scale, bits=1 if op.encoding == "spikes" else op.bits))
+    for name in g.of_kind("LIF"):
+        op = g.node(name)
+        sigma = op.scale.astype(np.float64)
+
+        def ints(x):
+            return _round(_per_channel(x, sigma)) << a
+
+        thr = ints(op.threshold) if op.fires else np.zeros(1, np.int64)
+        bias = _round(_per_channel(op.bias, sigma)) << a
+        g.set(name, IntLIF(
+            source=op.source, du=DECAY_ONE if not op.alpha else decay_constant(op.alpha),
+            dv=decay_constant(op.beta), act_shift=a, threshold=thr, bias=bias, reset=op.reset,
+            reset_value=ints(op.reset_value) if op.reset == "subtract" else thr.copy(),
+            v_init=_round(_per_channel(np.array([op.v_init]), sigma) * (1 << a)),
+            state_quant=op.state_quant,
+            state_level=ints(op.state_level) if op.state_quant != "none" else np.ones(1, np.int64),
+            u_bits=cfg.u_bits, u_overflow=cfg.u_overflow, v_bits=cfg.v_bits,
+            v_overflow=cfg.v_overflow, fires=op.fires, scale=sigma / (1 << a)))
+    return g, True
+
+
+def value_bounds(graph: Graph) -> dict[str, int]:
+    """Worst-case |value| of every integer tensor in one step (inputs at their extremes)."""
+    b: dict[str, int] = {}
+    for name, op in graph.items():
+        ins = [b[s] for s in graph.inputs(name)]
+        k = op.kind
+        if k == "IntInput":
+            b[name] = 1 if op.encoding == "spikes" else (1 << op.bits) - 1
+        elif k == "IntLIF":
+            b[name] = 1
+        elif k == "SumPool":
+            b[name] = ins[0] * op.kernel[0] * op.kernel[1]
+        elif k == "Add":
+            b[name] = sum(ins)
+        elif k in ("IntConv", "IntDense"):
+            fan = int(np.abs(op.weight).reshape(op.weight.shape[0], -1).sum(axis=1).max())
+            acc = fan * ins[0]
+            b[name] = acc << op.weight_exp if op.weight_exp >= 0 else acc >> -op.weight_exp
+            if op.out_bits:
+                b[name] = min(b[name], 1 << (op.out_bits - 1))
+        else:
+            b[name] = ins[0]
+    return b
+
+
+def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
+    """Fit every neuron into its declared u/v widths without silent overflow.
+
+    Where the worst-case input current (a << act_shift) could overflow u, or the
+    threshold or bias does not fit v, drop fractional membrane bits: lower act_shift by k
+    and shift the constants right by k (exact for threshold, bias and reset value,
+    which are multiples of 2^act_shift). What still does not fit is reported, all layers
+    at once, with the fix."""
+    g = graph.copy()
+    bounds = value_bounds(g)
+    problems, changed = [], False
+    fields = ("threshold", "bias", "reset_value", "state_level", "v_init")
+    for name in g.of_kind("IntLIF"):
+        op = g.node(name)
+        vlim = (1 << (op.v_bits - 1)) - 1
+        ulim = (1 << (op.u_bits - 1)) - 1
+        a = bounds[g.inputs(name)[0]]
+        gain = DECAY_ONE / op.du if op.du else float("inf")  # steady state of u under decay
+
+        def fits(k: int) -> bool:
+            big = max(int(np.abs(getattr(op, f)).max()) for f in fields) >> k
+            u_ok = op.u_overflow == "saturate" or (a << (op.act_shift - k)) * gain <= ulim
+            return big <= vlim and u_ok
+
+        k = 0
+        while not fits(k) and k < op.act_shift:
+            k += 1
+        if k:
+            op = op.replace(act_shift=op.act_shift - k, scale=op.scale * (1 << k),
+                            **{f: _round(getattr(op, f) / (1 << k)) for f in fields})
+            g.set(name, op)
+            changed = True
+        src = op.source or name
+        for f in fields:
+            arr = getattr(op, f)
+            if np.abs(arr).max() > vlim:
+                problems.append(f"layer '{src}': {f} reaches {int(np.abs(arr).max())}, beyond the "
+                                f"{op.v_bits}-bit membrane (max {vlim}); fix: raise --v-bits to "
+                                f"{int(np.abs(arr).max()).bit_length() + 1} or lower --weight-bits")
+        if op.fires and (op.threshold < 0).any():
+            problems.append(f"layer '{src}': negative threshold {int(op.threshold.min())}")
+        if op.u_overflow != "saturate" and (a << op.act_shift) * gain > ulim:
+            problems.append(f"layer '{src}': input current can reach {a} (x2^{op.act_shift} in u), "
+                            f"beyond the {op.u_bits}-bit u register, so u could wrap; fix: raise "
+                            f"--u-bits, use --u-overflow saturate, or lower --weight-bits")
+    if problems:
+        raise BitWidthError(problems, header="neurons do not fit the declared membrane widths")
+    return g, changed
+
+
+def set_schedule(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
+    """Synapse latency: "zero" keeps delay 0 (PyTorch order), "lava" gives every synapse
+    one step (Loihi 2: a synapse sends on step t what it computed on step t - 1)."""
+    if cfg.schedule == "zero":
+        return graph, False
+    g = graph.copy()
+    for name in g.of_kind("IntConv", "IntDense"):
+        g.set(name, g.node(name).replace(delay=1))
+    return g, True

@@ -1,0 +1,190 @@
+"""Memory, model size, synaptic operations and energy of a compiled integer model.
+
+* model size (QP-SNN Eq. 16): M = sum P_q * B_q (every parameter of the integer model is
+  integer: weights at their weight bits, neuron constants at the membrane width,
+  decays at 12 bits);
+* memory (SpQuant-SNN Eq. 28): M_t = w_p N_w + u_p N_f + u_s N_f, with u_p the stored
+  membrane bits (v, plus u where a current is kept; ternary 2 bits, binary 1 bit) and
+  u_s = 1 bit per spike;
+* operations, measured by running the reference on given inputs: an AC (accumulate) for
+  every binary input event times its fan-out, a MAC for every non-binary input value
+  (pixels, pooled spike counts) times its fan-out; neuron updates and spikes per step.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir.graph import Graph
+from ..ir.nodes import IntLIF
+from ..reference import kernels as K
+from .energy import MODELS, energy_pj
+
+
+def state_bits(op: IntLIF) -> int:
+    v = {"ternary": 2, "binary": 1}.get(op.state_quant, op.v_bits)
+    return v + (op.u_bits if op.du != K.DECAY_ONE else 0)
+
+
+def static_rows(graph: Graph) -> list[dict]:
+    shapes = graph.shapes()
+    rows = []
+    for name, op in graph.items():
+        row = {"layer": name, "op": op.kind, "shape": list(shapes[name]), "params": 0,
+               "bits": None, "size_bits": 0, "neurons": 0, "state_bits": 0}
+        if op.kind in ("IntConv", "IntDense"):
+            row.update(params=int(op.weight.size), bits=op.weight_bits,
+                       size_bits=int(op.weight.size) * op.weight_bits,
+                       r_utilize=r_utilize(op.weight, op.weight_bits))
+        elif isinstance(op, IntLIF):
+            n = int(np.prod(shapes[name]))
+            consts = sum(getattr(op, f).size for f in ("threshold", "bias", "reset_value", "v_init"))
+            consts += op.state_level.size if op.state_quant != "none" else 0
+            row.update(params=int(consts), bits=op.v_bits, size_bits=int(consts) * op.v_bits + 2 * 12,
+                       neurons=n, state_bits=state_bits(op))
+        rows.append(row)
+    return rows
+
+
+def r_utilize(w: np.ndarray, bits: int) -> float:
+    """QP-SNN Eq. 8: distinct integer values used / values available (2^b - 1 symmetric)."""
+    return float(len(np.unique(w)) / ((1 << bits) - 1))
+
+
+def measure_ops(graph: Graph, x: np.ndarray) -> dict[str, dict]:
+    """Per synapse: MACs and ACs per sample (summed over steps); per neuron layer: updates
+    and spikes per sample. Runs the reference with the same schedule as the model."""
+    from ..reference import interpreter as R
+
+    res = R.run(graph, x)
+    n = res["output"].shape[0]
+    t_steps = res["output"].shape[1]
+    xin = R.prepare_input(graph, x)
+    acts = {graph.input_name: xin}
+    ops: dict[str, dict] = {}
+    for name, op in graph.items():
+        if isinstance(op, IntLIF):
+            acts[name] = res.get(name, np.zeros((n, t_steps) + graph.shapes()[name], np.int64))
+            ops[name] = {"neuron_updates": float(np.prod(acts[name].shape[2:]) * t_steps),
+                         "spikes": float(acts[name].sum() / n)}
+            continue
+        ins = [acts.get(s) for s in graph.inputs(name)]
+        if any(a is None for a in ins) or op.kind == "IntInput":
+            continue
+        a = ins[0]
+        flat = a.reshape((n * t_steps,) + a.shape[2:])
+        if op.kind in ("IntConv", "IntDense"):
+            nz = (flat != 0).astype(np.int64)
+            if op.kind == "IntConv":
+                ones = np.ones_like(op.weight)
+                events = K.conv2d(nz, ones, op.stride, op.padding, op.dilation, op.groups).sum()
+            else:
+                events = nz.reshape(nz.shape[0], -1).sum() * op.weight.shape[0]
+            binary = bool(flat.size == 0 or (flat.min() >= 0 and flat.max() <= 1))
+            key = "acs" if binary else "macs"
+            ops[name] = {"acs": 0.0, "macs": 0.0, "dense_macs": float(_dense_macs(op, a.shape[2:]))}
+            ops[name][key] = float(events / n)
+            acts[name] = None  # currents are not inputs of further synapses
+        elif op.kind in ("SumPool", "MaxPool", "Flatten", "Add"):
+            fn = {"SumPool": lambda v: K.sum_pool(v, op.kernel, op.stride, op.padding),
+                  "MaxPool": lambda v: K.max_pool(v, op.kernel, op.stride, op.padding),
+                  "Flatten": lambda v: v.reshape(v.shape[0], -1),
+                  "Add": None}[op.kind]
+            if fn is None:
+                acts[name] = None
+            else:
+                out = fn(flat)
+                acts[name] = out.reshape((n, t_steps) + out.shape[1:])
+    return ops
+
+
+def _dense_macs(op, in_shape) -> int:
+    if op.kind == "IntDense":
+        return int(op.weight.size)
+    o, cg, kh, kw = op.weight.shape
+    c, h, w = in_shape
+    ho = (h + 2 * op.padding[0] - op.dilation[0] * (kh - 1) - 1) // op.stride[0] + 1
+    wo = (w + 2 * op.padding[1] - op.dilation[1] * (kw - 1) - 1) // op.stride[1] + 1
+    return o * ho * wo * cg * kh * kw
+
+
+def build_report(graph: Graph, x: np.ndarray | None = None, input_desc: str = "") -> dict:
+    rows = static_rows(graph)
+    weights = sum(r["size_bits"] for r in rows if r["op"] in ("IntConv", "IntDense"))
+    n_w = sum(r["params"] for r in rows if r["op"] in ("IntConv", "IntDense"))
+    consts = sum(r["size_bits"] for r in rows if r["op"] == "IntLIF")
+    n_f = sum(r["neurons"] for r in rows)
+    membrane = sum(r["neurons"] * r["state_bits"] for r in rows)
+    rep = {
+        "model_size": {"weights_bits": weights, "neuron_constants_bits": consts,
+                       "total_bytes": math.ceil((weights + consts) / 8),
+                       "float32_bytes": 4 * (n_w + sum(r["params"] for r in rows if r["op"] == "IntLIF")),
+                       "method": "QP-SNN Eq. 16: sum of parameters x bit width (all integer)"},
+        "memory": {"weights_bits": weights, "membrane_bits": membrane, "spike_bits": n_f,
+                   "total_bytes": math.ceil((weights + membrane + n_f) / 8),
+                   "method": "SpQuant-SNN Eq. 28: w_p*N_w + u_p*N_f + u_s*N_f"},
+        "layers": rows, "steps": int(graph.meta.get("steps", 1)),
+    }
+    if x is not None:
+        ops = measure_ops(graph, x)
+        for r in rows:
+            r.update(ops.get(r["layer"], {}))
+        macs = sum(r.get("macs", 0.0) for r in rows)
+        acs = sum(r.get("acs", 0.0) for r in rows)
+        upd = sum(r.get("neuron_updates", 0.0) for r in rows)
+        spk = sum(r.get("spikes", 0.0) for r in rows)
+        dense = sum(r.get("dense_macs", 0.0) for r in rows)
+        rep["ops"] = {"samples": int(len(x)), "input": input_desc, "macs_per_sample": macs,
+                      "acs_per_sample": acs, "sops_per_sample": macs + acs,
+                      "neuron_updates_per_sample": upd, "spikes_per_sample": spk,
+                      "ann_macs_per_sample": dense,
+                      "method": "measured with the reference interpreter on the given inputs; "
+                                "AC = binary event x fan-out, MAC = non-binary input x fan-out"}
+        rep["energy"] = {k: {"title": m["title"], "source": m["source"],
+                             "snn_uj_per_sample": energy_pj(k, macs, acs, upd, spk) / 1e6}
+                         for k, m in MODELS.items()}
+        rep["energy"]["45nm_fp32"]["ann_uj_per_sample"] = dense * MODELS["45nm_fp32"]["mac"] / 1e6
+    return rep
+
+
+def format_report(rep: dict) -> str:
+    lines = []
+    has_ops = "ops" in rep
+    hdr = f"{'layer':<16}{'op':<9}{'shape':<14}{'params':>9}{'bits':>5}{'size KB':>9}{'neurons':>9}{'state b':>8}"
+    if has_ops:
+        hdr += f"{'MACs/smp':>11}{'ACs/smp':>11}{'spikes/smp':>11}"
+    lines += [hdr, "-" * len(hdr)]
+    for r in rep["layers"]:
+        if r["op"] in ("IntInput",):
+            continue
+        line = (f"{r['layer'][:15]:<16}{r['op']:<9}{'x'.join(map(str, r['shape'])):<14}{r['params']:>9}"
+                f"{r['bits'] if r['bits'] is not None else '':>5}{r['size_bits'] / 8192:>9.2f}"
+                f"{r['neurons'] or '':>9}{r['state_bits'] or '':>8}")
+        if has_ops:
+            line += (f"{_fmt(r.get('macs'))}{_fmt(r.get('acs'))}{_fmt(r.get('spikes'))}")
+        lines.append(line)
+    ms, mem = rep["model_size"], rep["memory"]
+    lines += ["", f"model size (QP-SNN Eq. 16): {ms['total_bytes'] / 1024:.2f} KiB "
+                  f"(weights {ms['weights_bits'] / 8192:.2f} KiB + neuron constants "
+                  f"{ms['neuron_constants_bits'] / 8192:.2f} KiB; float32 model {ms['float32_bytes'] / 1024:.2f} KiB)",
+              f"memory (SpQuant-SNN Eq. 28): {mem['total_bytes'] / 1024:.2f} KiB (weights "
+              f"{mem['weights_bits'] / 8192:.2f} + membrane {mem['membrane_bits'] / 8192:.2f} + spikes "
+              f"{mem['spike_bits'] / 8192:.2f} KiB)"]
+    if has_ops:
+        o = rep["ops"]
+        lines += [f"operations per sample over T={rep['steps']} ({o['samples']} samples of {o['input']}): "
+                  f"{o['macs_per_sample']:.4g} MACs, {o['acs_per_sample']:.4g} ACs, "
+                  f"{o['spikes_per_sample']:.4g} spikes, {o['neuron_updates_per_sample']:.4g} neuron updates "
+                  f"(an ANN of the same shape: {o['ann_macs_per_sample']:.4g} MACs)", "energy per sample:"]
+        for k, e in rep["energy"].items():
+            extra = f"   (ANN: {e['ann_uj_per_sample']:.3f} uJ)" if "ann_uj_per_sample" in e else ""
+            lines.append(f"  {e['title']:<52} {e['snn_uj_per_sample']:.4f} uJ{extra}")
+        lines.append("  sources: " + "; ".join(e["source"] for e in rep["energy"].values()))
+    else:
+        lines.append("operations and energy: not measured (give --input x.npy or --dataset NAME:N)")
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return f"{v:>11.4g}" if v is not None else f"{'':>11}"
