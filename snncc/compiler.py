@@ -126,8 +126,9 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
         get_target(t)  # fail early on unknown targets or missing backends
     digest = None
     if isinstance(model, (str, Path)):
-        digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()
-        model = load_torch_model(model, trust_pickle=trust_pickle, arch=arch)
+        path = Path(model)
+        model = load_torch_model(path, trust_pickle=trust_pickle, arch=arch)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if example_input is None:
         example_input = guess_input_shape(model)
     fg = trace(model, example_input, config)
