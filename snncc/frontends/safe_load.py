@@ -33,7 +33,7 @@ def safe_globals() -> list[type]:
 
     allowed: list[type] = sorted(
         (c for _, c in inspect.getmembers(nn, inspect.isclass)
-         if issubclass(c, nn.Module) and c.__module__.startswith("torch.nn")),
+         if issubclass(c, nn.Module) and c.__module__.startswith("torch.nn.modules")),
         key=lambda c: f"{c.__module__}.{c.__qualname__}")
     allowed += [snn.LIF, snn.IF, snn.Residual]
     try:

@@ -31,13 +31,22 @@ def problems(graph: Graph, stage: str) -> list[str]:
         shapes = graph.shapes()
     except Exception as e:  # noqa: BLE001 - reported as an invariant failure
         return [f"shape inference failed: {e}"]
-    if not graph.outputs:
-        errs.append("graph has no outputs")
+    if len(graph.outputs) != 1:
+        errs.append(f"graph must have exactly one output, has {graph.outputs}")
     for o in graph.outputs:
         if o not in graph:
             errs.append(f"output {o!r} is not a node")
     for name, op in graph.items():
         ins = graph.inputs(name)
+        if "/" in name or name == "output":
+            errs.append(f"node name {name!r} is reserved (results use 'output' and '<layer>/v')")
+        if op.kind == "MaxPool" and any(op.padding):
+            errs.append(f"{name}: MaxPool takes no padding")
+        if op.kind in ("Dense", "IntDense") and ins and int(np.prod(shapes[ins[0]])) != op.weight.shape[1]:
+            errs.append(f"{name}: weight takes {op.weight.shape[1]} inputs, input has {int(np.prod(shapes[ins[0]]))}")
+        if op.kind in ("Conv", "IntConv") and ins and (len(shapes[ins[0]]) != 3 or
+                                                       shapes[ins[0]][0] != op.weight.shape[1] * op.groups):
+            errs.append(f"{name}: weight takes {op.weight.shape[1] * op.groups} channels, input is {shapes[ins[0]]}")
         want = ARITY.get(op.kind, None)
         if want is not None and len(ins) != want:
             errs.append(f"{name}: {op.kind} takes {want} inputs, has {len(ins)}")

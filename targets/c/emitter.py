@@ -1,0 +1,388 @@
+"""C99 emitter: an integer graph -> a standalone C project (model.c/.h, main.c, Makefile,
+the runtime library) that reproduces ``snncc.reference.interpreter.run`` bit for bit.
+
+The work splits in two. ``plan(graph)`` turns the graph into plain data: one record per
+layer with its C identifiers, buffers, packed weights and constants, and the element
+type of every buffer, chosen from worst-case value bounds (``_Bounds``) so that int8
+holds spikes, wider types appear only where a value can need them, and every value the
+reference can compute is stored exactly. The Jinja2 templates in ``templates/`` then
+lay that data out; all behaviour lives in the runtime (``runtime/src/snncc_rt.c``).
+Output is deterministic: graph order, sorted JSON, no timestamps.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import SnnccError
+from ...ir.graph import Graph
+from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS, IntLIF
+from ...ir.verify import verify
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+BINARY = "snncc_model"
+BINARY_ASAN = "snncc_model_asan"
+SOURCES = ("main.c", "model.c", "snncc_rt.c")
+MANIFEST = "c_manifest.json"
+
+# element types, index = the runtime's SNN_I8 .. SNN_I64
+CTYPES = ("int8_t", "int16_t", "int32_t", "int64_t")
+ENUMS = ("SNN_I8", "SNN_I16", "SNN_I32", "SNN_I64")
+NPTYPES = ("<i1", "<i2", "<i4", "<i8")
+KIND_ENUM = {"IntConv": "SNN_CONV", "IntDense": "SNN_DENSE", "SumPool": "SNN_SUMPOOL",
+             "MaxPool": "SNN_MAXPOOL", "Flatten": "SNN_FLATTEN", "Add": "SNN_ADD", "IntLIF": "SNN_LIF"}
+I32_MAX = (1 << 31) - 1
+SAFE = 1 << 50  # bound below which every int64 intermediate (decay product, sums) is exact
+
+
+# ------------------------------------------------------------------------ C spelling
+def c_ident(index: int, name: str) -> str:
+    """Deterministic, unique C identifier for the node at position ``index``."""
+    return f"L{index:03d}_" + re.sub(r"[^0-9A-Za-z_]", "_", name)[:48]
+
+
+def c_comment(text: str) -> str:
+    """Text safe inside /* */: printable ASCII, no comment end, no trigraphs."""
+    s = "".join(ch if " " <= ch <= "~" else "?" for ch in str(text))
+    return s.replace("*/", "*_/").replace("??", "?_?")
+
+
+def c_string(text: str) -> str:
+    """A C string literal body for ``text`` (UTF-8; octal escapes; no trigraphs)."""
+    out = []
+    for b in str(text).encode("utf-8"):
+        ch = chr(b)
+        if ch in "\\\"?":
+            out.append("\\" + ch)
+        elif 32 <= b < 127:
+            out.append(ch)
+        else:
+            out.append(f"\\{b:03o}")
+    return "".join(out)
+
+
+def c_int(v: int) -> str:
+    v = int(v)
+    return "(-9223372036854775807 - 1)" if v == -(1 << 63) else str(v)
+
+
+def _rows(items: list[str], per_row: int) -> list[str]:
+    return [", ".join(items[i:i + per_row]) for i in range(0, len(items), per_row)]
+
+
+def type_for(lo: int, hi: int) -> int:
+    """Index of the narrowest signed type holding [lo, hi]."""
+    for t, bits in enumerate((8, 16, 32, 64)):
+        if -(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1)):
+            return t
+    raise SnnccError(f"values in [{lo}, {hi}] do not fit in 64 bits")
+
+
+def pack_weights(w: np.ndarray, bits: int) -> bytes:
+    """``bits``-bit two's complement, little-endian bit order (see snncc_rt.h)."""
+    flat = np.ascontiguousarray(w, dtype=np.int64).reshape(-1)
+    raw = (flat.view(np.uint64) & np.uint64((1 << bits) - 1)).astype("<u8")
+    allbits = np.unpackbits(raw.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+    return np.packbits(allbits[:, :bits].reshape(-1), bitorder="little").tobytes()
+
+
+# ------------------------------------------------------------------- value bounds
+def _ovf_mag(p: int, bits: int, mode: str) -> int:
+    """Largest |overflow(x)| over |x| <= p (kernels.overflow)."""
+    m = 1 << (bits - 1)
+    if p <= m - 1:
+        return p
+    if mode == "saturate":
+        return m - 1
+    if mode == "wrap":
+        return m
+    return p if p <= m else max(m, p - 2 * m)  # wrap_lava: one fold
+
+
+def _decay_mag(b: int, d: int) -> int:
+    return (b * (DECAY_ONE - d)) >> 12
+
+
+def _invariant(g, floor: int, candidates) -> int | None:
+    """Smallest candidate B >= floor with g(B) <= B: since g is monotone, |state| <= B
+    holds at every step by induction. None if no candidate is invariant (the state may
+    grow with time, e.g. wrap_lava with inputs above twice the register range)."""
+    for b in sorted({int(c) for c in candidates if c >= floor}):
+        if g(b) <= b:
+            return b
+    return None
+
+
+def _lif_bounds(op: IntLIF, a_mag: int) -> tuple[int | None, int | None]:
+    """Magnitude bounds of the stored u (None: no state) and v of one IntLIF."""
+    amp = a_mag << op.act_shift
+    if amp >= SAFE:
+        raise SnnccError(f"IntLIF input reaches {amp} after act_shift: beyond exact int64 range")
+    m_u, m_v = 1 << (op.u_bits - 1), 1 << (op.v_bits - 1)
+    types = (127, 32767, I32_MAX, SAFE - 1)
+
+    def g_u(b):
+        return _ovf_mag(_decay_mag(b, op.du) + amp, op.u_bits, op.u_overflow)
+
+    if op.du == DECAY_ONE:
+        u_bound, u_state = g_u(0), None
+    else:
+        cands = (m_u - 1, m_u) + types + ((-(-amp * DECAY_ONE // op.du),) if op.du else ())
+        u_bound = u_state = _invariant(g_u, 0, cands)
+    if u_bound is None:
+        return None, None
+    mx = [int(np.abs(getattr(op, f)).max()) for f in ("bias", "reset_value", "state_level", "v_init")]
+    bias, rv, level, vinit = mx
+    sub = rv if op.fires and op.reset == "subtract" else 0
+
+    def g_v(b):
+        p = _ovf_mag(_decay_mag(b, op.dv) + u_bound + bias, op.v_bits, op.v_overflow)
+        return level if op.state_quant != "none" else p + sub
+
+    k = u_bound + bias + sub
+    cands = (m_v - 1, m_v, m_v + sub, level, vinit) + types + ((-(-k * DECAY_ONE // op.dv),) if op.dv else ())
+    return u_state, _invariant(g_v, vinit, cands)
+
+
+class _Bounds:
+    """Worst-case [lo, hi] of every tensor (always containing 0: delay lines start at 0)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.iv: dict[str, tuple[int, int]] = {}
+        self.acc64: dict[str, bool] = {}
+        self.state: dict[str, tuple[int | None, int | None]] = {}
+        for name, op in graph.items():
+            ins = [self.iv[s] for s in graph.inputs(name)]
+            self.iv[name] = self._node(name, op, ins)
+            lo, hi = self.iv[name]
+            if max(-lo, hi) >= 1 << 62:
+                raise SnnccError(f"{name}: values may reach [{lo}, {hi}], beyond exact int64 arithmetic")
+
+    def _node(self, name, op, ins):
+        k = op.kind
+        if k == "IntInput":
+            return (0, 1) if op.encoding == "spikes" else (0, (1 << op.bits) - 1)
+        if k in ("IntConv", "IntDense"):
+            lo, hi = ins[0]
+            w = op.weight.reshape(op.weight.shape[0], -1)
+            pos = [int(s) for s in np.where(w > 0, w, 0).sum(axis=1)]
+            neg = [int(s) for s in np.where(w < 0, w, 0).sum(axis=1)]
+            acc_hi = max([p * hi + n * lo for p, n in zip(pos, neg)] + [0])
+            acc_lo = min([p * lo + n * hi for p, n in zip(pos, neg)] + [0])
+            self.acc64[name] = max(-acc_lo, acc_hi) > I32_MAX or max(-lo, hi) > I32_MAX
+            e, b = op.weight_exp, op.out_bits
+            lo, hi = (acc_lo << e, acc_hi << e) if e >= 0 else (acc_lo >> -e, acc_hi >> -e)
+            _check(max(-lo, hi) < 1 << 62, f"{name}: values may reach [{lo}, {hi}], beyond exact int64 arithmetic")
+            if b and not (-(1 << (b - 1)) <= lo and hi < 1 << (b - 1)):
+                lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1  # wraps to out_bits
+            return lo, hi
+        if k == "SumPool":
+            n = op.kernel[0] * op.kernel[1]
+            return ins[0][0] * n, ins[0][1] * n
+        if k in ("MaxPool", "Flatten"):
+            return ins[0]
+        if k == "Add":
+            return sum(i[0] for i in ins), sum(i[1] for i in ins)
+        if k == "IntLIF":
+            self.state[name] = _lif_bounds(op, max(-ins[0][0], ins[0][1]))
+            return 0, 1
+        raise SnnccError(f"{name}: the C target has no kernel for {k}")
+
+
+# ---------------------------------------------------------------------------- planning
+def _dims(shape: tuple) -> tuple[int, int, int]:
+    if len(shape) == 1:
+        return shape[0], 1, 1
+    if len(shape) == 3:
+        return tuple(shape)
+    raise SnnccError(f"the C target supports tensors of shape (N,) or (C, H, W), got {shape}")
+
+
+def _tensor(cname: str, shape: tuple, t: int, buf: str | None = None) -> dict:
+    c, h, w = _dims(shape)
+    return {"cname": cname, "buf": buf or cname.removesuffix("_t") + "_buf", "own": buf is None, "ctype": CTYPES[t],
+            "enum": ENUMS[t], "type": t, "c": c, "h": h, "w": w, "n": c * h * w, "shape": list(shape)}
+
+
+def _vec(cname: str, a: np.ndarray) -> dict:
+    vals = [int(v) for v in np.asarray(a).reshape(-1)]
+    t = type_for(min(vals), max(vals))
+    return {"cname": cname, "ctype": CTYPES[t], "enum": ENUMS[t], "n": len(vals),
+            "rows": _rows([c_int(v) for v in vals], 16), "bytes": len(vals) << t}
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise SnnccError(msg)
+
+
+def plan(graph: Graph) -> dict:
+    """Everything the templates and the manifest need, as plain data."""
+    verify(graph, "int", after="(C target)")
+    shapes = graph.shapes()
+    bounds = _Bounds(graph)
+    order = graph.order()
+    cnames = {n: c_ident(i, n) for i, n in enumerate(order)}
+    tensors: dict[str, dict] = {}
+    layers = []
+    inp = graph.node(graph.input_name)
+    _check(inp.encoding == "spikes" or 1 <= inp.bits <= 31, f"input bits must be 1..31, got {inp.bits}")
+    for name in order:
+        op, c = graph.node(name), cnames[name]
+        _check(all(d > 0 for d in shapes[name]), f"{name}: empty tensor of shape {shapes[name]}")
+        if op.kind == "IntInput":
+            tensors[name] = _tensor(f"{c}_t", shapes[name], type_for(*bounds.iv[name]))
+            continue
+        ins = graph.inputs(name)
+        t = 0 if op.kind == "IntLIF" else type_for(*bounds.iv[name])
+        alias = tensors[ins[0]]["buf"] if op.kind == "Flatten" else None
+        if alias is not None:
+            t = tensors[ins[0]]["type"]
+        out = tensors[name] = _tensor(f"{c}_t", shapes[name], t, alias)
+        L = {"name": name, "comment": c_comment(name), "cstr": c_string(name), "cname": c,
+             "kind": op.kind, "enum": KIND_ENUM[op.kind], "out": out,
+             "inputs": [tensors[s]["cname"] for s in ins], "delay": None, "params": None,
+             "weights": None, "lif": None, "info": _describe(op)}
+        if op.kind in ("IntConv", "IntDense"):
+            L.update(_synapse(name, op, c, tensors[ins[0]], bounds.acc64[name]))
+        elif op.kind in ("SumPool", "MaxPool"):
+            _check(len(shapes[ins[0]]) == 3, f"{name}: pooling needs a (C, H, W) input")
+            L["params"] = {"cname": f"{c}_p", "ctype": "snn_pool_t",
+                           "init": ", ".join(str(int(v)) for v in (*op.kernel, *op.stride, *op.padding))}
+        elif op.kind == "IntLIF":
+            L["lif"] = _lif(name, op, c, shapes[name], bounds.state[name])
+            L["params"] = {"cname": f"{c}_p", "ctype": "snn_lif_t", "init": None}
+        layers.append(L)
+    _check(bool(layers), "the graph has no layer to compute")
+    probes = []
+    for L in layers:
+        if L["kind"] == "IntLIF":
+            probes.append({"key": L["name"], "tensor": L["out"], "state": False})
+            probes.append({"key": L["name"] + "/v", "tensor": L["lif"]["v"], "state": True})
+            if L["lif"]["u"] is not None:
+                probes.append({"key": L["name"] + "/u", "tensor": L["lif"]["u"], "state": True})
+    for o in graph.outputs:
+        op = graph.node(o)
+        src = next((L for L in layers if L["name"] == o), None)
+        t = src["lif"]["v"] if isinstance(op, IntLIF) and not op.fires else tensors[o]
+        probes.append({"key": "output", "tensor": t, "state": False})
+    for p in probes:
+        p["cstr"] = c_string(p["key"])
+        p["comment"] = c_comment(p["key"])
+    weights_bits = sum(L["weights"]["count"] * L["weights"]["bits"] for L in layers if L["weights"])
+    weights_bytes = sum(L["weights"]["bytes"] for L in layers if L["weights"])
+    state_bytes = sum((t["n"] << t["type"]) for L in layers if L["lif"]
+                      for t in (L["lif"]["u"], L["lif"]["v"]) if t is not None)
+    state_bytes += sum(L["delay"]["depth"] * (L["out"]["n"] << L["out"]["type"]) for L in layers if L["delay"])
+    act_bytes = sum(t["n"] << t["type"] for t in tensors.values() if t["own"])
+    const_bytes = sum(v["bytes"] for L in layers if L["lif"] for v in L["lif"]["consts"])
+    return {
+        "graph_name": c_comment(graph.meta.get("name", "model")),
+        "input": tensors[graph.input_name] | {"name": graph.input_name, "comment": c_comment(graph.input_name),
+                                              "encoding": inp.encoding, "bits": int(inp.bits)},
+        "layers": layers, "probes": probes, "steps": int(graph.meta.get("steps", 1)),
+        "outputs": list(graph.outputs),
+        "sizes": {"weights_bits": weights_bits, "weights_bytes": weights_bytes, "state_bytes": state_bytes,
+                  "activation_bytes": act_bytes, "constant_bytes": const_bytes},
+    }
+
+
+def _describe(op) -> str:
+    skip = {"weight", "scale", "source"}
+    parts = [f"{k}={v}" for k, v in sorted(op.params().items()) if k not in skip]
+    for k, a in sorted(op.arrays().items()):
+        if k not in skip:
+            parts.append(f"{k}={a.tolist() if a.size <= 4 else f'<{a.size} values>'}")
+    return c_comment(", ".join(parts))
+
+
+def _synapse(name: str, op, c: str, x: dict, acc64: bool) -> dict:
+    bits = int(op.weight_bits)
+    _check(1 <= bits <= 32, f"{name}: the C target packs weights of 1..32 bits, got {bits}")
+    _check(-62 <= op.weight_exp <= 62, f"{name}: weight_exp {op.weight_exp} out of range")
+    acc64 = acc64 or x["type"] == 3
+    out_bits = int(op.out_bits)
+    _check(0 <= out_bits <= 62, f"{name}: out_bits {out_bits} must be 0..62")
+    packed = pack_weights(op.weight, bits)
+    w = {"cname": f"{c}_w", "bits": bits, "count": int(op.weight.size), "bytes": len(packed),
+         "rows": _rows([f"0x{b:02x}" for b in packed], 16)}
+    head = f"{w['cname']}, {bits}, {op.weight_exp}, {int(acc64)}, {out_bits}"
+    if op.kind == "IntConv":
+        _check(len(x["shape"]) == 3, f"{name}: conv needs a (C, H, W) input")
+        o, cg, kh, kw = op.weight.shape
+        _check(cg * op.groups == x["c"] and o % op.groups == 0,
+               f"{name}: weight {op.weight.shape} does not match {x['c']} input channels in {op.groups} groups")
+        vals = (kh, kw, *op.stride, *op.padding, *op.dilation, op.groups)
+        params = {"cname": f"{c}_p", "ctype": "snn_conv_t", "init": head + "".join(f", {int(v)}" for v in vals)}
+    else:
+        _check(op.weight.shape[1] == x["n"], f"{name}: weight {op.weight.shape} does not match {x['n']} inputs")
+        params = {"cname": f"{c}_p", "ctype": "snn_dense_t", "init": head}
+    delay = {"depth": int(op.delay), "buf": f"{c}_ring", "cname": f"{c}_delay"} if op.delay > 0 else None
+    return {"weights": w, "params": params, "delay": delay, "acc": "int64" if acc64 else "int32"}
+
+
+def _lif(name: str, op: IntLIF, c: str, shape: tuple, state: tuple) -> dict:
+    _check(1 <= op.u_bits <= 62 and 1 <= op.v_bits <= 62, f"{name}: u_bits/v_bits must be 1..62")
+    _check(0 <= op.act_shift <= 62, f"{name}: act_shift {op.act_shift} must be 0..62")
+    u_b, v_b = state
+    for f, b in (("u", u_b), ("v", v_b)):
+        _check(b is None or b < SAFE, f"{name}: {f} may reach {b}, beyond exact int64 arithmetic")
+    u = None if op.du == DECAY_ONE else _tensor(f"{c}_u", shape, 3 if u_b is None else type_for(-u_b, u_b))
+    v = _tensor(f"{c}_v", shape, 3 if v_b is None else type_for(-v_b, v_b))
+    consts = [_vec(f"{c}_{f}", getattr(op, f)) for f in ("threshold", "bias", "reset_value", "v_init", "state_level")]
+    scal = (op.du, op.dv, op.act_shift, op.u_bits, OVERFLOWS.index(op.u_overflow), op.v_bits,
+            OVERFLOWS.index(op.v_overflow), RESETS.index(op.reset), STATE_QUANTS.index(op.state_quant), int(op.fires))
+    return {"u": u, "v": v, "consts": consts, "scalars": ", ".join(str(int(s)) for s in scal)}
+
+
+# ------------------------------------------------------------------------------ emit
+def _env():
+    import jinja2  # imported here: `import snncc` stays light
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                              autoescape=False)
+
+
+def manifest(p: dict) -> dict:
+    """The machine-readable summary written as c_manifest.json (read by runner.simulate)."""
+    inp = p["input"]
+    return {
+        "format": "snncc-c", "version": 1, "binary": BINARY, "steps": p["steps"], "outputs": p["outputs"],
+        "input": {"name": inp["name"], "shape": inp["shape"], "encoding": inp["encoding"], "bits": inp["bits"],
+                  "dtype": CTYPES[inp["type"]]},
+        "probes": [{"key": q["key"], "shape": q["tensor"]["shape"], "dtype": NPTYPES[q["tensor"]["type"]],
+                    "state": q["state"]} for q in p["probes"]],
+        "layers": [{"name": L["name"], "cname": L["cname"], "kind": L["kind"], "out_dtype": L["out"]["ctype"],
+                    "acc": L.get("acc"), "delay": L["delay"]["depth"] if L["delay"] else 0,
+                    "weight_bits": L["weights"]["bits"] if L["weights"] else None,
+                    "weights": L["weights"]["count"] if L["weights"] else 0,
+                    "weights_bytes": L["weights"]["bytes"] if L["weights"] else 0,
+                    "u_dtype": L["lif"]["u"]["ctype"] if L["lif"] and L["lif"]["u"] else None,
+                    "v_dtype": L["lif"]["v"]["ctype"] if L["lif"] else None} for L in p["layers"]],
+        **p["sizes"],
+    }
+
+
+def emit(graph: Graph, out_dir: str | Path) -> list[Path]:
+    """Write a standalone C99 project for ``graph`` into ``out_dir``; returns the files."""
+    from ... import runtime
+
+    p = plan(graph)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = _env()
+    texts = {f: env.get_template(f + ".j2").render(**p) for f in ("model.h", "model.c", "main.c", "Makefile")}
+    texts[MANIFEST] = json.dumps(manifest(p), sort_keys=True, indent=1) + "\n"
+    written = []
+    for fname, text in sorted(texts.items()):
+        (out / fname).write_text(text)
+        written.append(out / fname)
+    for src in (runtime.ROOT / "include" / "snncc_rt.h", runtime.ROOT / "src" / "snncc_rt.c"):
+        shutil.copyfile(src, out / src.name)
+        written.append(out / src.name)
+    return sorted(written)

@@ -1,0 +1,125 @@
+"""Build and run an emitted C project (see emitter.py and templates/main.c.j2).
+
+``simulate`` returns exactly what ``snncc.reference.interpreter.run`` returns. It talks
+to the harness through two little-endian binary files documented in main.c:
+input "SNNI" + (N, T, size) + int32 values; output "SNNO" + header + the probes of every
+step, each in its buffer's width, described by c_manifest.json."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import ArtifactError, SnnccError
+from ...ir.graph import Graph
+from ...ir.nodes import IntInput
+from ...reference.interpreter import prepare_input
+from .emitter import BINARY, BINARY_ASAN, MANIFEST, SOURCES
+
+CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
+SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
+_OUT_HEADER = struct.Struct("<4sIIIII")
+
+
+def find_compiler() -> str:
+    """$CC if set, else the system ``cc`` (gcc, clang as fallbacks)."""
+    for cand in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        path = shutil.which(cand) if cand else None
+        if path:
+            return path
+    raise SnnccError("the C target needs a C compiler, but none was found (looked for $CC, cc, gcc, clang); "
+                     "install one, e.g. `apt-get install gcc`, or set CC")
+
+
+def build(out_dir: str | Path, extra_cflags=(), sanitize: bool = False) -> Path:
+    """Compile the project in ``out_dir``; returns the binary (``snncc_model``, or
+    ``snncc_model_asan`` with AddressSanitizer + UBSan when ``sanitize``)."""
+    out = Path(out_dir)
+    missing = [f for f in SOURCES + ("model.h", "snncc_rt.h") if not (out / f).is_file()]
+    if missing:
+        raise ArtifactError(f"{out} is not an emitted C project: missing {', '.join(missing)}")
+    binary = out / (BINARY_ASAN if sanitize else BINARY)
+    cmd = [find_compiler(), *CFLAGS, *(SANITIZE if sanitize else ()), *extra_cflags, "-o", binary.name, *SOURCES]
+    proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SnnccError(f"C compilation failed in {out} (exit {proc.returncode}):\n  $ {' '.join(cmd)}\n"
+                         f"{proc.stderr.strip()}")
+    return binary
+
+
+def _manifest(out: Path) -> dict:
+    path = out / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{out} is not an emitted C project: {MANIFEST} is missing (run emit first)")
+    return json.loads(path.read_text())
+
+
+def _stale(binary: Path, out: Path) -> bool:
+    if not binary.is_file():
+        return True
+    srcs = [out / f for f in SOURCES + ("model.h", "snncc_rt.h")]
+    return binary.stat().st_mtime_ns < max(p.stat().st_mtime_ns for p in srcs if p.is_file())
+
+
+def _input_graph(man: dict) -> Graph:
+    """A one-node graph carrying the model's input contract, for ``prepare_input``."""
+    g = Graph()
+    i = man["input"]
+    g.add(i["name"], IntInput(shape=tuple(i["shape"]), encoding=i["encoding"], bits=i["bits"]))
+    g.meta["steps"] = man["steps"]
+    return g
+
+
+def simulate(out_dir: str | Path, x: np.ndarray, probe_state: bool = False, *, steps: int | None = None,
+             sanitize: bool = False) -> dict[str, np.ndarray]:
+    """Run the compiled model on ``x`` ((N, T, ...) or static (N, ...)); builds first if
+    the binary is missing or older than its sources. Same result as the reference."""
+    out = Path(out_dir)
+    man = _manifest(out)
+    binary = out / (BINARY_ASAN if sanitize else BINARY)
+    if _stale(binary, out):
+        build(out, sanitize=sanitize)
+    x = prepare_input(_input_graph(man), x, steps)
+    n, t = x.shape[:2]
+    size = int(np.prod(man["input"]["shape"]))
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="print_stacktrace=1")
+    with tempfile.TemporaryDirectory(prefix="snncc-c-") as tmp:
+        fin, fout = Path(tmp) / "input.bin", Path(tmp) / "output.bin"
+        fin.write_bytes(b"SNNI" + struct.pack("<III", n, t, size) + x.astype("<i4").tobytes())
+        cmd = [str(binary), str(fin), str(fout)] + (["--probe"] if probe_state else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise SnnccError(f"{binary.name} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
+        data = fout.read_bytes()
+    return parse_output(data, man, probe_state)
+
+
+def parse_output(data: bytes, man: dict, probe_state: bool) -> dict[str, np.ndarray]:
+    """Decode an "SNNO" file into the reference's result dict."""
+    if len(data) < _OUT_HEADER.size:
+        raise ArtifactError("C model output is truncated")
+    magic, version, n, t, flag, step_bytes = _OUT_HEADER.unpack_from(data)
+    probes = [p for p in man["probes"] if probe_state or not p["state"]]
+    dt = np.dtype([(f"p{i}", p["dtype"], tuple(p["shape"])) for i, p in enumerate(probes)])
+    if magic != b"SNNO" or version != 1 or flag != int(probe_state) or step_bytes != dt.itemsize \
+            or len(data) != _OUT_HEADER.size + n * t * step_bytes:
+        raise ArtifactError("C model output does not match its manifest (stale build?)")
+    if t == 0:
+        return {}  # the reference records nothing without steps
+    rec = np.frombuffer(data, dtype=dt, offset=_OUT_HEADER.size, count=n * t)
+    groups: dict[str, list[np.ndarray]] = {}
+    for i, p in enumerate(probes):  # same append order per step as interpreter.run
+        groups.setdefault(p["key"], []).append(rec[f"p{i}"].reshape((n, t) + tuple(p["shape"])).astype(np.int64))
+    res = {}
+    for key, arrs in groups.items():
+        if len(arrs) == 1:
+            res[key] = arrs[0]
+        else:  # a key recorded k times per step (several outputs): interleaved like the reference
+            res[key] = np.stack(arrs, axis=2).reshape((n, t * len(arrs)) + arrs[0].shape[2:])
+    return res

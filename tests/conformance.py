@@ -1,0 +1,521 @@
+"""Conformance suite shared by every target (a helper module, not a test file).
+
+Every target must reproduce ``snncc.reference.interpreter.run`` bit for bit on
+
+* ``random_graph(source)``: random VALID integer graphs (``verify(g, "int")``) covering
+  conv (groups, stride, padding, dilation), dense, sum/max pooling, flatten, residual
+  Add of two synapses (one a wide identity synapse) into one IntLIF, 2..8-bit weights,
+  weight_exp in {-1, 0, 1}, delays 0..2, out_bits wrapping, per-channel and scalar
+  constants, zero/subtract/none resets, ternary/binary membranes, current decay,
+  small registers with every overflow mode, and a readout (usually fires=False).
+  ``source`` is a numpy Generator, an int seed, or a hypothesis ``draw`` function
+  (structure is drawn through hypothesis; array contents come from a drawn seed);
+* ``random_input(graph, n, rng)``: a valid input batch (N, T, *input_shape);
+* ``CASES``: named hand-written graphs, each for one feature or edge case.
+
+Use::
+
+    for name, build in CASES.items(): g = build(); x = random_input(g, 4, np.random.default_rng(0))
+    g = random_graph(np.random.default_rng(seed))
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from snncc.ir.graph import Graph
+from snncc.ir.nodes import (DECAY_ONE, OVERFLOWS, Add, Flatten, IntConv, IntDense, IntInput, IntLIF, MaxPool,
+                            SumPool)
+from snncc.ir.verify import verify
+
+I64 = np.int64
+
+
+# ------------------------------------------------------------------------ choices
+class Choices:
+    """One interface over a numpy Generator and a hypothesis ``draw``."""
+
+    def __init__(self, source) -> None:
+        self.draw = None
+        if isinstance(source, np.random.Generator):
+            self.rng = source
+        elif isinstance(source, (int, np.integer)):
+            self.rng = np.random.default_rng(int(source))
+        elif callable(source):
+            from hypothesis import strategies as st
+
+            self.draw, self._st = source, st
+            self.rng = np.random.default_rng(source(st.integers(0, 2**32 - 1)))
+        else:
+            raise TypeError(f"expected a numpy Generator, a seed or a hypothesis draw, got {source!r}")
+
+    def int(self, lo: int, hi: int) -> int:
+        """An integer in [lo, hi] (inclusive)."""
+        if self.draw is not None:
+            return int(self.draw(self._st.integers(lo, hi)))
+        return int(self.rng.integers(lo, hi + 1))
+
+    def pick(self, seq):
+        return seq[self.int(0, len(seq) - 1)]
+
+    def coin(self, p: float = 0.5) -> bool:
+        return self.int(0, 999) < int(p * 1000)
+
+    def array(self, lo: int, hi: int, shape) -> np.ndarray:
+        return self.rng.integers(lo, hi + 1, size=shape, dtype=I64)
+
+
+def _conv_out(n, k, s, p, d=1):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+# ------------------------------------------------------------------------ pieces
+def weights(c: Choices, shape, bits: int, density: float = 0.8) -> np.ndarray:
+    w = c.array(-(1 << (bits - 1)), (1 << (bits - 1)) - 1, shape)
+    return np.where(c.rng.random(shape) < density, w, 0).astype(I64)
+
+
+def neuron(c: Choices, channels: int, fires: bool = True, drive: float | None = None, **over) -> IntLIF:
+    """A random IntLIF for ``channels`` channels; ``drive`` (typical |input|) scales the
+    threshold so that it spikes now and then; ``over`` pins fields."""
+    quant = over.pop("state_quant", None) or c.pick(["none", "none", "none", "ternary", "binary"])
+    du = DECAY_ONE if quant != "none" or c.coin(0.4) else c.pick([0, 1, c.int(1, DECAY_ONE - 1)])
+    dv = c.pick([0, DECAY_ONE, c.int(1, DECAY_ONE - 1), c.int(1, 600)])
+    v_bits = c.pick([c.int(8, 16), c.int(8, 16), 24])
+    u_bits = c.pick([c.int(8, 16), 24])
+    m = 1 << (v_bits - 1)
+    shift = c.int(0, 6)
+    top = m // 2 if drive is None else int(min(m // 2, max(2, 2 * drive * (1 << shift))))
+
+    def vec(lo, hi):
+        return c.array(lo, hi, channels if c.coin() else 1)
+
+    kw = dict(du=du, dv=dv, act_shift=shift, threshold=vec(-(top // 8), top), bias=vec(-(top // 8), top // 8),
+              reset=c.pick(["zero", "subtract", "none"]), reset_value=vec(0, top), v_init=vec(-(m // 4), m // 4),
+              state_quant=quant, state_level=vec(1, top), u_bits=u_bits, u_overflow=c.pick(OVERFLOWS),
+              v_bits=v_bits, v_overflow=c.pick(OVERFLOWS), fires=fires)
+    kw.update(over)
+    return IntLIF(**kw)
+
+
+def _synapse_kw(c: Choices) -> dict:
+    return dict(weight_bits=c.int(2, 8), weight_exp=c.pick([-1, 0, 0, 1]), delay=c.pick([0, 0, 1, 2]),
+                out_bits=c.int(6, 12) if c.coin(0.1) else 0)
+
+
+def random_conv(c: Choices, shape, same: bool = False) -> IntConv:
+    """A random IntConv reading (C, H, W); ``same``: output shape = input shape."""
+    cin, h, w = shape
+    cout = cin if same else c.int(1, 4)
+    common = [g for g in range(1, 5) if cin % g == 0 and cout % g == 0]
+    groups = c.pick(common)
+    if same:
+        k = c.pick([1, 3])
+        stride, dil = (1, 1), (1, 1)
+        pad = (k // 2, k // 2)
+        kh = kw = k
+    else:
+        kh, kw = c.int(1, 3), c.int(1, 3)
+        stride, dil = (c.int(1, 2), c.int(1, 2)), (c.int(1, 2), c.int(1, 2))
+        pad = (c.int(0, 1), c.int(0, 2))
+        if _conv_out(h, kh, stride[0], pad[0], dil[0]) < 1 or _conv_out(w, kw, stride[1], pad[1], dil[1]) < 1:
+            kh = kw = 1
+            dil = (1, 1)
+    kwargs = _synapse_kw(c)
+    return IntConv(weight=weights(c, (cout, cin // groups, kh, kw), kwargs["weight_bits"]), stride=stride,
+                   padding=pad, dilation=dil, groups=groups, **kwargs)
+
+
+def identity_synapse(c: Choices, shape) -> IntConv | IntDense:
+    """k * identity with a wide weight (10..16 bits): the skip path of a residual."""
+    bits = c.int(10, 16)
+    k = c.int(1 << (bits - 2), (1 << (bits - 1)) - 1) * c.pick([1, -1])
+    kw = dict(weight_bits=bits, weight_exp=c.pick([-1, 0]), delay=c.pick([0, 1]))
+    if len(shape) == 1:
+        return IntDense(weight=(k * np.eye(shape[0])).astype(I64), **kw)
+    ch = shape[0]
+    if c.coin():  # depthwise
+        return IntConv(weight=np.full((ch, 1, 1, 1), k, I64), groups=ch, **kw)
+    return IntConv(weight=(k * np.eye(ch)).astype(I64).reshape(ch, ch, 1, 1), **kw)
+
+
+# ------------------------------------------------------------------------ random graphs
+def random_graph(source, max_blocks: int = 3) -> Graph:
+    """A random valid integer graph; see the module docstring."""
+    c = Choices(source)
+    g = Graph()
+    g.meta.update(name="random", steps=c.int(2, 6))
+    spatial = c.coin(0.7)
+    shape = (c.int(1, 3), c.int(3, 8), c.int(3, 8)) if spatial else (c.int(2, 24),)
+    enc = c.pick(["direct", "spikes"])
+    cur = g.add("x", IntInput(shape=shape, encoding=enc, bits=c.int(1, 8) if enc == "direct" else 1, scale=1.0))
+    shapes = {cur: shape}
+    mag = {cur: 0.5 if enc == "spikes" else (1 << g.node(cur).bits) / 2}  # typical |value|, for thresholds
+
+    def add(name, node, inputs):
+        n = g.add(g.unique(name), node, inputs)
+        shapes[n] = g.shapes()[n]
+        m_in = sum(mag[i] for i in inputs)
+        if node.kind in ("IntConv", "IntDense"):
+            w = node.weight.reshape(node.weight.shape[0], -1)
+            m_in *= float(np.abs(w).sum(1).mean()) / 2 * 2.0 ** node.weight_exp
+        elif node.kind == "SumPool":
+            m_in *= node.kernel[0] * node.kernel[1]
+        elif node.kind == "IntLIF":
+            m_in = 0.3
+        mag[n] = m_in
+        return n
+
+    for b in range(c.int(1, max_blocks)):
+        s = shapes[cur]
+        spatial_kinds = ["conv", "conv_sumpool", "conv_maxpool", "residual", "flatten"]
+        kind = c.pick(spatial_kinds if len(s) == 3 else ["dense", "residual"])
+        if kind == "residual":
+            if len(s) == 3:
+                main = random_conv(c, s, same=True)
+            else:
+                kw = _synapse_kw(c)
+                main = IntDense(weight=weights(c, (s[0], s[0]), kw["weight_bits"]), **kw)
+            a = add(f"b{b}_main", main, [cur])
+            skip = add(f"b{b}_skip", identity_synapse(c, s), [cur])
+            ins = [add(f"b{b}_add", Add(), [a, skip])]
+        elif kind == "dense":
+            kw = _synapse_kw(c)
+            ins = [add(f"b{b}_fc", IntDense(weight=weights(c, (c.int(2, 16), int(np.prod(s))), kw["weight_bits"]),
+                                            **kw), [cur])]
+        elif kind == "flatten":
+            flat = add(f"b{b}_flat", Flatten(), [cur])
+            kw = _synapse_kw(c)
+            ins = [add(f"b{b}_fc", IntDense(weight=weights(c, (c.int(2, 16), shapes[flat][0]), kw["weight_bits"]),
+                                            **kw), [flat])]
+        else:
+            ins = [add(f"b{b}_conv", random_conv(c, s), [cur])]
+            h, w = shapes[ins[0]][1:]
+            if kind == "conv_sumpool" and min(h, w) >= 2:
+                k = c.int(1, 2)
+                ins = [add(f"b{b}_sumpool", SumPool(kernel=(k, 2), stride=(c.int(1, 2), c.int(1, 2)),
+                                                    padding=(c.int(0, k // 2), c.int(0, 1))), ins)]
+        lif = add(f"b{b}_lif", neuron(c, shapes[ins[0]][0], drive=mag[ins[0]]), ins)
+        cur = lif
+        if kind == "conv_maxpool" and min(shapes[lif][1:]) >= 2:
+            cur = add(f"b{b}_maxpool", MaxPool(kernel=(2, c.int(1, 2)), stride=(c.int(1, 2), c.int(1, 2))), [lif])
+    if len(shapes[cur]) == 3:
+        cur = add("flat", Flatten(), [cur])
+    kw = _synapse_kw(c)
+    fc = add("readout_fc", IntDense(weight=weights(c, (c.int(2, 6), shapes[cur][0]), kw["weight_bits"]), **kw), [cur])
+    fires = c.coin(0.25)
+    out = add("readout", neuron(c, shapes[fc][0], fires=fires, drive=mag[fc],
+                                **({} if fires else {"state_quant": "none"})), [fc])
+    g.outputs = [out]
+    verify(g, "int", after="conformance.random_graph")
+    return g
+
+
+def random_input(graph: Graph, n: int, rng: np.random.Generator, steps: int | None = None) -> np.ndarray:
+    """A valid (N, T, *input_shape) int64 batch for ``graph``."""
+    op = graph.node(graph.input_name)
+    t = steps or int(graph.meta.get("steps", 1))
+    shape = (n, t) + tuple(op.shape)
+    if op.encoding == "spikes":
+        return (rng.random(shape) < rng.uniform(0.1, 0.6)).astype(I64)
+    return rng.integers(0, 1 << op.bits, size=shape, dtype=I64)
+
+
+# ------------------------------------------------------------------------ named cases
+def _chain(name: str, in_node: IntInput, layers: list[tuple[str, object]], steps: int = 5) -> Graph:
+    g = Graph()
+    g.meta.update(name=name, steps=steps)
+    cur = g.add("x", in_node)
+    for lname, node in layers:
+        cur = g.add(lname, node, [cur])
+    g.outputs = [cur]
+    verify(g, "int", after=f"conformance case {name}")
+    return g
+
+
+def _rng():
+    return Choices(np.random.default_rng(1234))
+
+
+def case_lava_cuba_lif() -> Graph:
+    """Lava's bit-accurate CUBA LIF: 24-bit wrap_lava u, saturating v, <<6, one-step synapses."""
+    c = _rng()
+    w1 = weights(c, (12, 20), 8) & ~1  # Lava drops the LSB of mixed-sign 8-bit weights
+    lif = dict(du=410, dv=205, act_shift=6, u_bits=24, u_overflow="wrap_lava", v_bits=24, v_overflow="saturate")
+    return _chain("lava_cuba_lif", IntInput(shape=(20,), encoding="spikes", bits=1), [
+        ("dense1", IntDense(weight=w1, weight_bits=8, delay=1)),
+        ("lif1", IntLIF(threshold=np.array([100 << 6], I64), **lif)),
+        ("dense2", IntDense(weight=weights(c, (4, 12), 8), weight_bits=8, delay=1)),
+        ("readout", IntLIF(fires=False, **lif)),
+    ], steps=10)
+
+
+def case_ternary_membrane() -> Graph:
+    c = _rng()
+    return _chain("ternary_membrane", IntInput(shape=(2, 5, 5), bits=8), [
+        ("conv", IntConv(weight=weights(c, (3, 2, 3, 3), 4), weight_bits=4, padding=(1, 1))),
+        ("lif", IntLIF(state_quant="ternary", state_level=np.array([300, 700, 1500], I64), dv=1024,
+                       threshold=np.array([2000], I64), reset="subtract", reset_value=np.array([1000], I64),
+                       act_shift=0, v_bits=16)),
+        ("flat", Flatten()),
+        ("fc", IntDense(weight=weights(c, (3, 75), 5), weight_bits=5)),
+        ("out", IntLIF(fires=False, act_shift=2)),
+    ])
+
+
+def case_binary_membrane() -> Graph:
+    c = _rng()
+    return _chain("binary_membrane", IntInput(shape=(10,), encoding="spikes"), [
+        ("fc", IntDense(weight=weights(c, (8, 10), 6), weight_bits=6)),
+        ("lif", IntLIF(state_quant="binary", state_level=c.array(1, 64, 8), threshold=c.array(0, 40, 8),
+                       act_shift=1, dv=300, reset="none")),
+        ("fc2", IntDense(weight=weights(c, (3, 8), 3), weight_bits=3)),
+        ("out", IntLIF(fires=False)),
+    ], steps=8)
+
+
+def case_subtract_reset() -> Graph:
+    c = _rng()
+    return _chain("subtract_reset", IntInput(shape=(12,), bits=4), [
+        ("fc", IntDense(weight=weights(c, (6, 12), 8), weight_bits=8, weight_exp=-1)),
+        ("lif", IntLIF(reset="subtract", threshold=c.array(-50, 400, 6), reset_value=c.array(0, 900, 6),
+                       bias=c.array(-30, 30, 6), v_init=c.array(-100, 100, 6), act_shift=2, dv=100, du=3500,
+                       u_bits=16, v_bits=16)),
+        ("fc2", IntDense(weight=weights(c, (2, 6), 4), weight_bits=4)),
+        ("out", IntLIF(fires=False, dv=50)),
+    ], steps=7)
+
+
+def case_residual_add() -> Graph:
+    c = _rng()
+    g = Graph()
+    g.meta.update(name="residual_add", steps=6)
+    x = g.add("x", IntInput(shape=(2, 4, 4), encoding="spikes"))
+    c1 = g.add("stem", IntConv(weight=weights(c, (3, 2, 3, 3), 5), weight_bits=5, padding=(1, 1)), [x])
+    l1 = g.add("stem_lif", IntLIF(threshold=np.array([20], I64), act_shift=3, v_bits=12), [c1])
+    a = g.add("block.conv", IntConv(weight=weights(c, (3, 3, 3, 3), 4), weight_bits=4, padding=(1, 1), delay=1), [l1])
+    s = g.add("block.skip", IntConv(weight=np.full((3, 1, 1, 1), 1500, I64), weight_bits=12, groups=3, delay=2), [l1])
+    add = g.add("block.add", Add(), [a, s])
+    l2 = g.add("block.lif", IntLIF(threshold=np.array([5000, 8000, 12000], I64), act_shift=1, reset="subtract",
+                                   reset_value=np.array([6000], I64), v_bits=16, v_overflow="wrap"), [add])
+    f = g.add("flat", Flatten(), [l2])
+    fc = g.add("fc", IntDense(weight=weights(c, (4, 48), 6), weight_bits=6), [f])
+    g.outputs = [g.add("out", IntLIF(fires=False), [fc])]
+    verify(g, "int")
+    return g
+
+
+def _same_sign(c, shape, bits):
+    """Weights of one random sign per row: drives that push neurons into overflow."""
+    w = np.minimum(np.abs(weights(c, shape, bits, density=1.0)), (1 << (bits - 1)) - 1)
+    return w * c.array(-1, 1, (shape[0], 1))
+
+
+def _drive(c, n_in, n_out, bits=8):
+    return IntDense(weight=_same_sign(c, (n_out, n_in), bits), weight_bits=bits)
+
+
+def case_overflow_wrap() -> Graph:
+    c = _rng()
+    return _chain("overflow_wrap", IntInput(shape=(16,), bits=8), [
+        ("fc", _drive(c, 16, 6)),
+        ("lif", IntLIF(u_bits=9, u_overflow="wrap", v_bits=8, v_overflow="wrap", du=2000, dv=10, act_shift=0,
+                       threshold=np.array([60], I64))),
+        ("fc2", _drive(c, 6, 3)),
+        ("out", IntLIF(fires=False, v_bits=10, v_overflow="wrap", act_shift=5)),
+    ], steps=8)
+
+
+def case_overflow_wrap_lava() -> Graph:
+    """u input far beyond twice the register: the single fold leaves u growing."""
+    c = _rng()
+    return _chain("overflow_wrap_lava", IntInput(shape=(16,), bits=8), [
+        ("fc", _drive(c, 16, 6)),
+        ("lif", IntLIF(u_bits=8, u_overflow="wrap_lava", du=1, v_bits=10, v_overflow="wrap_lava", act_shift=4,
+                       threshold=np.array([300], I64), reset="none")),
+        ("fc2", _drive(c, 6, 3)),
+        ("out", IntLIF(fires=False, v_bits=9, v_overflow="wrap_lava", act_shift=6, u_bits=8)),
+    ], steps=8)
+
+
+def case_overflow_saturate() -> Graph:
+    c = _rng()
+    return _chain("overflow_saturate", IntInput(shape=(16,), bits=8), [
+        ("fc", _drive(c, 16, 6)),
+        ("lif", IntLIF(u_bits=10, u_overflow="saturate", du=100, v_bits=6, v_overflow="saturate", act_shift=3,
+                       threshold=c.array(-5, 20, 6), reset="subtract", reset_value=np.array([40], I64))),
+        ("fc2", _drive(c, 6, 3)),
+        ("out", IntLIF(fires=False, v_bits=8, v_overflow="saturate")),
+    ], steps=8)
+
+
+def case_conv_groups_dilation() -> Graph:
+    c = _rng()
+    return _chain("conv_groups_dilation", IntInput(shape=(4, 9, 8), bits=3), [
+        ("conv", IntConv(weight=weights(c, (6, 2, 3, 2), 7), weight_bits=7, groups=2, stride=(2, 1),
+                         padding=(2, 1), dilation=(2, 3), weight_exp=1)),
+        ("lif", IntLIF(threshold=np.array([200], I64), act_shift=1, v_bits=14)),
+        ("dw", IntConv(weight=weights(c, (6, 1, 2, 2), 3), weight_bits=3, groups=6, stride=(2, 2))),
+        ("lif2", IntLIF(fires=False, act_shift=0)),
+    ])
+
+
+def case_sumpool_padding() -> Graph:
+    c = _rng()
+    return _chain("sumpool_padding", IntInput(shape=(2, 7, 7), bits=8), [
+        ("conv", IntConv(weight=weights(c, (3, 2, 1, 1), 4), weight_bits=4)),
+        ("pool", SumPool(kernel=(3, 3), stride=(2, 2), padding=(1, 1))),
+        ("lif", IntLIF(threshold=np.array([500], I64), act_shift=0, reset="none", dv=2000)),
+        ("pool2", SumPool(kernel=(2, 1), stride=(1, 2), padding=(0, 0))),
+        ("flat", Flatten()),
+        ("fc", IntDense(weight=weights(c, (2, 18), 2), weight_bits=2)),
+        ("out", IntLIF(fires=False)),
+    ])
+
+
+def case_maxpool() -> Graph:
+    """Max pooling of spikes and of signed synapse outputs (all-negative windows)."""
+    c = _rng()
+    g = Graph()
+    g.meta.update(name="maxpool", steps=4)
+    x = g.add("x", IntInput(shape=(2, 9, 9), bits=4))
+    cv = g.add("conv", IntConv(weight=-np.abs(weights(c, (2, 2, 2, 2), 5)), weight_bits=5), [x])
+    mp = g.add("pool_signed", MaxPool(kernel=(2, 2), stride=(1, 2)), [cv])
+    lif = g.add("lif", IntLIF(threshold=np.array([-700], I64), act_shift=0, dv=1000), [mp])
+    mp2 = g.add("pool_spikes", MaxPool(kernel=(3, 2), stride=(2, 1)), [lif])
+    f = g.add("flat", Flatten(), [mp2])
+    fc = g.add("fc", IntDense(weight=weights(c, (3, 18), 4), weight_bits=4), [f])
+    g.outputs = [g.add("out", IntLIF(fires=False), [fc])]
+    verify(g, "int")
+    return g
+
+
+def case_negative_weight_exp() -> Graph:
+    """weight_exp < 0 floors negative accumulators (-3 >> 2 = -1, not 0)."""
+    c = _rng()
+    return _chain("negative_weight_exp", IntInput(shape=(3, 4, 4), bits=5), [
+        ("conv", IntConv(weight=weights(c, (2, 3, 2, 2), 6), weight_bits=6, weight_exp=-3)),
+        ("lif", IntLIF(threshold=np.array([3], I64), act_shift=0, v_bits=12, dv=4096, du=2048, reset="none")),
+        ("flat", Flatten()),
+        ("fc", IntDense(weight=weights(c, (3, 18), 8), weight_bits=8, weight_exp=-2)),
+        ("out", IntLIF(fires=False, act_shift=0)),
+    ])
+
+
+def case_wide_accumulator() -> Graph:
+    """Partial sums beyond int32: 16-bit weights x 255 x 600 inputs; 48-bit registers."""
+    c = _rng()
+    w = _same_sign(c, (4, 600), 16)
+    return _chain("wide_accumulator", IntInput(shape=(600,), bits=8), [
+        ("fc", IntDense(weight=w, weight_bits=16)),
+        ("lif", IntLIF(fires=False, act_shift=0, u_bits=48, v_bits=48, v_overflow="wrap", dv=100)),
+    ], steps=3)
+
+
+def case_delays() -> Graph:
+    c = _rng()
+    return _chain("delays", IntInput(shape=(8,), encoding="spikes"), [
+        ("d1", IntDense(weight=weights(c, (8, 8), 5), weight_bits=5, delay=1)),
+        ("l1", IntLIF(threshold=np.array([10], I64), act_shift=1)),
+        ("d2", IntDense(weight=weights(c, (5, 8), 5), weight_bits=5, delay=2)),
+        ("l2", IntLIF(threshold=np.array([5], I64), act_shift=1)),
+        ("d3", IntDense(weight=weights(c, (3, 5), 5), weight_bits=5, delay=2)),
+        ("out", IntLIF(fires=False)),
+    ], steps=9)
+
+
+def case_out_bits_wrap() -> Graph:
+    c = _rng()
+    return _chain("out_bits_wrap", IntInput(shape=(10,), bits=8), [
+        ("fc", IntDense(weight=weights(c, (5, 10), 8), weight_bits=8, out_bits=9, delay=1)),
+        ("out", IntLIF(fires=False, act_shift=0)),
+    ], steps=3)
+
+
+def case_current_decay_edges() -> Graph:
+    """du = 0 (u never decays), dv = 4096 (v forgets), negative bias and v_init."""
+    c = _rng()
+    return _chain("current_decay_edges", IntInput(shape=(6,), bits=2), [
+        ("fc", IntDense(weight=weights(c, (4, 6), 4), weight_bits=4)),
+        ("lif", IntLIF(du=0, dv=DECAY_ONE, act_shift=3, threshold=np.array([30], I64), bias=c.array(-9, 9, 4),
+                       v_init=np.array([-50, 50, -7, 7], I64), u_bits=12, v_bits=12)),
+        ("fc2", IntDense(weight=weights(c, (2, 4), 4), weight_bits=4)),
+        ("out", IntLIF(fires=False, du=7, dv=1, v_init=np.array([-3], I64))),
+    ], steps=6)
+
+
+def case_readout_spiking() -> Graph:
+    c = _rng()
+    return _chain("readout_spiking", IntInput(shape=(1, 5, 5), encoding="spikes"), [
+        ("conv", IntConv(weight=weights(c, (2, 1, 3, 3), 3), weight_bits=3)),
+        ("flat", Flatten()),
+        ("fc", IntDense(weight=weights(c, (3, 18), 6), weight_bits=6)),
+        ("out", IntLIF(threshold=np.array([40], I64), act_shift=2, reset="subtract", reset_value=np.array([40], I64))),
+    ])
+
+
+def case_synapse_output() -> Graph:
+    """The output is a synapse (no neuron at the end) and there is no IntLIF at all."""
+    c = _rng()
+    return _chain("synapse_output", IntInput(shape=(7,), bits=6), [
+        ("fc", IntDense(weight=weights(c, (3, 7), 7), weight_bits=7, weight_exp=-1, delay=1)),
+    ])
+
+
+def case_odd_names() -> Graph:
+    """Node names that are not C identifiers (comment ends, quotes, trigraphs, UTF-8)."""
+    c = _rng()
+    return _chain("odd_names", IntInput(shape=(4,), encoding="spikes"), [
+        ("layer-1.fc *\\ \"q\" ??=", IntDense(weight=weights(c, (3, 4), 4), weight_bits=4)),
+        ("neurons\\ü 1", IntLIF(threshold=np.array([1], I64), act_shift=0)),
+        ("for", IntDense(weight=weights(c, (2, 3), 4), weight_bits=4)),
+        ("int", IntLIF(fires=False)),
+    ])
+
+
+CASES: dict[str, Callable[[], Graph]] = {
+    "lava_cuba_lif": case_lava_cuba_lif,
+    "ternary_membrane": case_ternary_membrane,
+    "binary_membrane": case_binary_membrane,
+    "subtract_reset": case_subtract_reset,
+    "residual_add": case_residual_add,
+    "overflow_wrap": case_overflow_wrap,
+    "overflow_wrap_lava": case_overflow_wrap_lava,
+    "overflow_saturate": case_overflow_saturate,
+    "conv_groups_dilation": case_conv_groups_dilation,
+    "sumpool_padding": case_sumpool_padding,
+    "maxpool": case_maxpool,
+    "negative_weight_exp": case_negative_weight_exp,
+    "wide_accumulator": case_wide_accumulator,
+    "delays": case_delays,
+    "out_bits_wrap": case_out_bits_wrap,
+    "current_decay_edges": case_current_decay_edges,
+    "readout_spiking": case_readout_spiking,
+    "synapse_output": case_synapse_output,
+    "odd_names": case_odd_names,
+}
+
+
+def features(graph: Graph) -> set[str]:
+    """Feature tags of a graph, to check what a set of random graphs covers."""
+    tags = set()
+    for name, op in graph.items():
+        tags.add(op.kind)
+        if op.kind in ("IntConv", "IntDense"):
+            tags.add(f"delay{op.delay}")
+            tags.add(f"weight_exp{op.weight_exp}")
+            tags.add("wide_weights" if op.weight_bits > 8 else "narrow_weights")
+            if op.out_bits:
+                tags.add("out_bits")
+            if op.kind == "IntConv":
+                tags |= {t for t, on in (("groups", op.groups > 1), ("stride2", max(op.stride) > 1),
+                                         ("dilation2", max(op.dilation) > 1), ("padding", max(op.padding) > 0)) if on}
+        if op.kind == "SumPool" and max(op.padding) > 0:
+            tags.add("sumpool_padding")
+        if isinstance(op, IntLIF):
+            tags |= {f"reset_{op.reset}", f"quant_{op.state_quant}", f"u_{op.u_overflow}", f"v_{op.v_overflow}",
+                     "fires" if op.fires else "readout", "current_decay" if op.du != DECAY_ONE else "no_current"}
+            for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
+                tags.add("per_channel" if getattr(op, f).size > 1 else "scalar")
+    return tags

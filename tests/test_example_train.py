@@ -1,0 +1,105 @@
+"""The shipped Fashion-MNIST example: the training script runs, and model files load
+with torch.load(weights_only=True) through snncc's allow-list."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import snncc.nn as snn
+from snncc import data
+from snncc.errors import ModelLoadError
+from snncc.frontends.safe_load import load_model, safe_globals
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "fashion_mnist"
+have_fmnist = pytest.mark.skipif(
+    not (Path(data.FASHION_MNIST_DIR) / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason="dataset-fashion-mnist is not installed")
+
+
+@have_fmnist
+def test_train_script_tiny_run(tmp_path):
+    out = tmp_path / "model.pt"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLE / "train.py"), "--epochs", "1", "--batch-size", "64",
+         "--limit-train", "64", "--limit-test", "64", "--steps", "2", "--threads", "1",
+         "--no-progress", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["T"] == 2 and metrics["train_images"] == 64
+    assert 0.0 <= metrics["float_test_accuracy"] <= 1.0
+    assert metrics["params"] > 0 and metrics["torch"] == torch.__version__
+    samples = np.load(tmp_path / "samples.npz")
+    assert samples["x"].dtype == np.uint8 and samples["x"].shape == (16, 1, 28, 28)
+    assert samples["y"].dtype == np.int64 and samples["y"].shape == (16,)
+
+    model = load_model(out)  # weights_only=True with the allow-list
+    assert not model.training
+    assert all(m.v is None for m in model.modules() if isinstance(m, snn.LIF))
+    x = torch.from_numpy(samples["x"]).float() / 255
+    assert snn.run(model, x, steps=2).shape == (16, 2, 10)
+
+
+def test_model_def_builds_and_round_trips(tmp_path):
+    spec = importlib.util.spec_from_file_location("fashion_mnist_model_def", EXAMPLE / "model_def.py")
+    model_def = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model_def)
+    T = model_def.T
+    model = model_def.build()
+    x = torch.rand(3, 1, 28, 28)
+    y = snn.run(model, x, steps=T)
+    assert y.shape == (3, T, 10)
+    snn.reset(model)
+    model.eval()
+    torch.save(model, tmp_path / "m.pt")
+    with pytest.raises(Exception):  # not loadable without the allow-list
+        torch.load(tmp_path / "m.pt", weights_only=True)
+    with torch.serialization.safe_globals(safe_globals()):
+        loaded = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert torch.equal(snn.run(model, x, steps=T), snn.run(loaded, x, steps=T))
+
+
+class _UserModule(torch.nn.Module):
+    """A class outside torch.nn / snncc.nn: its pickle must not be trusted."""
+
+    def forward(self, x):
+        return x
+
+
+def test_load_model_rejects_unlisted_classes(tmp_path):
+    path = tmp_path / "user.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2), _UserModule()), path)
+    with pytest.raises(ModelLoadError, match="_UserModule"):
+        load_model(path)
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError, match="cannot load"):
+        load_model(tmp_path / "junk.pt")
+
+
+def test_safe_globals_contents():
+    names = {c.__name__ for c in safe_globals()}
+    assert {"Conv2d", "Linear", "BatchNorm1d", "BatchNorm2d", "AvgPool2d", "MaxPool2d",
+            "Flatten", "Dropout", "Sequential", "Identity", "LIF", "IF", "Residual"} <= names
+    assert all(c.__module__.startswith(("torch.nn", "snncc.nn", "snntorch"))
+               for c in safe_globals())
+
+
+@pytest.mark.skipif(not (EXAMPLE / "model.pt").is_file(), reason="example not trained")
+def test_shipped_model_loads_safely():
+    model = load_model(EXAMPLE / "model.pt")
+    samples = np.load(EXAMPLE / "samples.npz")
+    x = torch.from_numpy(samples["x"]).float() / 255
+    pred = snn.run(model, x, steps=4).mean(1).argmax(1).numpy()
+    assert (pred == samples["y"]).mean() >= 0.75  # 16 images of a ~90 % model
