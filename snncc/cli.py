@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     c = sub.add_parser("compile", help="trace, quantize and emit a model")
-    c.add_argument("model", help="model.pt (torch.save of a module, or a state_dict with --arch)")
+    c.add_argument("model", help="model.pt (torch.save of a module, or a state_dict with --arch), "
+                                 "or a NIR graph (model.nir)")
     c.add_argument("--target", type=_targets_arg, default=["c"],
                    help=f"comma-separated targets: {', '.join(TARGETS)} (default c)")
     c.add_argument("--out", default="build", help="build directory (default build/)")
@@ -206,9 +207,14 @@ def cmd_verify(args) -> int:
         x, desc = _dataset_input(g, args.dataset)[0], args.dataset
     else:
         x, desc = _random_input(g), "4 random inputs (seed 0)"
-    targets = args.target or manifest.get("targets", [])
+    from .targets import get
+
+    wanted = args.target or manifest.get("targets", [])
+    targets = [t for t in wanted if getattr(get(t), "BIT_EXACT", True)]
+    skipped = sorted(set(wanted) - set(targets))
     if not targets:
-        raise SnnccError(f"{args.build} has no emitted targets to verify")
+        raise SnnccError(f"{args.build} has no emitted bit-exact targets to verify"
+                         + (f" (skipped float interchange formats: {', '.join(skipped)})" if skipped else ""))
     ref = R.run(g, x, probe_state=True)
     results = {t: compare(ref, simulate(args.build, t, x, probe_state=True)) for t in targets}
     ok = all(r["match"] for r in results.values())
@@ -216,6 +222,8 @@ def cmd_verify(args) -> int:
         print(json.dumps({"input": desc, "match": ok, "targets": results}, indent=1, sort_keys=True))
     else:
         print(format_comparison(results, desc))
+        if skipped:
+            print(f"skipped {', '.join(skipped)}: float interchange format, not an integer target")
     return 0 if ok else 1
 
 

@@ -121,6 +121,12 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
     if isinstance(config, dict):
         config = CompileConfig.from_dict(config)
     config = config or CompileConfig()
+    if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".nir":
+        if arch or trust_pickle:
+            raise SnnccError("--arch and --trust-pickle apply to PyTorch model files, not to .nir files")
+        from .frontends.nir import compile_nir
+
+        return compile_nir(model, target, out, config)
     targets = [target] if isinstance(target, str) else list(target)
     for t in targets:
         get_target(t)  # fail early on unknown targets or missing backends

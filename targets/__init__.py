@@ -14,6 +14,8 @@ from ..errors import SnnccError
 
 TARGETS = {
     "c": ("snncc.targets.c", "the system C compiler (cc)"),
+    "onnx": ("snncc.targets.onnx", "onnx and onnxruntime (pip install snncc[onnx])"),
+    "nir": ("snncc.targets.nir", "nir (pip install snncc[nir])"),
 }
 
 

@@ -1,0 +1,538 @@
+"""NIR frontend: a NIR 1.0 graph (``.nir`` file or ``nir.NIRGraph``) -> snncc float IR.
+
+NIR describes neurons in continuous time; snncc (like snnTorch, Lava and every digital
+target) runs in discrete steps. The discretization (docs/nir.md) follows snnTorch's own
+NIR export/import, so that a model exported by ``snntorch.export_to_nir`` comes back
+as the same step-by-step network:
+
+* forward Euler with ``dt = 1e-4`` (snnTorch's constant): for ``tau dv/dt = (v_leak - v)
+  + R I``:  ``v <- (1 - dt/tau) v + (dt R / tau) I + (dt / tau) v_leak``, i.e.
+  ``beta = 1 - dt/tau``, input gain ``g = R dt / tau`` (snnTorch writes ``R = tau / dt``
+  so g = 1) and bias ``(dt / tau) v_leak``;
+* CubaLIF: ``alpha = 1 - dt/tau_syn`` with input gain ``w_in dt / tau_syn`` on the
+  current (snnTorch writes ``w_in = tau_syn / dt``), then the membrane as for LIF;
+* ``discretization="exp"`` uses the exact zero-order hold instead: ``beta = exp(-dt/tau)``,
+  gain ``R (1 - beta)`` (Norse/Rockpool-style exporters);
+* IF and I have no time constant: ``v <- v + R I`` per step (gain R, no dt); a time
+  constant of ``inf`` means the same (no leak, gain R).
+
+An input gain other than 1 is folded into the synapse(s) feeding the neuron (their
+weights and biases scaled per output channel), else into the membrane (threshold and
+bias divided by the gain). A nonzero ``v_reset`` shifts the membrane (threshold - v_reset,
+v_init = -v_reset, leak towards v_leak - v_reset). Edges into one node are summed (an
+``Add`` node). ``SumPool2d`` becomes an ``AvgPool`` with the window size folded into the
+next synapse's weights (or the previous one's).
+
+NIR has no reset-mode field: neurons reset to ``v_reset`` (snncc reset "zero"). Where the
+NIR file was written by snncc, per-node ``snncc.*`` metadata restores what NIR cannot
+express (reset mode, membrane quantization, exact parameters); otherwise every
+assumption is reported as a Python warning and listed in ``graph.meta["nir_warnings"]``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelLoadError, UnsupportedLayerError
+from ..ir.graph import Graph
+from ..ir.nodes import LIF, Add, AvgPool, Conv, Dense, Flatten, Input
+from ..ir.verify import problems
+
+DT = 1e-4  # snnTorch's export/import time step
+DISCRETIZATIONS = ("euler", "exp")
+RESETS = ("zero", "subtract", "none")
+SUPPORTED = ("Input, Output, Affine, Linear, Conv2d, AvgPool2d, SumPool2d, Flatten, "
+             "LIF, CubaLIF, IF, LI, CubaLI, I")
+_NEURONS = ("LIF", "CubaLIF", "IF", "LI", "CubaLI", "I")
+_REL_TOL = 1e-6
+
+
+class NirImportWarning(UserWarning):
+    """An assumption made while reading a NIR graph (also in graph.meta["nir_warnings"])."""
+
+
+# ------------------------------------------------------------------ small helpers
+def _arr(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensors in graphs built in memory (snnTorch export)
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _pair(v, what: str, nid: str) -> tuple[int, int]:
+    a = np.asarray(v).astype(np.int64).reshape(-1)
+    if a.size == 1:
+        return int(a[0]), int(a[0])
+    if a.size == 2:
+        return int(a[0]), int(a[1])
+    raise UnsupportedLayerError(f"NIR node '{nid}': {what}={v!r} is not an int or an (h, w) pair")
+
+
+def _meta(node) -> dict:
+    md = getattr(node, "metadata", None) or {}
+    out = {}
+    for k, v in md.items():
+        if isinstance(v, bytes):
+            v = v.decode("utf8")
+        out[str(k)] = v
+    return out
+
+
+def _natural(s: str):
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t)
+
+
+def _close(a, b) -> bool:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    try:
+        a, b = np.broadcast_arrays(a, b)
+    except ValueError:
+        return False
+    return bool(np.all(np.isclose(a, b, rtol=_REL_TOL, atol=1e-12) | (np.isinf(a) & (a == b))))
+
+
+def _per_channel(a, shape: tuple[int, ...], what: str, nid: str) -> np.ndarray:
+    """An NIR per-neuron parameter -> snncc's (C,) or (1,) per-channel array."""
+    a = _arr(a)
+    try:
+        full = np.broadcast_to(a, shape) if a.ndim else np.full(shape, float(a))
+    except ValueError:
+        raise UnsupportedLayerError(f"NIR node '{nid}': {what} has shape {a.shape}, which does not fit "
+                                    f"the neuron shape {shape}") from None
+    c = shape[0]
+    flat = full.reshape(c, -1)
+    if not np.all(flat == flat[:, :1]):
+        raise UnsupportedLayerError(
+            f"NIR node '{nid}': {what} varies within a channel; snncc keeps neuron constants per "
+            "channel (axis 0) or per layer")
+    per = flat[:, 0].copy()
+    return per[:1] if np.all(per == per[0]) else per
+
+
+def _scalar(a, what: str, nid: str) -> float:
+    a = _arr(a).reshape(-1)
+    if a.size == 0 or not np.all(a == a[0]):
+        raise UnsupportedLayerError(
+            f"NIR node '{nid}': {what} differs between neurons; snncc needs one {what} per layer "
+            "(one decay constant per neuron layer)")
+    return float(a[0])
+
+
+# ------------------------------------------------------------------ discretization
+def _decay(tau: float, dt: float, method: str, nid: str, what: str) -> tuple[float, float]:
+    """(factor, 1 - factor) for a time constant; tau = inf: no leak (1, 0)."""
+    if math.isinf(tau) and tau > 0:
+        return 1.0, 0.0
+    if not tau > 0:
+        raise UnsupportedLayerError(f"NIR node '{nid}': {what}={tau} must be > 0")
+    if method == "exp":
+        f = math.exp(-dt / tau)
+        return f, 1.0 - f
+    k = dt / tau
+    if k > 1.0:
+        raise UnsupportedLayerError(
+            f"NIR node '{nid}': {what}={tau} is shorter than the time step dt={dt}: forward Euler gives "
+            f"a negative decay 1 - dt/tau = {1 - k:.3g}; pass a smaller dt or discretization='exp'")
+    return 1.0 - k, k
+
+
+def _neuron(nid: str, node, kind: str, shape, dt: float, method: str, reset_override: str | None,
+            warn) -> tuple[LIF, np.ndarray]:
+    """The float LIF of a NIR neuron and its per-channel input gain (to be folded)."""
+    fires = kind in ("LIF", "CubaLIF", "IF")
+    r = _per_channel(node.r, shape, "r", nid)
+    alpha, syn_gain = 0.0, np.ones(1)
+    if kind in ("IF", "I"):
+        beta, leak_k, mem_gain = 1.0, 0.0, r
+    else:
+        tau = _scalar(node.tau_mem if kind.startswith("Cuba") else node.tau, "tau", nid)
+        beta, leak_k = _decay(tau, dt, method, nid, "tau_mem" if kind.startswith("Cuba") else "tau")
+        mem_gain = r if leak_k == 0.0 else r * leak_k  # leak_k = dt/tau (euler) or 1 - beta (exp)
+    if kind.startswith("Cuba"):
+        tau_syn = _scalar(node.tau_syn, "tau_syn", nid)
+        alpha, syn_k = _decay(tau_syn, dt, method, nid, "tau_syn")
+        if alpha == 1.0:
+            raise UnsupportedLayerError(f"NIR node '{nid}': tau_syn=inf (a current that never decays) "
+                                        "is not supported")
+        syn_gain = _per_channel(node.w_in, shape, "w_in", nid) * syn_k
+    gain = mem_gain * syn_gain
+    v_leak = _per_channel(node.v_leak, shape, "v_leak", nid) if hasattr(node, "v_leak") else np.zeros(1)
+    thr = _per_channel(node.v_threshold, shape, "v_threshold", nid) if fires else np.zeros(1)
+    v_reset = (_per_channel(node.v_reset, shape, "v_reset", nid)
+               if fires and getattr(node, "v_reset", None) is not None else np.zeros(1))
+    v_init = 0.0
+    if np.any(v_reset != 0):
+        if v_reset.size != 1:
+            raise UnsupportedLayerError(f"NIR node '{nid}': v_reset differs between channels; snncc "
+                                        "resets to one value per layer")
+        vr = float(v_reset[0])
+        thr = thr - vr
+        v_leak = v_leak - vr
+        v_init = -vr
+        warn(f"NIR node '{nid}': v_reset={vr:g} is modelled by shifting the membrane by -v_reset "
+             "(threshold - v_reset, reset to 0); the membrane is assumed to start at 0 (NIR has no "
+             "initial state), i.e. at -v_reset in the shifted frame; a readout's v is shifted likewise")
+    bias = v_leak * leak_k
+    reset = "zero" if fires else "none"
+    reset_value = thr.copy()
+    if fires and reset_override is not None:
+        reset = reset_override
+        if reset == "subtract":
+            if beta == 0.0:
+                raise UnsupportedLayerError(f"NIR node '{nid}': reset='subtract' with beta=0")
+            reset_value = thr / beta  # snnTorch's delayed subtraction of thr, see torch_fx._leaky
+    lif = LIF(source=nid, beta=float(beta), alpha=float(alpha), threshold=thr, bias=bias, reset=reset,
+              reset_value=reset_value, v_init=v_init, state_quant="none", state_level=thr.copy(),
+              fires=fires)
+    return lif, gain
+
+
+def _apply_snncc_meta(nid: str, lif: LIF, md: dict, warn) -> LIF:
+    """Restore the exact float LIF written by snncc's NIR export (metadata ``snncc.*``),
+    after checking that the NIR parameters still agree with it."""
+    want = {k[6:]: v for k, v in md.items() if k.startswith("snncc.")}
+    if want.get("kind") != "LIF":
+        return lif
+    checks = [("beta", lif.beta), ("alpha", lif.alpha)]
+    if lif.fires:
+        checks.append(("threshold", lif.threshold))
+    if lif.beta != 1.0:  # without a leak NIR has no v_leak: the bias lives in the metadata only
+        checks.append(("bias", lif.bias))
+    bad = [f for f, got in checks if f in want and not _close(got, want[f])]
+    if bad:
+        warn(f"NIR node '{nid}': its snncc metadata disagrees with its NIR parameters ({', '.join(bad)}); "
+             "the NIR parameters are used and the snncc-only fields (reset mode, membrane quantization) "
+             "are ignored")
+        return lif
+    arrays = {f: np.asarray(want[f], np.float64).reshape(-1)
+              for f in ("threshold", "bias", "reset_value", "state_level") if f in want}
+    return lif.replace(beta=float(want.get("beta", lif.beta)), alpha=float(want.get("alpha", lif.alpha)),
+                       reset=str(want.get("reset", lif.reset)), v_init=float(want.get("v_init", lif.v_init)),
+                       state_quant=str(want.get("state_quant", lif.state_quant)),
+                       fires=bool(want.get("fires", lif.fires)), **arrays)
+
+
+# ------------------------------------------------------------------ graph structure
+def _read(path_or_graph):
+    import nir
+
+    if isinstance(path_or_graph, (str, Path)):
+        path = Path(path_or_graph)
+        if not path.is_file():
+            raise ModelLoadError(f"NIR file not found: {path}")
+        try:
+            return nir.read(path, type_check=False)
+        except Exception as e:  # noqa: BLE001 - h5py/nir raise many kinds
+            raise ModelLoadError(f"{path} cannot be read as a NIR graph: {type(e).__name__}: {e}") from None
+    if isinstance(path_or_graph, nir.NIRGraph):
+        return path_or_graph
+    raise ModelLoadError(f"load_nir takes a .nir path or a nir.NIRGraph, got {type(path_or_graph).__name__}")
+
+
+def _topo(nodes: dict, preds: dict[str, list[str]]) -> list[str]:
+    def key(n):
+        rank = _meta(nodes[n]).get("snncc.rank")
+        return (0 if rank is not None else 1, int(rank) if rank is not None else 0, _natural(n))
+
+    indeg = {n: len(preds[n]) for n in nodes}
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    for n, ps in preds.items():
+        for p in ps:
+            succ[p].append(n)
+    ready = sorted((n for n in nodes if indeg[n] == 0), key=key)
+    order = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for s in succ[n]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                ready.append(s)
+        ready.sort(key=key)
+    if len(order) != len(nodes):
+        cyc = sorted(n for n in nodes if n not in order)
+        raise UnsupportedLayerError(f"the NIR graph is recurrent (a cycle through {cyc}); snncc compiles "
+                                    "feed-forward networks (residual adds are fine)")
+    return order
+
+
+def load_nir(path_or_graph, *, dt: float = DT, discretization: str = "euler", reset: str | None = None,
+             input_encoding: str | None = None, input_scale: float | None = None,
+             input_bits: int | None = None) -> Graph:
+    """Read a NIR graph into snncc's float IR (the graph the PyTorch frontend produces).
+
+    ``dt`` and ``discretization`` ("euler": beta = 1 - dt/tau like snnTorch; "exp": beta =
+    exp(-dt/tau)) turn time constants into per-step decays. ``reset`` overrides the reset
+    of every firing neuron without snncc metadata ("subtract" follows snnTorch's
+    Leaky(reset_mechanism="subtract"): reset value threshold / beta). The input contract
+    (``input_*``) defaults to the file's snncc metadata, else direct 8-bit pixels scaled
+    by 1/255. Assumptions are warned about and listed in ``graph.meta["nir_warnings"]``."""
+    if discretization not in DISCRETIZATIONS:
+        raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, got {discretization!r}")
+    if reset is not None and reset not in RESETS:
+        raise ValueError(f"reset must be one of {RESETS} or None, got {reset!r}")
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0, got {dt}")
+    ng = _read(path_or_graph)
+    notes: list[str] = []
+
+    def warn(msg: str) -> None:
+        if msg not in notes:
+            notes.append(msg)
+
+    nodes = dict(ng.nodes)
+    gmeta = {str(k): (v.decode() if isinstance(v, bytes) else v) for k, v in (ng.metadata or {}).items()}
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in ng.edges:
+        a, b = str(a), str(b)
+        for end in (a, b):
+            if end not in nodes:
+                raise ModelLoadError(f"NIR edge ({a!r}, {b!r}) names a node {end!r} that does not exist")
+        preds[b].append(a)
+    bad = []
+    for nid, node in nodes.items():
+        kind = type(node).__name__
+        if kind not in SUPPORTED.replace(",", " ").split():
+            why = ("a nested graph (snnTorch writes recurrent layers this way); recurrence is not supported"
+                   if kind == "NIRGraph" else "not supported")
+            bad.append(f"node '{nid}' of type {kind}: {why}")
+    if bad:
+        raise UnsupportedLayerError(f"cannot import the NIR graph: {len(bad)} unsupported node(s):\n"
+                                    + "\n".join(f"  - {b}" for b in bad) + f"\n(supported: {SUPPORTED})")
+    inputs = [n for n, v in nodes.items() if type(v).__name__ == "Input"]
+    outputs = [n for n, v in nodes.items() if type(v).__name__ == "Output"]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise UnsupportedLayerError(f"snncc compiles NIR graphs with one Input and one Output node; this one "
+                                    f"has inputs {sorted(inputs)} and outputs {sorted(outputs)}")
+    order = _topo(nodes, preds)
+
+    g = Graph()
+    names: dict[str, str] = {}       # NIR id -> snncc node name
+    shapes: dict[str, tuple] = {}    # snncc node -> shape
+    gains: list[tuple[str, np.ndarray]] = []   # (snncc LIF, per-channel input gain to fold)
+    sumpools: list[tuple[str, float]] = []     # (snncc AvgPool made from a SumPool2d, window size)
+    if reset is None:
+        plain = [n for n in order if type(nodes[n]).__name__ in ("LIF", "CubaLIF", "IF")
+                 and "snncc.reset" not in _meta(nodes[n])]
+        if plain:
+            warn("NIR neurons have no reset-mode field: LIF/CubaLIF/IF nodes "
+                 f"{plain} are read as resetting to v_reset (snncc reset 'zero'). A model exported "
+                 "from snnTorch's Leaky(reset_mechanism='subtract') (snnTorch's default) is written "
+                 "the same way: pass reset='subtract' to load_nir for such a file")
+
+    def add(base: str, op, ins: list[str]) -> str:
+        name = g.add(g.unique(base), op, ins)
+        shapes[name] = tuple(int(d) for d in op.out_shape([shapes[s] for s in ins]))
+        return name
+
+    for nid in order:
+        node = nodes[nid]
+        kind = type(node).__name__
+        md = _meta(node)
+        base = str(md.get("snncc.name", nid))
+        src = str(md.get("snncc.source", nid))
+        ins = [names[p] for p in preds[nid]]
+        if kind == "Input":
+            shape = tuple(int(d) for d in np.asarray(node.input_type["input"]).reshape(-1))
+            enc = input_encoding or md.get("snncc.encoding") or "direct"
+            scale = 1.0 if enc == "spikes" else float(input_scale or md.get("snncc.scale") or 1.0 / 255.0)
+            bits = int(input_bits or md.get("snncc.bits") or 8)
+            if input_encoding is None and "snncc.encoding" not in md:
+                warn("the NIR file does not say how its input is encoded: it is read as direct 8-bit "
+                     "pixels scaled by 1/255 (pass input_encoding/input_scale/input_bits, or "
+                     "--input-encoding/--input-scale, to change it)")
+            names[nid] = add(base, Input(source=src, shape=shape, encoding=enc, scale=scale, bits=bits), [])
+            continue
+        if not ins:
+            raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) has no input edge")
+        if len(ins) > 1:
+            in_shapes = {shapes[s] for s in ins}
+            if len(in_shapes) != 1:
+                raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) sums inputs of different shapes "
+                                            f"{sorted(in_shapes)}")
+            abase = str(md.get("snncc.input_add", f"{base}.add"))
+            ins = [add(abase, Add(source=str(md.get("snncc.input_add_source", abase))), ins)]
+        in_shape = shapes[ins[0]]
+        if kind == "Output":
+            g.outputs = [ins[0]]
+            continue
+        if kind in ("Affine", "Linear"):
+            w = _arr(node.weight)
+            if w.ndim != 2:
+                raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}): weight of shape {w.shape}; snncc "
+                                            "takes 2-D (out, in) weights")
+            if int(np.prod(in_shape)) != w.shape[1] or len(in_shape) != 1:
+                raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) takes {w.shape[1]} inputs but reads "
+                                            f"a tensor of shape {in_shape} (add a Flatten node)")
+            b = _arr(node.bias).reshape(-1) if kind == "Affine" else np.zeros(w.shape[0])
+            names[nid] = add(base, Dense(source=src, weight=w, bias=np.broadcast_to(b, (w.shape[0],)).copy()), ins)
+        elif kind == "Conv2d":
+            w = _arr(node.weight)
+            if w.ndim != 4 or len(in_shape) != 3:
+                raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): weight {w.shape} on input {in_shape}")
+            stride = _pair(node.stride, "stride", nid)
+            dil = _pair(node.dilation, "dilation", nid)
+            groups = int(np.asarray(node.groups).reshape(-1)[0])
+            pad = node.padding
+            if isinstance(pad, (bytes, str)):
+                pad = pad.decode() if isinstance(pad, bytes) else pad
+                if pad == "valid":
+                    pad = (0, 0)
+                else:  # "same"
+                    if stride != (1, 1) or any((d * (k - 1)) % 2 for d, k in zip(dil, w.shape[2:])):
+                        raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): padding='same' needs stride 1 "
+                                                    "and an odd effective kernel (symmetric padding)")
+                    pad = tuple(d * (k - 1) // 2 for d, k in zip(dil, w.shape[2:]))
+            else:
+                pad = _pair(pad, "padding", nid)
+            if in_shape[0] != w.shape[1] * groups:
+                raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): {w.shape[1]}x{groups} input channels "
+                                            f"expected, the input has {in_shape[0]}")
+            b = _arr(node.bias).reshape(-1)
+            names[nid] = add(base, Conv(source=src, weight=w, bias=np.broadcast_to(b, (w.shape[0],)).copy(),
+                                        stride=stride, padding=pad, dilation=dil, groups=groups), ins)
+        elif kind in ("AvgPool2d", "SumPool2d"):
+            if len(in_shape) != 3:
+                raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) reads a tensor of shape {in_shape}")
+            k = _pair(node.kernel_size, "kernel_size", nid)
+            s = _pair(node.stride, "stride", nid)
+            p = _pair(node.padding, "padding", nid)
+            names[nid] = add(base, AvgPool(source=src, kernel=k, stride=s, padding=p), ins)
+            if kind == "SumPool2d":
+                sumpools.append((names[nid], float(k[0] * k[1])))
+        elif kind == "Flatten":
+            nd = len(in_shape)
+            start, end = int(node.start_dim), int(node.end_dim)
+            start, end = start % nd if start < 0 else start, end % nd if end < 0 else end
+            if nd > 1 and not (start == 0 and end == nd - 1):
+                raise UnsupportedLayerError(
+                    f"NIR node '{nid}' (Flatten start_dim={node.start_dim}, end_dim={node.end_dim}) on a "
+                    f"{in_shape} tensor: snncc flattens all dimensions (start_dim=0, end_dim=-1, batch excluded)")
+            names[nid] = add(base, Flatten(source=src), ins) if nd > 1 else ins[0]
+        elif kind in _NEURONS:
+            lif, gain = _neuron(nid, node, kind, in_shape, dt, discretization, reset, warn)
+            lif = _apply_snncc_meta(nid, lif.replace(source=src), md, warn)
+            names[nid] = add(base, lif, ins)
+            if not _close(gain, 1.0):
+                gains.append((names[nid], gain))
+        else:  # pragma: no cover - rejected above
+            raise UnsupportedLayerError(f"NIR node '{nid}' of type {kind} is not supported")
+    if not g.outputs:
+        raise UnsupportedLayerError("the NIR Output node has no input edge")
+    for name, gain in gains:
+        _fold_gain(g, name, gain, warn)
+    for name, k in sumpools:
+        _fold_sumpool(g, name, k)
+    g.meta.update(nir_warnings=list(notes), frontend="nir", nir_dt=dt, nir_discretization=discretization)
+    for k in ("steps",):
+        if f"snncc.{k}" in gmeta:
+            g.meta[k] = int(gmeta[f"snncc.{k}"])
+    errs = problems(g, "float")
+    if errs:
+        raise UnsupportedLayerError("the imported NIR graph is not a valid snncc network:\n"
+                                    + "\n".join(f"  - {e}" for e in errs))
+    for msg in notes:
+        warnings.warn(msg, NirImportWarning, stacklevel=2)
+    return g
+
+
+def _scale_rows(op, f: np.ndarray):
+    f = np.broadcast_to(np.asarray(f, np.float64).reshape(-1), (op.weight.shape[0],))
+    return op.replace(weight=op.weight * f.reshape((-1,) + (1,) * (op.weight.ndim - 1)), bias=op.bias * f)
+
+
+def _fold_gain(g: Graph, name: str, gain: np.ndarray, warn) -> None:
+    """Multiply the neuron's input by ``gain`` (per channel): scale the synapse rows that
+    feed only it, else divide its membrane constants by the gain."""
+    (src,) = g.inputs(name)
+    syns = [src] if g.node(src).kind in ("Conv", "Dense") else (
+        g.inputs(src) if g.node(src).kind == "Add" else [])
+    ok = syns and all(g.node(s).kind in ("Conv", "Dense") and len(g.users(s)) == 1 for s in syns) \
+        and (src in syns or len(g.users(src)) == 1)
+    if ok:
+        for s in syns:
+            g.set(s, _scale_rows(g.node(s), gain))
+        return
+    op = g.node(name)
+    if np.any(gain <= 0):
+        raise UnsupportedLayerError(f"NIR neuron '{op.source}': a non-positive input gain {gain} that cannot "
+                                    "be folded into a synapse")
+    g.set(name, op.replace(threshold=op.threshold / gain, bias=op.bias / gain,
+                           reset_value=op.reset_value / gain, state_level=op.state_level / gain,
+                           v_init=op.v_init / float(np.mean(gain))))
+    warn(f"NIR neuron '{op.source}': its input gain (r dt / tau = {np.unique(gain)}) is folded into the "
+         "membrane (threshold and bias divided by the gain): spikes are unchanged, a readout's v is in "
+         "units of 1/gain")
+
+
+def _fold_sumpool(g: Graph, name: str, k: float) -> None:
+    """SumPool = k * AvgPool: scale the synapses after it (through Flatten/AvgPool), or the
+    one synapse before it."""
+    todo, syns = list(g.users(name)), []
+    while todo:
+        n = todo.pop()
+        kind = g.node(n).kind
+        if kind in ("Conv", "Dense"):
+            syns.append(n)
+        elif kind in ("Flatten", "AvgPool"):
+            todo += g.users(n)
+        else:
+            syns = None
+            break
+    if syns and name not in g.outputs:
+        for s in syns:
+            op = g.node(s)
+            g.set(s, op.replace(weight=op.weight * k))
+        return
+    (src,) = g.inputs(name)
+    if g.node(src).kind in ("Conv", "Dense") and len(g.users(src)) == 1:
+        g.set(src, _scale_rows(g.node(src), np.array([k])))
+        return
+    raise UnsupportedLayerError(f"NIR SumPool2d '{g.node(name).source}': snncc's float IR pools by averaging; "
+                                "the window size must be folded into a Conv/Linear right before or after "
+                                "it, and there is none")
+
+
+def compile_nir(path, target="c", out="build", config=None, **load_kw):
+    """Compile a ``.nir`` file like :func:`snncc.compiler.compile` compiles a PyTorch model:
+    NIR -> float IR (:func:`load_nir`; the config's input encoding/scale/bits describe the
+    input) -> passes -> integer IR -> targets, with the same build directory layout."""
+    from .. import __version__
+    from ..compiler import Build, compile_graph
+    from ..config import CompileConfig
+    from ..ir import serialize
+    from ..passes.pipeline import PIPELINES
+    from ..targets import get as get_target
+
+    if isinstance(config, dict):
+        config = CompileConfig.from_dict(config)
+    config = config or CompileConfig()
+    targets = [target] if isinstance(target, str) else list(target)
+    for t in targets:
+        get_target(t)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if isinstance(path, (str, Path)) \
+        and Path(path).is_file() else None
+    fg = load_nir(path, input_encoding=config.input_encoding, input_scale=config.input_scale,
+                  input_bits=config.input_bits, **load_kw)
+    fg.meta["steps"] = config.steps
+    log: list[str] = []
+    pipeline = "lava" if "lava" in targets and "lava" in PIPELINES else "default"
+    g = compile_graph(fg, config, pipeline, log)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    serialize.save(g, out)
+    fdoc, farr = serialize.to_dict(fg)
+    (out / "float_model.json").write_text(serialize.dump_json(fdoc))
+    serialize.write_npz(out / "float_model.npz", farr)
+    for t in targets:
+        get_target(t).emit(g, out / t)
+    manifest = {"snncc": __version__, "config": config.to_dict(), "targets": targets, "frontend": "nir",
+                "pipeline": pipeline, "passes": log, "source_sha256": digest,
+                "nir_warnings": fg.meta.get("nir_warnings", [])}
+    (out / "compile.json").write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
+    return Build(out, g, fg, config, targets)

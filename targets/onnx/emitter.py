@@ -1,0 +1,604 @@
+"""Integer graph -> ``model.onnx`` (+ ``model_probe.onnx``) in standard ONNX operators.
+
+Design (argued at length in docs/onnx.md):
+
+* **Time** is one ``Scan`` over axis 1 of the input ``(N, T, ...)``. The body is one
+  time step of the reference interpreter, written node for node in topological order;
+  every membrane ``v``/``u`` and every slot of a synaptic delay line is a Scan state
+  variable (loop-carried int64 tensor) whose initial value is built from the batch size.
+  Scan keeps the model size independent of T, accepts any T and N at run time, and
+  reads like the math (state in, state out). Unrolling would copy the body T times.
+* **Dtypes.** Every neuron register, constant and accumulator is int64; spikes are bool.
+  Register widths show up as explicit ops: ``Clip`` (saturate), ``Mod`` (two's-complement
+  wrap) or ``Where`` (Lava's single fold), each named ``<layer>/v.saturate24`` etc.
+* **Synapses.** ``IntDense`` is an int64 ``MatMul`` (always exact, wraps like numpy's
+  int64). onnxruntime has no integer ``Conv`` beyond 8-bit ``ConvInteger`` (int32
+  accumulators, 8-bit weights only) and its ``Conv`` kernel exists for float32 only, so
+  ``IntConv`` is a float32 ``Conv`` *when exactness is proven*: a static interval
+  analysis bounds every input |x| and every accumulator by sum_k |w_k| * max|x|; when
+  that bound is below 2^24 every product and every partial sum, in any summation order
+  (also with FMA), is an integer a float32 represents exactly, so the result is the
+  exact integer. Otherwise the conv is lowered to an exact int64 im2col: ``Pad`` +
+  ``Gather`` (constant window indices) + int64 ``MatMul``. ``SumPool`` likewise (float32
+  depthwise ``Conv`` with ones, or ``Gather`` + ``MatMul`` with ones), ``MaxPool`` as a float32 /
+  float64 ``MaxPool`` below 2^24 / 2^53 or ``Gather`` + ``ReduceMax``. ``windows="int64"``
+  forces the integer lowering everywhere (a model without any float op).
+* **Arithmetic shifts** are ``Mul`` by 2^k (left) and, for the floor right shift,
+  ``(x - Mod(x, 2^k)) / 2^k``: ONNX integer ``Mod`` (fmod=0) takes the sign of the
+  divisor, so the difference is an exact multiple and the ``Div`` has nothing to round.
+  The decay ``sign(p) * (|p| >> 12)``, p = x * (4096 - d), is written literally:
+  ``Where(p < 0, -q, q)`` with ``q = Div(Abs(p), 4096)`` (a non-negative dividend, so the
+  integer division is unambiguous).
+* **Avoided operators.** onnxruntime 1.31's int64 ``Sign`` is wrong beyond 2^31 and its
+  int64 ``ReduceSum`` rounds beyond 2^53 (found while building this target);
+  ``Where`` and a ``MatMul`` with ones replace them.
+
+Node names are ``<IR node name>/<step>`` and every node's doc_string names the IR node,
+its kind and its ``source`` (the PyTorch module), so a layer is found in Netron by
+name. Output names are exactly the reference interpreter's keys. Same graph -> same
+bytes (no timestamps, deterministic names and constant order).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ... import __version__
+from ...errors import SnnccError
+from ...ir.graph import Graph
+from ...ir.nodes import DECAY_ONE, IntLIF
+from ...ir.verify import verify
+
+OPSET = 17          # every operator used here exists unchanged since opset 13..17
+IR_VERSION = 8      # the IR version of opset 17; onnxruntime 1.31 reads up to 13
+MODEL = "model.onnx"
+PROBE_MODEL = "model_probe.onnx"
+WINDOWS = ("auto", "int64")
+
+I64, F32, F64, BOOL = TensorProto.INT64, TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.BOOL
+_NP = {I64: np.int64, F32: np.float32, F64: np.float64, BOOL: np.bool_}
+F32_EXACT, F64_EXACT = 1 << 24, 1 << 53
+MAX_SHIFT = 62
+
+
+# ------------------------------------------------------------------ static bounds
+def value_bounds(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:
+    """(bound, acc): worst-case |value| of every node's output in one step, and for
+    windowed nodes (IntConv, SumPool) the worst-case |partial sum| of the accumulation,
+    as exact Python integers. IntLIF outputs spikes (bound 1)."""
+    b: dict[str, int] = {}
+    acc: dict[str, int] = {}
+    for name, op in graph.items():
+        ins = [b[s] for s in graph.inputs(name)]
+        k = op.kind
+        if k == "IntInput":
+            b[name] = 1 if op.encoding == "spikes" else (1 << op.bits) - 1
+        elif k == "IntLIF":
+            b[name] = 1
+        elif k in ("IntConv", "IntDense"):
+            w = np.abs(op.weight.reshape(op.weight.shape[0], -1))  # int64: <= 2^16 * fan-in, no overflow
+            a = int(w.sum(axis=1).max()) * ins[0] if w.size else 0
+            acc[name] = a
+            e = op.weight_exp
+            out = a << e if e >= 0 else (a >> -e) + 1
+            if op.out_bits:
+                out = min(out, 1 << (op.out_bits - 1))
+            b[name] = out
+        elif k == "SumPool":
+            acc[name] = b[name] = ins[0] * op.kernel[0] * op.kernel[1]
+        elif k == "Add":
+            b[name] = sum(ins)
+        else:  # MaxPool, Flatten
+            b[name] = ins[0]
+    return b, acc
+
+
+def _chan(a: np.ndarray, ndim: int) -> np.ndarray:
+    """(C,) or (1,) -> (1, C, 1, ...) for an (N, C, ...) tensor of ``ndim`` dims."""
+    return np.asarray(a, np.int64).reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _doc(name: str, op) -> str:
+    src = f" (source: {op.source})" if op.source else ""
+    p = op.params()
+    keep = {k: v for k, v in p.items() if k not in ("source",)}
+    text = ", ".join(f"{k}={v}" for k, v in sorted(keep.items()))
+    if op.kind == "IntLIF":
+        for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
+            a = getattr(op, f)
+            text += f", {f}={a.tolist() if a.size <= 8 else f'array{a.shape}'}"
+    return f"snncc {op.kind} '{name}'{src}: {text}"
+
+
+class _Names:
+    """One namespace for every value and node name of the model (outer graph and Scan
+    body share the value namespace: a subgraph may not shadow an outer name)."""
+
+    def __init__(self, reserved=()) -> None:
+        self.used = set(reserved)
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.used:
+            name, k = f"{base}_{k}", k + 1
+        self.used.add(name)
+        return name
+
+
+class _Builder:
+    """Accumulates the nodes and initializers of one (sub)graph."""
+
+    def __init__(self, values: _Names, nodes: _Names) -> None:
+        self.values, self.node_names = values, nodes
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._consts: dict[tuple, str] = {}
+        self.layer, self.doc = "snncc", ""
+
+    def at(self, layer: str, doc: str) -> None:
+        self.layer, self.doc = layer, doc
+
+    def const(self, value, dtype: int, hint: str = "c") -> str:
+        arr = np.ascontiguousarray(np.asarray(value, dtype=_NP[dtype]))
+        key = (dtype, arr.shape, arr.tobytes())
+        if key not in self._consts:
+            name = self.values.fresh(f"{self.layer}::{hint}" if arr.size > 1 else
+                                     f"const::{hint}")
+            self.inits.append(numpy_helper.from_array(arr, name))
+            self._consts[key] = name
+        return self._consts[key]
+
+    def i64(self, value, hint: str = "c") -> str:
+        return self.const(value, I64, hint)
+
+    def op(self, op_type: str, inputs: list[str], role: str, n_out: int = 1, **attrs):
+        outs = [self.values.fresh(f"{self.layer}::{role}" + (f".{i}" if n_out > 1 else ""))
+                for i in range(n_out)]
+        node = helper.make_node(op_type, inputs, outs, name=self.node_names.fresh(f"{self.layer}/{role}"),
+                                doc_string=self.doc, **attrs)
+        self.nodes.append(node)
+        return outs[0] if n_out == 1 else outs
+
+
+class _Step:
+    """One time step of the reference interpreter as ONNX nodes (the Scan body)."""
+
+    def __init__(self, b: _Builder, windows: str, bounds, accs) -> None:
+        self.b, self.windows, self.bounds, self.accs = b, windows, bounds, accs
+        self.vals: dict[str, tuple[str, int]] = {}     # IR node -> (value, dtype)
+        self.owner: dict[str, tuple[str, str]] = {}    # value -> (IR node, doc) that made it
+        self._casts: dict[tuple[str, int], str] = {}
+
+    def set(self, node: str, value: str, dtype: int) -> None:
+        self.vals[node] = (value, dtype)
+        self.owner.setdefault(value, (self.b.layer, self.b.doc))
+
+    # -------------------------------------------------------------- helpers
+    def cast(self, value: tuple[str, int], dtype: int) -> str:
+        name, have = value
+        if have == dtype:
+            return name
+        key = (name, dtype)
+        if key not in self._casts:
+            # named after the producer: one cast shared by all its readers
+            tag = {I64: "int64", F32: "float32", F64: "float64", BOOL: "bool"}[dtype]
+            here = (self.b.layer, self.b.doc)
+            self.b.at(*self.owner.get(name, here))
+            self._casts[key] = self.b.op("Cast", [name], f"as_{tag}", to=dtype)
+            self.b.at(*here)
+        return self._casts[key]
+
+    def shift(self, x: str, e: int, role: str) -> str:
+        """x << e (e >= 0) or floor(x / 2^-e) (arithmetic right shift)."""
+        if e == 0:
+            return x
+        if abs(e) > MAX_SHIFT:
+            raise SnnccError(f"layer '{self.b.layer}': shift by {e} bits is beyond int64")
+        b = self.b
+        if e > 0:
+            return b.op("Mul", [x, b.i64(1 << e, f"pow2_{e}")], f"{role}.shl{e}")
+        p = b.i64(1 << -e, f"pow2_{-e}")
+        r = b.op("Mod", [x, p], f"{role}.shr{-e}.mod", fmod=0)
+        return b.op("Div", [b.op("Sub", [x, r], f"{role}.shr{-e}.sub"), p], f"{role}.shr{-e}")
+
+    def overflow(self, x: str, bits: int, mode: str, role: str) -> str:
+        b = self.b
+        if bits > MAX_SHIFT or bits < 2:
+            raise SnnccError(f"layer '{b.layer}': {role} register of {bits} bits: the ONNX target "
+                             f"supports 2..{MAX_SHIFT} bits")
+        m = 1 << (bits - 1)
+        if mode == "saturate":
+            return b.op("Clip", [x, b.i64(-(m - 1), f"neg_max{bits}"), b.i64(m - 1, f"max{bits}")],
+                        f"{role}.saturate{bits}")
+        if mode == "wrap":
+            t = b.op("Add", [x, b.i64(m, f"half{bits}")], f"{role}.wrap{bits}.add")
+            t = b.op("Mod", [t, b.i64(1 << bits, f"mod{bits}")], f"{role}.wrap{bits}.mod", fmod=0)
+            return b.op("Sub", [t, b.i64(m, f"half{bits}")], f"{role}.wrap{bits}")
+        if mode == "wrap_lava":
+            hi = b.op("Greater", [x, b.i64(m, f"half{bits}")], f"{role}.wrap_lava{bits}.gt")
+            lo = b.op("LessOrEqual", [x, b.i64(-m, f"neg_half{bits}")], f"{role}.wrap_lava{bits}.le")
+            two = b.i64(2 * m, f"mod{bits}")
+            inner = b.op("Where", [lo, b.op("Add", [x, two], f"{role}.wrap_lava{bits}.up"), x],
+                         f"{role}.wrap_lava{bits}.low")
+            return b.op("Where", [hi, b.op("Sub", [x, two], f"{role}.wrap_lava{bits}.down"), inner],
+                        f"{role}.wrap_lava{bits}")
+        raise SnnccError(f"unknown overflow mode {mode!r}")
+
+    def decay(self, x: str, d: int, role: str, bound: int | None) -> str | None:
+        """sign(p) * (|p| >> 12) with p = x * (4096 - d), literally (the int64 product wraps
+        like the reference's); None for the constant 0 (d = 4096). d = 0 is the identity
+        only while |x| * 4096 stays inside int64, so it is skipped only where the register
+        bound proves that."""
+        if d == DECAY_ONE:
+            return None
+        if d == 0 and bound is not None and bound * DECAY_ONE < 1 << 63:
+            return x
+        b = self.b
+        p = b.op("Mul", [x, b.i64(DECAY_ONE - d, f"keep{DECAY_ONE - d}")], f"{role}.scale")
+        q = b.op("Div", [b.op("Abs", [p], f"{role}.abs"), b.i64(DECAY_ONE, "decay_one")], f"{role}.shr12")
+        # sign(p) * q as a select: onnxruntime's int64 Sign is wrong beyond 2^31
+        neg = b.op("Less", [p, b.i64(0, "zero")], f"{role}.negative")
+        return b.op("Where", [neg, b.op("Neg", [q], f"{role}.neg"), q], role)
+
+    # -------------------------------------------------------------- windows
+    def _patches(self, x: str, shape, kernel, stride, padding, dilation) -> tuple[str, int, int]:
+        """(N, C, P, kh*kw) int64 windows of an (N, C, H, W) int64 tensor (zero padding)."""
+        b = self.b
+        c, h, w = shape
+        ph, pw = padding
+        if ph or pw:
+            x = b.op("Pad", [x, b.i64([0, 0, ph, pw, 0, 0, ph, pw], "pads")], "im2col.pad", mode="constant")
+        hp, wp = h + 2 * ph, w + 2 * pw
+        eh, ew = dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1
+        ho, wo = (hp - eh) // stride[0] + 1, (wp - ew) // stride[1] + 1
+        oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+        ki, kj = np.meshgrid(np.arange(kernel[0]), np.arange(kernel[1]), indexing="ij")
+        rows = oy.reshape(-1, 1) * stride[0] + ki.reshape(1, -1) * dilation[0]
+        cols = ox.reshape(-1, 1) * stride[1] + kj.reshape(1, -1) * dilation[1]
+        idx = (rows * wp + cols).astype(np.int64)  # (P, kh*kw)
+        flat = b.op("Reshape", [x, b.i64([0, c, hp * wp], "flat_shape")], "im2col.flatten")
+        return b.op("Gather", [flat, b.i64(idx, "window_index")], "im2col.gather", axis=2), ho, wo
+
+    def conv(self, name: str, op, src: str, in_shape) -> tuple[str, int]:
+        b = self.b
+        xv = self.vals[src]
+        stride, pad, dil = tuple(op.stride), tuple(op.padding), tuple(op.dilation)
+        if self.windows == "auto" and self.accs[name] < F32_EXACT and self.bounds[src] < F32_EXACT:
+            x = self.cast(xv, F32)
+            y = b.op("Conv", [x, b.const(op.weight, F32, "weight")], "conv", strides=list(stride),
+                     pads=[pad[0], pad[1], pad[0], pad[1]], dilations=list(dil), group=int(op.groups),
+                     kernel_shape=list(op.weight.shape[2:]))
+            return b.op("Cast", [y], "conv.to_int64", to=I64), I64
+        o, cg, kh, kw = op.weight.shape
+        g = int(op.groups)
+        og = o // g
+        pt, ho, wo = self._patches(self.cast(xv, I64), in_shape, (kh, kw), stride, pad, dil)
+        p = ho * wo
+        t = b.op("Reshape", [pt, b.i64([0, g, cg, p, kh * kw], "group_shape")], "im2col.groups")
+        t = b.op("Transpose", [t], "im2col.transpose", perm=[0, 1, 3, 2, 4])
+        t = b.op("Reshape", [t, b.i64([0, g, p, cg * kh * kw], "patch_shape")], "im2col.patches")
+        wmat = op.weight.reshape(g, og, cg * kh * kw).transpose(0, 2, 1)  # (G, K, og)
+        y = b.op("MatMul", [t, b.i64(wmat, "weight_im2col")], "conv.matmul")  # (N, G, P, og)
+        y = b.op("Transpose", [y], "conv.transpose", perm=[0, 1, 3, 2])
+        return b.op("Reshape", [y, b.i64([0, o, ho, wo], "out_shape")], "conv"), I64
+
+    def pool(self, name: str, op, src: str, in_shape, kind: str) -> tuple[str, int]:
+        b = self.b
+        xv = self.vals[src]
+        k, s, p = tuple(op.kernel), tuple(op.stride), tuple(op.padding)
+        c = in_shape[0]
+        if self.windows == "auto":
+            if kind == "SumPool" and self.accs[name] < F32_EXACT:
+                ones = np.ones((c, 1) + k, np.float32)
+                y = b.op("Conv", [self.cast(xv, F32), b.const(ones, F32, "ones")], "sumpool", strides=list(s),
+                         pads=[p[0], p[1], p[0], p[1]], group=c, kernel_shape=list(k))
+                return b.op("Cast", [y], "sumpool.to_int64", to=I64), I64
+            if kind == "MaxPool" and self.bounds[src] < F64_EXACT:
+                dt = F32 if self.bounds[src] < F32_EXACT else F64
+                y = b.op("MaxPool", [self.cast(xv, dt)], "maxpool", kernel_shape=list(k), strides=list(s))
+                return y, dt
+        pt, ho, wo = self._patches(self.cast(xv, I64), in_shape, k, s, p, (1, 1))
+        if kind == "SumPool":
+            # a MatMul with ones: onnxruntime's int64 ReduceSum rounds beyond 2^53
+            y = b.op("MatMul", [pt, b.i64(np.ones((k[0] * k[1], 1)), "ones")], "window_sum")
+        else:
+            y = b.op("ReduceMax", [pt], "window_max", axes=[3], keepdims=0)
+        return b.op("Reshape", [y, b.i64([0, c, ho, wo], "out_shape")], kind.lower()), I64
+
+    # -------------------------------------------------------------- neuron
+    def neuron(self, op: IntLIF, a: tuple[str, int], v_in: str, u_in: str | None, nd: int):
+        """Returns (spikes bool, v int64, u int64)."""
+        b = self.b
+        x = self.cast(a, I64)
+        if op.act_shift:
+            x = self.shift(x, op.act_shift, "input")
+        if op.du == DECAY_ONE:
+            u = self.overflow(x, op.u_bits, op.u_overflow, "u")
+        else:
+            du = self.decay(u_in, op.du, "u.decay", _register_bound(op.u_bits, op.u_overflow))
+            u = self.overflow(b.op("Add", [du, x], "u.integrate"), op.u_bits, op.u_overflow, "u")
+        dv = self.decay(v_in, op.dv, "v.decay", _v_bound(op))
+        v = u if dv is None else b.op("Add", [dv, u], "v.integrate")
+        if op.bias.any():
+            v = b.op("Add", [v, b.i64(_chan(op.bias, nd), "bias")], "v.bias")
+        v = self.overflow(v, op.v_bits, op.v_overflow, "v")
+        if op.fires:
+            s = b.op("Greater", [v, b.i64(_chan(op.threshold, nd), "threshold")], "spike")
+            if op.reset == "zero":
+                v = b.op("Where", [s, b.i64(0, "zero"), v], "reset_zero")
+            elif op.reset == "subtract":
+                sub = b.op("Sub", [v, b.i64(_chan(op.reset_value, nd), "reset_value")], "reset.sub")
+                v = b.op("Where", [s, sub, v], "reset_subtract")
+        else:
+            s = b.op("ConstantOfShape", [b.op("Shape", [v], "shape")], "spike",
+                     value=numpy_helper.from_array(np.zeros(1, np.bool_), "value"))
+        if op.state_quant != "none":
+            lvl = b.i64(_chan(op.state_level, nd), "state_level")
+            v2 = b.op("Add", [v, v], "quant.double")
+            q = b.op("Cast", [b.op("GreaterOrEqual", [v2, lvl], "quant.ge")], "quant.pos", to=I64)
+            if op.state_quant == "ternary":
+                neg = b.op("Neg", [lvl], "quant.neg_level")
+                qn = b.op("Cast", [b.op("LessOrEqual", [v2, neg], "quant.le")], "quant.neg", to=I64)
+                q = b.op("Sub", [q, qn], "quant.q")
+            v = b.op("Mul", [q, lvl], f"quant_{op.state_quant}")
+        return s, v, u
+
+
+def _register_bound(bits: int, mode: str) -> int | None:
+    """|x| after the overflow rule; None where Lava's single fold leaves it unbounded."""
+    return None if mode == "wrap_lava" else 1 << (bits - 1)
+
+
+def _v_bound(op: IntLIF) -> int | None:
+    """|v| carried between steps: the register, a subtract reset below it, or q * L."""
+    init = int(np.abs(op.v_init).max())
+    if op.state_quant != "none":
+        return max(init, int(np.abs(op.state_level).max()))
+    reg = _register_bound(op.v_bits, op.v_overflow)
+    if reg is None:
+        return None
+    if op.fires and op.reset == "subtract":
+        reg += int(np.abs(op.reset_value).max())
+    return max(init, reg)
+
+
+def _tensor_type(name: str, dtype: int, shape) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, dtype, list(shape))
+
+
+def _input_dtype(op) -> int:
+    if op.encoding == "spikes" or op.bits <= 8:
+        return TensorProto.UINT8
+    if op.bits <= 16:
+        return TensorProto.UINT16
+    return I64
+
+
+def build_model(graph: Graph, probe_state: bool, windows: str = "auto") -> onnx.ModelProto:
+    """The ONNX model of ``graph`` (``probe_state``: also v and u of every step)."""
+    if windows not in WINDOWS:
+        raise SnnccError(f"windows={windows!r}: choose one of {', '.join(WINDOWS)}")
+    verify(graph, "int", after="(onnx target input)")
+    shapes = graph.shapes()
+    order = graph.order()
+    ops = {n: graph.node(n) for n in order}
+    lifs = [n for n in order if isinstance(ops[n], IntLIF)]
+
+    # reference keys, in the reference's insertion order: spikes (and v/u) per layer, output
+    keys: list[str] = []
+    for n in lifs:
+        keys.append(n)
+        if probe_state:
+            keys.append(f"{n}/v")
+            if ops[n].du != DECAY_ONE:
+                keys.append(f"{n}/u")
+    keys.append("output")
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise SnnccError(f"node names collide with output keys {dup} (the reference interpreter "
+                         "would mix them up too): rename the layers")
+    out_shapes = {shapes[o] for o in graph.outputs}
+    if len(out_shapes) != 1:
+        raise SnnccError(f"the outputs {graph.outputs} differ in shape {sorted(out_shapes)}: the reference "
+                         "interleaves outputs along time, which needs one shape")
+
+    values = _Names(keys)
+    node_names = _Names()
+    bounds, accs = value_bounds(graph)
+    inp = graph.input_name
+    in_op = ops[inp]
+    in_dtype = _input_dtype(in_op)
+    x_name = values.fresh(inp)
+
+    # ---- Scan body: state inputs, one step, state outputs + per-step outputs
+    body = _Builder(values, node_names)
+    step = _Step(body, windows, bounds, accs)
+    state_in: list[onnx.ValueInfoProto] = []
+    state_out: list[str] = []
+    state_init: list[tuple[str, str, tuple]] = []   # (kind "v_init"/"zeros", layer, shape)
+    scan_out: list[tuple[str, str, int, tuple]] = []  # (key, body value, dtype, shape)
+    new_state: dict[str, str] = {}
+
+    def state(layer: str, what: str, shape, init: str) -> str:
+        nm = values.fresh(f"{layer}::{what}.in")
+        state_in.append(_tensor_type(nm, I64, ("N",) + tuple(shape)))
+        state_init.append((init, layer, tuple(shape)))
+        return nm
+
+    st_names = {}
+    for n in order:
+        op = ops[n]
+        if isinstance(op, IntLIF):
+            st_names[(n, "v")] = state(n, "v", shapes[n], "v_init")
+            if op.du != DECAY_ONE:
+                st_names[(n, "u")] = state(n, "u", shapes[n], "zeros")
+        elif op.kind in ("IntConv", "IntDense") and op.delay > 0:
+            for i in range(op.delay):
+                st_names[(n, f"delay{i}")] = state(n, f"delay{i}", shapes[n], "zeros")
+    x_t = values.fresh(f"{inp}::t")
+    x_t_info = _tensor_type(x_t, in_dtype, ("N",) + tuple(in_op.shape))
+
+    spikes: dict[str, str] = {}
+    potentials: dict[str, tuple[str, str | None]] = {}
+    for n in order:
+        op = ops[n]
+        body.at(n, _doc(n, op))
+        ins = graph.inputs(n)
+        k = op.kind
+        if k == "IntInput":
+            step.set(n, x_t, in_dtype)
+        elif k == "IntLIF":
+            nd = len(shapes[n]) + 1
+            s, v, u = step.neuron(op, step.vals[ins[0]], st_names[(n, "v")], st_names.get((n, "u")), nd)
+            step.set(n, s, BOOL)
+            spikes[n] = s
+            potentials[n] = (v, u if op.du != DECAY_ONE else None)
+            new_state[st_names[(n, "v")]] = v
+            if op.du != DECAY_ONE:
+                new_state[st_names[(n, "u")]] = u
+        elif k in ("IntConv", "IntDense"):
+            if k == "IntConv":
+                y, _ = step.conv(n, op, ins[0], shapes[ins[0]])
+            else:
+                x = step.cast(step.vals[ins[0]], I64)
+                if len(shapes[ins[0]]) != 1:
+                    x = body.op("Flatten", [x], "flatten", axis=1)
+                y = body.op("MatMul", [x, body.i64(op.weight.T, "weight_t")], "matmul")
+            y = step.shift(y, op.weight_exp, "weight_exp")
+            if op.out_bits:
+                y = step.overflow(y, op.out_bits, "wrap", "out")
+            if op.delay > 0:
+                slots = [st_names[(n, f"delay{i}")] for i in range(op.delay)]
+                for i in range(op.delay - 1):
+                    new_state[slots[i]] = body.op("Identity", [slots[i + 1]], f"delay_line{i}")
+                new_state[slots[-1]] = body.op("Identity", [y], f"delay_line{op.delay - 1}")
+                y = slots[0]
+            step.set(n, y, I64)
+        elif k in ("SumPool", "MaxPool"):
+            step.set(n, *step.pool(n, op, ins[0], shapes[ins[0]], k))
+        elif k == "Flatten":
+            xv = step.vals[ins[0]]
+            step.set(n, body.op("Flatten", [xv[0]], "flatten", axis=1), xv[1])
+        elif k == "Add":
+            acc = step.cast(step.vals[ins[0]], I64)
+            for i, s_ in enumerate(ins[1:]):
+                acc = body.op("Add", [acc, step.cast(step.vals[s_], I64)], f"add{i}")
+            step.set(n, acc, I64)
+        else:
+            raise SnnccError(f"the ONNX target has no lowering for {k} ('{n}')")
+
+    # per-step outputs
+    out_shape = tuple(shapes[graph.outputs[0]])
+    for n in lifs:
+        body.at(n, _doc(n, ops[n]))
+        scan_out.append((n, body.op("Identity", [spikes[n]], "spikes.out"), BOOL, shapes[n]))
+        if probe_state:
+            v, u = potentials[n]
+            scan_out.append((f"{n}/v", body.op("Identity", [v], "v.out"), I64, shapes[n]))
+            if u is not None:
+                scan_out.append((f"{n}/u", body.op("Identity", [u], "u.out"), I64, shapes[n]))
+    body.at("output", "snncc network output per step: a readout's v, or the output node's value")
+    outs = []
+    for o in graph.outputs:
+        op = ops[o]
+        val = (potentials[o][0], I64) if isinstance(op, IntLIF) and not op.fires else step.vals[o]
+        outs.append(step.cast(val, I64))
+    if len(outs) == 1:
+        y = body.op("Identity", [outs[0]], "out")
+        scan_out.append(("output", y, I64, out_shape))
+    else:
+        axis1 = body.i64([1], "axis1")
+        parts = [body.op("Unsqueeze", [v, axis1], f"out{i}") for i, v in enumerate(outs)]
+        y = body.op("Concat", parts, "out", axis=1)
+        scan_out.append(("output", y, I64, (len(outs),) + out_shape))
+
+    body_outputs = []
+    for vi in state_in:
+        nm = new_state[vi.name]
+        fin = body.op("Identity", [nm], "state.out") if nm in [x.name for x in state_in] else nm
+        body_outputs.append(_tensor_type(fin, I64, [d.dim_param or d.dim_value
+                                                    for d in vi.type.tensor_type.shape.dim]))
+    for key, nm, dt, shp in scan_out:
+        body_outputs.append(_tensor_type(nm, dt, ("N",) + tuple(shp)))
+    body_graph = helper.make_graph(body.nodes, "snncc_step", state_in + [x_t_info], body_outputs,
+                                   initializer=body.inits,
+                                   doc_string="one time step of the integer network (snncc reference semantics)")
+
+    # ---- outer graph: initial states, Scan, output interleaving
+    outer = _Builder(values, node_names)
+    outer.at("init", "initial neuron state and empty delay lines for a batch of N samples")
+    n_dim = outer.op("Slice", [outer.op("Shape", [x_name], "input_shape"), outer.i64([0], "zero_1d"),
+                               outer.i64([1], "one_1d")], "batch_size")
+    full_shapes: dict[tuple, str] = {}
+    inits = []
+    for (kind, layer, shp), vi in zip(state_init, state_in):
+        if shp not in full_shapes:
+            full_shapes[shp] = outer.op("Concat", [n_dim, outer.i64(list(shp), "layer_shape")],
+                                        "state_shape", axis=0)
+        outer.at(layer, _doc(layer, ops[layer]))
+        if kind == "v_init":
+            v0 = outer.i64(_chan(ops[layer].v_init, len(shp) + 1), "v_init")
+            inits.append(outer.op("Expand", [v0, full_shapes[shp]], "v.init"))
+        else:
+            inits.append(outer.op("ConstantOfShape", [full_shapes[shp]], "state.init",
+                                  value=numpy_helper.from_array(np.zeros(1, np.int64), "value")))
+    outer.at("time", "snncc: the time loop; the body is one step of the integer network")
+    final = [values.fresh(f"{vi.name[:-3]}.final") for vi in state_in]
+    results = {}
+    scan_names = []
+    for key, nm, dt, shp in scan_out:
+        target = key if not (key == "output" and len(outs) > 1) else values.fresh("output::interleaved")
+        scan_names.append(target)
+        results[key] = (target, dt, shp)
+    outer.nodes.append(helper.make_node(
+        "Scan", inits + [x_name], final + scan_names, name=node_names.fresh("time_loop"),
+        doc_string="one step of the integer network per input time step (axis 1); state: membranes, "
+                   "currents and synaptic delay lines", body=body_graph, num_scan_inputs=1,
+        scan_input_axes=[1], scan_output_axes=[1] * len(scan_out)))
+    graph_outputs = []
+    for key, nm, dt, shp in scan_out:
+        if key == "output" and len(outs) > 1:
+            outer.at("output", "outputs interleaved along time, like the reference interpreter")
+            outer.nodes.append(helper.make_node(
+                "Reshape", [results[key][0], outer.i64([0, -1] + list(out_shape), "interleave_shape")],
+                ["output"], name=node_names.fresh("output/interleave"), doc_string=outer.doc))
+            graph_outputs.append(_tensor_type("output", I64, ("N", "T_out") + out_shape))
+        else:
+            graph_outputs.append(_tensor_type(key, dt, ("N", "T") + tuple(shp)))
+    x_info = _tensor_type(x_name, in_dtype, ("N", "T") + tuple(in_op.shape))
+    g = helper.make_graph(outer.nodes, f"snncc_{graph.meta.get('name', 'model')}", [x_info], graph_outputs,
+                          initializer=outer.inits,
+                          doc_string="snncc integer SNN: input (N, T, ...) integers; outputs: spikes (N, T, ...) "
+                                     "of every neuron layer" + (", v and u of every step" if probe_state else "")
+                                     + " and the network output")
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="snncc",
+                              producer_version=__version__,
+                              doc_string="bit-exact integer model compiled by snncc; semantics: docs/semantics.md, "
+                                         "lowering: docs/onnx.md")
+    model.ir_version = IR_VERSION
+    meta = {"snncc.outputs": json.dumps(keys), "snncc.input": json.dumps(x_name),
+            "snncc.steps": str(int(graph.meta.get("steps", 1))), "snncc.probe_state": str(bool(probe_state)),
+            "snncc.windows": windows,
+            "snncc.layers": json.dumps({n: {"kind": ops[n].kind, "source": ops[n].source} for n in order},
+                                       sort_keys=True)}
+    helper.set_model_props(model, meta)
+    return model
+
+
+def emit(graph: Graph, out_dir: str | Path, *, windows: str = "auto") -> list[Path]:
+    """Write ``model.onnx`` (spikes of every layer + output) and ``model_probe.onnx``
+    (also v and u of every step) into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fname, probe in ((MODEL, False), (PROBE_MODEL, True)):
+        model = build_model(graph, probe, windows)
+        onnx.checker.check_model(model, full_check=True)
+        path = out / fname
+        path.write_bytes(model.SerializeToString(deterministic=True))
+        paths.append(path)
+    return paths
