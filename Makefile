@@ -15,12 +15,15 @@ setup: $(VENV)/.installed
 
 # torch first, pinned: pip then takes the CPU wheel that lies on disk instead of a
 # multi-GB CUDA build. lava-nc 0.10.0 declares Requires-Python <3.11 but runs on 3.11
-# with snncc's import shim (FACTS.md s.1), hence --ignore-requires-python.
+# with snncc's import shim (FACTS.md s.1): it alone is installed with
+# --ignore-requires-python (and --no-deps, so the flag reaches no other package); the
+# project install then resolves lava-nc's dependencies normally.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q --ignore-requires-python -e '.[dev,data,lava,onnx,nir]'
+	$(PY) -m pip install -q --ignore-requires-python --no-deps lava-nc==0.10.0
+	$(PY) -m pip install -q -e '.[dev,data,lava,onnx,nir]'
 	touch $@
 
 # Fashion-MNIST ships offline as a Debian package (FACTS.md s.4).

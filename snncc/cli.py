@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="trace, quantize and emit a model")
     c.add_argument("model", help="model.pt (torch.save of a module, or a state_dict with --arch), "
-                                 "or a NIR graph (model.nir)")
+                                 "a NIR graph (model.nir) or a lava-dl netx file (network.net)")
     c.add_argument("--target", type=_targets_arg, default=["c"],
                    help=f"comma-separated targets: {', '.join(TARGETS)} (default c)")
     c.add_argument("--out", default="build", help="build directory (default build/)")
@@ -102,6 +102,8 @@ def cmd_compile(args) -> int:
         val = getattr(args, flag[2:].replace("-", "_"))
         if val is not None:
             base[field] = val
+    if "lava" in args.target and "granularity" not in base:
+        base["granularity"] = "tensor"  # Loihi 2's LIF has one threshold per process
     cfg = CompileConfig.from_dict(base)
     shape = None
     if args.input_shape:
@@ -115,7 +117,19 @@ def cmd_compile(args) -> int:
     n_neu = len(b.graph.of_kind("IntLIF"))
     print(f"compiled {args.model} -> {b.path}/ ({n_syn} synapses, {n_neu} neuron layers, "
           f"{cfg.weight_bits}-bit weights, T={cfg.steps}); targets: {', '.join(b.targets)}")
+    if "lava" in b.targets:
+        notes = loihi_notes(b.graph)
+        if notes:
+            print(f"Loihi 2 notes ({len(notes)}; the Lava simulation is exact, these concern the chip):")
+            print("\n".join(f"  - [{kind}] {msg}" for kind, msg in notes))
     return 0
+
+
+def loihi_notes(graph) -> list[tuple[str, str]]:
+    """Non-blocking Loihi 2 findings: hardware limits and simulation-only neurons."""
+    from .targets.lava.check import findings
+
+    return [(k, m) for k, m in findings(graph) if k != "blocking"]
 
 
 def cmd_inspect(args) -> int:
@@ -231,14 +245,19 @@ def cmd_report(args) -> int:
     from .compiler import load_build
     from .reports.report import build_report, format_report
 
-    g, _ = load_build(args.build)
+    g, manifest = load_build(args.build)
     x, desc = None, ""
     if args.input:
         x, desc = load_input(args.input), args.input
     elif args.dataset:
         x, desc = _dataset_input(g, args.dataset)[0], args.dataset
     rep = build_report(g, x, desc)
-    print(json.dumps(rep, indent=1, sort_keys=True) if args.json else format_report(rep))
+    if "lava" in manifest.get("targets", []):
+        rep["loihi2"] = [{"kind": k, "note": m} for k, m in loihi_notes(g)]
+    text = format_report(rep)
+    if rep.get("loihi2"):
+        text += "\nLoihi 2 (Lava target):\n" + "\n".join(f"  - [{n['kind']}] {n['note']}" for n in rep["loihi2"])
+    print(json.dumps(rep, indent=1, sort_keys=True) if args.json else text)
     return 0
 
 
@@ -249,10 +268,14 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(res, indent=1, sort_keys=True))
     else:
-        print(f"{res['dataset']} ({res['samples']} test samples, T={res['steps']}):\n"
-              f"  float model          {100 * res['float_accuracy']:.2f} %\n"
-              f"  integer model ({res['target']}) {100 * res['int_accuracy']:.2f} %  "
-              f"(delta {100 * (res['int_accuracy'] - res['float_accuracy']):+.2f} points)")
+        lat = f", integer model runs {res['latency']} more steps of synapse latency" if res["latency"] else ""
+        print(f"{res['dataset']} ({res['samples']} test samples, T={res['steps']}{lat}):")
+        if res["float_accuracy"] is None:
+            print(f"  integer model ({res['target']}) {100 * res['int_accuracy']:.2f} %  (no float model: netx import)")
+        else:
+            print(f"  float model          {100 * res['float_accuracy']:.2f} %\n"
+                  f"  integer model ({res['target']}) {100 * res['int_accuracy']:.2f} %  "
+                  f"(delta {100 * (res['int_accuracy'] - res['float_accuracy']):+.2f} points)")
     return 0
 
 

@@ -9,6 +9,7 @@ Build directory layout (all files deterministic)::
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -32,7 +33,7 @@ class Build:
 
     path: Path
     graph: Graph            # integer graph
-    float_graph: Graph      # traced float graph
+    float_graph: Graph | None  # traced float graph (None for netx imports)
     config: CompileConfig
     targets: list[str]
 
@@ -105,7 +106,11 @@ def trace(model, example_input, config: CompileConfig) -> Graph:
 def compile_graph(float_graph: Graph, config: CompileConfig, pipeline: str = "default",
                   log: list[str] | None = None) -> Graph:
     g = run_pipeline(float_graph, config, PIPELINES[pipeline], log)
-    g.meta = {"steps": config.steps, "snncc": __version__, "schedule": config.schedule}
+    # With synapse delays the output lags the input by `latency` steps: a run lasts
+    # T + latency steps so that the output integrates T steps of input.
+    lat = g.latency()
+    g.meta = {"steps": config.steps + lat, "input_steps": config.steps, "latency": lat,
+              "snncc": __version__, "schedule": config.schedule}
     return g
 
 
@@ -128,6 +133,10 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
 
         return compile_nir(model, target, out, config)
     targets = [target] if isinstance(target, str) else list(target)
+    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".net", ".h5", ".hdf5"):
+        return _compile_netx(Path(model), targets, Path(out), config)
+    if "lava" in targets and config.schedule != "lava":
+        config = dataclasses.replace(config, schedule="lava")  # Loihi's synapses take one step
     for t in targets:
         get_target(t)  # fail early on unknown targets or missing backends
     digest = None
@@ -153,6 +162,25 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
                 "pipeline": pipeline, "passes": log, "source_sha256": digest}
     (out / "compile.json").write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
     return Build(out, g, fg, config, targets)
+
+
+def _compile_netx(path: Path, targets: list[str], out: Path, config: CompileConfig) -> Build:
+    """A netx file already is an integer model with Lava's schedule: load, verify, emit.
+    There is no float model, so `snncc eval` reports only the integer accuracy."""
+    from .frontends.netx import load_netx
+    from .ir.verify import verify
+    from .targets import get as get_target
+
+    g = load_netx(path)
+    verify(g, "int", after="netx import")
+    out.mkdir(parents=True, exist_ok=True)
+    serialize.save(g, out)
+    for t in targets:
+        get_target(t).emit(g, out / t)
+    manifest = {"snncc": __version__, "config": None, "targets": targets, "pipeline": "netx import",
+                "passes": [], "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    (out / "compile.json").write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
+    return Build(out, g, None, config, targets)
 
 
 def guess_input_shape(model) -> tuple[int, ...]:

@@ -18,7 +18,7 @@ def evaluate(build: str | Path, dataset: str, target: str = "reference", batch: 
     from .reference.float_sim import run_float
 
     g, _ = load_build(build)
-    fg = load_float_graph(build)
+    fg = load_float_graph(build) if (Path(build) / "float_model.json").is_file() else None
     name, count = parse_spec(dataset)
     x, y = load(name, "test")
     if count:
@@ -27,6 +27,7 @@ def evaluate(build: str | Path, dataset: str, target: str = "reference", batch: 
     if x.shape[1:] != want:
         raise SnnccError(f"dataset {name} has images of shape {x.shape[1:]}, the model takes {want}")
     steps = int(g.meta.get("steps", 1))
+    float_steps = int(g.meta.get("input_steps", steps))  # the float model has no latency
     f_ok = i_ok = 0
     sim = None
     if target != "reference":
@@ -34,11 +35,12 @@ def evaluate(build: str | Path, dataset: str, target: str = "reference", batch: 
     bar = tqdm(range(0, len(x), batch), desc=f"eval {name}", unit="batch", disable=not progress)
     for i in bar:
         xb, yb = x[i:i + batch], y[i:i + batch]
-        fo = run_float(fg, xb, steps)
-        f_ok += int((fo.sum(1).reshape(len(xb), -1).argmax(-1) == yb).sum())
+        if fg is not None:
+            fo = run_float(fg, xb, float_steps)
+            f_ok += int((fo.sum(1).reshape(len(xb), -1).argmax(-1) == yb).sum())
         res = R.run(g, xb) if sim is None else sim(build, target, xb)
         i_ok += int((R.predict(g, res) == yb).sum())
         bar.set_postfix(float=f"{f_ok / min(i + batch, len(x)):.4f}", int=f"{i_ok / min(i + batch, len(x)):.4f}")
     n = len(x)
-    return {"dataset": name, "samples": n, "steps": steps, "target": target,
-            "float_accuracy": f_ok / n, "int_accuracy": i_ok / n}
+    return {"dataset": name, "samples": n, "steps": float_steps, "latency": steps - float_steps, "target": target,
+            "float_accuracy": f_ok / n if fg is not None else None, "int_accuracy": i_ok / n}

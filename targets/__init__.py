@@ -14,6 +14,8 @@ from ..errors import SnnccError
 
 TARGETS = {
     "c": ("snncc.targets.c", "the system C compiler (cc)"),
+    "lava": ("snncc.targets.lava", "lava-nc 0.10.0 (pip install --ignore-requires-python lava-nc==0.10.0)"),
+    "netx": ("snncc.targets.netx", "h5py"),
     "onnx": ("snncc.targets.onnx", "onnx and onnxruntime (pip install snncc[onnx])"),
     "nir": ("snncc.targets.nir", "nir (pip install snncc[nir])"),
 }

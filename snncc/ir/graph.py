@@ -110,6 +110,15 @@ class Graph:
             out[n] = tuple(int(d) for d in op.out_shape([out[s] for s in self.inputs(n)]))
         return out
 
+    def latency(self) -> int:
+        """Steps an input needs to reach the output: the longest sum of synapse delays
+        along any input-to-output path."""
+        best: dict[str, int] = {}
+        for n, op in self.items():
+            ins = [best[s] for s in self.inputs(n)]
+            best[n] = (max(ins) if ins else 0) + int(getattr(op, "delay", 0))
+        return max(best[o] for o in self.outputs) if self.outputs else 0
+
     def copy(self) -> "Graph":
         g = Graph()
         g.g = self.g.copy()

@@ -131,11 +131,10 @@ def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
 
 
 def set_schedule(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
-    """Synapse latency: "zero" keeps delay 0 (PyTorch order), "lava" gives every synapse
-    one step (Loihi 2: a synapse sends on step t what it computed on step t - 1)."""
+    """Synapse latency: "zero" keeps the delays (PyTorch order), "lava" gives every synapse
+    one more step (Loihi 2: a synapse sends on step t what it computed on step t - 1)."""
     if cfg.schedule == "zero":
         return graph, False
-    g = graph.copy()
-    for name in g.of_kind("IntConv", "IntDense"):
-        g.set(name, g.node(name).replace(delay=1))
-    return g, True
+    from .lava import lava_schedule
+
+    return lava_schedule(graph, cfg)

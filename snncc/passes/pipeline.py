@@ -10,6 +10,7 @@ from ..ir.graph import Graph
 from ..ir.verify import verify
 from .fold import add_readout, apply_state_quant, fold_batchnorm
 from .integerize import fold_neurons, lower_membrane, set_schedule
+from .lava import LAVA_PASSES
 from .quantize import quantize_synapses
 
 Pass = Callable[[Graph, CompileConfig], tuple[Graph, bool]]
@@ -25,7 +26,11 @@ DEFAULT: list[tuple[Pass, str]] = [
     (set_schedule, "int"),
 ]
 
-PIPELINES: dict[str, list[tuple[Pass, str]]] = {"default": DEFAULT}
+# Lava / Loihi 2: lower what Loihi has no process for (exact rewrites), then one step of
+# latency per synapse (lava_schedule, the last of LAVA_PASSES, replaces set_schedule).
+LAVA: list[tuple[Pass, str]] = DEFAULT[:-1] + LAVA_PASSES
+
+PIPELINES: dict[str, list[tuple[Pass, str]]] = {"default": DEFAULT, "lava": LAVA}
 
 
 def run_pipeline(graph: Graph, cfg: CompileConfig, passes: list[tuple[Pass, str]],

@@ -45,7 +45,9 @@ def inspect_rows(graph: Graph) -> list[dict]:
 
 def format_inspect(rows: list[dict], graph: Graph, manifest: dict) -> str:
     cfg = manifest.get("config", {})
-    lines = [f"integer model: {len(rows)} nodes, T={graph.meta.get('steps')}, schedule "
+    lat = graph.meta.get("latency", 0)
+    steps = f"T={graph.meta.get('input_steps', graph.meta.get('steps'))}" + (f" + {lat} steps latency" if lat else "")
+    lines = [f"integer model: {len(rows)} nodes, {steps}, schedule "
              f"{graph.meta.get('schedule', 'zero')}, targets {', '.join(manifest.get('targets', [])) or '-'}"]
     if cfg:
         lines.append(f"config: weight_bits={cfg.get('weight_bits')} granularity={cfg.get('granularity')} "

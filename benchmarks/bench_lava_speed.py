@@ -1,0 +1,152 @@
+"""Time per simulated step of one network on three runtimes:
+
+* Lava (lava-nc 0.10.0, Loihi2SimCfg fixed_pt: one OS process per Lava process);
+* snncc's reference interpreter (numpy int64, ``snncc.reference.interpreter.run``);
+* the C target (``snncc.targets.c``: emitted C99, compiled with -O2), if available.
+
+The network is PilotNet-size (Bojarski et al. 2016: 5 conv + 4 dense, 66x200x3 input)
+with random 8-bit integer weights, Loihi-native LIF neurons and Lava's one-step synapse
+schedule. Per-step time is the slope between a short and a long run of the same
+input (so Lava's compile + process spawn and the C binary's start-up are excluded and
+reported separately). All three results are checked for equality.
+
+    python benchmarks/bench_lava_speed.py [--short 2] [--long 10] [--seed 0] [--repeat 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from snncc.ir.graph import Graph
+from snncc.ir.nodes import Flatten, IntConv, IntDense, IntInput, IntLIF
+from snncc.ir.verify import verify
+from snncc.passes.lava import LAVA_PASSES
+from snncc.reference.interpreter import run
+
+I64 = np.int64
+CONVS = [(24, 5, 2), (36, 5, 2), (48, 5, 2), (64, 3, 1), (64, 3, 1)]  # out channels, kernel, stride
+DENSES = [100, 50, 10, 1]
+
+
+def pilotnet(seed: int = 0, steps: int = 10) -> Graph:
+    """PilotNet layer sizes, random int8 weights; each threshold is about one standard
+    deviation of its layer's input (for spikes at rate ~0.2), a multiple of 64 (vth << 6)."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.meta.update(name="pilotnet_random", steps=steps)
+    cur = g.add("x", IntInput(shape=(3, 66, 200), bits=8))
+    x_std, x_mean, c = 74.0, 127.5, 3
+    for i, (o, k, s) in enumerate(CONVS):
+        w = rng.integers(-127, 128, (o, c, k, k)).astype(I64)
+        syn = g.add(f"conv{i + 1}", IntConv(weight=w, stride=(s, s)), [cur])
+        fan = c * k * k
+        std = np.sqrt(fan) * 73.0 * np.sqrt(x_std ** 2 + x_mean ** 2)
+        thr = int(np.clip(std, 1, (1 << 17) - 1)) << 6
+        cur = g.add(f"lif{i + 1}", IntLIF(threshold=np.array([thr], I64), dv=256), [syn])
+        x_std, x_mean, c = 0.4, 0.2, o
+    cur = g.add("flatten", Flatten(), [cur])
+    n_in = g.shapes()[cur][0]
+    for j, n in enumerate(DENSES):
+        w = rng.integers(-127, 128, (n, n_in)).astype(I64)
+        syn = g.add(f"fc{j + 1}", IntDense(weight=w), [cur])
+        last = j == len(DENSES) - 1
+        thr = int(np.sqrt(n_in * 0.2) * 73.0) << 6
+        cur = g.add(f"fc{j + 1}_lif" if not last else "readout",
+                    IntLIF(threshold=np.array([0 if last else thr], I64), dv=256 if not last else 0,
+                           fires=not last), [syn])
+        n_in = n
+    g.outputs = [cur]
+    verify(g, "int")
+    for fn, _ in LAVA_PASSES:
+        g, _ = fn(g)
+    return g
+
+
+def timed(fn, *args, repeat: int = 1, **kw):
+    """Fastest of ``repeat`` calls (seconds) and the last result."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn(*args, **kw)
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--short", type=int, default=2, help="steps of the short run")
+    ap.add_argument("--long", type=int, default=10, help="steps of the long run")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=3, help="best of N timings (Lava: best of 2)")
+    args = ap.parse_args(argv)
+    t1, t2 = args.short, args.long
+    g = pilotnet(args.seed, t2)
+    x = np.random.default_rng(args.seed).integers(0, 256, (1, 3, 66, 200))
+    n_neurons = sum(int(np.prod(s)) for n, s in g.shapes().items() if g.node(n).kind == "IntLIF")
+    n_syn = sum(g.node(n).weight.size for n in g.of_kind("IntConv", "IntDense"))
+    print(f"PilotNet-size integer SNN: {n_neurons} neurons, {n_syn} weights, input 3x66x200, "
+          f"1 sample, steps {t1} and {t2}, {os.cpu_count()} CPU cores")
+
+    rows, results = [], {}
+    a, _ = timed(run, g, x, steps=t1, repeat=args.repeat)
+    b, ref2 = timed(run, g, x, steps=t2, repeat=args.repeat)
+    ref_step = (b - a) / (t2 - t1)
+    results["reference"] = ref2
+    rows.append(("snncc reference (numpy int64)", ref_step, a - t1 * ref_step))
+    print("spike counts per layer:", {k: int(v.sum()) for k, v in ref2.items() if k != "output"})
+
+    with tempfile.TemporaryDirectory(prefix="snncc-bench-") as tmp:
+        try:
+            from snncc.targets import c as ctarget
+        except ImportError as e:
+            print(f"C target skipped: snncc.targets.c is not available ({e})")
+        else:
+            try:
+                cdir = Path(tmp) / "c"
+                ctarget.emit(g, cdir)
+                ctarget.build(cdir)
+                ctarget.simulate(cdir, x, steps=t1)  # warm the file cache
+                a, _ = timed(ctarget.simulate, cdir, x, steps=t1, repeat=args.repeat)
+                b, out = timed(ctarget.simulate, cdir, x, steps=t2, repeat=args.repeat)
+                step = (b - a) / (t2 - t1)
+                results["C"] = out
+                rows.append(("C target (-O2, one core)", step, a - t1 * step))
+            except Exception as e:  # noqa: BLE001 - a benchmark reports and goes on
+                print(f"C target skipped: {type(e).__name__}: {e}")
+
+        try:
+            from snncc.targets import lava
+        except ImportError as e:
+            print(f"Lava skipped: {e}")
+        else:
+            ldir = Path(tmp) / "lava"
+            lava.emit(g, ldir)
+            net = lava.load_network(ldir)
+            a, _ = timed(net.run, x, steps=t1, repeat=min(args.repeat, 2))
+            b, out = timed(net.run, x, steps=t2, repeat=min(args.repeat, 2))
+            step = (b - a) / (t2 - t1)
+            results["Lava"] = out
+            rows.append(("Lava 0.10.0 Loihi2SimCfg fixed_pt", step, a - t1 * step))
+
+    print()
+    print(f"{'runtime':38s} {'ms / step':>10s} {'start-up s':>11s} {'x reference':>12s}")
+    for name, step, start in rows:
+        print(f"{name:38s} {step * 1e3:10.2f} {start:11.2f} {step / ref_step:12.2f}")
+    ok = all(sorted(r) == sorted(ref2) and all(np.array_equal(r[k], ref2[k]) for k in ref2)
+             for r in results.values())
+    print(f"\nall runtimes bit-exact with the reference on every layer: {ok}")
+    if "Lava" in results and "C" in results:
+        lava_step = [r for r in rows if r[0].startswith("Lava")][0][1]
+        c_step = [r for r in rows if r[0].startswith("C")][0][1]
+        print(f"Lava / C per step: {lava_step / c_step:.1f}x")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""netx frontend: a lava-dl network-exchange HDF5 file (``*.net``) -> integer IR.
+
+The file already holds an integer Loihi model, so this frontend produces the integer
+graph directly, with the meaning lava-dl 0.6.0's ``netx.hdf5.Network`` gives it:
+
+* ``/layer/{0..n-1}``, applied in order. ``input`` (shape (C, H, W) or (N,); with a
+  ``neuron`` group the input values go straight into that neuron's a_in, no synapse),
+  ``conv`` (``weight`` (O, C, kH, kW[, 1]), ``stride``/``padding``/``dilation`` in
+  (y, x), ``groups``; PyTorch cross-correlation), ``flatten`` (C-major, like PyTorch)
+  and ``dense`` (``weight`` (out, in), optional ``delay``) layers;
+* neurons ``CUBA``/``LOIHI``: Lava LIF with vth = vThMant, du = iDecay - 1, dv = vDecay,
+  bias_exp = 6, i.e. IntLIF(du=iDecay, dv=vDecay, threshold=vThMant << 6,
+  bias=bias << 6), act_shift 6, 24-bit wrap_lava u, saturating v, hard reset. A dense
+  layer without ``neuron`` is netx's default non-leaky integrator (iDecay 0, vDecay
+  4096, vThMant 2^17). A threshold with vThMant >= 2^17 is never reached (v saturates
+  at 2^23 - 1), so that layer becomes a non-firing readout (fires=False);
+* every synapse is a Lava Dense/Conv: one step of latency (delay 1); a dense layer's
+  ``delay`` (per output neuron, per input, or scalar, clamped to 62 as netx does) adds
+  to it: uniform -> IntDense.delay = 1 + d; otherwise the layer is split into one
+  IntDense per distinct delay holding only the rows (columns) with that delay, summed
+  by an Add into the neuron (exact: every weight lands in exactly one part);
+* conv weights are used as stored and wrap to 24 bits (IntConv.out_bits = 24); dense
+  weights as stored (netx's optimize_weight_bits represents them exactly).
+
+Not in the IR, refused with ModelLoadError naming the layer: pool, average, concat,
+convT, unpool, recurrent/complex dense, SDNN and resonate-and-fire neurons, conv
+delays (netx ignores them), and netx's ``reset_interval`` (LIFReset): the IR has no
+periodic reset (it would need IntLIF fields ``reset_interval``/``reset_offset``).
+netx ignores an input layer's ``weight``/``bias`` transform, and so does snncc.
+
+Files written by ``snncc.targets.netx.emit`` also carry ``snncc_*`` attributes (node
+names, scales, weight widths, fields netx cannot express such as a readout's unused
+threshold), which netx ignores; with them, graph -> netx -> graph is the identity.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from ..ir.graph import Graph
+from ..ir.nodes import Add, Flatten, IntConv, IntDense, IntInput, IntLIF
+from ..ir.verify import problems
+
+I64 = np.int64
+NEVER_FIRES = 1 << 17  # vThMant << 6 >= 2^23 > the largest saturated v
+NETX_MAX_DELAY = 62
+UNSUPPORTED = ("pool", "average", "concat", "convT", "unpool", "dense_rec", "dense_comp")
+
+
+def _bits_needed(w: np.ndarray) -> int:
+    if w.size == 0:
+        return 2
+    lo, hi, b = int(w.min()), int(w.max()), 2
+    while lo < -(1 << (b - 1)) or hi > (1 << (b - 1)) - 1:
+        b += 1
+    return b
+
+
+class _Layer:
+    """Checked access to one /layer/i group."""
+
+    def __init__(self, grp, idx: int, path: Path) -> None:
+        self.g, self.i, self.path = grp, idx, path
+
+    def err(self, msg: str) -> ModelLoadError:
+        return ModelLoadError(f"{self.path}: layer {self.i}: {msg}")
+
+    def has(self, key: str) -> bool:
+        return key in self.g
+
+    def str(self, key: str) -> str:
+        if key not in self.g:
+            raise self.err(f"missing '{key}'")
+        v = self.g[key][()]
+        v = v.reshape(-1)[0] if isinstance(v, np.ndarray) and v.size else v
+        return v.decode("ascii") if isinstance(v, bytes) else str(v)
+
+    def arr(self, key: str, grp=None) -> np.ndarray:
+        g = self.g if grp is None else grp
+        if key not in g:
+            raise self.err(f"missing '{key}'")
+        a = np.asarray(g[key][()])
+        if a.dtype.kind not in "iuf b":
+            raise self.err(f"'{key}' holds {a.dtype}, not numbers")
+        if a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
+            raise self.err(f"'{key}' holds non-integer values; netx stores integer mantissas")
+        return a.astype(I64)
+
+    def pair(self, key: str, default: int) -> tuple:
+        if key not in self.g:
+            return (default, default)
+        a = self.arr(key).reshape(-1)
+        if a.size == 1:
+            return (int(a[0]), int(a[0]))
+        if a.size != 2:
+            raise self.err(f"'{key}' must hold 1 or 2 values (y, x), has {a.size}")
+        return (int(a[0]), int(a[1]))
+
+    def attr(self, key: str, default=None):
+        v = self.g.attrs.get(key, default)
+        return json.loads(v) if isinstance(v, str) and key.endswith("_json") else v
+
+
+def _neuron(L: _Layer, shape: tuple, bias: np.ndarray | None, meta: dict) -> IntLIF:
+    if L.has("neuron"):
+        ng = L.g["neuron"]
+        ntype = L.str("neuron/type") if "type" in ng else "?"
+        if ntype not in ("CUBA", "LOIHI"):
+            raise L.err(f"neuron type {ntype!r}: only CUBA/LOIHI (Lava LIF) neurons have an IR form "
+                        f"(SDNN, RF and others are not supported)")
+        vth, idecay, vdecay = (int(L.arr(k, ng).reshape(-1)[0]) for k in ("vThMant", "iDecay", "vDecay"))
+        ref = int(L.arr("refDelay", ng).reshape(-1)[0]) if "refDelay" in ng else 1
+        if ref > 1:
+            warnings.warn(f"{L.path}: layer {L.i}: refDelay={ref} is ignored (netx's LIF has no refractory "
+                          f"period); snncc does the same")
+    else:  # netx's default: a non-leaky integrator that never fires
+        vth, idecay, vdecay = NEVER_FIRES, 0, 4096
+    if not 0 <= idecay <= 4096 or not 0 <= vdecay <= 4096:
+        raise L.err(f"iDecay={idecay}, vDecay={vdecay}: decays must lie in [0, 4096]")
+    if vth < 0:
+        raise L.err(f"vThMant={vth} is negative")
+    ch = shape[0]
+    if bias is None:
+        b = np.zeros(1, I64)
+    elif len(shape) == 3 and bias.ndim == 3 and bias.shape == shape[::-1]:  # per neuron, (W, H, C)
+        per = bias.transpose(2, 1, 0).reshape(ch, -1)
+        if not (per == per[:, :1]).all():
+            raise L.err("bias varies inside a channel; the IR holds one bias per channel")
+        b = per[:, 0]
+    elif bias.size in (1, ch):
+        b = bias.reshape(-1)
+    else:
+        raise L.err(f"bias of shape {bias.shape} fits neither 1 value, {ch} channels nor the layer "
+                    f"(W, H, C) = {shape[::-1]}")
+    fires = vth < NEVER_FIRES
+    thr = np.array([vth << 6], I64) if fires else np.zeros(1, I64)
+    kw = dict(du=idecay, dv=vdecay, act_shift=6, threshold=thr, bias=(b << 6).astype(I64), reset="zero",
+              reset_value=thr.copy(), v_init=np.zeros(1, I64), u_bits=24, u_overflow="wrap_lava", v_bits=24,
+              v_overflow="saturate", fires=fires, scale=np.ones(1))
+    # snncc's metadata may restore the array form of a field (e.g. a per-channel array of
+    # equal thresholds) but never its meaning: a stored value that matters must agree
+    for k, matters in (("threshold", fires), ("bias", True), ("reset_value", False), ("state_level", False),
+                       ("scale", False)):
+        if f"snncc_{k}" in meta:
+            stored = np.asarray(meta[f"snncc_{k}"], np.float64 if k == "scale" else I64).reshape(-1)
+            if matters and not (stored.size in (1, ch) and np.array_equal(
+                    np.broadcast_to(kw[k], (ch,)), np.broadcast_to(stored, (ch,)))):
+                raise L.err(f"snncc metadata gives {k} {stored.tolist()}, which contradicts the netx data "
+                            f"{kw[k].tolist()}")
+            kw[k] = stored
+    if not fires and meta.get("snncc_reset") in ("zero", "subtract", "none"):  # a readout never resets
+        kw["reset"] = meta["snncc_reset"]
+    return IntLIF(source=meta.get("snncc_source", ""), **kw)
+
+
+def _delays(L: _Layer, out_n: int, in_n: int) -> np.ndarray:
+    """Extra delay of every weight (out, in), as netx expands a dense layer's 'delay'."""
+    d = L.arr("delay")
+    if (d < 0).any():
+        raise L.err(f"negative delay {int(d.min())}")
+    if d.max(initial=0) > NETX_MAX_DELAY:
+        warnings.warn(f"{L.path}: layer {L.i}: delays up to {int(d.max())} are clamped to {NETX_MAX_DELAY} "
+                      f"(as netx does)")
+        d = np.minimum(d, NETX_MAX_DELAY)
+    if d.size == 1:
+        return np.full((out_n, in_n), int(d.reshape(-1)[0]), I64)
+    d = d.reshape(-1)
+    if d.size == out_n:
+        return np.repeat(d[:, None], in_n, axis=1)
+    if d.size == in_n:
+        return np.repeat(d[None, :], out_n, axis=0)
+    raise L.err(f"delay of {d.size} values fits neither the {out_n} outputs nor the {in_n} inputs")
+
+
+def load_netx(path, input_encoding: str | None = None, input_bits: int | None = None,
+              reset_interval: int | None = None) -> Graph:
+    """Read a netx HDF5 file into an integer graph with Lava's schedule (see the module
+    docstring). ``input_encoding`` ("spikes" or "direct") and ``input_bits`` describe
+    the input (netx files do not; default: what snncc wrote, else binary spikes)."""
+    if reset_interval is not None:
+        raise ModelLoadError(
+            f"reset_interval={reset_interval}: netx's periodic LIFReset (u = v = 0 every reset_interval steps, "
+            f"staggered by layer) has no IR form; it would need IntLIF fields reset_interval and "
+            f"reset_offset. Run each sample from the reset state instead (snncc does)")
+    try:
+        import h5py
+    except ImportError as e:  # pragma: no cover - h5py is an optional dependency
+        raise ModelLoadError(f"reading netx files needs h5py (pip install h5py): {e}") from None
+    p = Path(path)
+    if not p.is_file():
+        raise ModelLoadError(f"netx file not found: {p}")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as e:
+        raise ModelLoadError(f"{p} is not an HDF5 (netx) file: {e}") from None
+    with f:
+        return _load(f, p, input_encoding, input_bits)
+
+
+def _load(f, p: Path, input_encoding, input_bits) -> Graph:
+    if "layer" not in f:
+        raise ModelLoadError(f"{p}: no /layer group: not a netx network file")
+    layers = f["layer"]
+    keys = sorted(layers.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+    if not keys or any(not k.isdigit() for k in keys) or [int(k) for k in keys] != list(range(len(keys))):
+        raise ModelLoadError(f"{p}: /layer must hold groups 0..n-1, found {list(layers.keys())}")
+    g = Graph()
+    meta = json.loads(f.attrs["snncc_meta_json"]) if "snncc_meta_json" in f.attrs else {}
+    meta["schedule"] = "lava"
+    if "steps" not in meta and "simulation" in f and "tSample" in f["simulation"]:
+        meta["steps"] = int(np.asarray(f["simulation"]["tSample"][()]).reshape(-1)[0])
+    g.meta = meta
+    cur, shape = None, None
+    for i in range(len(keys)):
+        L = _Layer(layers[str(i)], i, p)
+        kind = L.str("type")
+        m = L.attr("snncc_json") or {}
+        name = m.get("name")
+        if kind in UNSUPPORTED:
+            raise L.err(f"'{kind}' layers are not supported (netx itself raises NotImplementedError for "
+                        f"pool/average/concat/convT/unpool; recurrent and complex dense have no IR form)")
+        if kind == "input":
+            if cur is not None:
+                raise L.err("an input layer after the first layer")
+            shape = tuple(int(d) for d in L.arr("shape").reshape(-1))
+            enc = input_encoding or m.get("encoding", "spikes")
+            bits = input_bits or m.get("bits", 1 if enc == "spikes" else 8)
+            for k, default in (("weight", 64), ("bias", 0)):
+                if L.has(k) and int(L.arr(k).reshape(-1)[0]) != default:
+                    warnings.warn(f"{p}: layer 0: input {k}={int(L.arr(k).reshape(-1)[0])} is ignored, as "
+                                  f"netx ignores it")
+            cur = g.add(m.get("input_name", "input"), IntInput(
+                source=m.get("input_source", ""), shape=shape, encoding=enc, bits=int(bits),
+                scale=float(m.get("scale", 1.0))))
+            if L.has("neuron"):
+                nm = m.get("neuron", {})
+                cur = g.add(nm.get("name", f"layer{i}.neuron"), _neuron(L, shape, None, nm), [cur])
+            continue
+        if cur is None:
+            raise L.err(f"'{kind}' layer before any input layer (netx needs the input shape)")
+        if kind == "flatten":
+            cur = g.add(name or f"layer{i}.flatten", Flatten(source=m.get("source", "")), [cur])
+            shape = (int(np.prod(shape)),)
+            continue
+        if kind not in ("conv", "dense"):
+            raise L.err(f"unknown layer type {kind!r}")
+        w = L.arr("weight")
+        bias = L.arr("bias") if L.has("bias") else None
+        sm = m.get("synapse", {})
+        wexp = int(sm.get("weight_exp", 0))
+        scale = np.asarray(sm["scale"], np.float64) if "scale" in sm else None
+        if kind == "conv":
+            if w.ndim == 5 and w.shape[-1] == 1:
+                w = w[..., 0]
+            if w.ndim != 4 or len(shape) != 3:
+                raise L.err(f"conv weight {w.shape} on input {shape}: need (O, C, kH, kW) weights on a "
+                            f"(C, H, W) input")
+            groups = int(L.arr("groups").reshape(-1)[0]) if L.has("groups") else 1
+            if groups < 1 or shape[0] != w.shape[1] * groups or w.shape[0] % groups:
+                raise L.err(f"conv weight {w.shape} with groups={groups} does not fit {shape[0]} input channels")
+            if L.has("delay") and L.arr("delay").any():
+                raise L.err("conv layer delays: netx ignores them (its Conv block has no delay), so snncc "
+                            "does not guess their meaning")
+            syn = IntConv(source=sm.get("source", ""), weight=w >> wexp if wexp > 0 else w,
+                          scale=scale if scale is not None else np.ones(w.shape[0]),
+                          weight_bits=int(sm.get("weight_bits", _bits_needed(w))), stride=L.pair("stride", 1),
+                          padding=L.pair("padding", 0), dilation=L.pair("dilation", 1), groups=groups,
+                          weight_exp=wexp, delay=1, out_bits=int(sm.get("out_bits", 24)))
+            try:
+                out_shape = syn.out_shape([shape])
+            except Exception as e:  # noqa: BLE001
+                raise L.err(f"conv does not fit input {shape}: {e}") from None
+            if L.has("shape") and tuple(L.arr("shape").reshape(-1)) != tuple(out_shape):
+                raise L.err(f"declared shape {tuple(L.arr('shape').reshape(-1))} != computed {out_shape}")
+            if min(out_shape) < 1:
+                raise L.err(f"conv output shape {out_shape} is empty")
+            syn_names = [g.add(name or f"layer{i}.conv", syn, [cur])]
+        else:
+            n_in = int(np.prod(shape))
+            if w.ndim == 1 and L.has("shape"):
+                w = w.reshape(int(np.prod(L.arr("shape"))), -1)
+            if w.ndim != 2 or w.shape[1] != n_in:
+                raise L.err(f"dense weight {w.shape} does not read the {n_in} inputs of {shape}")
+            out_shape = (w.shape[0],)
+            delays = _delays(L, *w.shape) if L.has("delay") else np.zeros(w.shape, I64)
+            syn_names = []
+            for d in np.unique(delays).tolist():
+                part = np.where(delays == d, w, 0)
+                nm = name or f"layer{i}.dense"
+                if len(np.unique(delays)) > 1:
+                    nm = f"{nm}.delay{d}"
+                syn_names.append(g.add(nm, IntDense(
+                    source=sm.get("source", ""), weight=part >> wexp if wexp > 0 else part,
+                    scale=scale if scale is not None else np.ones(w.shape[0]),
+                    weight_bits=int(sm.get("weight_bits", _bits_needed(part))), weight_exp=wexp,
+                    delay=1 + int(d), out_bits=0), [cur]))
+        src = syn_names[0] if len(syn_names) == 1 else g.add(f"{name or f'layer{i}'}.fanin", Add(), syn_names)
+        nm = m.get("neuron", {})
+        cur = g.add(nm.get("name", f"layer{i}.neuron"), _neuron(L, tuple(out_shape), bias, nm), [src])
+        shape = tuple(out_shape)
+    if cur is None or g.node(cur).kind == "IntInput":
+        raise ModelLoadError(f"{p}: the network has no layer after its input")
+    g.outputs = [cur]
+    errs = problems(g, "int")
+    if errs:
+        raise ModelLoadError(f"{p}: the imported network is not a valid integer graph:\n"
+                             + "\n".join(f"  - {e}" for e in errs))
+    return g

@@ -1,0 +1,50 @@
+"""The Lava target: a runnable lava-nc 0.10.0 network (bit-accurate Loihi 2 CPU
+simulation) that reproduces the reference interpreter exactly.
+
+    emit(graph, out_dir) -> list[Path]        # network.py, params.npz, custom procs, shim
+    simulate(out_dir, x, probe_state=False)   # run it; same dict as the reference
+    check(graph) -> list[str]                 # every Loihi 2 violation (see check.py)
+
+The graph must have gone through ``snncc.passes.lava.LAVA_PASSES`` (pooling folded,
+fan-in made of synapses, Lava's one-step synapse latency): then reference and Lava
+agree step for step. Lava itself is imported only by ``simulate`` (through the shim in
+``_shim.py``), so emitting needs jinja2 and numpy only.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import ArtifactError
+from .check import blockers, check, enforce
+from .emitter import emit
+
+__all__ = ["emit", "simulate", "check", "blockers", "enforce", "load_network"]
+
+
+def load_network(out_dir):
+    """Import ``out_dir/network.py`` as a module (unique name per directory)."""
+    path = Path(out_dir).resolve() / "network.py"
+    if not path.is_file():
+        raise ArtifactError(f"{path.parent} holds no network.py: run `snncc compile ... --target lava` first")
+    from . import _shim  # noqa: F401  (lava-nc needs the shim on Python 3.11)
+
+    name = "snncc_lava_network_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def simulate(out_dir, x: np.ndarray, probe_state: bool = False) -> dict[str, np.ndarray]:
+    """Run the emitted network under ``Loihi2SimCfg(select_tag="fixed_pt")``, one Lava run
+    per sample (each starts from the reset state). Returns what
+    ``snncc.reference.interpreter.run`` returns: every neuron layer's spikes (N, T, ...),
+    with ``probe_state`` also ``<layer>/v`` and ``<layer>/u`` (where du != 4096), and
+    ``output``."""
+    return load_network(out_dir).run(x, probe_state=probe_state)

@@ -1,0 +1,227 @@
+"""The netx target: a lava-dl network-exchange HDF5 file (``network.net``).
+
+    emit(graph, out_dir) -> [out_dir/network.net]
+    simulate(out_dir, x, probe_state=False)
+
+netx (lava-dl 0.6.0, ``lava.lib.dl.netx.hdf5.Network``) expresses a chain of layers:
+an input (optionally with a neuron on it), conv and dense synapses each followed by a
+CUBA LIF neuron, and flatten. The graph must be that chain, already on Lava's schedule
+(every synapse delay >= 1: ``snncc.passes.lava.LAVA_PASSES``), with neurons Lava's LIF
+computes exactly (``snncc.targets.lava.check.lif_form``) whose bias is a multiple of 64
+(netx fixes bias_exp = 6) and v starts at 0; a non-firing readout is written as a
+CUBA neuron whose threshold is never reached (vThMant = 2^18 - 1, as slayer does).
+Everything else is reported, all at once, in one ``BitWidthError``.
+
+lava-dl (netx) cannot be installed beside torch 2.13, so ``simulate`` re-imports the
+written file with snncc's netx frontend (``snncc.frontends.netx.load_netx``) and runs
+that graph on the Lava target (``out_dir/lava``): the file, not the graph it came from,
+is what gets simulated.
+
+The file also carries ``snncc_*`` attributes (names, scales, widths) that netx ignores;
+with them ``load_netx(emit(graph))`` gives back ``graph`` exactly.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import BitWidthError
+from ...ir.graph import Graph
+
+NEVER_FIRES = (1 << 18) - 1  # slayer's readout threshold; anything >= 2^17 never fires
+FILE = "network.net"
+
+
+def _neuron_problems(graph: Graph, name: str) -> list[str]:
+    from ..lava.check import lif_form
+
+    op = graph.node(name)
+    errs = []
+    if lif_form(op) is None:
+        errs.append(f"layer '{name}': not a Lava LIF (netx neurons are CUBA LIF: hard reset, act_shift 6, "
+                    f"24-bit wrap_lava u and saturating v, one threshold that is a multiple of 64)")
+    if (op.bias % 64).any():
+        errs.append(f"layer '{name}': bias {op.bias.tolist()} is not a multiple of 64 (netx's bias_exp is 6)")
+    if op.v_init.any():
+        errs.append(f"layer '{name}': v_init {op.v_init.tolist()} != 0 (netx neurons start at 0)")
+    if op.fires and op.threshold.size and int(op.threshold.max()) >> 6 >= 1 << 17:
+        errs.append(f"layer '{name}': threshold {int(op.threshold.max())} is never reached; make it a "
+                    f"readout (fires=False)")
+    return errs
+
+
+def _chain(graph: Graph) -> tuple[list[tuple], list[str]]:
+    """The graph as netx layers [(kind, nodes...)], and every problem found."""
+    errs: list[str] = []
+    if len(graph.outputs) != 1:
+        errs.append(f"netx has one output layer, the graph has {len(graph.outputs)}")
+    inp = graph.input_name
+    cur, layers = inp, []
+
+    def single_user(n):
+        us = graph.users(n)
+        if len(us) > 1:
+            errs.append(f"'{n}' feeds {len(us)} nodes {us}: netx layers form a chain (no branches, no fan-in)")
+            return None
+        return us[0] if us else None
+
+    nxt = single_user(cur)
+    neuron0 = None
+    if nxt is not None and graph.node(nxt).kind == "IntLIF":
+        neuron0, cur = nxt, nxt
+        errs += _neuron_problems(graph, nxt)
+        if graph.node(nxt).bias.any():
+            errs.append(f"layer '{nxt}': a neuron on the input takes no bias in netx (it ignores it)")
+        nxt = single_user(cur)
+    layers.append(("input", inp, neuron0))
+    while nxt is not None:
+        op = graph.node(nxt)
+        if op.kind == "Flatten":
+            layers.append(("flatten", nxt))
+            cur = nxt
+        elif op.kind in ("IntConv", "IntDense"):
+            neuron = single_user(nxt)
+            if neuron is None or graph.node(neuron).kind != "IntLIF":
+                errs.append(f"synapse '{nxt}' is not followed by a neuron")
+                break
+            if len(graph.inputs(neuron)) != 1:
+                errs.append(f"neuron '{neuron}' has fan-in")
+            errs += _synapse_problems(graph, nxt)
+            errs += _neuron_problems(graph, neuron)
+            layers.append(("conv" if op.kind == "IntConv" else "dense", nxt, neuron))
+            cur = neuron
+        else:
+            errs.append(f"'{nxt}' is a {op.kind}: netx expresses input, conv, dense, flatten and CUBA "
+                        f"neurons only (run the Lava passes to fold pooling and fan-in)")
+            break
+        nxt = single_user(cur)
+    if graph.outputs and graph.outputs[0] != cur and not errs:
+        errs.append(f"the output '{graph.outputs[0]}' is not the end of the chain ('{cur}')")
+    if len(layers) < 2 and neuron0 is None:
+        errs.append("no layer after the input")
+    return layers, errs
+
+
+def _synapse_problems(graph: Graph, name: str) -> list[str]:
+    op = graph.node(name)
+    errs = []
+    if op.weight_exp < 0:
+        errs.append(f"synapse '{name}': weight_exp {op.weight_exp} < 0 (netx weights are integers, it cannot "
+                    f"floor)")
+    if op.kind == "IntConv":
+        if op.delay != 1:
+            errs.append(f"synapse '{name}': conv delay {op.delay}; netx convs take Lava's 1 step only")
+        if op.out_bits not in (0, 24):
+            errs.append(f"synapse '{name}': out_bits {op.out_bits}; netx convs wrap to 24 bits")
+    else:
+        if op.delay < 1 or op.delay - 1 > 62:
+            errs.append(f"synapse '{name}': delay {op.delay}; netx dense layers take 1 + 0..62 steps "
+                        f"(run lava_schedule first)")
+        if op.out_bits:
+            errs.append(f"synapse '{name}': out_bits {op.out_bits}; netx dense layers never wrap")
+    w = op.weight.astype(np.int64) << max(op.weight_exp, 0)
+    if w.size and int(np.abs(w).max()) >= 1 << 24:
+        errs.append(f"synapse '{name}': weights reach {int(np.abs(w).max())}, beyond float32's exact integers")
+    return errs
+
+
+def _str(h, key: str, value: str) -> None:
+    h.create_dataset(key, (1,), "S10", [value.encode("ascii")], track_times=False)
+
+
+def _num(h, key: str, value) -> None:
+    h.create_dataset(key, data=np.asarray(value, np.float32), track_times=False)
+
+
+def _neuron(h, op, meta: dict) -> None:
+    _str(h, "neuron/type", "CUBA")
+    vth = int(op.threshold[0]) >> 6 if op.fires else NEVER_FIRES
+    for k, v in (("vThMant", vth), ("iDecay", op.du), ("vDecay", op.dv), ("refDelay", 1), ("gradedSpike", 0)):
+        _num(h, f"neuron/{k}", v)
+    meta.update(snncc_source=op.source, snncc_reset=op.reset, snncc_threshold=op.threshold.tolist(),
+                snncc_bias=op.bias.tolist(), snncc_reset_value=op.reset_value.tolist(),
+                snncc_state_level=op.state_level.tolist(), snncc_scale=op.scale.tolist())
+
+
+def _syn_meta(op) -> dict:
+    return dict(source=op.source, weight_bits=op.weight_bits, weight_exp=op.weight_exp,
+                scale=np.asarray(op.scale, np.float64).tolist(), out_bits=op.out_bits)
+
+
+def emit(graph: Graph, out_dir) -> list[Path]:
+    """Write ``out_dir/network.net`` (deterministic: no timestamps) or raise
+    ``BitWidthError`` listing everything netx cannot express."""
+    import h5py
+
+    layers, errs = _chain(graph)
+    if errs:
+        raise BitWidthError(errs, header="the netx target cannot express this graph")
+    shapes = graph.shapes()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / FILE
+    with h5py.File(path, "w", track_order=True) as f:
+        f.attrs["snncc_meta_json"] = json.dumps(graph.meta, sort_keys=True)
+        sim = f.create_group("simulation")
+        _num(sim, "Ts", 1)
+        _num(sim, "tSample", int(graph.meta.get("steps", 1)))
+        grp = f.create_group("layer")
+        for i, (kind, *nodes) in enumerate(layers):
+            h = grp.create_group(str(i))
+            _str(h, "type", kind)
+            meta: dict = {}
+            if kind == "input":
+                inp, neuron = nodes
+                op = graph.node(inp)
+                _num(h, "shape", op.shape)
+                meta.update(input_name=inp, input_source=op.source, encoding=op.encoding, bits=op.bits,
+                            scale=op.scale)
+                if neuron is not None:
+                    meta["neuron"] = {"name": neuron}
+                    _neuron(h, graph.node(neuron), meta["neuron"])
+            elif kind == "flatten":
+                (flat,) = nodes
+                _num(h, "shape", shapes[flat])
+                meta.update(name=flat, source=graph.node(flat).source)
+            else:
+                syn, neuron = nodes
+                op = graph.node(syn)
+                w = op.weight.astype(np.int64) << op.weight_exp
+                _num(h, "shape", shapes[neuron])
+                if kind == "conv":
+                    _num(h, "inChannels", op.weight.shape[1] * op.groups)
+                    _num(h, "outChannels", op.weight.shape[0])
+                    _num(h, "kernelSize", op.weight.shape[2:])
+                    _num(h, "stride", op.stride)
+                    _num(h, "padding", op.padding)
+                    _num(h, "dilation", op.dilation)
+                    _num(h, "groups", op.groups)
+                else:
+                    _num(h, "inFeatures", w.shape[1])
+                    _num(h, "outFeatures", w.shape[0])
+                    if op.delay > 1:
+                        _num(h, "delay", np.full(w.shape[0], op.delay - 1))
+                _num(h, "weight", w)
+                nop = graph.node(neuron)
+                if nop.bias.any():
+                    _num(h, "bias", np.broadcast_to(nop.bias >> 6, (shapes[neuron][0],)))
+                meta.update(name=syn, synapse=_syn_meta(op), neuron={"name": neuron})
+                _neuron(h, nop, meta["neuron"])
+            h.attrs["snncc_json"] = json.dumps(meta, sort_keys=True)
+    return [path]
+
+
+def simulate(out_dir, x: np.ndarray, probe_state: bool = False) -> dict[str, np.ndarray]:
+    """Re-import ``out_dir/network.net`` with snncc's netx frontend and run it on the Lava
+    target (netx itself, in lava-dl, cannot be installed here)."""
+    from ...frontends.netx import load_netx
+    from .. import lava
+
+    graph = load_netx(Path(out_dir) / FILE)
+    lava.emit(graph, Path(out_dir) / "lava")
+    return lava.simulate(Path(out_dir) / "lava", x, probe_state=probe_state)
+
+
+__all__ = ["emit", "simulate"]

@@ -1,0 +1,240 @@
+"""netx (lava-dl network exchange HDF5): export, import, round trip, and the imported
+network simulated by the reference == by Lava on the same file."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py")
+
+from conformance import random_input  # noqa: E402
+from snncc.errors import BitWidthError, ModelLoadError  # noqa: E402
+from snncc.frontends.netx import load_netx  # noqa: E402
+from snncc.ir import serialize  # noqa: E402
+from snncc.ir.graph import Graph  # noqa: E402
+from snncc.ir.nodes import Add, Flatten, IntConv, IntDense, IntInput, IntLIF  # noqa: E402
+from snncc.ir.verify import verify  # noqa: E402
+from snncc.passes.lava import LAVA_PASSES  # noqa: E402
+from snncc.reference.interpreter import run  # noqa: E402
+from snncc.targets import get  # noqa: E402
+from snncc.targets import netx  # noqa: E402
+
+I64 = np.int64
+
+
+def rw(rng, shape, bits=8):
+    return rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), shape).astype(I64)
+
+
+def lif(vth, **kw):
+    thr = np.array([vth << 6], I64)
+    return IntLIF(threshold=thr, reset_value=thr.copy(), **kw)
+
+
+def lowered(g: Graph) -> Graph:
+    for fn, _ in LAVA_PASSES:
+        g, _ = fn(g)
+    verify(g, "int")
+    return g
+
+
+def chain_graph() -> Graph:
+    rng = np.random.default_rng(0)
+    g = Graph()
+    g.meta.update(name="netx_chain", steps=4)
+    x = g.add("x", IntInput(shape=(2, 7, 6), encoding="direct", bits=8, scale=1 / 255, source="input"))
+    c = g.add("conv", IntConv(weight=rw(rng, (3, 2, 3, 3)), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
+                              scale=np.linspace(0.1, 0.3, 3), source="features.0"), [x])
+    l1 = g.add("conv.lif", lif(2000, du=3000, dv=200, bias=np.array([64, -128, 6400], I64),
+                                scale=np.array([0.5, 0.25, 0.125])), [c])
+    f = g.add("flat", Flatten(), [l1])
+    d = g.add("fc", IntDense(weight=rw(rng, (5, g.shapes()["flat"][0])), weight_exp=1, weight_bits=8), [f])
+    l2 = g.add("fc.lif", lif(30, dv=4096, du=0), [d])
+    d2 = g.add("fc2", IntDense(weight=rw(rng, (3, 5), 6), weight_bits=6, delay=3), [l2])
+    ro = IntLIF(fires=False, threshold=np.zeros(1, I64), reset_value=np.zeros(1, I64), dv=0)
+    g.outputs = [g.add("readout", ro, [d2])]
+    return lowered(g)
+
+
+def same_model(a: Graph, b: Graph, tmp_path) -> None:
+    serialize.save(a, tmp_path / "a")
+    serialize.save(b, tmp_path / "b")
+    for f in ("model.json", "model.npz"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def test_round_trip_is_identity(tmp_path):
+    g = chain_graph()
+    assert get("netx") is netx
+    netx.emit(g, tmp_path / "n")
+    same_model(g, load_netx(tmp_path / "n" / "network.net"), tmp_path)
+
+
+def test_round_trip_with_input_neuron(tmp_path):
+    rng = np.random.default_rng(1)
+    g = Graph()
+    g.meta.update(name="input_neuron", steps=3)
+    x = g.add("x", IntInput(shape=(6,), encoding="spikes", bits=1))
+    l0 = g.add("in.lif", lif(0, dv=0), [x])
+    d = g.add("fc", IntDense(weight=rw(rng, (4, 6))), [l0])
+    g.outputs = [g.add("out", lif(3, dv=100), [d])]
+    g = lowered(g)
+    netx.emit(g, tmp_path / "n")
+    same_model(g, load_netx(tmp_path / "n" / "network.net"), tmp_path)
+
+
+def test_emit_is_deterministic(tmp_path):
+    g = chain_graph()
+    a = netx.emit(g, tmp_path / "a")[0]
+    b = netx.emit(g, tmp_path / "b")[0]
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_emit_refuses_what_netx_cannot_express(tmp_path):
+    rng = np.random.default_rng(2)
+    g = Graph()
+    g.meta.update(steps=3)
+    x = g.add("x", IntInput(shape=(4,), encoding="spikes"))
+    a = g.add("a", IntDense(weight=rw(rng, (4, 4))), [x])
+    b = g.add("b", IntDense(weight=rw(rng, (4, 4))), [x])
+    s = g.add("sum", Add(), [a, b])
+    g.outputs = [g.add("out", IntLIF(threshold=np.array([100], I64), reset="subtract"), [s])]
+    with pytest.raises(BitWidthError) as e:
+        netx.emit(lowered(g), tmp_path)
+    text = str(e.value)
+    assert "chain" in text
+
+
+# ------------------------------------------------------------------ files as lava-dl writes them
+def _s(h, key, value):
+    h.create_dataset(key, (1,), "S10", [value.encode("ascii")])
+
+
+def _neuron(h, vth, idecay, vdecay):
+    _s(h, "neuron/type", "CUBA")
+    for k, v in (("vThMant", vth), ("iDecay", idecay), ("vDecay", vdecay), ("refDelay", 1), ("gradedSpike", 0)):
+        h.create_dataset(f"neuron/{k}", data=v)
+
+
+def slayer_file(path, delays=True):
+    """What lava-dl's slayer exports: input, conv+CUBA, flatten, dense+CUBA with per-neuron
+    delays, and a dense readout without neuron (netx's default integrator)."""
+    rng = np.random.default_rng(3)
+    with h5py.File(path, "w") as f:
+        sim = f.create_group("simulation")
+        sim.create_dataset("Ts", data=1)
+        sim.create_dataset("tSample", data=5)
+        L = f.create_group("layer")
+        h = L.create_group("0")
+        _s(h, "type", "input")
+        h.create_dataset("shape", data=np.array([2, 6, 6]))
+        h = L.create_group("1")
+        _s(h, "type", "conv")
+        h.create_dataset("shape", data=np.array([4, 3, 6]))
+        h.create_dataset("weight", data=rw(rng, (4, 2, 3, 3)).astype(np.float32)[..., None])
+        h.create_dataset("stride", data=np.array([2, 1]))
+        h.create_dataset("padding", data=np.array([1, 1]))
+        h.create_dataset("dilation", data=np.array([1, 1]))
+        h.create_dataset("groups", data=1)
+        h.create_dataset("bias", data=np.array([10, -20, 0, 5], np.float32))
+        _neuron(h, 60, 1024, 128)
+        h = L.create_group("2")
+        _s(h, "type", "flatten")
+        h.create_dataset("shape", data=np.array([72]))
+        h = L.create_group("3")
+        _s(h, "type", "dense")
+        h.create_dataset("shape", data=np.array([10]))
+        h.create_dataset("weight", data=rw(rng, (10, 72)).astype(np.float32) * 2)
+        if delays:
+            h.create_dataset("delay", data=np.array([0, 1, 3, 0, 1, 1, 0, 3, 3, 2], np.float32))
+        _neuron(h, 20, 4096, 0)
+        h = L.create_group("4")
+        _s(h, "type", "dense")
+        h.create_dataset("shape", data=np.array([3]))
+        h.create_dataset("weight", data=rw(rng, (3, 10)).astype(np.float32))
+    return path
+
+
+def test_import_of_a_slayer_file_builds_the_lava_schedule(tmp_path):
+    g = load_netx(slayer_file(tmp_path / "s.net"))
+    assert g.meta["schedule"] == "lava" and g.meta["steps"] == 5
+    assert g.node("layer1.conv").out_bits == 24 and g.node("layer1.conv").delay == 1
+    parts = [n for n in g.of_kind("IntDense") if n.startswith("layer3.dense")]
+    assert sorted(g.node(n).delay for n in parts) == [1, 2, 3, 4]  # 1 + each distinct delay
+    assert g.node("layer3.fanin").kind == "Add"
+    ro = g.node("layer4.neuron")
+    assert not ro.fires and ro.du == 0 and ro.dv == 4096  # netx's default integrator
+    conv_lif = g.node("layer1.neuron")
+    assert conv_lif.du == 1024 and conv_lif.dv == 128 and conv_lif.threshold.tolist() == [60 << 6]
+    assert conv_lif.bias.tolist() == [10 << 6, -20 << 6, 0, 5 << 6]
+
+
+def test_imported_file_reference_equals_lava(tmp_path):
+    pytest.importorskip("lava")
+    path = slayer_file(tmp_path / "network.net")
+    g = load_netx(path)
+    x = random_input(g, 2, np.random.default_rng(4))
+    ref = run(g, x, probe_state=True)
+    got = netx.simulate(tmp_path, x, probe_state=True)
+    assert sorted(got) == sorted(ref)
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    assert ref["layer3.neuron"].any()
+
+
+# -------------------------------------------------------------------------- malformed files
+def _edit(path, fn):
+    with h5py.File(path, "a") as f:
+        fn(f)
+    return path
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda f: f.__delitem__("layer"), "no /layer group"),
+    (lambda f: f["layer"].move("3", "7"), "groups 0..n-1"),
+    (lambda f: (f["layer/1"].__delitem__("type"), _s(f["layer/1"], "type", "pool")), "'pool' layers are not"),
+    (lambda f: (f["layer/1"].__delitem__("type"), _s(f["layer/1"], "type", "mystery")), "unknown layer type"),
+    (lambda f: (f["layer/3"].__delitem__("weight"),
+                f["layer/3"].create_dataset("weight", data=np.zeros((10, 71)))), "does not read the 72 inputs"),
+    (lambda f: f["layer/1"].__delitem__("weight"), "missing 'weight'"),
+    (lambda f: (f["layer/1/neuron"].__delitem__("type"), _s(f["layer/1/neuron"], "type", "SDNN")),
+     "only CUBA/LOIHI"),
+    (lambda f: (f["layer/3"].__delitem__("weight"),
+                f["layer/3"].create_dataset("weight", data=np.full((10, 72), 0.5))), "non-integer"),
+    (lambda f: (f["layer/3"].__delitem__("delay"), f["layer/3"].create_dataset("delay", data=np.ones(7))),
+     "delay of 7 values"),
+    (lambda f: f["layer/1"].create_dataset("delay", data=np.ones(4)), "conv layer delays"),
+    (lambda f: (f["layer/1"].__delitem__("bias"), f["layer/1"].create_dataset("bias", data=np.ones(5))),
+     "bias of shape"),
+])
+def test_malformed_files_raise_model_load_error(tmp_path, mutate, match):
+    path = _edit(slayer_file(tmp_path / "m.net"), mutate)
+    with pytest.raises(ModelLoadError, match=match):
+        load_netx(path)
+
+
+def test_not_a_file_or_not_hdf5(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_netx(tmp_path / "nope.net")
+    (tmp_path / "x.net").write_text("hello")
+    with pytest.raises(ModelLoadError, match="not an HDF5"):
+        load_netx(tmp_path / "x.net")
+
+
+def test_reset_interval_is_refused_with_the_missing_ir_fields(tmp_path):
+    with pytest.raises(ModelLoadError, match="reset_interval and reset_offset"):
+        load_netx(slayer_file(tmp_path / "s.net"), reset_interval=8)
+
+
+def test_snncc_metadata_cannot_change_the_meaning(tmp_path):
+    g = chain_graph()
+    path = netx.emit(g, tmp_path)[0]
+
+    def lie(f):
+        import json
+        m = json.loads(f["layer/1"].attrs["snncc_json"])
+        m["neuron"]["snncc_threshold"] = [12345]
+        f["layer/1"].attrs["snncc_json"] = json.dumps(m)
+    _edit(path, lie)
+    with pytest.raises(ModelLoadError, match="contradicts the netx data"):
+        load_netx(path)
