@@ -51,9 +51,11 @@ def test_compile_inspect_simulate_report(tmp_path, model_file, x_file, capsys):
     assert "Davies" in rep["energy"]["loihi"]["source"]
 
 
-def test_compile_is_deterministic(tmp_path, model_file):
+@pytest.mark.parametrize("targets", ["c,onnx", "lava"])
+def test_compile_is_deterministic(tmp_path, model_file, targets):
     for d in ("a", "b"):
-        assert run_cli("compile", model_file, "--input-shape", "1,28,28", "--target", "", "--out", tmp_path / d) == 0
+        assert run_cli("compile", model_file, "--input-shape", "1,28,28", "--target", targets,
+                       "--out", tmp_path / d) == 0
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert files
     for f in files:
