@@ -135,8 +135,6 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
     targets = [target] if isinstance(target, str) else list(target)
     if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".net", ".h5", ".hdf5"):
         return _compile_netx(Path(model), targets, Path(out), config)
-    if "lava" in targets and config.schedule != "lava":
-        config = dataclasses.replace(config, schedule="lava")  # Loihi's synapses take one step
     for t in targets:
         get_target(t)  # fail early on unknown targets or missing backends
     digest = None
@@ -147,8 +145,19 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
     if example_input is None:
         example_input = guess_input_shape(model)
     fg = trace(model, example_input, config)
+    return compile_float_graph(fg, targets, out, config, {"source_sha256": digest})
+
+
+def compile_float_graph(fg: Graph, targets: list[str], out: str | Path, config: CompileConfig,
+                        manifest_extra: dict | None = None) -> Build:
+    """Passes, then the build directory: integer model, float model, targets, manifest.
+    Shared by every frontend that produces a float graph (PyTorch, NIR)."""
+    from .targets import get as get_target
+
+    if "lava" in targets and config.schedule != "lava":
+        config = dataclasses.replace(config, schedule="lava")  # Loihi's synapses take one step
     log: list[str] = []
-    pipeline = "lava" if "lava" in targets and "lava" in PIPELINES else "default"
+    pipeline = "lava" if "lava" in targets else "default"
     g = compile_graph(fg, config, pipeline, log)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +168,7 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
     for t in targets:
         get_target(t).emit(g, out / t)
     manifest = {"snncc": __version__, "config": config.to_dict(), "targets": targets,
-                "pipeline": pipeline, "passes": log, "source_sha256": digest}
+                "pipeline": pipeline, "passes": log, **(manifest_extra or {})}
     (out / "compile.json").write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
     return Build(out, g, fg, config, targets)
 

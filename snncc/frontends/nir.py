@@ -502,11 +502,8 @@ def compile_nir(path, target="c", out="build", config=None, **load_kw):
     """Compile a ``.nir`` file like :func:`snncc.compiler.compile` compiles a PyTorch model:
     NIR -> float IR (:func:`load_nir`; the config's input encoding/scale/bits describe the
     input) -> passes -> integer IR -> targets, with the same build directory layout."""
-    from .. import __version__
-    from ..compiler import Build, compile_graph
+    from ..compiler import compile_float_graph
     from ..config import CompileConfig
-    from ..ir import serialize
-    from ..passes.pipeline import PIPELINES
     from ..targets import get as get_target
 
     if isinstance(config, dict):
@@ -520,19 +517,5 @@ def compile_nir(path, target="c", out="build", config=None, **load_kw):
     fg = load_nir(path, input_encoding=config.input_encoding, input_scale=config.input_scale,
                   input_bits=config.input_bits, **load_kw)
     fg.meta["steps"] = config.steps
-    log: list[str] = []
-    pipeline = "lava" if "lava" in targets and "lava" in PIPELINES else "default"
-    g = compile_graph(fg, config, pipeline, log)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    serialize.save(g, out)
-    fdoc, farr = serialize.to_dict(fg)
-    (out / "float_model.json").write_text(serialize.dump_json(fdoc))
-    serialize.write_npz(out / "float_model.npz", farr)
-    for t in targets:
-        get_target(t).emit(g, out / t)
-    manifest = {"snncc": __version__, "config": config.to_dict(), "targets": targets, "frontend": "nir",
-                "pipeline": pipeline, "passes": log, "source_sha256": digest,
-                "nir_warnings": fg.meta.get("nir_warnings", [])}
-    (out / "compile.json").write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
-    return Build(out, g, fg, config, targets)
+    return compile_float_graph(fg, targets, out, config, {
+        "frontend": "nir", "source_sha256": digest, "nir_warnings": fg.meta.get("nir_warnings", [])})

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..config import CompileConfig
 from ..errors import BitWidthError
+from ..ir.bounds import value_bounds
 from ..ir.graph import Graph
 from ..ir.nodes import DECAY_ONE, IntInput, IntLIF
 from .quantize import _round
@@ -55,31 +56,6 @@ def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
     return g, True
 
 
-def value_bounds(graph: Graph) -> dict[str, int]:
-    """Worst-case |value| of every integer tensor in one step (inputs at their extremes)."""
-    b: dict[str, int] = {}
-    for name, op in graph.items():
-        ins = [b[s] for s in graph.inputs(name)]
-        k = op.kind
-        if k == "IntInput":
-            b[name] = 1 if op.encoding == "spikes" else (1 << op.bits) - 1
-        elif k == "IntLIF":
-            b[name] = 1
-        elif k == "SumPool":
-            b[name] = ins[0] * op.kernel[0] * op.kernel[1]
-        elif k == "Add":
-            b[name] = sum(ins)
-        elif k in ("IntConv", "IntDense"):
-            fan = int(np.abs(op.weight).reshape(op.weight.shape[0], -1).sum(axis=1).max())
-            acc = fan * ins[0]
-            b[name] = acc << op.weight_exp if op.weight_exp >= 0 else acc >> -op.weight_exp
-            if op.out_bits:
-                b[name] = min(b[name], 1 << (op.out_bits - 1))
-        else:
-            b[name] = ins[0]
-    return b
-
-
 def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
     """Fit every neuron into its declared u/v widths without silent overflow.
 
@@ -89,7 +65,7 @@ def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
     which are multiples of 2^act_shift). What still does not fit is reported, all layers
     at once, with the fix."""
     g = graph.copy()
-    bounds = value_bounds(g)
+    bounds, _ = value_bounds(g)
     problems, changed = [], False
     fields = ("threshold", "bias", "reset_value", "state_level", "v_init")
     for name in g.of_kind("IntLIF"):

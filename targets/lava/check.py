@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import BitWidthError
+from ...ir.bounds import value_bounds
 from ...ir.graph import Graph
 from ...ir.nodes import DECAY_ONE, IntLIF
 
@@ -206,33 +207,19 @@ def _label(graph: Graph, name: str) -> str:
 
 
 def _value_bounds(graph: Graph) -> dict[str, int]:
-    """Worst-case |value| of every tensor in one step, and for synapses the worst-case
-    |accumulator| before the shift (key 'name/acc'), with Lava's weight forms."""
-    b: dict[str, int] = {}
-    for name, op in graph.items():
-        ins = [b[s] for s in graph.inputs(name)]
-        k = op.kind
-        if k == "IntInput":
-            b[name] = 1 if op.encoding == "spikes" else (1 << op.bits) - 1
-        elif k == "IntLIF":
-            b[name] = 1
-        elif k == "SumPool":
-            b[name] = ins[0] * op.kernel[0] * op.kernel[1]
-        elif k == "Add":
-            b[name] = sum(ins)
-        elif k in SYN:
-            w = op.weight.reshape(op.weight.shape[0], -1)
-            acc = int(np.abs(w).sum(axis=1).max(initial=0)) * ins[0]
-            if k == "IntDense":
-                form = dense_form(op.weight, op.weight_exp, hardware=False)
-                if form is not None:
-                    b[f"{name}/acc"] = int(np.abs(form[0]).sum(axis=1).max(initial=0)) * ins[0]
-            else:
-                b[f"{name}/acc"] = acc << max(op.weight_exp, 0)
-            out = acc << op.weight_exp if op.weight_exp >= 0 else acc >> -op.weight_exp
-            b[name] = min(out, 1 << (op.out_bits - 1)) if op.out_bits else out
+    """snncc.ir.bounds.value_bounds, plus for every synapse the worst-case |accumulator|
+    in Lava's weight form (key 'name/acc'): Dense weights as stored (2w, exp - 1), Conv
+    with a positive exponent folded into the weights."""
+    b, accs = value_bounds(graph)
+    for name in graph.of_kind(*SYN):
+        op = graph.node(name)
+        x = b[graph.inputs(name)[0]]
+        if op.kind == "IntDense":
+            form = dense_form(op.weight, op.weight_exp, hardware=False)
+            if form is not None:
+                b[f"{name}/acc"] = int(np.abs(form[0]).sum(axis=1).max(initial=0)) * x
         else:
-            b[name] = ins[0]
+            b[f"{name}/acc"] = accs[name] << max(op.weight_exp, 0)
     return b
 
 

@@ -49,6 +49,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ... import __version__
 from ...errors import SnnccError
+from ...ir.bounds import value_bounds  # noqa: F401 - re-exported by the package
 from ...ir.graph import Graph
 from ...ir.nodes import DECAY_ONE, IntLIF
 from ...ir.verify import verify
@@ -63,38 +64,6 @@ I64, F32, F64, BOOL = TensorProto.INT64, TensorProto.FLOAT, TensorProto.DOUBLE, 
 _NP = {I64: np.int64, F32: np.float32, F64: np.float64, BOOL: np.bool_}
 F32_EXACT, F64_EXACT = 1 << 24, 1 << 53
 MAX_SHIFT = 62
-
-
-# ------------------------------------------------------------------ static bounds
-def value_bounds(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:
-    """(bound, acc): worst-case |value| of every node's output in one step, and for
-    windowed nodes (IntConv, SumPool) the worst-case |partial sum| of the accumulation,
-    as exact Python integers. IntLIF outputs spikes (bound 1)."""
-    b: dict[str, int] = {}
-    acc: dict[str, int] = {}
-    for name, op in graph.items():
-        ins = [b[s] for s in graph.inputs(name)]
-        k = op.kind
-        if k == "IntInput":
-            b[name] = 1 if op.encoding == "spikes" else (1 << op.bits) - 1
-        elif k == "IntLIF":
-            b[name] = 1
-        elif k in ("IntConv", "IntDense"):
-            w = np.abs(op.weight.reshape(op.weight.shape[0], -1))  # int64: <= 2^16 * fan-in, no overflow
-            a = int(w.sum(axis=1).max()) * ins[0] if w.size else 0
-            acc[name] = a
-            e = op.weight_exp
-            out = a << e if e >= 0 else (a >> -e) + 1
-            if op.out_bits:
-                out = min(out, 1 << (op.out_bits - 1))
-            b[name] = out
-        elif k == "SumPool":
-            acc[name] = b[name] = ins[0] * op.kernel[0] * op.kernel[1]
-        elif k == "Add":
-            b[name] = sum(ins)
-        else:  # MaxPool, Flatten
-            b[name] = ins[0]
-    return b, acc
 
 
 def _chan(a: np.ndarray, ndim: int) -> np.ndarray:
