@@ -9,7 +9,7 @@ SNNCC  := $(VENV)/bin/snncc
 EXAMPLE := examples/fashion_mnist
 BUILD  ?= build/fashion_mnist
 
-.PHONY: setup datasets demo test clean
+.PHONY: setup datasets demo demo-lava test clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,13 @@ demo: setup datasets
 	$(SNNCC) simulate $(BUILD) --target c --input $(EXAMPLE)/samples.npz --out $(BUILD)/result.npz
 	$(SNNCC) verify $(BUILD) --input $(EXAMPLE)/samples.npz
 	$(SNNCC) report $(BUILD) --input $(EXAMPLE)/samples.npz
+
+# The same model through the Loihi 2 pipeline, simulated on Lava, and checked against the
+# reference, the C runtime and onnxruntime.
+demo-lava: setup datasets
+	$(SNNCC) compile $(EXAMPLE)/model.pt --input-shape 1,28,28 --first-layer-bits 6 --target lava,c,onnx --out $(BUILD)_lava
+	$(SNNCC) simulate $(BUILD)_lava --target lava --input $(EXAMPLE)/samples.npz --out $(BUILD)_lava/result.npz
+	$(SNNCC) verify $(BUILD)_lava --input $(EXAMPLE)/samples.npz
 
 test: setup datasets
 	$(PY) -m pytest

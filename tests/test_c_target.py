@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import filecmp
+import json
 import math
 import os
 import re
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from hypothesis import strategies as st
 
 from snncc.errors import ArtifactError, SnnccError
 from snncc.ir.graph import Graph
-from snncc.ir.nodes import IntDense, IntInput, IntLIF
+from snncc.ir.nodes import DECAY_ONE, Add, Flatten, IntConv, IntDense, IntInput, IntLIF, MaxPool, SumPool
 from snncc.reference import interpreter
 from snncc.reference import kernels as K
 from snncc.runtime import ROOT as RUNTIME
@@ -235,7 +237,8 @@ def test_snapshot_of_a_tiny_model(tmp_path):
         "/* 8 weights x 3 bits, packed: 3 bytes */",
         "static const uint8_t L001_fc1_w[3] = {",
         "    0xb9, 0x8c, 0x31,",
-        "static const snn_dense_t L001_fc1_p = { L001_fc1_w, 3, 0, 0, 0 };",
+        "static const snn_dense_t L001_fc1_p = { L001_fc1_w, 3, 0, 0, 0, snn_scratch_nz };",
+        "static int32_t snn_scratch_nz[4];",
         '/* ==== layer 1 "lif1": IntLIF -> [2] int8_t',
         "static const int8_t L002_lif1_threshold[2] = {",
         "static int8_t L002_lif1_u_buf[2];",
@@ -330,3 +333,344 @@ def test_unit_packed_weight_roundtrip(rt):
         assert len(packed) == math.ceil(w.size * bits / 8)
         assert [rt.snn_wget(packed, i, bits) for i in range(w.size)] == w.tolist(), bits
     assert emitter.pack_weights(np.array([1, -1, 2, -2, 0, 3, -4, 1]), 3) == bytes([0xb9, 0x8c, 0x31])
+
+
+# ------------------------------------------------------------------ runtime kernel paths
+# The runtime picks a code path per layer: conv scatter with int16 / int32 (int16 weights)
+# / int64 sums (int32 sums with wide weights or inputs go int64), the contiguous multi-tap
+# run (stride 1, one group) or tap by tap (borders, strides, dilation, groups), the spike
+# add or the multiply-add, in one or several bands of output rows; the per-channel scale
+# of a depthwise 1x1 conv; dense gathers per accumulator and input type, with 8-bit
+# weights read in place or decoded; LIF per overflow mode pair in chunks whose channel
+# runs cross chunk ends; pools with and without bounds checks, on int8 and wider inputs.
+# Each graph below pins one of them (test_kernel_path checks the choice where it shows).
+def _g(name: str, shape: tuple, enc: str = "spikes", bits: int = 1, steps: int = 3) -> tuple[Graph, str]:
+    g = Graph()
+    g.meta.update(name=name, steps=steps)
+    return g, g.add("x", IntInput(shape=shape, encoding=enc, bits=bits, scale=1.0))
+
+
+def _w(rng, shape, bits: int, density: float = 0.85) -> np.ndarray:
+    w = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=shape, dtype=np.int64)
+    w.reshape(-1)[:2] = [-(1 << (bits - 1)), (1 << (bits - 1)) - 1]  # both extremes
+    return np.where(rng.random(shape) < density, w, 0)
+
+
+def _conv_case(name, shape, enc, bits, o, k, wbits=8, pre_bits=None, **kw) -> Graph:
+    """x -> [conv with pre_bits weights: a wide input] -> conv: the output is the conv."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    g, cur = _g(name, shape, enc, bits)
+    cin = shape[0]
+    if pre_bits:
+        cur = g.add("pre", IntConv(weight=_w(rng, (cin, cin, 1, 1), pre_bits), weight_bits=pre_bits), [cur])
+    groups = kw.get("groups", 1)
+    w = _w(rng, (o, cin // groups, *k), wbits)
+    cur = g.add("conv", IntConv(weight=w, weight_bits=wbits, **kw), [cur])
+    g.outputs = [cur]
+    return g
+
+
+def _dense_case(name, n_in, enc, bits, o, wbits=8, pre_bits=None, **kw) -> Graph:
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    g, cur = _g(name, (n_in,), enc, bits)
+    if pre_bits:
+        cur = g.add("pre", IntDense(weight=_w(rng, (n_in, n_in), pre_bits, 0.3), weight_bits=pre_bits), [cur])
+    cur = g.add("fc", IntDense(weight=_w(rng, (o, n_in), wbits), weight_bits=wbits, **kw), [cur])
+    g.outputs = [cur]
+    return g
+
+
+def _lif_case(u_ovf: str, v_ovf: str, shape: tuple, du: int, reset: str, quant: str = "none") -> Graph:
+    """Spikes -> conv/dense -> IntLIF with small registers that overflow -> readout."""
+    name = f"lif_{u_ovf}_{v_ovf}_{'x'.join(map(str, shape))}_{du}_{reset}_{quant}"
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    g, cur = _g(name, shape, steps=6)
+    if len(shape) == 3:
+        syn = IntConv(weight=_w(rng, (3, shape[0], 3, 3), 7), weight_bits=7, padding=(1, 1))
+        ch = 3
+    else:
+        syn = IntDense(weight=_w(rng, (150, shape[0]), 7), weight_bits=7)
+        ch = 150
+    cur = g.add("syn", syn, [cur])
+
+    def vec(lo, hi):  # per channel or one scalar
+        return rng.integers(lo, hi, ch if rng.random() < 0.5 else 1, dtype=np.int64)
+
+    lif = IntLIF(du=du if quant == "none" else DECAY_ONE, dv=int(rng.choice([0, 300, 2048])), act_shift=2,
+                 threshold=vec(-20, 200), bias=vec(-30, 30), reset=reset, reset_value=vec(0, 300),
+                 v_init=vec(-100, 100), state_quant=quant, state_level=vec(1, 200), u_bits=9, u_overflow=u_ovf,
+                 v_bits=10, v_overflow=v_ovf)
+    cur = g.add("lif", lif, [cur])
+    cur = g.add("flat", Flatten(), [cur]) if len(shape) == 3 else cur
+    n = int(np.prod(g.shapes()[cur]))
+    cur = g.add("fc", IntDense(weight=_w(rng, (4, n), 5), weight_bits=5), [cur])
+    g.outputs = [g.add("out", IntLIF(fires=False, act_shift=0, dv=100), [cur])]
+    return g
+
+
+def _pool_case(name, kind, enc, bits, wbits, pool_kw, pre_bits=None) -> Graph:
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    g, cur = _g(name, (2, 9, 8), enc, bits)
+    if pre_bits:  # a wide (int32 / int64) tensor to pool
+        cur = g.add("pre", IntConv(weight=_w(rng, (2, 2, 1, 1), pre_bits), weight_bits=pre_bits), [cur])
+    cur = g.add("conv", IntConv(weight=_w(rng, (3, 2, 2, 2), wbits), weight_bits=wbits), [cur])
+    cur = g.add("pool", (SumPool if kind == "sum" else MaxPool)(**pool_kw), [cur])
+    g.outputs = [cur]
+    return g
+
+
+def _add_case() -> Graph:
+    """A four-input Add of tensors of four widths, 3 * 9 * 10 = 270 values (chunks of 64)."""
+    rng = np.random.default_rng(5)
+    g, x = _g("add4", (3, 9, 10), "direct", 8)
+    a = g.add("a", IntConv(weight=_w(rng, (3, 3, 1, 1), 3), weight_bits=3), [x])
+    b = g.add("b", IntConv(weight=_w(rng, (3, 3, 3, 3), 12), weight_bits=12, padding=(1, 1)), [x])
+    d = g.add("d", IntConv(weight=_w(rng, (3, 1, 1, 1), 30), weight_bits=30, groups=3), [x])  # int64
+    s = g.add("s", IntConv(weight=_w(rng, (3, 3, 1, 1), 2), weight_bits=2), [x])
+    ls = g.add("ls", IntLIF(threshold=np.array([1], np.int64), act_shift=0), [s])
+    g.outputs = [g.add("add", Add(), [a, b, ls, d])]
+    return g
+
+
+def _wide_lif_case() -> Graph:
+    """Neuron constants beyond int32 (int64 constant vectors) on 40-bit registers."""
+    rng = np.random.default_rng(6)
+    g, x = _g("wide_lif", (2, 4, 5), "direct", 8, steps=5)
+    cur = g.add("conv", IntConv(weight=_w(rng, (3, 2, 3, 3), 26), weight_bits=26, padding=(1, 1)), [x])
+    lif = IntLIF(du=1000, dv=50, act_shift=1, threshold=np.array([3, 5, 8], np.int64) << 33,
+                 bias=np.array([-(1 << 34)], np.int64), reset="subtract", reset_value=np.array([1 << 35], np.int64),
+                 v_init=np.array([1 << 33, -(1 << 33), 7], np.int64), u_bits=40, v_bits=40, u_overflow="wrap",
+                 v_overflow="saturate")
+    g.outputs = [g.add("lif", lif, [cur])]
+    return g
+
+
+KERNEL_CASES = {
+    # conv: accumulator / weight scratch types, spike adds and multiply-adds
+    "conv_spikes_span": lambda: _conv_case("conv_spikes_span", (3, 9, 10), "spikes", 1, 16, (3, 3), padding=(1, 1)),
+    "conv_pixels_w16": lambda: _conv_case("conv_pixels_w16", (2, 8, 7), "direct", 8, 9, (3, 3), padding=(1, 1)),
+    "conv_mixed_values": lambda: _conv_case("conv_mixed_values", (2, 7, 9), "direct", 2, 12, (2, 3), padding=(0, 1)),
+    "conv_w32": lambda: _conv_case("conv_w32", (1, 6, 6), "direct", 8, 5, (1, 1), wbits=18),
+    "conv_acc64": lambda: _conv_case("conv_acc64", (2, 6, 5), "direct", 8, 3, (3, 3), wbits=32, padding=(1, 1)),
+    "conv_acc64_i64_input": lambda: _conv_case("conv_acc64_i64_input", (2, 5, 5), "direct", 8, 3, (2, 2), wbits=4,
+                                               pre_bits=30),
+    "conv_i32_input": lambda: _conv_case("conv_i32_input", (2, 6, 6), "direct", 8, 4, (3, 3), wbits=3, pre_bits=14,
+                                         padding=(1, 1)),
+    # conv geometry: tap by tap (strides, dilation, groups, borders) and the contiguous run
+    "conv_strided_dilated_groups": lambda: _conv_case("conv_strided_dilated_groups", (4, 11, 9), "spikes", 1, 6,
+                                                      (3, 2), stride=(2, 3), dilation=(2, 1), padding=(2, 1), groups=2),
+    "conv_padding_beyond_kernel": lambda: _conv_case("conv_padding_beyond_kernel", (2, 5, 4), "direct", 3, 10, (2, 2),
+                                                     padding=(3, 4), stride=(1, 2)),
+    "conv_5x5_o24": lambda: _conv_case("conv_5x5_o24", (2, 8, 9), "direct", 3, 24, (5, 5), wbits=5, padding=(2, 2)),
+    "conv_kernel_wider_than_input": lambda: _conv_case("conv_kernel_wider_than_input", (1, 3, 3), "spikes", 1, 17,
+                                                       (3, 5), padding=(1, 2)),
+    "conv_depthwise_3x3": lambda: _conv_case("conv_depthwise_3x3", (5, 7, 6), "spikes", 1, 5, (3, 3), wbits=6,
+                                             padding=(1, 1), groups=5),
+    "conv_pointwise": lambda: _conv_case("conv_pointwise", (3, 5, 6), "direct", 4, 13, (1, 1), wbits=13),
+    "conv_channel_scale": lambda: _conv_case("conv_channel_scale", (4, 6, 5), "direct", 6, 4, (1, 1), wbits=11,
+                                             groups=4),
+    "conv_channel_scale_exp_wrap": lambda: _conv_case("conv_channel_scale_exp_wrap", (3, 4, 5), "spikes", 1, 3, (1, 1),
+                                                      wbits=9, groups=3, weight_exp=-2, out_bits=6),
+    "conv_exp_wrap": lambda: _conv_case("conv_exp_wrap", (2, 6, 6), "direct", 8, 8, (3, 3), wbits=7, padding=(1, 1),
+                                        weight_exp=-3, out_bits=9),
+    # outputs beyond the accumulator budget: several bands of output rows, the last one short
+    "conv_bands_span": lambda: _conv_case("conv_bands_span", (2, 26, 24), "direct", 8, 16, (3, 3), padding=(1, 1)),
+    "conv_bands_strided": lambda: _conv_case("conv_bands_strided", (3, 32, 20), "spikes", 1, 40, (3, 2),
+                                             stride=(2, 1), dilation=(2, 2), padding=(2, 1)),
+    "conv_exp_up_delay": lambda: _conv_case("conv_exp_up_delay", (2, 6, 6), "spikes", 1, 8, (3, 3), wbits=2,
+                                            weight_exp=2, delay=2),
+    # dense: (accumulator, input type), 8-bit weights in place or decoded, spikes or values
+    "dense_spikes_w8": lambda: _dense_case("dense_spikes_w8", 130, "spikes", 1, 70),
+    "dense_spikes_w3": lambda: _dense_case("dense_spikes_w3", 37, "spikes", 1, 9, wbits=3),
+    "dense_i16_w8": lambda: _dense_case("dense_i16_w8", 40, "direct", 12, 7),
+    "dense_i16_w5": lambda: _dense_case("dense_i16_w5", 40, "direct", 12, 7, wbits=5, weight_exp=-1, out_bits=12),
+    "dense_i32_acc64": lambda: _dense_case("dense_i32_acc64", 50, "direct", 20, 6, wbits=16),
+    "dense_i32_acc32": lambda: _dense_case("dense_i32_acc32", 20, "direct", 8, 6, wbits=4, pre_bits=12),
+    "dense_i64_acc64": lambda: _dense_case("dense_i64_acc64", 24, "direct", 8, 5, wbits=6, pre_bits=30),
+    # pools: checked and unchecked windows, input widths
+    "sumpool_border_i32": lambda: _pool_case("sumpool_border_i32", "sum", "direct", 8, 8,
+                                             dict(kernel=(3, 2), stride=(1, 2), padding=(1, 1))),
+    "sumpool_i64": lambda: _pool_case("sumpool_i64", "sum", "direct", 8, 8,
+                                      dict(kernel=(2, 3), stride=(2, 1), padding=(0, 1)), pre_bits=30),
+    "sumpool_i8_inside": lambda: _pool_case("sumpool_i8_inside", "sum", "spikes", 1, 2,
+                                            dict(kernel=(2, 2), stride=(2, 2))),
+    "maxpool_i16": lambda: _pool_case("maxpool_i16", "max", "direct", 4, 6, dict(kernel=(2, 3), stride=(2, 1))),
+    "maxpool_i32": lambda: _pool_case("maxpool_i32", "max", "direct", 8, 12, dict(kernel=(3, 3), stride=(1, 1))),
+    "add4": _add_case,
+    "lif_wide_constants": _wide_lif_case,
+    "conv_channel_scale_w8": lambda: _conv_case("conv_channel_scale_w8", (2, 3, 7), "direct", 5, 2, (1, 1),
+                                                groups=2),
+    "dense_spikes_acc64": lambda: _dense_case("dense_spikes_acc64", 40, "spikes", 1, 5, wbits=32),
+    "maxpool_i64": lambda: _pool_case("maxpool_i64", "max", "direct", 8, 8, dict(kernel=(2, 2), stride=(2, 2)),
+                                      pre_bits=30),
+}
+OVERFLOW_PAIRS = [(u, v) for u in ("saturate", "wrap", "wrap_lava") for v in ("saturate", "wrap", "wrap_lava")]
+for _i, (_u, _v) in enumerate(OVERFLOW_PAIRS):  # hw = 99 (> one chunk), 15 (runs cross chunk ends), 1 (dense)
+    _shape = ((2, 9, 11), (3, 3, 5), (40,))[_i % 3]
+    _reset = ("zero", "subtract", "none")[_i // 3]
+    KERNEL_CASES[f"lif_{_u}_{_v}"] = (lambda u=_u, v=_v, s=_shape, r=_reset, d=(2000, DECAY_ONE, 0)[_i % 3]:
+                                      _lif_case(u, v, s, d, r))
+KERNEL_CASES["lif_ternary_hw99"] = lambda: _lif_case("wrap", "saturate", (2, 9, 11), DECAY_ONE, "subtract", "ternary")
+KERNEL_CASES["lif_binary_dense"] = lambda: _lif_case("saturate", "wrap", (40,), DECAY_ONE, "zero", "binary")
+
+
+@pytest.fixture(scope="module")
+def kernel_builds(tmp_path_factory):
+    return prebuild({k: f() for k, f in KERNEL_CASES.items()}, tmp_path_factory.mktemp("kernels"))
+
+
+def _conv_init(out_dir: Path, layer: str = "conv") -> list[str]:
+    """The fields of the snn_conv_t initializer of ``layer`` in model.c."""
+    m = re.search(r"static const snn_conv_t L\d+_" + layer + r"_p = \{ (.*) \};", (out_dir / "model.c").read_text())
+    return m.group(1).split(", ")
+
+
+# (accumulator, weight scratch) per conv case; "scale": the per-channel scale, no scratch
+CONV_PATHS = {
+    "conv_spikes_span": ("SNN_I16", "SNN_I16"), "conv_pixels_w16": ("SNN_I32", "SNN_I16"),
+    "conv_bands_span": ("SNN_I32", "SNN_I16"), "conv_bands_strided": ("SNN_I16", "SNN_I16"),
+    "conv_w32": ("SNN_I64", "SNN_I64"), "conv_acc64": ("SNN_I64", "SNN_I64"),  # int32 sums, int32 weights
+    "conv_acc64_i64_input": ("SNN_I64", "SNN_I64"), "conv_i32_input": ("SNN_I64", "SNN_I64"),  # ... int64
+    "conv_channel_scale": "scale", "conv_channel_scale_exp_wrap": "scale", "conv_channel_scale_w8": "scale",
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERNEL_CASES))
+def test_kernel_path(name, kernel_builds):
+    g, out = kernel_builds[name]
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    x = conformance.random_input(g, 3, rng)
+    if g.node("x").encoding == "direct":  # every value, zeros (skipped) and ones (the add path) included
+        hi = (1 << g.node("x").bits) - 1
+        x.reshape(-1)[:4] = [0, 1, hi, hi - 1]
+        x[0, 0] = 0
+    compare(g, out, x, emit=False)
+    man = json.loads((out / emitter.MANIFEST).read_text())
+    want = CONV_PATHS.get(name)
+    if want == "scale":
+        assert _conv_init(out)[-4:] == ["0", "0", "0", "0"]
+    elif want:
+        init = _conv_init(out)
+        assert (init[3], init[4]) == want
+        assert init[-3:] == [f"snn_scratch_acc_i{8 << ENUM_BITS[want[0]]}", f"snn_scratch_w_i{8 << ENUM_BITS[want[1]]}",
+                             "snn_scratch_nz"]
+    if name.startswith("dense_i64"):
+        assert man["layers"][1]["acc"] == "int64" and man["layers"][0]["out_dtype"] == "int64_t"
+    if name == "dense_i32_acc32":
+        assert man["layers"][1]["acc"] == "int32" and man["layers"][0]["out_dtype"] == "int32_t"
+    if name.startswith("conv_bands"):  # (band, W, O) sums within the budget; several bands
+        init, (o, h, w) = _conv_init(out), g.shapes()["conv"]
+        band = int(init[-4])
+        assert 1 <= band < h and h % band and band * w * o << ENUM_BITS[init[3]] <= emitter.ACC_SCRATCH_BUDGET
+    if name in ("sumpool_i64", "maxpool_i64"):
+        assert man["layers"][1]["out_dtype"] == "int64_t"
+    if name == "dense_spikes_acc64":
+        assert man["layers"][0]["acc"] == "int64" and man["input"]["dtype"] == "int8_t"
+    if name == "lif_wide_constants":
+        assert "static const int64_t L002_lif_threshold[3]" in (out / "model.c").read_text()
+
+
+ENUM_BITS = {"SNN_I8": 0, "SNN_I16": 1, "SNN_I32": 2, "SNN_I64": 3}
+
+
+def test_kernel_cases_cover_the_paths(kernel_builds):
+    """The conv geometry of the cases reaches both the contiguous run and the tap-by-tap path."""
+    span = tap = 0
+    for name, (g, out) in kernel_builds.items():
+        for lname, op in g.items():
+            if op.kind == "IntConv" and lname == "conv":
+                o, cg, kh, kw = op.weight.shape
+                if kh == kw == 1 and cg == 1 and op.groups == o:  # the per-channel scale
+                    continue
+                if op.stride[1] == 1 and op.dilation[1] == 1 and op.groups == 1:
+                    span += 1
+                else:
+                    tap += 1
+    assert span >= 5 and tap >= 2
+
+
+def test_conv_weights_are_packed_input_channel_first(tmp_path):
+    """Conv weights sit in flash as (C, kH, kW, O/groups): one contiguous run per input channel."""
+    w = np.arange(2 * 4 * 1 * 2, dtype=np.int64).reshape(4, 2, 1, 2) - 8  # (O=4, C/g=2, 1, 2), groups=2 -> C=4
+    g, x = _g("pack", (4, 3, 3))
+    g.outputs = [g.add("conv", IntConv(weight=w, weight_bits=8, groups=2), [x])]
+    ctarget.emit(g, tmp_path)
+    text = (tmp_path / "model.c").read_text()
+    body = re.search(r"static const uint8_t L001_conv_w\[16\] = \{(.*?)\};", text, re.S).group(1)
+    got = [int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", body)]
+    og = 2
+    want = [int(w[grp * og + o, c, i, j]) & 0xff for grp in range(2) for c in range(2) for i in range(1)
+            for j in range(2) for o in range(og)]
+    assert got == want
+    compare(g, tmp_path, (np.random.default_rng(0).random((2, 3, 4, 3, 3)) < 0.5).astype(np.int64))
+
+
+def test_scratch_is_declared_and_reported(tmp_path):
+    """The kernels' shared scratch: sized to the largest user, declared in model.c, in the manifest."""
+    g = conformance.CASES["residual_add"]()  # 3x3 convs (int16 sums), a depthwise 1x1 (no scratch), a dense
+    ctarget.emit(g, tmp_path)
+    text = (tmp_path / "model.c").read_text()
+    decl = {m[1]: (m[0], int(m[2])) for m in re.findall(r"^static (int\d+_t) (snn_scratch_\w+)\[(\d+)\];", text, re.M)}
+    assert decl == {"snn_scratch_acc_i16": ("int16_t", 3 * 4 * 4), "snn_scratch_w_i16": ("int16_t", 3 * 3 * 3),
+                    "snn_scratch_nz": ("int32_t", 48)}  # nz: the dense layer's 48 inputs > a conv row of 4
+    man = json.loads((tmp_path / emitter.MANIFEST).read_text())
+    assert man["scratch_bytes"] == 2 * 48 + 2 * 27 + 4 * 48
+    assert _conv_init(tmp_path, "block_skip")[3:] == "SNN_I16 SNN_I16 0 1 1 1 1 0 0 1 1 3 0 0 0 0".split()
+    g = _tiny()  # dense only: just the nonzero list
+    ctarget.emit(g, tmp_path / "tiny")
+    man = json.loads((tmp_path / "tiny" / emitter.MANIFEST).read_text())
+    assert man["scratch_bytes"] == 4 * 4
+
+
+class _Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("type", ctypes.c_uint8), ("c", ctypes.c_int32), ("h", ctypes.c_int32),
+                ("w", ctypes.c_int32), ("n", ctypes.c_int32)]
+
+
+class _Vec(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("type", ctypes.c_uint8), ("n", ctypes.c_int32)]
+
+
+def test_unit_element_access_and_little_endian_output(rt):
+    """snn_st / snn_ld / snn_vget per element type, and snn_write_le (the harness's output)."""
+    rt.snn_ld.argtypes, rt.snn_ld.restype = (ctypes.POINTER(_Tensor), ctypes.c_int32), ctypes.c_int64
+    rt.snn_st.argtypes, rt.snn_st.restype = (ctypes.POINTER(_Tensor), ctypes.c_int32, ctypes.c_int64), None
+    rt.snn_vget.argtypes, rt.snn_vget.restype = (ctypes.POINTER(_Vec), ctypes.c_int32), ctypes.c_int64
+    rt.snn_write_le.argtypes, rt.snn_write_le.restype = (ctypes.POINTER(_Tensor), ctypes.c_char_p), ctypes.c_int32
+    for t, np_t in enumerate(emitter.NPTYPES):
+        bits = 8 << t
+        vals = np.array([0, 1, -1, (1 << (bits - 1)) - 1, -(1 << (bits - 1)), 77, -5], np.int64)
+        buf = np.zeros(vals.size, np_t)
+        ten = _Tensor(buf.ctypes.data, t, vals.size, 1, 1, vals.size)
+        for i, v in enumerate(vals):
+            rt.snn_st(ctypes.byref(ten), i, int(v))
+        assert buf.tolist() == vals.tolist() and [rt.snn_ld(ctypes.byref(ten), i) for i in range(vals.size)] == \
+            vals.tolist()
+        out = ctypes.create_string_buffer(vals.size << t)
+        assert rt.snn_write_le(ctypes.byref(ten), out) == vals.size << t
+        assert out.raw == vals.astype(np_t).tobytes()
+        vec = _Vec(buf.ctypes.data, t, vals.size)
+        assert [rt.snn_vget(ctypes.byref(vec), i) for i in range(vals.size)] == vals.tolist()
+        scalar = _Vec(buf[3:].ctypes.data, t, 1)  # n == 1: broadcast over channels
+        assert [rt.snn_vget(ctypes.byref(scalar), i) for i in (0, 5, 9)] == [int(vals[3])] * 3
+
+
+SANITIZED_KERNEL_CASES = ("conv_bands_span", "conv_bands_strided", "conv_padding_beyond_kernel",
+                          "conv_acc64_i64_input", "lif_saturate_wrap")
+
+
+def test_sanitized_kernel_paths(tmp_path):
+    """ASan + UBSan (fatal) + -DSNNCC_CHECKED over the scatter borders, strides, wide types, chunks."""
+    def one(name):
+        g = KERNEL_CASES[name]()
+        out = tmp_path / name
+        ctarget.emit(g, out)
+        ctarget.build(out, extra_cflags=("-DSNNCC_CHECKED",), sanitize=True)
+        x = conformance.random_input(g, 2, np.random.default_rng(zlib.crc32(name.encode())))
+        got = ctarget.simulate(out, x, probe_state=True, sanitize=True)
+        ref = interpreter.run(g, x, probe_state=True)
+        return sorted(got) == sorted(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        results = dict(zip(SANITIZED_KERNEL_CASES, pool.map(one, SANITIZED_KERNEL_CASES)))
+    assert all(results.values()), [k for k, ok in results.items() if not ok]

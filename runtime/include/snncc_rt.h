@@ -20,16 +20,48 @@
  * filled by the caller (snncc_set_input) before each step; probes name the tensors a
  * harness may read back after a step (spikes, u, v, the network output).
  *
- * Arithmetic: values are loaded into int64_t, decays use an int64_t product, shifts are
- * written as multiplications / floor divisions so that no step relies on
- * implementation-defined or undefined signed-shift behaviour.  Conv and dense layers
- * accumulate in int32_t when the emitter proved that every partial sum fits (acc64 = 0),
- * in int64_t otherwise.
+ * Arithmetic: element-wise kernels widen values to int64_t; decays are an int64_t
+ * product divided by 4096 (C99 division truncates toward zero, as the reference's
+ * decay rounds); shifts are written as multiplications / floor divisions, so that no
+ * step relies on implementation-defined or undefined signed-shift behaviour.
  *
  * Weights are stored packed: `bits`-bit two's complement values, little-endian bit
  * order (bit k of weight i is bit (i*bits + k) % 8 of byte (i*bits + k) / 8), so a
  * layer's flash footprint is ceil(count * bits / 8) bytes.  8-bit weights are thus
- * plain int8 bytes.  snn_wget() unpacks one weight on the fly.
+ * plain int8 bytes, read in place; other widths are decoded on the fly.  Dense weights
+ * are packed (O, I); conv weights input channel first, (C, kH, kW, O/groups), so that
+ * the weights one input channel sends to its group's outputs are one contiguous run.
+ *
+ * Speed: the synapse kernels are event-driven (spikes are mostly 0) and free of
+ * per-element type switches.
+ *   Conv scatters.  For every input channel c with a nonzero value, its run of weights
+ *   is decoded once per step into a small scratch table laid out (kH, kW reversed,
+ *   O/groups).  For every nonzero x at (c, iy, ix) and every kernel tap (i, j) that
+ *   maps it onto an output (oy, ox), x * W[group outputs, c, i, j] is added to a
+ *   scratch accumulator laid out (H, W, O): the innermost loop is a contiguous add over
+ *   output channels (a plain add for spikes, x == 1), written in fixed blocks of 8 that
+ *   compilers vectorize at -O2 on any target.  With stride 1, dilation 1 and one group,
+ *   the kW taps of an interior input hit kW adjacent outputs, so the whole kernel row
+ *   is one contiguous run of kW*O sums (borders, strides and dilations go tap by tap,
+ *   with the geometry resolved per row and per input, never in the innermost loop).
+ *   The sums are then written out (O, H, W) with the shift and wrap.  The accumulator
+ *   holds a band of output rows at a time (the emitter sizes the band to a small RAM
+ *   budget; input rows that reach two bands are scanned twice).  The emitter picks
+ *   the accumulator type (int16/32/64_t) so that every weight, input value and partial
+ *   sum fits it (any subset of a window's products lies within the worst-case bounds);
+ *   weights are decoded to int16_t under int16_t and int32_t sums (int32_t sums only
+ *   where weights and inputs fit int16_t: a widening multiply-add that SSE2-class SIMD
+ *   has; otherwise the sums go int64_t, with int64_t weights).  A depthwise 1x1
+ *   conv (a residual shortcut's identity synapse) is a per-channel scale.
+ *   Dense gathers: the nonzero inputs are listed once, then each output row sums its
+ *   weights at those positions (int32_t or int64_t accumulator, acc64).
+ *   Neuron, pooling, add: chunks of SNN_CHUNK values widened to int64_t, one neuron
+ *   function per v overflow mode with a branch-free spike and reset; pooling windows
+ *   inside the input skip the padding checks, with int8_t (spike) inputs read directly.
+ * The scratch buffers (nonzero positions, accumulators, decoded weights) are static
+ * arrays declared by model.c, sized by the emitter to the largest layer that uses them
+ * and shared by all layers (one layer runs at a time); c_manifest.json reports their
+ * size as scratch_bytes.
  */
 #ifndef SNNCC_RT_H
 #define SNNCC_RT_H
@@ -70,20 +102,29 @@ typedef struct {
 } snn_delay_t;
 
 typedef struct {
-    const uint8_t *w;      /* packed (O, C/groups, kH, kW) */
+    const uint8_t *w;      /* packed (C, kH, kW, O/groups): W[g*O/groups + o, c % (C/groups), i, j]
+                            * is weight ((c*kH + i)*kW + j)*O/groups + o, with g = c / (C/groups) */
     uint8_t bits;          /* weight bits, 1..32 */
     int8_t exp;            /* weight_exp: << for >= 0, floor >> for < 0 */
-    uint8_t acc64;         /* 1: accumulate in int64_t */
+    uint8_t acc;           /* accumulator type SNN_I16..SNN_I64: holds every weight, input, partial sum */
+    uint8_t wtype;         /* decoded weight type: SNN_I16 under SNN_I16 or SNN_I32 sums (every weight
+                            * and input value fits int16_t: a widening multiply-add), else SNN_I64 */
     uint8_t out_bits;      /* > 0: wrap the result to out_bits (two's complement) */
     int32_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    int32_t band;          /* output rows per pass: the accumulator holds band*W*O sums */
+    /* scratch (NULL for a depthwise 1x1 conv, which is a per-channel scale): */
+    void *acc_buf;         /* type `acc`: the sums of `band` output rows, (band, W, O) order */
+    void *w_buf;           /* type `wtype`: kH*kW*O/groups decoded weights of one input channel */
+    int32_t *nz;           /* input width (W) positions: the nonzeros of one input row */
 } snn_conv_t;
 
 typedef struct {
     const uint8_t *w;      /* packed (O, I) */
     uint8_t bits;
     int8_t exp;
-    uint8_t acc64;
+    uint8_t acc64;         /* 1: accumulate in int64_t, else int32_t */
     uint8_t out_bits;
+    int32_t *nz;           /* scratch: I positions, the nonzero inputs */
 } snn_dense_t;
 
 typedef struct {
@@ -122,12 +163,18 @@ typedef struct {
     int32_t n_probes;
 } snn_model_t;
 
+/* values per chunk of the element-wise kernels (static int64_t scratch in snncc_rt.c) */
+#define SNN_CHUNK 64
+
 /* tensor element access (values are assumed to fit the tensor's type: the emitter
  * proves it; compile with -DSNNCC_CHECKED to abort on a value that does not) */
 int64_t snn_ld(const snn_tensor_t *t, int32_t i);
 void snn_st(const snn_tensor_t *t, int32_t i, int64_t v);
 int64_t snn_vget(const snn_vec_t *v, int32_t ch);
 int32_t snn_type_size(uint8_t type);
+/* the n values of t, little-endian two's complement in its type's width, into dst;
+ * returns the number of bytes written (n * snn_type_size(t->type)) */
+int32_t snn_write_le(const snn_tensor_t *t, uint8_t *dst);
 
 /* scalar arithmetic shared by the kernels (the reference's kernels.py, element-wise) */
 int32_t snn_wget(const uint8_t *packed, uint32_t i, uint32_t bits);

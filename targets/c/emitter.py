@@ -5,8 +5,10 @@ The work splits in two. ``plan(graph)`` turns the graph into plain data: one rec
 layer with its C identifiers, buffers, packed weights and constants, and the element
 type of every buffer, chosen from worst-case value bounds (``_Bounds``) so that int8
 holds spikes, wider types appear only where a value can need them, and every value the
-reference can compute is stored exactly. The Jinja2 templates in ``templates/`` then
-lay that data out; all behaviour lives in the runtime (``runtime/src/snncc_rt.c``).
+reference can compute is stored exactly. The same bounds pick each convolution's
+accumulator type (int16/32/64) and size the scratch buffers the runtime's event-driven
+kernels share (see snncc_rt.h). The Jinja2 templates in ``templates/`` then lay that
+data out; all behaviour lives in the runtime (``runtime/src/snncc_rt.c``).
 Output is deterministic: graph order, sorted JSON, no timestamps.
 """
 from __future__ import annotations
@@ -37,6 +39,9 @@ KIND_ENUM = {"IntConv": "SNN_CONV", "IntDense": "SNN_DENSE", "SumPool": "SNN_SUM
              "MaxPool": "SNN_MAXPOOL", "Flatten": "SNN_FLATTEN", "Add": "SNN_ADD", "IntLIF": "SNN_LIF"}
 I32_MAX = (1 << 31) - 1
 SAFE = 1 << 50  # bound below which every int64 intermediate (decay product, sums) is exact
+# RAM for a conv's accumulator (runtime: one band of output rows at a time); a bigger band
+# scans fewer input rows twice and decodes weights fewer times, a smaller one saves RAM
+ACC_SCRATCH_BUDGET = 8192
 
 
 # ------------------------------------------------------------------------ C spelling
@@ -154,6 +159,8 @@ class _Bounds:
     def __init__(self, graph: Graph) -> None:
         self.iv: dict[str, tuple[int, int]] = {}
         self.acc64: dict[str, bool] = {}
+        self.acc_iv: dict[str, tuple[int, int]] = {}  # every partial sum, weight and input of a synapse
+        self.syn_in: dict[str, tuple[int, int, int]] = {}  # input lo, hi and max |weight| of a synapse
         self.state: dict[str, tuple[int | None, int | None]] = {}
         for name, op in graph.items():
             ins = [self.iv[s] for s in graph.inputs(name)]
@@ -174,6 +181,9 @@ class _Bounds:
             acc_hi = max([p * hi + n * lo for p, n in zip(pos, neg)] + [0])
             acc_lo = min([p * lo + n * hi for p, n in zip(pos, neg)] + [0])
             self.acc64[name] = max(-acc_lo, acc_hi) > I32_MAX or max(-lo, hi) > I32_MAX
+            wmax = int(np.abs(w).max()) if w.size else 0
+            self.acc_iv[name] = (min(acc_lo, lo, -wmax), max(acc_hi, hi, wmax))
+            self.syn_in[name] = (lo, hi, wmax)
             e, b = op.weight_exp, op.out_bits
             lo, hi = (acc_lo << e, acc_hi << e) if e >= 0 else (acc_lo >> -e, acc_hi >> -e)
             _check(max(-lo, hi) < 1 << 62, f"{name}: values may reach [{lo}, {hi}], beyond exact int64 arithmetic")
@@ -248,7 +258,8 @@ def plan(graph: Graph) -> dict:
              "inputs": [tensors[s]["cname"] for s in ins], "delay": None, "params": None,
              "weights": None, "lif": None, "info": _describe(op)}
         if op.kind in ("IntConv", "IntDense"):
-            L.update(_synapse(name, op, c, tensors[ins[0]], bounds.acc64[name]))
+            L.update(_synapse(name, op, c, tensors[ins[0]], bounds.acc64[name], bounds.acc_iv[name],
+                              bounds.syn_in[name], out))
         elif op.kind in ("SumPool", "MaxPool"):
             _check(len(shapes[ins[0]]) == 3, f"{name}: pooling needs a (C, H, W) input")
             L["params"] = {"cname": f"{c}_p", "ctype": "snn_pool_t",
@@ -280,15 +291,49 @@ def plan(graph: Graph) -> dict:
     state_bytes += sum(L["delay"]["depth"] * (L["out"]["n"] << L["out"]["type"]) for L in layers if L["delay"])
     act_bytes = sum(t["n"] << t["type"] for t in tensors.values() if t["own"])
     const_bytes = sum(v["bytes"] for L in layers if L["lif"] for v in L["lif"]["consts"])
+    scratch = _scratch(layers)
     return {
         "graph_name": c_comment(graph.meta.get("name", "model")),
         "input": tensors[graph.input_name] | {"name": graph.input_name, "comment": c_comment(graph.input_name),
                                               "encoding": inp.encoding, "bits": int(inp.bits)},
         "layers": layers, "probes": probes, "steps": int(graph.meta.get("steps", 1)),
-        "outputs": list(graph.outputs),
+        "outputs": list(graph.outputs), "scratch": scratch,
+        "step_bytes": max(1, sum(q["tensor"]["n"] << q["tensor"]["type"] for q in probes)),
         "sizes": {"weights_bits": weights_bits, "weights_bytes": weights_bytes, "state_bytes": state_bytes,
-                  "activation_bytes": act_bytes, "constant_bytes": const_bytes},
+                  "activation_bytes": act_bytes, "constant_bytes": const_bytes,
+                  "scratch_bytes": sum(b["bytes"] for b in scratch)},
     }
+
+
+SCRATCH_NZ = "snn_scratch_nz"
+
+
+def _scratch_acc(t: int) -> str:
+    return f"snn_scratch_acc_i{8 << t}"
+
+
+def _scratch_w(t: int) -> str:
+    return f"snn_scratch_w_i{8 << t}"
+
+
+def _scratch(layers: list[dict]) -> list[dict]:
+    """The static scratch buffers the synapse kernels share (one layer runs at a time):
+    the nonzero positions of an input row (conv) or vector (dense), and per conv
+    accumulator type the (H, W, O) sums and one input channel's decoded weights."""
+    need: dict[str, tuple[int, int]] = {}  # cname -> (type, elements)
+
+    def want(cname, t, n):
+        need[cname] = (t, max(n, need.get(cname, (t, 0))[1]))
+
+    for L in layers:
+        if L["kind"] == "IntConv" and L["scratch"] is not None:
+            s = L["scratch"]
+            want(SCRATCH_NZ, 2, s["nz"])
+            want(_scratch_acc(s["acc"]), s["acc"], s["acc_n"])
+            want(_scratch_w(s["wt"]), s["wt"], s["w_n"])
+        elif L["kind"] == "IntDense":
+            want(SCRATCH_NZ, 2, L["scratch"]["nz"])
+    return [{"cname": k, "ctype": CTYPES[t], "n": n, "bytes": n << t} for k, (t, n) in sorted(need.items())]
 
 
 def _describe(op) -> str:
@@ -300,29 +345,56 @@ def _describe(op) -> str:
     return c_comment(", ".join(parts))
 
 
-def _synapse(name: str, op, c: str, x: dict, acc64: bool) -> dict:
+def _synapse(name: str, op, c: str, x: dict, acc64: bool, acc_iv: tuple[int, int], syn_in: tuple[int, int, int],
+             y: dict) -> dict:
     bits = int(op.weight_bits)
     _check(1 <= bits <= 32, f"{name}: the C target packs weights of 1..32 bits, got {bits}")
     _check(-62 <= op.weight_exp <= 62, f"{name}: weight_exp {op.weight_exp} out of range")
     acc64 = acc64 or x["type"] == 3
     out_bits = int(op.out_bits)
     _check(0 <= out_bits <= 62, f"{name}: out_bits {out_bits} must be 0..62")
-    packed = pack_weights(op.weight, bits)
-    w = {"cname": f"{c}_w", "bits": bits, "count": int(op.weight.size), "bytes": len(packed),
-         "rows": _rows([f"0x{b:02x}" for b in packed], 16)}
-    head = f"{w['cname']}, {bits}, {op.weight_exp}, {int(acc64)}, {out_bits}"
+    weight = op.weight
     if op.kind == "IntConv":
         _check(len(x["shape"]) == 3, f"{name}: conv needs a (C, H, W) input")
         o, cg, kh, kw = op.weight.shape
         _check(cg * op.groups == x["c"] and o % op.groups == 0,
                f"{name}: weight {op.weight.shape} does not match {x['c']} input channels in {op.groups} groups")
-        vals = (kh, kw, *op.stride, *op.padding, *op.dilation, op.groups)
-        params = {"cname": f"{c}_p", "ctype": "snn_conv_t", "init": head + "".join(f", {int(v)}" for v in vals)}
+        # packed input channel first, (C, kH, kW, O/groups): the runtime's scatter reads one run per channel
+        weight = weight.reshape(op.groups, o // op.groups, cg, kh, kw).transpose(0, 2, 3, 4, 1)
     else:
         _check(op.weight.shape[1] == x["n"], f"{name}: weight {op.weight.shape} does not match {x['n']} inputs")
-        params = {"cname": f"{c}_p", "ctype": "snn_dense_t", "init": head}
+    packed = pack_weights(weight, bits)
+    w = {"cname": f"{c}_w", "bits": bits, "count": int(op.weight.size), "bytes": len(packed),
+         "rows": _rows([f"0x{b:02x}" for b in packed], 16)}
+    if op.kind == "IntConv":
+        acc = max(1, type_for(*acc_iv))  # int16 at least: holds every weight, input value and partial sum
+        lo, hi, wmax = syn_in
+        # the runtime has int16/int16, int32/int16 (a widening multiply-add) and int64/int64 kernels for
+        # (sums, decoded weights): int32 sums need weights and inputs in int16, else they go int64
+        if acc == 2 and type_for(min(lo, -wmax), max(hi, wmax)) > 1:
+            acc = 3
+        wt = 1 if acc <= 2 else 3
+        vals = (kh, kw, *op.stride, *op.padding, *op.dilation, op.groups)
+        init = f"{w['cname']}, {bits}, {op.weight_exp}, {ENUMS[acc]}, {ENUMS[wt]}, {out_bits}"
+        init += "".join(f", {int(v)}" for v in vals)
+        # the runtime's is_channel_scale(): a depthwise 1x1 conv is a per-channel scale, without scratch
+        if (kh, kw, *op.stride, *op.padding) == (1, 1, 1, 1, 0, 0) and cg == 1 and o == op.groups:
+            scratch = None
+            init += ", 0, 0, 0, 0"
+        else:  # output rows per accumulator band: within ACC_SCRATCH_BUDGET, at least one row
+            row = y["w"] * y["c"]
+            band = max(1, min(y["h"], ACC_SCRATCH_BUDGET // (row << acc)))
+            scratch = {"acc": acc, "wt": wt, "acc_n": band * row, "w_n": kh * kw * (o // op.groups), "nz": x["w"]}
+            init += f", {band}, {_scratch_acc(acc)}, {_scratch_w(wt)}, {SCRATCH_NZ}"
+        params = {"cname": f"{c}_p", "ctype": "snn_conv_t", "init": init}
+        acc_name = CTYPES[acc].removesuffix("_t")
+    else:
+        init = f"{w['cname']}, {bits}, {op.weight_exp}, {int(acc64)}, {out_bits}, {SCRATCH_NZ}"
+        params = {"cname": f"{c}_p", "ctype": "snn_dense_t", "init": init}
+        scratch = {"nz": x["n"]}
+        acc_name = "int64" if acc64 else "int32"
     delay = {"depth": int(op.delay), "buf": f"{c}_ring", "cname": f"{c}_delay"} if op.delay > 0 else None
-    return {"weights": w, "params": params, "delay": delay, "acc": "int64" if acc64 else "int32"}
+    return {"weights": w, "params": params, "delay": delay, "acc": acc_name, "scratch": scratch}
 
 
 def _lif(name: str, op: IntLIF, c: str, shape: tuple, state: tuple) -> dict:
