@@ -10,12 +10,15 @@ from .errors import SnnccError
 
 CHOICES = {
     "granularity": ("channel", "tensor"),
-    "quantizer": ("uniform",),
+    "quantizer": ("uniform", "asymmetric", "ternary", "vanilla", "rescaw", "pot", "apot"),
     "input_encoding": ("direct", "spikes"),
     "v_overflow": ("saturate", "wrap", "wrap_lava"),
     "u_overflow": ("saturate", "wrap", "wrap_lava"),
     "state_quant": ("none", "ternary", "binary"),
     "schedule": ("zero", "lava"),
+    "weight_clip": ("max", "mse"),
+    "rescaw_gamma": ("mean", "max", "percentile"),
+    "pot_alpha": ("auto", "pow2", "max", "mse"),
 }
 
 
@@ -41,6 +44,11 @@ class CompileConfig:
     state_quant: str = "none"        # SpQuant-SNN membrane: ternary {-1,0,1}·L or binary {0,1}·L
     state_level: float | None = None  # L in float membrane units; default: the threshold
     schedule: str = "zero"           # synapse latency: 0 (like PyTorch) or 1 per synapse (Lava)
+    # weight quantizer options (snncc/passes/quantizers.py; docs/quantization.md)
+    weight_clip: str = "max"         # uniform/asymmetric range: max|w| or BRECQ's lp-error clipping search
+    rescaw_gamma: str = "mean"       # QP-SNN ReScaW gamma: mean|W|, max|W| or percentile Psi_x
+    rescaw_percentile: float = 0.99  # x of Psi_x = max(|P_(1-x)(W)|, |P_x(W)|)
+    pot_alpha: str = "auto"          # PoT/APoT alpha: pow2 (SpQuant Eq. 15), max, mse; auto: pot pow2, apot mse
 
     def __post_init__(self) -> None:
         errs = []
@@ -60,6 +68,8 @@ class CompileConfig:
                 errs.append(f"{k} = {getattr(self, k)}: choose 4..32")
         if self.input_scale <= 0:
             errs.append("input_scale must be > 0")
+        if not 0.5 < self.rescaw_percentile <= 1.0:
+            errs.append(f"rescaw_percentile = {self.rescaw_percentile}: choose a value in (0.5, 1]")
         if errs:
             raise SnnccError("invalid compile configuration:\n" + "\n".join(f"  - {e}" for e in errs))
 

@@ -6,7 +6,12 @@ one or more *branches* (synapses, possibly followed by pooling/flatten, joined b
 adds); all branches of a neuron share one scale sigma (per channel or per tensor), so the
 neuron adds integers that mean the same thing. A branch that is not a synapse (spikes
 added straight into a neuron's input, a residual shortcut) becomes an identity synapse
-with integer weight round(scale_in / sigma)."""
+with integer weight round(scale_in / sigma).
+
+Which integers a synapse gets is the quantizer's choice (``cfg.quantizer``, see
+:mod:`snncc.passes.quantizers`): the scale is folded away, so every quantizer keeps the
+compiled model integer-only. A synapse listed in ``graph.meta["weight_quant"]`` (written
+by :mod:`snncc.passes.bwr`) keeps the scale and integers its learned rounding fixed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,11 +19,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import CompileConfig
-from ..errors import UnsupportedLayerError
+from ..errors import SnnccError, UnsupportedLayerError
 from ..ir.graph import Graph
 from ..ir.nodes import IntConv, IntDense, SumPool
+from . import quantizers as Q
 
 PATH_OPS = ("AvgPool", "MaxPool", "Flatten")
+#: graph.meta key of per-synapse scales fixed before quantization (by snncc.passes.bwr):
+#: {synapse: {"scale": [sigma per output channel, or one], "weight_bits": int, ...}};
+#: the synapse's float weights are then exactly w_int * sigma / input unit
+WEIGHT_QUANT = "weight_quant"
 
 
 def quantize_symmetric(w: np.ndarray, bits: int, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -121,18 +131,10 @@ def quantize_synapses(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
     inp = g.input_name
     outputs = set(g.outputs)
     done: set[str] = set()
+    fixed = g.meta.get(WEIGHT_QUANT, {})
     for n in g.of_kind("LIF"):
         neuron = g.node(n)
-        branches = _branches(g, g.inputs(n)[0], n, memo)
-        syn = [b for b in branches if g.node(b.leaf).kind in ("Conv", "Dense")]
-        for b in syn:
-            if b.leaf in done or len(g.users(b.leaf)) != 1:
-                raise UnsupportedLayerError(
-                    f"synapse '{g.node(b.leaf).source}' feeds more than one consumer; each "
-                    "Conv2d/Linear must feed exactly one neuron (directly or through pooling/add)")
-            done.add(b.leaf)
-        has_flatten = any(g.node(p).kind == "Flatten" for b in syn for p in b.path)
-        per_channel = cfg.granularity == "channel" and neuron.fires and not has_flatten
+        branches, syn, per_channel = _neuron_synapses(g, n, cfg, memo, done)
         channels = shapes[n][0]
         # 1. effective float weights on integer inputs and each branch's own scale
         effs = []
@@ -143,17 +145,36 @@ def quantize_synapses(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
             w_eff = op.weight * s_in * b.factor
             first = _reads_input_only(g, b.leaf, inp)
             bits = cfg.bits_for(first=first, last=n in outputs)
-            delta, qmax = quantize_symmetric(w_eff, bits, per_channel)
-            effs.append((b, w_eff, bits, qmax))
+            q = None
+            if b.leaf in fixed:  # learned rounding (BWR): the scale is given, w_eff / sigma is integer
+                delta = _fixed_scale(fixed[b.leaf], op, bits, per_channel)
+                qmax = None
+            elif cfg.quantizer == "uniform" and cfg.weight_clip == "max":
+                delta, qmax = quantize_symmetric(w_eff, bits, per_channel)
+            else:
+                q = quantize_weights(cfg, w_eff, bits, per_channel, unit=s_in * b.factor)
+                delta, qmax = q.scale, None
+            effs.append((b, w_eff, bits, qmax, q))
             sigma = np.maximum(sigma, delta if per_channel else delta[:1])
         if not syn:
             sigma[:] = 1.0
         # 2. integer synapses on the shared scale
         bias = np.zeros(channels)
-        for b, w_eff, bits, qmax in effs:
+        for b, w_eff, bits, qmax, q in effs:
             op = g.node(b.leaf)
             sig_syn = _per_out(sigma, op.weight.shape[0])
-            w_int = np.clip(_round(w_eff / sig_syn.reshape((-1,) + (1,) * (w_eff.ndim - 1))), -qmax, qmax)
+            col = sig_syn.reshape((-1,) + (1,) * (w_eff.ndim - 1))
+            if qmax is not None:
+                w_int = np.clip(_round(w_eff / col), -qmax, qmax)
+            elif q is not None:
+                w_int, bits = Q.requantize(q, w_eff, sig_syn), q.storage_bits
+            else:
+                w_int = _round(w_eff / col)
+                if np.abs(w_eff / col - w_int).max(initial=0.0) > 1e-6:
+                    raise SnnccError(f"synapse '{op.source}': its weights are not on the grid its learned "
+                                     "rounding (graph.meta['weight_quant']) fixed; were they changed after "
+                                     "BWR, or do the synapses of one neuron mix learned and plain rounding?")
+                bits = int(fixed[b.leaf].get("weight_bits", bits_needed(w_int)))
             real_scale = sig_syn / b.factor
             common = dict(source=op.source, weight=w_int, scale=real_scale, weight_bits=bits)
             if op.kind == "Conv":
@@ -192,6 +213,76 @@ def quantize_synapses(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
             "these synapses feed no spiking neuron and cannot be quantized: "
             + ", ".join(f"'{g.node(x).source}'" for x in left))
     return g, True
+
+
+def _fixed_scale(entry: dict, op, bits: int, per_channel: bool) -> np.ndarray:
+    """The scale a learned rounding fixed for a synapse, checked against the config."""
+    scale = np.asarray(entry["scale"], dtype=np.float64)
+    if entry.get("bits", bits) != bits:
+        raise SnnccError(f"synapse '{op.source}' was rounded by BWR for {entry['bits']}-bit weights but the "
+                         f"configuration asks for {bits} bits; run BWR again with this configuration")
+    if (scale.size > 1) != per_channel:
+        raise SnnccError(f"synapse '{op.source}' was rounded by BWR with per-"
+                         f"{'channel' if scale.size > 1 else 'tensor'} scales but the configuration asks for "
+                         f"per-{'channel' if per_channel else 'tensor'}; run BWR again with this configuration")
+    return scale
+
+
+def quantize_weights(cfg: CompileConfig, w_eff: np.ndarray, bits: int, per_channel: bool,
+                     unit: float = 1.0) -> Q.Quantized:
+    """The configured quantizer (``cfg.quantizer`` and its options) on one synapse's
+    effective weights; ``unit`` is the real value of one model weight unit in ``w_eff``."""
+    return Q.quantize(cfg.quantizer, w_eff, bits, per_channel, clip=cfg.weight_clip,
+                      gamma=cfg.rescaw_gamma, percentile=cfg.rescaw_percentile,
+                      alpha=None if cfg.pot_alpha == "auto" else cfg.pot_alpha, unit=unit)
+
+
+def _neuron_synapses(g: Graph, n: str, cfg: CompileConfig, memo: dict, done: set[str]):
+    """The branches into neuron ``n``, its synapse branches, and whether its scale is
+    per channel (firing neurons without a flatten on the way, when asked for)."""
+    neuron = g.node(n)
+    branches = _branches(g, g.inputs(n)[0], n, memo)
+    syn = [b for b in branches if g.node(b.leaf).kind in ("Conv", "Dense")]
+    for b in syn:
+        if b.leaf in done or len(g.users(b.leaf)) != 1:
+            raise UnsupportedLayerError(
+                f"synapse '{g.node(b.leaf).source}' feeds more than one consumer; each "
+                "Conv2d/Linear must feed exactly one neuron (directly or through pooling/add)")
+        done.add(b.leaf)
+    has_flatten = any(g.node(p).kind == "Flatten" for b in syn for p in b.path)
+    per_channel = cfg.granularity == "channel" and neuron.fires and not has_flatten
+    return branches, syn, per_channel
+
+
+@dataclass
+class SynapsePlan:
+    """How quantize_synapses will treat one synapse: its neuron, effective weights on
+    integer inputs (w_eff = weight * unit), code bits, and scale granularity."""
+
+    name: str
+    neuron: str
+    unit: float          # real value of one model weight unit in w_eff (input scale x pool factor)
+    bits: int
+    per_channel: bool
+    branch: Branch
+
+
+def synapse_plan(graph: Graph, cfg: CompileConfig) -> dict[str, list[SynapsePlan]]:
+    """Per neuron (in graph order), its synapses as quantize_synapses groups them; the
+    graph must be float-level after fold_batchnorm and add_readout."""
+    g = graph
+    memo: dict = {}
+    scale_cache: dict = {}
+    done: set[str] = set()
+    outputs = set(g.outputs)
+    out: dict[str, list[SynapsePlan]] = {}
+    for n in g.of_kind("LIF"):
+        _, syn, per_channel = _neuron_synapses(g, n, cfg, memo, done)
+        out[n] = [SynapsePlan(b.leaf, n, _spike_scale(g, g.inputs(b.leaf)[0], scale_cache, memo) * b.factor,
+                              cfg.bits_for(first=_reads_input_only(g, b.leaf, g.input_name),
+                                           last=n in outputs), per_channel, b)
+                  for b in syn]
+    return out
 
 
 def _reads_input_only(g: Graph, syn: str, inp: str) -> bool:
