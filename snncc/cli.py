@@ -18,7 +18,9 @@ CONFIG_FLAGS = {  # flag -> (config field, type)
     "--v-bits": ("v_bits", int), "--v-overflow": ("v_overflow", str),
     "--u-bits": ("u_bits", int), "--u-overflow": ("u_overflow", str),
     "--state-quant": ("state_quant", str), "--state-level": ("state_level", float),
-    "--schedule": ("schedule", str),
+    "--schedule": ("schedule", str), "--quantizer": ("quantizer", str),
+    "--weight-clip": ("weight_clip", str), "--rescaw-gamma": ("rescaw_gamma", str),
+    "--pot-alpha": ("pot_alpha", str),
 }
 
 
@@ -46,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                         "only for files you made yourself")
     for flag, (field, typ) in CONFIG_FLAGS.items():
         c.add_argument(flag, type=typ, default=None, help=f"config field {field}")
+    c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR)")
+    c.add_argument("--calib", default="fashion-mnist:1024", help="BWR calibration data NAME:N (train split)")
+    c.add_argument("--bwr-iters", type=int, help="BWR iterations per block (default from [bwr] or 2000)")
 
     i = sub.add_parser("inspect", help="the emitted integer model, layer by layer")
     i.add_argument("build")
@@ -111,8 +116,17 @@ def cmd_compile(args) -> int:
             shape = tuple(int(d) for d in args.input_shape.split(","))
         except ValueError:
             raise SnnccError(f"--input-shape {args.input_shape!r}: give integers like 1,28,28") from None
+    bwr = None
+    if args.bwr:
+        from .data import load_spec
+        from .passes.bwr import BWRConfig
+
+        bc = BWRConfig.from_toml(args.config) if args.config else BWRConfig()
+        if args.bwr_iters:
+            bc = BWRConfig.from_dict({**bc.to_dict(), "iters": args.bwr_iters})
+        bwr = (load_spec(args.calib)[0], bc)
     b = do_compile(args.model, shape, target=args.target, out=args.out, config=cfg,
-                   trust_pickle=args.trust_pickle, arch=args.arch)
+                   trust_pickle=args.trust_pickle, arch=args.arch, bwr=bwr)
     n_syn = len(b.graph.of_kind("IntConv", "IntDense"))
     n_neu = len(b.graph.of_kind("IntLIF"))
     print(f"compiled {args.model} -> {b.path}/ ({n_syn} synapses, {n_neu} neuron layers, "

@@ -116,7 +116,7 @@ def compile_graph(float_graph: Graph, config: CompileConfig, pipeline: str = "de
 
 def compile(model, example_input=None, target: str | list[str] = "c", out: str | Path = "build",
             config: CompileConfig | dict | None = None, *, trust_pickle: bool = False,
-            arch: str | None = None) -> Build:
+            arch: str | None = None, bwr: tuple | None = None) -> Build:
     """Compile a PyTorch SNN (module or path to a model file) into ``out``.
 
     ``example_input``: a tensor or a shape (with or without batch); required for modules,
@@ -145,13 +145,23 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
     if example_input is None:
         example_input = guess_input_shape(model)
     fg = trace(model, example_input, config)
-    return compile_float_graph(fg, targets, out, config, {"source_sha256": digest})
+    extra = {"source_sha256": digest}
+    if bwr is not None:  # (calibration inputs, BWRConfig): learned rounding before the passes
+        from .passes.bwr import bwr as run_bwr
+
+        calib_x, bc = bwr
+        extra["bwr"] = bc.to_dict()
+        return compile_float_graph(run_bwr(fg, calib_x, config, bwr_config=bc), targets, out, config,
+                                   extra, float_graph=fg)
+    return compile_float_graph(fg, targets, out, config, extra)
 
 
 def compile_float_graph(fg: Graph, targets: list[str], out: str | Path, config: CompileConfig,
-                        manifest_extra: dict | None = None) -> Build:
-    """Passes, then the build directory: integer model, float model, targets, manifest.
+                        manifest_extra: dict | None = None, float_graph: Graph | None = None) -> Build:
+    """Passes, then the build directory: integer model, float model (``float_graph``, the
+    model as trained, when ``fg`` already carries learned rounding), targets, manifest.
     Shared by every frontend that produces a float graph (PyTorch, NIR)."""
+    float_graph = float_graph or fg
     from .targets import get as get_target
 
     if "lava" in targets and config.schedule != "lava":
@@ -162,7 +172,7 @@ def compile_float_graph(fg: Graph, targets: list[str], out: str | Path, config: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     serialize.save(g, out)
-    fdoc, farr = serialize.to_dict(fg)
+    fdoc, farr = serialize.to_dict(float_graph)
     (out / "float_model.json").write_text(serialize.dump_json(fdoc))
     serialize.write_npz(out / "float_model.npz", farr)
     for t in targets:
@@ -170,7 +180,7 @@ def compile_float_graph(fg: Graph, targets: list[str], out: str | Path, config: 
     manifest = {"snncc": __version__, "config": config.to_dict(), "targets": targets,
                 "pipeline": pipeline, "passes": log, **(manifest_extra or {})}
     (out / "compile.json").write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
-    return Build(out, g, fg, config, targets)
+    return Build(out, g, float_graph, config, targets)
 
 
 def _compile_netx(path: Path, targets: list[str], out: Path, config: CompileConfig) -> Build:

@@ -189,3 +189,13 @@ def test_console_script_error_has_no_traceback(tmp_path):
     exe = Path(sys.executable).parent / "snncc"
     r = subprocess.run([str(exe), "compile", str(tmp_path / "missing.pt")], capture_output=True, text=True)
     assert r.returncode == 2 and "model file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bwr_from_the_cli(tmp_path, model_file, capsys):
+    b = tmp_path / "b"
+    assert run_cli("compile", model_file, "--input-shape", "1,28,28", "--target", "", "--out", b,
+                   "--weight-bits", "2", "--bwr", "--calib", "fashion-mnist:32", "--bwr-iters", "5") == 0
+    manifest = json.loads((b / "compile.json").read_text())
+    assert manifest["bwr"]["iters"] == 5 and manifest["config"]["weight_bits"] == 2
+    # the float model kept in the build is the trained one, not the learned-rounding one
+    assert "BatchNorm" in (b / "float_model.json").read_text()
