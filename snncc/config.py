@@ -22,6 +22,25 @@ CHOICES = {
 }
 
 
+def read_toml(path: str | Path) -> dict:
+    """A TOML config file as a dict, with a clear error when missing or malformed."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SnnccError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SnnccError(f"config file {path} is not valid TOML: {e}") from None
+
+
+def from_dict(cls, d: dict, what: str):
+    """``cls(**d)`` for a config dataclass, refusing unknown keys by name."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise SnnccError(f"unknown {what}: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    return cls(**d)
+
+
 @dataclass
 class CompileConfig:
     """How a float model becomes an integer model. Every field is documented in
@@ -75,22 +94,14 @@ class CompileConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompileConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise SnnccError(f"unknown configuration key(s): {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(names))}")
-        return cls(**d)
+        return from_dict(cls, d, "configuration key(s)")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "CompileConfig":
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise SnnccError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise SnnccError(f"config file {path} is not valid TOML: {e}") from None
-        return cls.from_dict(data.get("quantization", data))
+        data = read_toml(path)
+        if "quantization" in data:
+            return cls.from_dict(data["quantization"])
+        return cls.from_dict({k: v for k, v in data.items() if not isinstance(v, dict)})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

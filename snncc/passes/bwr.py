@@ -44,13 +44,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..config import CompileConfig
+from ..config import CompileConfig, from_dict, read_toml
 from ..errors import SnnccError
 from ..ir.graph import Graph
 from . import quantizers as Q
@@ -111,22 +110,12 @@ class BWRConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BWRConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise SnnccError(f"unknown [bwr] key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**d)
+        return from_dict(cls, d, "[bwr] key(s)")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "BWRConfig":
         """The ``[bwr]`` table of a TOML file (defaults when it has none)."""
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise SnnccError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise SnnccError(f"config file {path} is not valid TOML: {e}") from None
-        return cls.from_dict(data.get("bwr", {}))
+        return cls.from_dict(read_toml(path).get("bwr", {}))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
