@@ -7,7 +7,8 @@ Every target must reproduce ``snncc.reference.interpreter.run`` bit for bit on
   Add of two synapses (one a wide identity synapse) into one IntLIF, 2..8-bit weights,
   weight_exp in {-1, 0, 1}, delays 0..2, out_bits wrapping, per-channel and scalar
   constants, zero/subtract/none resets, ternary/binary membranes, current decay,
-  small registers with every overflow mode, and a readout (usually fires=False).
+  small registers with every overflow mode, periodic (LIFReset) resets, and a readout
+  (usually fires=False).
   ``source`` is a numpy Generator, an int seed, or a hypothesis ``draw`` function
   (structure is drawn through hypothesis; array contents come from a drawn seed);
 * ``random_input(graph, n, rng)``: a valid input batch (N, T, *input_shape);
@@ -95,6 +96,9 @@ def neuron(c: Choices, channels: int, fires: bool = True, drive: float | None = 
               reset=c.pick(["zero", "subtract", "none"]), reset_value=vec(0, top), v_init=vec(-(m // 4), m // 4),
               state_quant=quant, state_level=vec(1, top), u_bits=u_bits, u_overflow=c.pick(OVERFLOWS),
               v_bits=v_bits, v_overflow=c.pick(OVERFLOWS), fires=fires)
+    if c.coin(0.25):  # Lava's LIFReset: u = v = 0 at t % interval == offset
+        kw["reset_interval"] = c.int(1, 4)
+        kw["reset_offset"] = c.int(0, kw["reset_interval"] - 1)
     kw.update(over)
     return IntLIF(**kw)
 
@@ -474,7 +478,25 @@ def case_odd_names() -> Graph:
     ])
 
 
+def case_periodic_reset() -> Graph:
+    """Lava's LIFReset staggered one step per layer (netx's pattern) on Lava-native
+    neurons, a subtract-reset neuron with its own phase, and a reset on step 0."""
+    c = _rng()
+    lava = dict(du=300, dv=100, act_shift=6, u_bits=24, u_overflow="wrap_lava", v_bits=24, v_overflow="saturate")
+    return _chain("periodic_reset", IntInput(shape=(10,), encoding="spikes"), [
+        ("fc1", IntDense(weight=weights(c, (8, 10), 8) & ~1, weight_bits=8, delay=1)),
+        ("lif1", IntLIF(threshold=np.array([60 << 6], I64), reset_interval=4, reset_offset=1, **lava)),
+        ("fc2", IntDense(weight=weights(c, (6, 8), 6), weight_bits=6, delay=1)),
+        ("lif2", IntLIF(threshold=np.array([900], I64), reset="subtract", reset_value=np.array([700], I64),
+                        act_shift=2, dv=50, du=2000, v_init=np.array([40], I64), reset_interval=3,
+                        reset_offset=0)),
+        ("fc3", IntDense(weight=weights(c, (3, 6), 8) & ~1, weight_bits=8, delay=1)),
+        ("readout", IntLIF(fires=False, reset_interval=4, reset_offset=3, **lava)),
+    ], steps=11)
+
+
 CASES: dict[str, Callable[[], Graph]] = {
+    "periodic_reset": case_periodic_reset,
     "lava_cuba_lif": case_lava_cuba_lif,
     "ternary_membrane": case_ternary_membrane,
     "binary_membrane": case_binary_membrane,
@@ -516,6 +538,8 @@ def features(graph: Graph) -> set[str]:
         if isinstance(op, IntLIF):
             tags |= {f"reset_{op.reset}", f"quant_{op.state_quant}", f"u_{op.u_overflow}", f"v_{op.v_overflow}",
                      "fires" if op.fires else "readout", "current_decay" if op.du != DECAY_ONE else "no_current"}
+            if op.reset_interval:
+                tags.add("periodic_reset")
             for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
                 tags.add("per_channel" if getattr(op, f).size > 1 else "scalar")
     return tags

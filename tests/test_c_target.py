@@ -110,7 +110,8 @@ def test_random_graphs_cover_the_features():
             "weight_exp-1", "weight_exp0", "weight_exp1", "wide_weights", "narrow_weights", "out_bits", "groups",
             "stride2", "dilation2", "padding", "sumpool_padding", "reset_zero", "reset_subtract", "reset_none",
             "quant_none", "quant_ternary", "quant_binary", "u_saturate", "u_wrap", "u_wrap_lava", "v_saturate",
-            "v_wrap", "v_wrap_lava", "fires", "readout", "current_decay", "no_current", "per_channel", "scalar"}
+            "v_wrap", "v_wrap_lava", "fires", "readout", "current_decay", "no_current", "per_channel", "scalar",
+            "periodic_reset"}
     assert want <= tags, sorted(want - tags)
 
 

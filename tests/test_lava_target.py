@@ -162,18 +162,21 @@ def test_lava_equals_reference(name, tmp_path):
 
 
 # conformance cases Lava can express once lowered (the others are refused by the checker)
-LAVA_CASES = ["lava_cuba_lif", "ternary_membrane", "subtract_reset", "overflow_wrap_lava",
+LAVA_CASES = ["lava_cuba_lif", "periodic_reset", "ternary_membrane", "subtract_reset", "overflow_wrap_lava",
               "conv_groups_dilation", "delays", "current_decay_edges", "odd_names"]
 
 
 @pytest.mark.parametrize("name", LAVA_CASES)
 def test_lava_equals_reference_on_conformance_cases(name, tmp_path):
     g = CASES[name]()
-    if name == "lava_cuba_lif":  # already on Lava's schedule
+    if name in ("lava_cuba_lif", "periodic_reset"):  # already on Lava's schedule
         g.meta["schedule"] = "lava"
     g = lower(g)
     assert lava.blockers(g) == []
     assert_lava_exact(g, tmp_path, seed=1)
+    if name == "periodic_reset":  # native LIFReset where Lava's LIF fits, else SnnccLIF's own reset
+        text = (tmp_path / "network.py").read_text()
+        assert text.count("= LIFReset(") == 2 and "reset_interval=3, reset_offset=0" in text
 
 
 def test_lava_equals_reference_on_random_graphs(tmp_path):

@@ -137,6 +137,8 @@ typedef struct {
     snn_vec_t threshold, bias, reset_value, v_init, level;
     const snn_tensor_t *u;  /* current state; NULL when du == 4096 (no current state) */
     const snn_tensor_t *v;  /* membrane state */
+    int32_t reset_interval; /* > 0: u = v = 0 before the step t with t % reset_interval == reset_offset */
+    int32_t reset_offset;
 } snn_lif_t;
 
 typedef struct {
@@ -161,6 +163,7 @@ typedef struct {
     const snn_tensor_t *input;
     const snn_probe_t *probes;
     int32_t n_probes;
+    int64_t *step;                   /* steps run since snncc_reset (the t of periodic resets) */
 } snn_model_t;
 
 /* values per chunk of the element-wise kernels (static int64_t scratch in snncc_rt.c) */

@@ -806,10 +806,11 @@ static void zero_bytes(void *p, int32_t nbytes)
         b[i] = 0;
 }
 
-/* Initial state: empty delay lines, u = 0, v = v_init (per channel). */
+/* Initial state: empty delay lines, u = 0, v = v_init (per channel), step 0. */
 void snncc_reset(const snn_model_t *m)
 {
     int32_t k, i;
+    *m->step = 0;
     for (k = 0; k < m->n_layers; k++) {
         const snn_layer_t *L = &m->layers[k];
         if (L->delay != 0) {
@@ -845,14 +846,27 @@ void snncc_set_input(const snn_model_t *m, const int32_t *x)
     }
 }
 
+/* Lava's LIFReset: u = v = 0 before the layer's step t when t % interval == offset. */
+static void periodic_reset(const snn_lif_t *p, int64_t t)
+{
+    if (p->reset_interval > 0 && t % p->reset_interval == p->reset_offset) {
+        if (p->u != 0)
+            zero_bytes(p->u->data, p->u->n * snn_type_size(p->u->type));
+        zero_bytes(p->v->data, p->v->n * snn_type_size(p->v->type));
+    }
+}
+
 /* One time step: every layer in topological order (interpreter.run's inner loop). */
 void snncc_step(const snn_model_t *m)
 {
     int32_t k;
     for (k = 0; k < m->n_layers; k++) {
         const snn_layer_t *L = &m->layers[k];
+        if (L->kind == SNN_LIF)
+            periodic_reset((const snn_lif_t *)L->p, *m->step);
         kernels[L->kind](L);
         if (L->delay != 0)
             delay_swap(L);
     }
+    *m->step += 1;
 }

@@ -269,8 +269,10 @@ class LIF(Node):
 @dataclass(frozen=True, eq=False)
 class IntLIF(Node):
     """Integer LIF; with the defaults it is exactly Lava's bit-accurate Loihi 2 CUBA LIF
-    (``du`` here = Lava's du + 1). Per step, with a the integer input::
+    (``du`` here = Lava's du + 1). Per step t (0, 1, ... from the start of the run), with
+    a the integer input::
 
+        u = v = 0   if reset_interval > 0 and t % reset_interval == reset_offset
         decay(x, d) = sign(x * (4096 - d)) * (|x * (4096 - d)| >> 12)
         u = ovf_u(decay(u, du) + (a << act_shift))
         v = ovf_v(decay(v, dv) + u + bias)
@@ -280,7 +282,13 @@ class IntLIF(Node):
 
     ``threshold``, ``bias``, ``reset_value``, ``v_init`` and ``state_level`` (L) are int64
     arrays of shape (1,) or (channels,) broadcast along the channel axis (axis 0 of the
-    neuron's shape). ``scale`` is the real value of one unit of v (metadata)."""
+    neuron's shape). ``scale`` is the real value of one unit of v (metadata).
+
+    The periodic reset (``reset_interval`` > 0, 0 <= ``reset_offset`` < ``reset_interval``)
+    is Lava's ``LIFReset``: streamed samples of ``reset_interval`` steps each, the state
+    cleared before each sample reaches the layer (lava-dl's netx staggers the offset by
+    one step per layer). ``reset_interval`` = 0: never (each run starts from u = 0,
+    v = v_init)."""
 
     level: ClassVar[str] = "int"
     du: int = DECAY_ONE
@@ -299,6 +307,8 @@ class IntLIF(Node):
     v_overflow: str = "saturate"
     fires: bool = True
     scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+    reset_interval: int = 0
+    reset_offset: int = 0
 
 
 NEURONS = ("LIF", "IntLIF")

@@ -101,6 +101,10 @@ def _neuron_problems(name: str, op: IntLIF, shape: tuple[int, ...]) -> list[str]
         errs.append(f"{name}: state_level must be > 0")
     if not _bits_fit(op.v_init, op.v_bits):
         errs.append(f"{name}: v_init does not fit v_bits={op.v_bits}")
+    ri, ro = op.reset_interval, op.reset_offset
+    if not all(isinstance(x, (int, np.integer)) for x in (ri, ro)) or ri < 0 or not (0 <= ro < max(ri, 1)):
+        errs.append(f"{name}: reset_interval={ri!r}, reset_offset={ro!r}: need integers with reset_interval >= 0 "
+                    f"(0: no periodic reset) and 0 <= reset_offset < reset_interval (0 when there is none)")
     return errs
 
 

@@ -34,8 +34,12 @@ class NeuronState:
         self.thr, self.bias = _chan(op.threshold, nd), _chan(op.bias, nd)
         self.rv, self.level = _chan(op.reset_value, nd), _chan(op.state_level, nd)
 
-    def step(self, a: np.ndarray) -> np.ndarray:
+    def step(self, a: np.ndarray, t: int) -> np.ndarray:
+        """Step ``t`` (0-based) with input current ``a``; returns the spikes."""
         op = self.op
+        if op.reset_interval and t % op.reset_interval == op.reset_offset:  # Lava's LIFReset
+            self.u = np.zeros_like(self.u)
+            self.v = np.zeros_like(self.v)
         self.u = K.overflow(K.decay(self.u, op.du) + (a << op.act_shift), op.u_bits, op.u_overflow)
         v = K.overflow(K.decay(self.v, op.dv) + self.u + self.bias, op.v_bits, op.v_overflow)
         if op.fires:
@@ -122,7 +126,7 @@ def run(graph: Graph, x: np.ndarray, steps: int | None = None, probe_state: bool
             ins = [vals[s] for s in inputs[name]]
             if name in states:
                 st = states[name]
-                vals[name] = st.step(ins[0])
+                vals[name] = st.step(ins[0], t)
                 rec.setdefault(name, []).append(vals[name])
                 if probe_state:
                     rec.setdefault(f"{name}/v", []).append(st.v)

@@ -34,7 +34,8 @@ def inspect_rows(graph: Graph) -> list[dict]:
                        v_init=_rng(op.v_init), state_quant=op.state_quant,
                        state_level=_rng(op.state_level) if op.state_quant != "none" else "-",
                        u_bits=op.u_bits, u_overflow=op.u_overflow, v_bits=op.v_bits,
-                       v_overflow=op.v_overflow, fires=op.fires, scale=_rng(op.scale))
+                       v_overflow=op.v_overflow, fires=op.fires, scale=_rng(op.scale),
+                       reset_interval=op.reset_interval, reset_offset=op.reset_offset)
         elif op.kind in ("SumPool", "MaxPool"):
             row.update(kernel=list(op.kernel), stride=list(op.stride), padding=list(op.padding))
         elif op.kind == "IntInput":
@@ -68,6 +69,7 @@ def format_inspect(rows: list[dict], graph: Graph, manifest: dict) -> str:
                  + f" du {r['du']} dv {r['dv']} shift {r['act_shift']} v {r['v_bits']}b/{r['v_overflow']}"
                  + (f" u {r['u_bits']}b/{r['u_overflow']}" if r["du"] != 4096 else "")
                  + (f" state {r['state_quant']} L={r['state_level']}" if r["state_quant"] != "none" else "")
+                 + (f" u=v=0 at t%{r['reset_interval']}=={r['reset_offset']}" if r["reset_interval"] else "")
                  + ("" if r["fires"] else " READOUT (no firing; v is the output)"))
         elif r["op"] in ("SumPool", "MaxPool"):
             d = f"kernel {tuple(r['kernel'])} stride {tuple(r['stride'])}"

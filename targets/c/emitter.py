@@ -408,7 +408,9 @@ def _lif(name: str, op: IntLIF, c: str, shape: tuple, state: tuple) -> dict:
     consts = [_vec(f"{c}_{f}", getattr(op, f)) for f in ("threshold", "bias", "reset_value", "v_init", "state_level")]
     scal = (op.du, op.dv, op.act_shift, op.u_bits, OVERFLOWS.index(op.u_overflow), op.v_bits,
             OVERFLOWS.index(op.v_overflow), RESETS.index(op.reset), STATE_QUANTS.index(op.state_quant), int(op.fires))
-    return {"u": u, "v": v, "consts": consts, "scalars": ", ".join(str(int(s)) for s in scal)}
+    _check(0 <= op.reset_interval < 1 << 31, f"{name}: reset_interval {op.reset_interval} must be 0..2^31-1")
+    return {"u": u, "v": v, "consts": consts, "scalars": ", ".join(str(int(s)) for s in scal),
+            "periodic": f"{int(op.reset_interval)}, {int(op.reset_offset)}"}
 
 
 # ------------------------------------------------------------------------------ emit

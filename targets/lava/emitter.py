@@ -14,7 +14,8 @@ Mapping (IR -> Lava; tensors (C, H, W) -> (W, H, C)):
                 ``DelayDense`` when delay > 1 (Lava delay = IR delay - 1);
 * Flatten    -> a (2, 1, 0)-transposed, flattened port (PyTorch's C-major order);
 * Add        -> several synapses connected to one ``a_in`` (Lava sums them);
-* IntLIF     -> ``LIF`` (``check.lif_form``) or the custom ``SnnccLIF``;
+* IntLIF     -> ``LIF`` (``check.lif_form``; ``LIFReset`` with a periodic reset) or the
+                custom ``SnnccLIF``;
 * every IntLIF gets a ``Recorder`` (spikes; v and u when probed).
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _tup(v) -> str:
 
 _RESERVED = {"inp", "rec", "files", "neurons", "layer", "proc", "P", "x_lava", "num_steps", "rec_dir",
              "probe_state", "np", "os", "sys", "full", "build", "record", "run", "main", "Conv", "Dense",
-             "DelayDense", "LIF", "RingBuffer", "Recorder", "SnnccLIF", "RunSteps", "Loihi2SimCfg"}
+             "DelayDense", "LIF", "LIFReset", "RingBuffer", "Recorder", "SnnccLIF", "RunSteps", "Loihi2SimCfg"}
 
 
 def _text(s: str) -> str:
@@ -160,9 +161,14 @@ def plan(graph: Graph) -> dict:
                 params[f"{var}.bias_mant"] = form.bias_mant.astype(np.int16)
                 params[f"{var}.bias_exp"] = form.bias_exp.astype(np.int16)
                 params[f"{var}.v_init"] = form.v_init.astype(np.int32)
+                ri = op.reset_interval
+                # Lava's LIFReset counts steps from 1: IR step t is its time_step t + 1
                 procs.append(dict(kind="lif", var=var, shape=_tup(shape), du=form.du, dv=form.dv, vth=form.vth,
-                                  comment=f"{label}: Loihi 2 CUBA LIF", connect=conn))
-                table.append(f"{_text(name)}: LIF {shapes[name]} du={form.du} dv={form.dv} vth={form.vth}")
+                                  reset_interval=ri, reset_offset=(op.reset_offset + 1) % ri if ri else 0,
+                                  comment=f"{label}: Loihi 2 CUBA LIF" + (f", reset every {ri} steps" if ri else ""),
+                                  connect=conn))
+                table.append(f"{_text(name)}: {'LIFReset' if ri else 'LIF'} {shapes[name]} du={form.du} dv={form.dv} "
+                             f"vth={form.vth}" + (f" reset_interval={ri}" if ri else ""))
             else:
                 for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
                     params[f"{var}.{f}"] = np.asarray(getattr(op, f), np.int64)
@@ -170,6 +176,7 @@ def plan(graph: Graph) -> dict:
                                   act_shift=op.act_shift, reset=op.reset, state_quant=op.state_quant,
                                   u_bits=op.u_bits, u_overflow=op.u_overflow, v_bits=op.v_bits,
                                   v_overflow=op.v_overflow, fires=bool(op.fires),
+                                  reset_interval=op.reset_interval, reset_offset=op.reset_offset,
                                   comment=f"{label}: SnnccLIF (simulation only: not a native Loihi 2 neuron)",
                                   connect=conn))
                 table.append(f"{_text(name)}: SnnccLIF {shapes[name]} (simulation only)")

@@ -74,16 +74,19 @@ class SnnccLIF(AbstractProcess):
 
     Array parameters (threshold, bias, reset_value, v_init, state_level) are given at
     full neuron shape; scalars as in ``snncc.ir.nodes.IntLIF`` (``du`` in IR form: the
-    decay factor is (4096 - du) / 4096, so du = 4096 means no current state)."""
+    decay factor is (4096 - du) / 4096, so du = 4096 means no current state).
+    ``reset_interval`` > 0: u = v = 0 before step t (0-based: Lava's time_step - 1) when
+    t % reset_interval == reset_offset, as IntLIF (Lava's LIFReset counts from 1)."""
 
     def __init__(self, *, shape, threshold, bias, reset_value, v_init, state_level,
                  du: int, dv: int, act_shift: int, reset: str, state_quant: str,
                  u_bits: int, u_overflow: str, v_bits: int, v_overflow: str, fires: bool,
-                 name: str | None = None) -> None:
+                 reset_interval: int = 0, reset_offset: int = 0, name: str | None = None) -> None:
         super().__init__(shape=shape, du=int(du), dv=int(dv), act_shift=int(act_shift),
                          reset=reset, state_quant=state_quant, u_bits=int(u_bits),
                          u_overflow=u_overflow, v_bits=int(v_bits), v_overflow=v_overflow,
-                         fires=bool(fires), name=name)
+                         fires=bool(fires), reset_interval=int(reset_interval),
+                         reset_offset=int(reset_offset), name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=np.zeros(shape, np.int64))
@@ -112,6 +115,9 @@ class PySnnccLIFModelFixed(PyLoihiProcessModel):
     def run_spk(self) -> None:
         p = self.proc_params
         a = np.asarray(self.a_in.recv()).astype(np.int64)
+        if p["reset_interval"] and (self.time_step - 1) % p["reset_interval"] == p["reset_offset"]:
+            self.u[:] = 0
+            self.v[:] = 0
         u = overflow(decay(self.u.astype(np.int64), p["du"]) + (a << p["act_shift"]),
                      p["u_bits"], p["u_overflow"])
         v = overflow(decay(self.v.astype(np.int64), p["dv"]) + u + self.bias,

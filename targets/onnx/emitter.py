@@ -410,6 +410,13 @@ def build_model(graph: Graph, probe_state: bool, windows: str = "auto") -> onnx.
                 st_names[(n, f"delay{i}")] = state(n, f"delay{i}", shapes[n], "zeros")
     x_t = values.fresh(f"{inp}::t")
     x_t_info = _tensor_type(x_t, in_dtype, ("N",) + tuple(in_op.shape))
+    step_in = None
+    if any(ops[n].reset_interval for n in lifs):  # the step counter t of periodic resets
+        step_in = values.fresh("time::step.in")
+        state_in.append(_tensor_type(step_in, I64, (1,)))
+        state_init.append(("step", "time", (1,)))
+        body.at("time", "the step counter t (0-based) of the periodic neuron resets")
+        new_state[step_in] = body.op("Add", [step_in, body.i64([1], "one")], "step.next")
 
     spikes: dict[str, str] = {}
     potentials: dict[str, tuple[str, str | None]] = {}
@@ -422,7 +429,16 @@ def build_model(graph: Graph, probe_state: bool, windows: str = "auto") -> onnx.
             step.set(n, x_t, in_dtype)
         elif k == "IntLIF":
             nd = len(shapes[n]) + 1
-            s, v, u = step.neuron(op, step.vals[ins[0]], st_names[(n, "v")], st_names.get((n, "u")), nd)
+            v_in, u_in = st_names[(n, "v")], st_names.get((n, "u"))
+            if op.reset_interval:  # Lava's LIFReset: u = v = 0 when t % interval == offset
+                due = body.op("Equal", [body.op("Mod", [step_in, body.i64([op.reset_interval], "reset_interval")],
+                                                "reset.phase"), body.i64([op.reset_offset], "reset_offset")],
+                              "reset.due")
+                zero = body.i64(0, "zero")
+                v_in = body.op("Where", [due, zero, v_in], "reset.v")
+                if u_in is not None:
+                    u_in = body.op("Where", [due, zero, u_in], "reset.u")
+            s, v, u = step.neuron(op, step.vals[ins[0]], v_in, u_in, nd)
             step.set(n, s, BOOL)
             spikes[n] = s
             potentials[n] = (v, u if op.du != DECAY_ONE else None)
@@ -505,9 +521,13 @@ def build_model(graph: Graph, probe_state: bool, windows: str = "auto") -> onnx.
     full_shapes: dict[tuple, str] = {}
     inits = []
     for (kind, layer, shp), vi in zip(state_init, state_in):
-        if shp not in full_shapes:
+        if shp not in full_shapes and kind != "step":
             full_shapes[shp] = outer.op("Concat", [n_dim, outer.i64(list(shp), "layer_shape")],
                                         "state_shape", axis=0)
+        if kind == "step":
+            outer.at("time", "the step counter starts at 0")
+            inits.append(outer.op("Identity", [outer.i64([0], "step0")], "step.init"))
+            continue
         outer.at(layer, _doc(layer, ops[layer]))
         if kind == "v_init":
             v0 = outer.i64(_chan(ops[layer].v_init, len(shp) + 1), "v_init")
