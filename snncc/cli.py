@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR)")
     c.add_argument("--calib", default="fashion-mnist:1024", help="BWR calibration data NAME:N (train split)")
     c.add_argument("--bwr-iters", type=int, help="BWR iterations per block (default from [bwr] or 2000)")
+    c.add_argument("--reset-interval", type=int, help="netx files: reset every neuron (u = v = 0) every N steps, "
+                                                       "staggered one step per layer, as lava-dl's "
+                                                       "hdf5.Network(reset_interval=N) does")
+    c.add_argument("--reset-offset", type=int, help="netx files: the reset phase (hdf5.Network's reset_offset, "
+                                                     "default 0); needs --reset-interval")
 
     i = sub.add_parser("inspect", help="the emitted integer model, layer by layer")
     i.add_argument("build")
@@ -125,12 +130,18 @@ def cmd_compile(args) -> int:
         if args.bwr_iters:
             bc = BWRConfig.from_dict({**bc.to_dict(), "iters": args.bwr_iters})
         bwr = (load_spec(args.calib)[0], bc)
+    if args.reset_offset is not None and args.reset_interval is None:
+        raise SnnccError("--reset-offset needs --reset-interval")
+    netx_reset = (args.reset_interval, args.reset_offset or 0) if args.reset_interval is not None else None
     b = do_compile(args.model, shape, target=args.target, out=args.out, config=cfg,
-                   trust_pickle=args.trust_pickle, arch=args.arch, bwr=bwr)
+                   trust_pickle=args.trust_pickle, arch=args.arch, bwr=bwr, netx_reset=netx_reset)
     n_syn = len(b.graph.of_kind("IntConv", "IntDense"))
     n_neu = len(b.graph.of_kind("IntLIF"))
-    print(f"compiled {args.model} -> {b.path}/ ({n_syn} synapses, {n_neu} neuron layers, "
-          f"{cfg.weight_bits}-bit weights, T={cfg.steps}); targets: {', '.join(b.targets)}")
+    what = (f"{cfg.weight_bits}-bit weights, T={cfg.steps}" if b.float_graph is not None else
+            f"netx import, {b.graph.meta.get('steps')} steps per run"
+            + (f", reset every {netx_reset[0]} steps" if netx_reset else ""))
+    print(f"compiled {args.model} -> {b.path}/ ({n_syn} synapses, {n_neu} neuron layers, {what}); "
+          f"targets: {', '.join(b.targets)}")
     if "lava" in b.targets:
         notes = loihi_notes(b.graph)
         if notes:

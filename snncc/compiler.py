@@ -116,11 +116,14 @@ def compile_graph(float_graph: Graph, config: CompileConfig, pipeline: str = "de
 
 def compile(model, example_input=None, target: str | list[str] = "c", out: str | Path = "build",
             config: CompileConfig | dict | None = None, *, trust_pickle: bool = False,
-            arch: str | None = None, bwr: tuple | None = None) -> Build:
+            arch: str | None = None, bwr: tuple | None = None,
+            netx_reset: tuple[int, int] | None = None) -> Build:
     """Compile a PyTorch SNN (module or path to a model file) into ``out``.
 
     ``example_input``: a tensor or a shape (with or without batch); required for modules,
-    inferred from the first Conv2d/Linear for files when omitted."""
+    inferred from the first Conv2d/Linear for files when omitted. ``netx_reset``
+    (reset_interval, reset_offset): for netx files, the periodic reset lava-dl's
+    ``hdf5.Network`` would be given (see ``snncc.frontends.netx``)."""
     from .targets import get as get_target
 
     if isinstance(config, dict):
@@ -133,8 +136,12 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
 
         return compile_nir(model, target, out, config)
     targets = [target] if isinstance(target, str) else list(target)
-    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".net", ".h5", ".hdf5"):
-        return _compile_netx(Path(model), targets, Path(out), config)
+    is_netx = isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".net", ".h5", ".hdf5")
+    if netx_reset is not None and not is_netx:
+        raise SnnccError("--reset-interval/--reset-offset set the periodic reset of a netx import (lava-dl's "
+                         "hdf5.Network arguments); this model is not a netx file")
+    if is_netx:
+        return _compile_netx(Path(model), targets, Path(out), config, netx_reset)
     for t in targets:
         get_target(t)  # fail early on unknown targets or missing backends
     digest = None
@@ -183,21 +190,23 @@ def compile_float_graph(fg: Graph, targets: list[str], out: str | Path, config: 
     return Build(out, g, float_graph, config, targets)
 
 
-def _compile_netx(path: Path, targets: list[str], out: Path, config: CompileConfig) -> Build:
+def _compile_netx(path: Path, targets: list[str], out: Path, config: CompileConfig,
+                  reset: tuple[int, int] | None = None) -> Build:
     """A netx file already is an integer model with Lava's schedule: load, verify, emit.
     There is no float model, so `snncc eval` reports only the integer accuracy."""
     from .frontends.netx import load_netx
     from .ir.verify import verify
     from .targets import get as get_target
 
-    g = load_netx(path)
+    g = load_netx(path, reset_interval=reset[0] if reset else None, reset_offset=reset[1] if reset else 0)
     verify(g, "int", after="netx import")
     out.mkdir(parents=True, exist_ok=True)
     serialize.save(g, out)
     for t in targets:
         get_target(t).emit(g, out / t)
     manifest = {"snncc": __version__, "config": None, "targets": targets, "pipeline": "netx import",
-                "passes": [], "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                "passes": [], "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "netx_reset": list(reset) if reset else None}
     (out / "compile.json").write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
     return Build(out, g, None, config, targets)
 

@@ -107,6 +107,10 @@ BAD = {
                                        "--v-bits", "4", "--u-overflow", "saturate"], "beyond the 4-bit membrane"),
     "unknown target": (lambda t: ["compile", _save(t / "m4.pt", nn.Sequential(nn.Linear(3, 3), snn.LIF())),
                                   "--target", "fpga"], "unknown target 'fpga'"),
+    "reset on a torch model": (lambda t: ["compile", _save(t / "m5.pt", nn.Sequential(nn.Linear(3, 3), snn.LIF())),
+                                          "--reset-interval", "4"], "this model is not a netx file"),
+    "reset offset alone": (lambda t: ["compile", _save(t / "m6.pt", nn.Sequential(nn.Linear(3, 3), snn.LIF())),
+                                      "--reset-offset", "1"], "--reset-offset needs --reset-interval"),
     "not a build dir": (lambda t: ["inspect", t], "not an snncc build directory"),
     "malformed model.json": (lambda t: ["inspect", _bad_build(t)], "not valid JSON"),
 }

@@ -2,6 +2,9 @@
 network simulated by the reference == by Lava on the same file."""
 from __future__ import annotations
 
+import importlib.util
+import json
+
 import numpy as np
 import pytest
 
@@ -221,9 +224,89 @@ def test_not_a_file_or_not_hdf5(tmp_path):
         load_netx(tmp_path / "x.net")
 
 
-def test_reset_interval_is_refused_with_the_missing_ir_fields(tmp_path):
-    with pytest.raises(ModelLoadError, match="reset_interval and reset_offset"):
-        load_netx(slayer_file(tmp_path / "s.net"), reset_interval=8)
+def test_reset_interval_staggers_one_step_per_neuron_layer(tmp_path):
+    path = slayer_file(tmp_path / "s.net")
+    g = load_netx(path, reset_interval=3, reset_offset=4)
+    neurons = g.of_kind("IntLIF")
+    # lava-dl: layer k gets LIFReset(reset_offset=4 + 1 + k), Lava's time_step = t + 1
+    assert [(g.node(n).reset_interval, g.node(n).reset_offset) for n in neurons] == \
+        [(3, (4 + k) % 3) for k in range(len(neurons))]
+    plain = load_netx(path)
+    assert all(plain.node(n).reset_interval == 0 for n in plain.of_kind("IntLIF"))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(reset_interval=0), "reset_interval=0: must be an integer >= 1"),
+    (dict(reset_interval=4, reset_offset=-1), "reset_offset=-1"),
+    (dict(reset_interval=2.5), "reset_interval=2.5"),
+])
+def test_bad_reset_arguments_are_refused(tmp_path, kw, match):
+    with pytest.raises(ModelLoadError, match=match):
+        load_netx(slayer_file(tmp_path / "s.net"), **kw)
+
+
+def test_periodic_reset_reference_equals_lava(tmp_path):
+    """Two samples streamed through one run of 2 x 6 steps with reset_interval 6 (the
+    LIFReset path of the Lava target) match the reference on every value."""
+    pytest.importorskip("lava")
+    from snncc.targets import lava
+
+    path = slayer_file(tmp_path / "network.net")
+    g = load_netx(path, reset_interval=6, reset_offset=0)
+    x = random_input(g, 1, np.random.default_rng(5))[:, :6]
+    x = np.concatenate([x, x[:, ::-1]], axis=1)  # (1, 12, ...): two samples back to back
+    ref = run(g, x, probe_state=True)
+    free = run(load_netx(path), x, probe_state=True)
+    assert not np.array_equal(ref["layer4.neuron/v"], free["layer4.neuron/v"])  # the resets matter
+    lava.emit(g, tmp_path / "lava")
+    text = (tmp_path / "lava" / "network.py").read_text()
+    assert text.count("LIFReset(") == len(g.of_kind("IntLIF"))
+    got = lava.simulate(tmp_path / "lava", x, probe_state=True)
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+
+
+def test_cli_compiles_a_netx_file_with_a_periodic_reset(tmp_path, capsys):
+    from snncc.cli import main
+
+    path = slayer_file(tmp_path / "network.net")
+    targets = "c,onnx,lava" if importlib.util.find_spec("lava") else "c,onnx"
+    out = tmp_path / "b"
+    assert main(["compile", str(path), "--target", targets, "--reset-interval", "3", "--reset-offset", "1",
+                 "--out", str(out)]) == 0
+    assert "reset every 3 steps" in capsys.readouterr().out
+    x = random_input(load_netx(path), 2, np.random.default_rng(6))
+    np.save(tmp_path / "x.npy", np.concatenate([x, x], axis=1))  # 10 steps: resets at 3, 6, 9 (+ layer)
+    assert main(["verify", str(out), "--input", str(tmp_path / "x.npy"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["match"] and sorted(report["targets"]) == sorted(targets.split(","))
+    assert main(["inspect", str(out)]) == 0
+    assert "u=v=0 at t%3==1" in capsys.readouterr().out
+
+
+def test_round_trip_keeps_the_periodic_reset(tmp_path):
+    g = chain_graph()
+    n = g.of_kind("IntLIF")
+    for k, name in enumerate(n):
+        g.set(name, g.node(name).replace(reset_interval=5, reset_offset=(3 + k) % 5))
+    path = netx.emit(g, tmp_path / "n")[0]
+    with h5py.File(path, "r") as f:
+        assert "reset_interval=5, reset_offset=3" in f.attrs["snncc_note"]
+    same_model(g, load_netx(path), tmp_path)
+    # netx's own arguments win over the recorded ones
+    assert {load_netx(path, reset_interval=7).node(m).reset_interval for m in n} == {7}
+
+
+def test_export_refuses_resets_netx_cannot_stagger(tmp_path):
+    g = chain_graph()
+    n = g.of_kind("IntLIF")
+    for name in n:
+        g.set(name, g.node(name).replace(reset_interval=5, reset_offset=2))
+    with pytest.raises(BitWidthError, match="one-step-per-layer stagger"):
+        netx.emit(g, tmp_path / "a")
+    g.set(n[0], g.node(n[0]).replace(reset_interval=4))
+    with pytest.raises(BitWidthError, match="one reset_interval to every layer"):
+        netx.emit(g, tmp_path / "b")
 
 
 def test_snncc_metadata_cannot_change_the_meaning(tmp_path):

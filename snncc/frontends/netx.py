@@ -22,11 +22,17 @@ graph directly, with the meaning lava-dl 0.6.0's ``netx.hdf5.Network`` gives it:
 * conv weights are used as stored and wrap to 24 bits (IntConv.out_bits = 24); dense
   weights as stored (netx's optimize_weight_bits represents them exactly).
 
+* ``reset_interval``/``reset_offset`` are arguments of netx's ``hdf5.Network``, not part
+  of the file: given, every neuron becomes netx's ``LIFReset`` with the stagger netx
+  applies, the k-th neuron layer (0-based, in file order) resetting u = v = 0 on the
+  steps t (0-based) with t % reset_interval == (reset_offset + k) % reset_interval
+  (IntLIF.reset_interval/reset_offset). Files written by snncc record the reset they
+  were exported with, and it is restored when no reset is given.
+
 Not in the IR, refused with ModelLoadError naming the layer: pool, average, concat,
-convT, unpool, recurrent/complex dense, SDNN and resonate-and-fire neurons, conv
-delays (netx ignores them), and netx's ``reset_interval`` (LIFReset): the IR has no
-periodic reset (it would need IntLIF fields ``reset_interval``/``reset_offset``).
-netx ignores an input layer's ``weight``/``bias`` transform, and so does snncc.
+convT, unpool, recurrent/complex dense, SDNN and resonate-and-fire neurons, and conv
+delays (netx ignores them). netx ignores an input layer's ``weight``/``bias``
+transform, and so does snncc.
 
 Files written by ``snncc.targets.netx.emit`` also carry ``snncc_*`` attributes (node
 names, scales, weight widths, fields netx cannot express such as a readout's unused
@@ -177,15 +183,15 @@ def _delays(L: _Layer, out_n: int, in_n: int) -> np.ndarray:
 
 
 def load_netx(path, input_encoding: str | None = None, input_bits: int | None = None,
-              reset_interval: int | None = None) -> Graph:
+              reset_interval: int | None = None, reset_offset: int = 0) -> Graph:
     """Read a netx HDF5 file into an integer graph with Lava's schedule (see the module
     docstring). ``input_encoding`` ("spikes" or "direct") and ``input_bits`` describe
-    the input (netx files do not; default: what snncc wrote, else binary spikes)."""
-    if reset_interval is not None:
-        raise ModelLoadError(
-            f"reset_interval={reset_interval}: netx's periodic LIFReset (u = v = 0 every reset_interval steps, "
-            f"staggered by layer) has no IR form; it would need IntLIF fields reset_interval and "
-            f"reset_offset. Run each sample from the reset state instead (snncc does)")
+    the input (netx files do not; default: what snncc wrote, else binary spikes).
+    ``reset_interval``/``reset_offset`` are those of netx's ``hdf5.Network`` (None: the
+    reset recorded by snncc's export, else none)."""
+    for k, v, lo in (("reset_interval", reset_interval, 1), ("reset_offset", reset_offset, 0)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
+            raise ModelLoadError(f"{k}={v!r}: must be an integer >= {lo} (as netx's hdf5.Network requires)")
     try:
         import h5py
     except ImportError as e:  # pragma: no cover - h5py is an optional dependency
@@ -198,7 +204,21 @@ def load_netx(path, input_encoding: str | None = None, input_bits: int | None = 
     except OSError as e:
         raise ModelLoadError(f"{p} is not an HDF5 (netx) file: {e}") from None
     with f:
-        return _load(f, p, input_encoding, input_bits)
+        g = _load(f, p, input_encoding, input_bits)
+        if reset_interval is None and "snncc_netx_reset" in f.attrs:
+            rec = json.loads(f.attrs["snncc_netx_reset"])
+            reset_interval, reset_offset = int(rec["reset_interval"]), int(rec["reset_offset"])
+    if reset_interval is not None:
+        _periodic_reset(g, int(reset_interval), int(reset_offset))
+    return g
+
+
+def _periodic_reset(g: Graph, interval: int, offset: int) -> None:
+    """netx's LIFReset: neuron layer k (file order = topological order of the chain)
+    resets at t % interval == (offset + k) % interval (lava-dl hdf5.Network gives it the
+    1-based offset offset + 1 + k, and Lava counts steps from 1)."""
+    for k, name in enumerate(g.of_kind("IntLIF")):
+        g.set(name, g.node(name).replace(reset_interval=interval, reset_offset=(offset + k) % interval))
 
 
 def _load(f, p: Path, input_encoding, input_bits) -> Graph:

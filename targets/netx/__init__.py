@@ -10,6 +10,10 @@ CUBA LIF neuron, and flatten. The graph must be that chain, already on Lava's sc
 computes exactly (``snncc.targets.lava.check.lif_form``) whose bias is a multiple of 64
 (netx fixes bias_exp = 6) and v starts at 0; a non-firing readout is written as a
 CUBA neuron whose threshold is never reached (vThMant = 2^18 - 1, as slayer does).
+A periodic reset (IntLIF.reset_interval) must be netx's: one interval for every neuron,
+offsets staggered one step per layer; the file records it (``snncc_netx_reset``, and a
+``snncc_note`` saying which ``hdf5.Network(reset_interval=..., reset_offset=...)`` to
+use), since netx takes it as an argument rather than from the file.
 Everything else is reported, all at once, in one ``BitWidthError``.
 
 lava-dl (netx) cannot be installed beside torch 2.13, so ``simulate`` re-imports the
@@ -104,6 +108,28 @@ def _chain(graph: Graph) -> tuple[list[tuple], list[str]]:
     return layers, errs
 
 
+def _reset_form(graph: Graph, layers: list[tuple]) -> tuple[dict | None, list[str]]:
+    """The (reset_interval, reset_offset) of netx's ``hdf5.Network`` that gives every
+    neuron its periodic reset, or problems: netx applies one interval to every neuron
+    layer, layer k resetting at offset + k (``snncc.frontends.netx``)."""
+    neurons = [nodes[-1] for kind, *nodes in layers if kind != "flatten" and nodes[-1] is not None]
+    ops = [graph.node(n) for n in neurons]
+    intervals = {op.reset_interval for op in ops}
+    if intervals == {0} or not ops:
+        return None, []
+    if len(intervals) > 1:
+        each = ", ".join(f"{n}: {op.reset_interval}" for n, op in zip(neurons, ops))
+        return None, [f"periodic resets differ between layers ({each}); netx applies one reset_interval to "
+                      f"every layer"]
+    (ri,) = intervals
+    off = ops[0].reset_offset
+    bad = [f"{n}: {op.reset_offset} (netx: {(off + k) % ri})" for k, (n, op) in enumerate(zip(neurons, ops))
+           if op.reset_offset != (off + k) % ri]
+    if bad:
+        return None, [f"reset offsets do not follow netx's one-step-per-layer stagger: {', '.join(bad)}"]
+    return {"reset_interval": ri, "reset_offset": off}, []
+
+
 def _synapse_problems(graph: Graph, name: str) -> list[str]:
     op = graph.node(name)
     errs = []
@@ -156,6 +182,8 @@ def emit(graph: Graph, out_dir) -> list[Path]:
     import h5py
 
     layers, errs = _chain(graph)
+    reset, reset_errs = _reset_form(graph, layers) if not errs else (None, [])
+    errs += reset_errs
     if errs:
         raise BitWidthError(errs, header="the netx target cannot express this graph")
     shapes = graph.shapes()
@@ -164,6 +192,10 @@ def emit(graph: Graph, out_dir) -> list[Path]:
     path = out / FILE
     with h5py.File(path, "w", track_order=True) as f:
         f.attrs["snncc_meta_json"] = json.dumps(graph.meta, sort_keys=True)
+        if reset is not None:  # an argument of netx's hdf5.Network, not part of the format
+            f.attrs["snncc_netx_reset"] = json.dumps(reset, sort_keys=True)
+            f.attrs["snncc_note"] = (f"load with lava.lib.dl.netx.hdf5.Network(net_config=..., reset_interval="
+                                     f"{reset['reset_interval']}, reset_offset={reset['reset_offset']})")
         sim = f.create_group("simulation")
         _num(sim, "Ts", 1)
         _num(sim, "tSample", int(graph.meta.get("steps", 1)))
