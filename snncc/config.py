@@ -63,6 +63,7 @@ class CompileConfig:
     state_quant: str = "none"        # SpQuant-SNN membrane: ternary {-1,0,1}·L or binary {0,1}·L
     state_level: float | None = None  # L in float membrane units; default: the threshold
     schedule: str = "zero"           # synapse latency: 0 (like PyTorch) or 1 per synapse (Lava)
+    latency_reset: bool = True       # Lava schedule: reset each neuron when the sample reaches it
     # weight quantizer options (snncc/passes/quantizers.py; docs/quantization.md)
     weight_clip: str = "max"         # uniform/asymmetric range: max|w| or BRECQ's lp-error clipping search
     rescaw_gamma: str = "mean"       # QP-SNN ReScaW gamma: mean|W|, max|W| or percentile Psi_x
@@ -78,6 +79,8 @@ class CompileConfig:
             b = getattr(self, k)
             if b is not None and not 2 <= b <= 16:
                 errs.append(f"{k} = {b}: weights take 2..16 bits")
+        if not isinstance(self.latency_reset, bool):
+            errs.append(f"latency_reset = {self.latency_reset!r}: choose true or false")
         if self.steps < 1:
             errs.append(f"steps = {self.steps}: need at least 1 time step")
         if not 0 <= self.act_shift <= 16:

@@ -111,6 +111,9 @@ BAD = {
                                           "--reset-interval", "4"], "this model is not a netx file"),
     "reset offset alone": (lambda t: ["compile", _save(t / "m6.pt", nn.Sequential(nn.Linear(3, 3), snn.LIF())),
                                       "--reset-offset", "1"], "--reset-offset needs --reset-interval"),
+    "latency_reset not a bool": (lambda t: ["compile", _save(t / "m7.pt", nn.Sequential(nn.Linear(3, 3), snn.LIF())),
+                                            "--config", _write(t / "lr.toml", b"latency_reset = 1\n")],
+                                 "latency_reset = 1: choose true or false"),
     "not a build dir": (lambda t: ["inspect", t], "not an snncc build directory"),
     "malformed model.json": (lambda t: ["inspect", _bad_build(t)], "not valid JSON"),
 }

@@ -218,3 +218,63 @@ def test_lowering_passes_are_exact_on_cases(name):
     for fn, _ in LAVA_PASSES[:3]:
         g2, _ = fn(g2)
     same(g, g2, n=2)
+
+
+# ------------------------------------------------------------------------ latency_reset
+def _biased_chain(v_init=0):
+    """Input -> conv -> LIF (with bias) -> maxpool -> dense -> LIF -> dense -> readout,
+    every neuron biased so that, without the reset, it moves before its input arrives."""
+    rng = np.random.default_rng(7)
+    return chain((2, 6, 6), [
+        ("conv", IntConv(weight=rand_w(rng, (3, 2, 3, 3)), padding=(1, 1))),
+        ("lif1", lif(bias=np.array([9, -4, 15], I64), v_init=np.array([v_init], I64))),
+        ("pool", MaxPool(kernel=(2, 2), stride=(2, 2))),
+        ("flat", Flatten()),
+        ("fc", IntDense(weight=rand_w(rng, (5, 27)))),
+        ("lif2", lif(bias=np.array([6], I64), du=3000)),
+        ("fc2", IntDense(weight=rand_w(rng, (3, 5)))),
+        ("out", IntLIF(fires=False, act_shift=0, bias=np.array([2, -3, 1], I64))),
+    ], steps=6)
+
+
+def _lava(g, **cfg):
+    from snncc.config import CompileConfig
+    from snncc.passes.lava import latency_reset
+
+    for fn, _ in LAVA_PASSES:
+        g, _ = fn(g)
+    return latency_reset(g, CompileConfig(steps=6, **cfg))
+
+
+def test_latency_reset_makes_the_lava_model_the_zero_latency_model_shifted():
+    g0 = _biased_chain()
+    x = random_input(g0, 4, np.random.default_rng(1))
+    g, changed = _lava(g0)
+    verify(g, "int")
+    assert changed
+    lat = g.latency()
+    depth = {"lif1": 1, "lif2": 3, "out": 4}  # the lowered max pool adds a synapse + spike-OR neuron
+    for n, d in depth.items():
+        assert (g.node(n).reset_interval, g.node(n).reset_offset) == (6 + lat, d)
+    xs = np.concatenate([x, np.repeat(x[:, -1:], lat, axis=1)], axis=1)  # T + latency steps
+    z, r = run(g0, x, probe_state=True), run(g, xs, probe_state=True)
+    for n, d in depth.items():
+        for k in (n, f"{n}/v"):
+            np.testing.assert_array_equal(r[k][:, d:d + 6], z[k], err_msg=k)
+    plain, _ = _lava(g0, latency_reset=False)
+    assert all(plain.node(n).reset_interval == 0 for n in plain.of_kind("IntLIF"))
+    p = run(plain, xs, probe_state=True)
+    assert not np.array_equal(p["out/v"][:, 4:10], z["out/v"])  # without it the biases leak in
+
+
+def test_latency_reset_skips_zero_latency_v_init_and_existing_resets():
+    from snncc.config import CompileConfig
+    from snncc.passes.lava import latency_reset
+
+    g0 = _biased_chain(v_init=5)
+    assert latency_reset(g0, CompileConfig(steps=6)) == (g0, False)  # zero latency: nothing to do
+    g, _ = _lava(g0)
+    assert g.node("lif1").reset_interval == 0  # a reset would clear its v_init
+    assert g.node("lif2").reset_interval > 0
+    g2, changed = latency_reset(g, CompileConfig(steps=6))
+    assert not changed  # already reset: left as it is

@@ -16,6 +16,9 @@ bit-exact with the reference of the rewritten graph:
 * ``lava_conv_wrap`` IntConv.out_bits = 24 (Lava's Conv wraps its output to 24 bits);
 * ``lava_schedule``  one step of latency per synapse (delay += 1), the Lava timing.
 
+``latency_reset`` (run by both pipelines after the schedule) then clears each neuron
+when a sample's first input reaches it, so that the latency steps leave no trace.
+
 The first three are exact at any schedule and must run BEFORE ``lava_schedule`` (they
 create synapses with delay 0, which ``lava_schedule`` then shifts like every other
 synapse). ``lava_conv_wrap`` and ``lava_schedule`` are not rewrites but the target's
@@ -332,6 +335,34 @@ def lava_schedule(graph: Graph, cfg=None) -> tuple[Graph, bool]:
         g.set(name, g.node(name).replace(delay=g.node(name).delay + 1))
     g.meta["schedule"] = "lava"
     return g, True
+
+
+def latency_reset(graph: Graph, cfg=None) -> tuple[Graph, bool]:
+    """Under the Lava schedule a neuron whose input arrives d >= 1 steps after the sample
+    starts (d: the shortest sum of synapse delays from the input) would integrate its
+    bias, and the spikes upstream biases cause, during those d steps, which the
+    zero-latency (PyTorch) model never does. This pass gives every such neuron Lava's
+    periodic reset with interval T + latency (one sample) and offset d: u = v = 0 just
+    before the first input of each sample reaches it (a no-op where nothing moved the
+    neuron before; resetting every layer keeps the pattern netx can express). In a chain
+    network every layer then computes exactly the zero-latency values, d steps later.
+
+    Skipped: zero-latency graphs, ``cfg.latency_reset = False``, neurons that already
+    have a periodic reset, and neurons with v_init != 0 (the reset would clear it).
+    Samples then last T + latency steps; a longer input is a stream of such samples."""
+    if graph.meta.get("schedule") != "lava" or cfg is None or not cfg.latency_reset:
+        return graph, False
+    g = graph.copy()
+    interval = cfg.steps + g.latency()
+    arrive: dict[str, int] = {}  # first step the sample's input can reach the node's output
+    changed = False
+    for n, op in g.items():
+        ins = g.inputs(n)
+        arrive[n] = (min(arrive[s] for s in ins) if ins else 0) + int(getattr(op, "delay", 0))
+        if isinstance(op, IntLIF) and arrive[n] >= 1 and not op.reset_interval and not op.v_init.any():
+            g.set(n, op.replace(reset_interval=interval, reset_offset=arrive[n] % interval))
+            changed = True
+    return g, changed
 
 
 # (pass, IR stage of its output), in the order the Lava target needs them

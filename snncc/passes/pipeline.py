@@ -10,7 +10,7 @@ from ..ir.graph import Graph
 from ..ir.verify import verify
 from .fold import add_readout, apply_state_quant, fold_batchnorm
 from .integerize import fold_neurons, lower_membrane, set_schedule
-from .lava import LAVA_PASSES
+from .lava import LAVA_PASSES, latency_reset
 from .quantize import quantize_synapses
 
 Pass = Callable[[Graph, CompileConfig], tuple[Graph, bool]]
@@ -24,11 +24,12 @@ DEFAULT: list[tuple[Pass, str]] = [
     (fold_neurons, "int"),
     (lower_membrane, "int"),
     (set_schedule, "int"),
+    (latency_reset, "int"),  # Lava schedule only: clear each neuron when its input starts
 ]
 
 # Lava / Loihi 2: lower what Loihi has no process for (exact rewrites), then one step of
 # latency per synapse (lava_schedule, the last of LAVA_PASSES, replaces set_schedule).
-LAVA: list[tuple[Pass, str]] = DEFAULT[:-1] + LAVA_PASSES
+LAVA: list[tuple[Pass, str]] = DEFAULT[:-2] + LAVA_PASSES + [(latency_reset, "int")]
 
 PIPELINES: dict[str, list[tuple[Pass, str]]] = {"default": DEFAULT, "lava": LAVA}
 
