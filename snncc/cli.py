@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SnnccError
+from .ops import role
 
 CONFIG_FLAGS = {  # flag -> (config field, type)
     "--steps": ("steps", int), "--weight-bits": ("weight_bits", int),
@@ -29,7 +30,7 @@ def _targets_arg(s: str) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .targets import TARGETS
+    from .targets import DEFAULT_TARGETS, TARGETS
 
     p = argparse.ArgumentParser(prog="snncc", description="Compile trained PyTorch SNNs to bit-exact integer models.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -37,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="trace, quantize and emit a model")
     c.add_argument("model", help="model.pt (torch.save of a module, or a state_dict with --arch), "
                                  "a NIR graph (model.nir) or a lava-dl netx file (network.net)")
-    c.add_argument("--target", type=_targets_arg, default=["c"],
-                   help=f"comma-separated targets: {', '.join(TARGETS)} (default c)")
+    c.add_argument("--target", type=_targets_arg, default=None,
+                   help=f"comma-separated targets: {', '.join(TARGETS)} (default {','.join(DEFAULT_TARGETS)})")
     c.add_argument("--out", default="build", help="build directory (default build/)")
     c.add_argument("--input-shape", help="input shape without batch, e.g. 1,28,28")
     c.add_argument("--config", help="TOML file with compile options (flags override it)")
@@ -105,16 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 # ------------------------------------------------------------------------------ commands
 def cmd_compile(args) -> int:
     from .compiler import compile as do_compile
-    from .config import CompileConfig
 
-    base = CompileConfig.from_toml(args.config).to_dict() if args.config else {}
-    for flag, (field, _) in CONFIG_FLAGS.items():
-        val = getattr(args, flag[2:].replace("-", "_"))
-        if val is not None:
-            base[field] = val
-    if "lava" in args.target and "granularity" not in base:
-        base["granularity"] = "tensor"  # Loihi 2's LIF has one threshold per process
-    cfg = CompileConfig.from_dict(base)
+    config = read_config(args)
     shape = None
     if args.input_shape:
         try:
@@ -133,32 +126,57 @@ def cmd_compile(args) -> int:
     if args.reset_offset is not None and args.reset_interval is None:
         raise SnnccError("--reset-offset needs --reset-interval")
     netx_reset = (args.reset_interval, args.reset_offset or 0) if args.reset_interval is not None else None
-    b = do_compile(args.model, shape, target=args.target, out=args.out, config=cfg,
-                   trust_pickle=args.trust_pickle, arch=args.arch, bwr=bwr, netx_reset=netx_reset)
-    n_syn = len(b.graph.of_kind("IntConv", "IntDense"))
-    n_neu = len(b.graph.of_kind("IntLIF"))
-    what = (f"{cfg.weight_bits}-bit weights, T={cfg.steps}" if b.float_graph is not None else
-            f"netx import, {b.graph.meta.get('steps')} steps per run"
+    from .targets import DEFAULT_TARGETS
+
+    targets = DEFAULT_TARGETS if args.target is None else args.target
+    b = do_compile(args.model, shape, target=targets, out=args.out, config=config, bwr=bwr,
+                   trust_pickle=args.trust_pickle, arch=args.arch, netx_reset=netx_reset)
+    n_syn = sum(role(op) == "synapse" for _, op in b.graph.items())
+    n_neu = sum(role(op) == "neuron" for _, op in b.graph.items())
+    what = (f"{b.config.weight_bits}-bit weights, T={b.config.steps}" if b.float_graph is not None else
+            f"integer import, {b.graph.meta.get('steps')} steps per run"
             + (f", reset every {netx_reset[0]} steps" if netx_reset else ""))
     print(f"compiled {args.model} -> {b.path}/ ({n_syn} synapses, {n_neu} neuron layers, {what}); "
           f"targets: {', '.join(b.targets)}")
-    if "lava" in b.targets:
-        notes = loihi_notes(b.graph)
-        if notes:
-            print(f"Loihi 2 notes ({len(notes)}; the Lava simulation is exact, these concern the chip):")
-            print("\n".join(f"  - [{kind}] {msg}" for kind, msg in notes))
+    for t, notes in target_notes(b.graph, b.targets).items():
+        print(f"{t.notes_title} notes ({len(notes)}" + (f"; {t.notes_hint}" if t.notes_hint else "") + "):")
+        print("\n".join(f"  - [{kind}] {msg}" for kind, msg in notes))
     return 0
 
 
-def loihi_notes(graph) -> list[tuple[str, str]]:
-    """Non-blocking Loihi 2 findings: hardware limits and simulation-only neurons."""
-    from .targets.lava.check import findings
+def read_config(args) -> dict:
+    """The compile options the user set: the config file's, overridden by flags."""
+    from .config import CompileConfig
 
-    return [(k, m) for k, m in findings(graph) if k != "blocking"]
+    base = CompileConfig.from_toml(args.config).to_dict() if args.config else {}
+    if args.config:  # only the keys the file sets count as set
+        from .config import read_toml
+
+        data = read_toml(args.config)
+        keys = set(data.get("quantization", {k: v for k, v in data.items() if not isinstance(v, dict)}))
+        base = {k: v for k, v in base.items() if k in keys}
+    for flag, (field, _) in CONFIG_FLAGS.items():
+        val = getattr(args, flag[2:].replace("-", "_"))
+        if val is not None:
+            base[field] = val
+    return base
+
+
+def target_notes(graph, targets: list[str]) -> dict:
+    """Non-blocking findings of each target (hardware limits, simulation-only parts)."""
+    from .targets import spec
+
+    out = {}
+    for name in targets:
+        t = spec(name)
+        notes = t.notes(graph)
+        if notes:
+            out[t] = notes
+    return out
 
 
 def cmd_inspect(args) -> int:
-    from .compiler import load_build
+    from .builds import load_build
     from .reports.inspect import format_inspect, inspect_rows
 
     g, manifest = load_build(args.build)
@@ -170,41 +188,8 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-def load_input(path: str) -> np.ndarray:
-    p = Path(path)
-    if not p.is_file():
-        raise SnnccError(f"input file {p} does not exist")
-    try:
-        if p.suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                if "x" not in z.files:
-                    raise SnnccError(f"{p} has no array named 'x' (found: {', '.join(z.files)})")
-                return z["x"]
-        return np.load(p, allow_pickle=False)
-    except SnnccError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise SnnccError(f"{p} is not a readable numpy file: {e}") from None
-
-
-def simulate(build: str | Path, target: str, x: np.ndarray, probe_state: bool = False) -> dict:
-    from .compiler import load_build
-    from .reference import interpreter as R
-
-    g, manifest = load_build(build)
-    if target == "reference":
-        return R.run(g, x, probe_state=probe_state)
-    from .targets import get
-
-    mod = get(target)
-    tdir = Path(build) / target
-    if not tdir.is_dir():
-        raise SnnccError(f"{build} has no {target} target: compile with --target {target}")
-    R.prepare_input(g, x)  # one input contract for every target
-    return mod.simulate(tdir, x, probe_state=probe_state)
-
-
 def cmd_simulate(args) -> int:
+    from .builds import load_input, simulate
     from .ir.serialize import write_npz
 
     x = load_input(args.input)
@@ -235,7 +220,7 @@ def _random_input(graph, n: int = 4, seed: int = 0) -> np.ndarray:
 
 
 def cmd_verify(args) -> int:
-    from .compiler import load_build
+    from .builds import load_build, load_input, simulate
     from .reference import interpreter as R
     from .verify import compare, format_comparison
 
@@ -246,10 +231,10 @@ def cmd_verify(args) -> int:
         x, desc = _dataset_input(g, args.dataset)[0], args.dataset
     else:
         x, desc = _random_input(g), "4 random inputs (seed 0)"
-    from .targets import get
+    from .targets import spec
 
     wanted = args.target or manifest.get("targets", [])
-    targets = [t for t in wanted if getattr(get(t), "BIT_EXACT", True)]
+    targets = [t for t in wanted if spec(t).bit_exact]
     skipped = sorted(set(wanted) - set(targets))
     if not targets:
         raise SnnccError(f"{args.build} has no emitted bit-exact targets to verify"
@@ -267,7 +252,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .compiler import load_build
+    from .builds import load_build, load_input
     from .reports.report import build_report, format_report
 
     g, manifest = load_build(args.build)
@@ -277,11 +262,10 @@ def cmd_report(args) -> int:
     elif args.dataset:
         x, desc = _dataset_input(g, args.dataset)[0], args.dataset
     rep = build_report(g, x, desc)
-    if "lava" in manifest.get("targets", []):
-        rep["loihi2"] = [{"kind": k, "note": m} for k, m in loihi_notes(g)]
     text = format_report(rep)
-    if rep.get("loihi2"):
-        text += "\nLoihi 2 (Lava target):\n" + "\n".join(f"  - [{n['kind']}] {n['note']}" for n in rep["loihi2"])
+    for t, notes in target_notes(g, manifest.get("targets", [])).items():
+        rep[t.notes_key] = [{"kind": k, "note": m} for k, m in notes]
+        text += f"\n{t.notes_title} ({t.name} target):\n" + "\n".join(f"  - [{k}] {m}" for k, m in notes)
     print(json.dumps(rep, indent=1, sort_keys=True) if args.json else text)
     return 0
 
@@ -296,7 +280,7 @@ def cmd_eval(args) -> int:
         lat = f", integer model runs {res['latency']} more steps of synapse latency" if res["latency"] else ""
         print(f"{res['dataset']} ({res['samples']} test samples, T={res['steps']}{lat}):")
         if res["float_accuracy"] is None:
-            print(f"  integer model ({res['target']}) {100 * res['int_accuracy']:.2f} %  (no float model: netx import)")
+            print(f"  integer model ({res['target']}) {100 * res['int_accuracy']:.2f} %  (no float model: integer import)")
         else:
             print(f"  float model          {100 * res['float_accuracy']:.2f} %\n"
                   f"  integer model ({res['target']}) {100 * res['int_accuracy']:.2f} %  "

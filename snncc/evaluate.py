@@ -12,7 +12,7 @@ def evaluate(build: str | Path, dataset: str, target: str = "reference", batch: 
              progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from .compiler import load_build, load_float_graph
+    from .builds import load_build, load_float_graph
     from .data import load, parse_spec
     from .reference import interpreter as R
     from .reference.float_sim import run_float
@@ -31,7 +31,7 @@ def evaluate(build: str | Path, dataset: str, target: str = "reference", batch: 
     f_ok = i_ok = 0
     sim = None
     if target != "reference":
-        from .cli import simulate as sim
+        from .builds import simulate as sim
     bar = tqdm(range(0, len(x), batch), desc=f"eval {name}", unit="batch", disable=not progress)
     for i in bar:
         xb, yb = x[i:i + batch], y[i:i + batch]

@@ -18,7 +18,8 @@ from snncc.compiler import compile as snncc_compile  # noqa: E402
 from snncc.compiler import load_float_graph, trace  # noqa: E402
 from snncc.config import CompileConfig  # noqa: E402
 from snncc.errors import SnnccError, UnsupportedLayerError  # noqa: E402
-from snncc.frontends.nir import NirImportWarning, compile_nir, load_nir  # noqa: E402
+from snncc.compiler import compile_nir  # noqa: E402
+from snncc.frontends.nir import NirImportWarning, load_nir  # noqa: E402
 from snncc.reference import interpreter  # noqa: E402
 from snncc.reference.float_sim import run_float  # noqa: E402
 from snncc.targets import get  # noqa: E402

@@ -48,6 +48,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..ir.graph import Graph
+from ..ir.ints import signed_bits
 from ..ir.nodes import Add, Flatten, IntConv, IntDense, IntInput, IntLIF
 from ..ir.verify import problems
 
@@ -55,15 +56,6 @@ I64 = np.int64
 NEVER_FIRES = 1 << 17  # vThMant << 6 >= 2^23 > the largest saturated v
 NETX_MAX_DELAY = 62
 UNSUPPORTED = ("pool", "average", "concat", "convT", "unpool", "dense_rec", "dense_comp")
-
-
-def _bits_needed(w: np.ndarray) -> int:
-    if w.size == 0:
-        return 2
-    lo, hi, b = int(w.min()), int(w.max()), 2
-    while lo < -(1 << (b - 1)) or hi > (1 << (b - 1)) - 1:
-        b += 1
-    return b
 
 
 class _Layer:
@@ -213,6 +205,17 @@ def load_netx(path, input_encoding: str | None = None, input_bits: int | None = 
     return g
 
 
+def load(source, config, netx_reset: tuple[int, int] | None = None):
+    """(integer graph, manifest fields) of a netx file for :func:`snncc.compiler.compile`;
+    ``netx_reset`` = (reset_interval, reset_offset) as given to lava-dl's hdf5.Network."""
+    import hashlib
+
+    g = load_netx(source, reset_interval=netx_reset[0] if netx_reset else None,
+                  reset_offset=netx_reset[1] if netx_reset else 0)
+    return g, {"pipeline": "netx import", "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
+               "netx_reset": list(netx_reset) if netx_reset else None}
+
+
 def _periodic_reset(g: Graph, interval: int, offset: int) -> None:
     """netx's LIFReset: neuron layer k (file order = topological order of the chain)
     resets at t % interval == (offset + k) % interval (lava-dl hdf5.Network gives it the
@@ -287,7 +290,7 @@ def _load(f, p: Path, input_encoding, input_bits) -> Graph:
                             "does not guess their meaning")
             syn = IntConv(source=sm.get("source", ""), weight=w >> wexp if wexp > 0 else w,
                           scale=scale if scale is not None else np.ones(w.shape[0]),
-                          weight_bits=int(sm.get("weight_bits", _bits_needed(w))), stride=L.pair("stride", 1),
+                          weight_bits=int(sm.get("weight_bits", signed_bits(w))), stride=L.pair("stride", 1),
                           padding=L.pair("padding", 0), dilation=L.pair("dilation", 1), groups=groups,
                           weight_exp=wexp, delay=1, out_bits=int(sm.get("out_bits", 24)))
             try:
@@ -316,7 +319,7 @@ def _load(f, p: Path, input_encoding, input_bits) -> Graph:
                 syn_names.append(g.add(nm, IntDense(
                     source=sm.get("source", ""), weight=part >> wexp if wexp > 0 else part,
                     scale=scale if scale is not None else np.ones(w.shape[0]),
-                    weight_bits=int(sm.get("weight_bits", _bits_needed(part))), weight_exp=wexp,
+                    weight_bits=int(sm.get("weight_bits", signed_bits(part))), weight_exp=wexp,
                     delay=1 + int(d), out_bits=0), [cur]))
         src = syn_names[0] if len(syn_names) == 1 else g.add(f"{name or f'layer{i}'}.fanin", Add(), syn_names)
         nm = m.get("neuron", {})

@@ -498,24 +498,14 @@ def _fold_sumpool(g: Graph, name: str, k: float) -> None:
                                 "it, and there is none")
 
 
-def compile_nir(path, target="c", out="build", config=None, **load_kw):
-    """Compile a ``.nir`` file like :func:`snncc.compiler.compile` compiles a PyTorch model:
-    NIR -> float IR (:func:`load_nir`; the config's input encoding/scale/bits describe the
-    input) -> passes -> integer IR -> targets, with the same build directory layout."""
-    from ..compiler import compile_float_graph
-    from ..config import CompileConfig
-    from ..targets import get as get_target
-
-    if isinstance(config, dict):
-        config = CompileConfig.from_dict(config)
-    config = config or CompileConfig()
-    targets = [target] if isinstance(target, str) else list(target)
-    for t in targets:
-        get_target(t)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if isinstance(path, (str, Path)) \
-        and Path(path).is_file() else None
-    fg = load_nir(path, input_encoding=config.input_encoding, input_scale=config.input_scale,
-                  input_bits=config.input_bits, **load_kw)
+def load(source, config, reset: str | None = None, discretization: str = "euler", dt: float = DT):
+    """(float graph, manifest fields) of a ``.nir`` file or a ``nir.NIRGraph`` for
+    :func:`snncc.compiler.compile`; the config's input encoding/scale/bits describe the
+    input."""
+    digest = None
+    if isinstance(source, (str, Path)) and Path(source).is_file():
+        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    fg = load_nir(source, input_encoding=config.input_encoding, input_scale=config.input_scale,
+                  input_bits=config.input_bits, reset=reset, discretization=discretization, dt=dt)
     fg.meta["steps"] = config.steps
-    return compile_float_graph(fg, targets, out, config, {
-        "frontend": "nir", "source_sha256": digest, "nir_warnings": fg.meta.get("nir_warnings", [])})
+    return fg, {"frontend": "nir", "source_sha256": digest, "nir_warnings": fg.meta.get("nir_warnings", [])}

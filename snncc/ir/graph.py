@@ -55,11 +55,15 @@ class Graph:
             self.set_inputs(user, [new if s == old else s for s in self.inputs(user)])
         self.outputs = [new if o == old else o for o in self.outputs]
 
+    def erase(self, name: str) -> None:
+        """Delete a node and its edges (its readers must no longer need it)."""
+        self.g.remove_node(name)
+
     def remove(self, name: str) -> None:
         """Remove a single-input node, wiring its readers to its input."""
         (src,) = self.inputs(name)
         self.replace_uses(name, src)
-        self.g.remove_node(name)
+        self.erase(name)
 
     def insert_after(self, name: str, new_name: str, node: Node) -> str:
         """Insert ``node`` reading ``name``; every former reader of ``name`` reads it."""
@@ -105,9 +109,12 @@ class Graph:
         return names[0]
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every node's output shape (without batch), from the op table's shape rules."""
+        from ..ops import op_def
+
         out: dict[str, tuple[int, ...]] = {}
         for n, op in self.items():
-            out[n] = tuple(int(d) for d in op.out_shape([out[s] for s in self.inputs(n)]))
+            out[n] = tuple(int(d) for d in op_def(op).shape(op, [out[s] for s in self.inputs(n)]))
         return out
 
     def latency(self) -> int:

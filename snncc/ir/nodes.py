@@ -10,7 +10,9 @@ Two levels share one graph type:
 
 Array fields are numpy arrays; every other field is a plain scalar, string or tuple, so
 a node serialises to JSON + arrays without custom code (see :mod:`snncc.ir.serialize`).
-The registry ``KINDS`` maps a kind name to its class (no if/elif chains).
+The registry ``KINDS`` maps a kind name to its class (no if/elif chains). What each
+kind *does* (its shape rule, integer and float semantics, value bounds, invariants,
+report rows) is its entry in the op table, :mod:`snncc.ops`.
 """
 from __future__ import annotations
 
@@ -53,11 +55,10 @@ class Node:
         return dataclasses.replace(self, **kw)
 
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-        return in_shapes[0]
+        """The output shape for these input shapes (the op table's shape rule)."""
+        from ..ops import op_def
 
-
-def _conv_out(n: int, k: int, s: int, p: int, d: int = 1) -> int:
-    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+        return op_def(self).shape(self, in_shapes)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -74,9 +75,6 @@ class Input(Node):
     encoding: str = "direct"
     scale: float = 1.0 / 255.0
     bits: int = 8
-
-    def out_shape(self, in_shapes):
-        return tuple(self.shape)
 
 
 @_register
@@ -101,12 +99,6 @@ class Conv(Node):
     dilation: tuple = (1, 1)
     groups: int = 1
 
-    def out_shape(self, in_shapes):
-        _, h, w = in_shapes[0]
-        o, _, kh, kw = self.weight.shape
-        return (o, _conv_out(h, kh, self.stride[0], self.padding[0], self.dilation[0]),
-                _conv_out(w, kw, self.stride[1], self.padding[1], self.dilation[1]))
-
 
 @_register
 @dataclass(frozen=True, eq=False)
@@ -116,9 +108,6 @@ class Dense(Node):
     level: ClassVar[str] = "float"
     weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
     bias: np.ndarray = field(default_factory=lambda: np.zeros(1))
-
-    def out_shape(self, in_shapes):
-        return (self.weight.shape[0],)
 
 
 @_register
@@ -144,8 +133,6 @@ class IntConv(Node):
     delay: int = 0
     out_bits: int = 0
 
-    out_shape = Conv.out_shape
-
 
 @_register
 @dataclass(frozen=True, eq=False)
@@ -161,8 +148,6 @@ class IntDense(Node):
     delay: int = 0
     out_bits: int = 0
 
-    out_shape = Dense.out_shape
-
 
 SYNAPSES = ("Conv", "Dense", "IntConv", "IntDense")
 
@@ -173,11 +158,6 @@ class _Pool(Node):
     kernel: tuple = (2, 2)
     stride: tuple = (2, 2)
     padding: tuple = (0, 0)
-
-    def out_shape(self, in_shapes):
-        c, h, w = in_shapes[0]
-        return (c, _conv_out(h, self.kernel[0], self.stride[0], self.padding[0]),
-                _conv_out(w, self.kernel[1], self.stride[1], self.padding[1]))
 
 
 @_register
@@ -206,9 +186,6 @@ class MaxPool(_Pool):
 @dataclass(frozen=True, eq=False)
 class Flatten(Node):
     """(C, H, W) -> (C*H*W,) in C-major order, like torch.flatten(x, 1)."""
-
-    def out_shape(self, in_shapes):
-        return (int(np.prod(in_shapes[0])),)
 
 
 @_register

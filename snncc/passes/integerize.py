@@ -8,7 +8,7 @@ from ..errors import BitWidthError
 from ..ir.bounds import value_bounds
 from ..ir.graph import Graph
 from ..ir.nodes import DECAY_ONE, IntInput, IntLIF
-from .quantize import _round
+from ..ir.ints import round_half_away
 
 
 def decay_constant(factor: float) -> int:
@@ -40,15 +40,15 @@ def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
         sigma = op.scale.astype(np.float64)
 
         def ints(x):
-            return _round(_per_channel(x, sigma)) << a
+            return round_half_away(_per_channel(x, sigma)) << a
 
         thr = ints(op.threshold) if op.fires else np.zeros(1, np.int64)
-        bias = _round(_per_channel(op.bias, sigma)) << a
+        bias = round_half_away(_per_channel(op.bias, sigma)) << a
         g.set(name, IntLIF(
             source=op.source, du=DECAY_ONE if not op.alpha else decay_constant(op.alpha),
             dv=decay_constant(op.beta), act_shift=a, threshold=thr, bias=bias, reset=op.reset,
             reset_value=ints(op.reset_value) if op.reset == "subtract" else thr.copy(),
-            v_init=_round(_per_channel(np.array([op.v_init]), sigma) * (1 << a)),
+            v_init=round_half_away(_per_channel(np.array([op.v_init]), sigma) * (1 << a)),
             state_quant=op.state_quant,
             state_level=ints(op.state_level) if op.state_quant != "none" else np.ones(1, np.int64),
             u_bits=cfg.u_bits, u_overflow=cfg.u_overflow, v_bits=cfg.v_bits,
@@ -85,7 +85,7 @@ def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
             k += 1
         if k:
             op = op.replace(act_shift=op.act_shift - k, scale=op.scale * (1 << k),
-                            **{f: _round(getattr(op, f) / (1 << k)) for f in fields})
+                            **{f: round_half_away(getattr(op, f) / (1 << k)) for f in fields})
             g.set(name, op)
             changed = True
         src = op.source or name

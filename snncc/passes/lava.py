@@ -30,21 +30,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph
+from ..ir.ints import signed_bits
 from ..ir.nodes import DECAY_ONE, Add, Flatten, IntConv, IntDense, IntLIF
 
 SYN = ("IntConv", "IntDense")
 I64 = np.int64
-
-
-def bits_needed(w: np.ndarray) -> int:
-    """Smallest signed width holding every value of ``w`` (at least 2)."""
-    if w.size == 0:
-        return 2
-    lo, hi = int(w.min()), int(w.max())
-    b = 2
-    while lo < -(1 << (b - 1)) or hi > (1 << (b - 1)) - 1:
-        b += 1
-    return b
 
 
 def _binary(graph: Graph, name: str) -> bool:
@@ -73,7 +63,7 @@ def _expand_dense(pool, dense: IntDense, in_shape) -> IntDense:
         for b in range(kw):
             out[:, :, a:a + (ho - 1) * sh + 1:sh, b:b + (wo - 1) * sw + 1:sw] += wt
     out = out[:, :, ph:ph + h, pw:pw + w].reshape(wt.shape[0], -1)
-    return dense.replace(weight=out, weight_bits=max(dense.weight_bits, bits_needed(out)))
+    return dense.replace(weight=out, weight_bits=max(dense.weight_bits, signed_bits(out)))
 
 
 def _pool_then_conv(pool, conv: IntConv, in_shape) -> IntConv | None:
@@ -100,7 +90,7 @@ def _pool_then_conv(pool, conv: IntConv, in_shape) -> IntConv | None:
         for n in range(kw):
             r, s = m * dh * psh, n * dw * psw
             kernel[:, :, r:r + pkh, s:s + pkw] += conv.weight[:, :, m:m + 1, n:n + 1]
-    return conv.replace(weight=kernel, weight_bits=max(conv.weight_bits, bits_needed(kernel)),
+    return conv.replace(weight=kernel, weight_bits=max(conv.weight_bits, signed_bits(kernel)),
                         stride=(conv.stride[0] * psh, conv.stride[1] * psw), dilation=(1, 1),
                         padding=(conv.padding[0] * psh + pool.padding[0],
                                  conv.padding[1] * psw + pool.padding[1]))
@@ -124,7 +114,7 @@ def _conv_then_pool(conv: IntConv, pool) -> IntConv | None:
         for b in range(pkw):
             r, s = a * sh, b * sw
             kernel[:, :, r:r + (kh - 1) * dh + 1:dh, s:s + (kw - 1) * dw + 1:dw] += conv.weight
-    return conv.replace(weight=kernel, weight_bits=max(conv.weight_bits, bits_needed(kernel)),
+    return conv.replace(weight=kernel, weight_bits=max(conv.weight_bits, signed_bits(kernel)),
                         stride=(sh * psh, sw * psw), dilation=(1, 1))
 
 

@@ -1,6 +1,9 @@
-"""Pass pipelines: explicit ordered lists, one per target family. A pass is
-``fn(graph, cfg) -> (graph, changed)``; its name is its function name; the IR is
-verified after every pass at the stage the pass produces."""
+"""Pass pipelines: explicit ordered lists. A pass is ``fn(graph, cfg) -> (graph, changed)``;
+its name is its function name; the IR is verified after every pass at the stage the
+pass produces. The building blocks below are shared; a target that needs another list
+declares it (``PIPELINE`` in its package, e.g. ``snncc.targets.lava``), written out in
+full rather than derived from DEFAULT, so that changing one pipeline never silently
+changes another."""
 from __future__ import annotations
 
 from typing import Callable
@@ -10,34 +13,46 @@ from ..ir.graph import Graph
 from ..ir.verify import verify
 from .fold import add_readout, apply_state_quant, fold_batchnorm
 from .integerize import fold_neurons, lower_membrane, set_schedule
-from .lava import LAVA_PASSES, latency_reset
+from .lava import latency_reset
 from .quantize import quantize_synapses
 
 Pass = Callable[[Graph, CompileConfig], tuple[Graph, bool]]
 
 # (pass, stage of its output)
-DEFAULT: list[tuple[Pass, str]] = [
+#: float graph -> float graph ready for quantization (the prefix BWR runs after)
+FLOAT_PASSES: list[tuple[Pass, str]] = [
     (fold_batchnorm, "float"),
     (add_readout, "float"),
     (apply_state_quant, "float"),
+]
+#: float graph -> integer graph in its declared widths
+INTEGER_PASSES: list[tuple[Pass, str]] = [
     (quantize_synapses, "quantized"),
     (fold_neurons, "int"),
     (lower_membrane, "int"),
+]
+#: every target that takes any integer graph (c, onnx, nir)
+DEFAULT: list[tuple[Pass, str]] = FLOAT_PASSES + INTEGER_PASSES + [
     (set_schedule, "int"),
     (latency_reset, "int"),  # Lava schedule only: clear each neuron when its input starts
 ]
 
-# Lava / Loihi 2: lower what Loihi has no process for (exact rewrites), then one step of
-# latency per synapse (lava_schedule, the last of LAVA_PASSES, replaces set_schedule).
-LAVA: list[tuple[Pass, str]] = DEFAULT[:-2] + LAVA_PASSES + [(latency_reset, "int")]
 
-PIPELINES: dict[str, list[tuple[Pass, str]]] = {"default": DEFAULT, "lava": LAVA}
+def float_prefix(passes: list[tuple[Pass, str]]) -> list[tuple[Pass, str]]:
+    """The leading passes of a pipeline that produce float graphs."""
+    n = 0
+    while n < len(passes) and passes[n][1] == "float":
+        n += 1
+    return passes[:n]
 
 
 def run_pipeline(graph: Graph, cfg: CompileConfig, passes: list[tuple[Pass, str]],
-                 log: list[str] | None = None) -> Graph:
-    history: list[str] = []
-    verify(graph, "float", after="frontend")
+                 log: list[str] | None = None, history: list[str] | None = None) -> Graph:
+    """Run ``passes`` in order, verifying the IR after each; ``log`` collects one line per
+    pass, ``history`` the names of the passes run so far (for error messages)."""
+    history = [] if history is None else history
+    if not history:
+        verify(graph, "float", after="frontend")
     for fn, stage in passes:
         graph, changed = fn(graph, cfg)
         verify(graph, stage, after=fn.__name__, history=tuple(history))

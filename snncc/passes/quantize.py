@@ -21,14 +21,17 @@ import numpy as np
 from ..config import CompileConfig
 from ..errors import SnnccError, UnsupportedLayerError
 from ..ir.graph import Graph
+from ..ir.ints import round_half_away, signed_bits
 from ..ir.nodes import IntConv, IntDense, SumPool
+from ..ops import op_def, role
 from . import quantizers as Q
 
-PATH_OPS = ("AvgPool", "MaxPool", "Flatten")
 #: graph.meta key of per-synapse scales fixed before quantization (by snncc.passes.bwr):
 #: {synapse: {"scale": [sigma per output channel, or one], "weight_bits": int, ...}};
 #: the synapse's float weights are then exactly w_int * sigma / input unit
 WEIGHT_QUANT = "weight_quant"
+#: roles of the nodes a synaptic current may pass on its way into a neuron
+PATH_ROLES = ("pool", "reshape")
 
 
 def quantize_symmetric(w: np.ndarray, bits: int, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -41,14 +44,16 @@ def quantize_symmetric(w: np.ndarray, bits: int, per_channel: bool) -> tuple[np.
     return m / qmax, qmax
 
 
-def _round(x: np.ndarray) -> np.ndarray:
-    """Round half away from zero (deterministic, platform independent)."""
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
-
-
-def bits_needed(a: np.ndarray) -> int:
-    m = int(np.abs(a).max()) if a.size else 0
-    return max(2, m.bit_length() + 1)
+def shared_scale(deltas: list[np.ndarray], per_channel: bool, channels: int) -> np.ndarray:
+    """The one scale sigma all synapses into a neuron share: per channel (or one), the
+    largest of their own scales, so that every synapse's integers still fit its grid; 1
+    for a neuron without synapses."""
+    sigma = np.zeros(channels if per_channel else 1)
+    for delta in deltas:
+        sigma = np.maximum(sigma, delta if per_channel else delta[:1])
+    if not deltas:
+        sigma[:] = 1.0
+    return sigma
 
 
 @dataclass
@@ -59,160 +64,188 @@ class Branch:
     factor: float = 1.0            # product of 1/(kh kw) of AvgPools on the path
 
 
+def float_synapse(op) -> bool:
+    """A float-level synapse (Conv/Dense), not yet quantized."""
+    return op.level == "float" and role(op) == "synapse"
+
+
 def _is_current(g: Graph, name: str, memo: dict) -> bool:
     if name not in memo:
         op = g.node(name)
-        if op.kind in ("Conv", "Dense"):
+        if float_synapse(op):
             memo[name] = True
-        elif op.kind in PATH_OPS + ("Add",):
+        elif role(op) in PATH_ROLES + ("add",):
             memo[name] = any(_is_current(g, s, memo) for s in g.inputs(name))
         else:
             memo[name] = False
     return memo[name]
 
 
-def _branches(g: Graph, name: str, consumer: str, memo: dict) -> list[Branch]:
+def branches(g: Graph, name: str, consumer: str, memo: dict) -> list[Branch]:
+    """The branches summed into ``consumer`` through ``name``: synapses (with the pooling
+    and flattening on their way) and identity branches (spikes or pooled spikes)."""
     op = g.node(name)
-    if op.kind in ("Conv", "Dense"):
+    if float_synapse(op) or not _is_current(g, name, memo):
         return [Branch(name, [], consumer)]
-    if not _is_current(g, name, memo):
-        return [Branch(name, [], consumer)]
-    if op.kind == "Add":
-        return [b for s in g.inputs(name) for b in _branches(g, s, name, memo)]
+    if role(op) == "add":
+        return [b for s in g.inputs(name) for b in branches(g, s, name, memo)]
     (src,) = g.inputs(name)  # a pool or flatten on currents
+    if role(op) == "pool" and any(op.padding):
+        raise UnsupportedLayerError(f"{op.kind} at '{op.source}' pads synaptic currents; "
+                                    "zero padding would shift the bias: use padding=0")
     out = []
-    for b in _branches(g, src, name, memo):
-        if b.consumer == name:  # identity leaf right before this op: keep the op on its path
-            b.consumer = consumer
+    for b in branches(g, src, name, memo):
         b.path.append(name)
-        if op.kind == "AvgPool":
-            if any(op.padding):
-                raise UnsupportedLayerError(f"AvgPool2d at '{op.source}' pads synaptic currents; "
-                                            "zero padding would shift the bias: use padding=0")
-            b.factor /= op.kernel[0] * op.kernel[1]
+        b.factor = op_def(op).scale(op, [b.factor], name)  # AvgPool: / (kh kw)
         b.consumer = consumer
         out.append(b)
     return out
 
 
-def _spike_scale(g: Graph, name: str, cache: dict, memo: dict) -> float:
+def spike_scale(g: Graph, name: str, cache: dict, memo: dict) -> float:
     """Scale of a non-current tensor (input, spikes, pooled spikes, spike sums)."""
-    if name in cache:
-        return cache[name]
-    op = g.node(name)
-    if op.kind == "Input":
-        s = float(op.scale)
-    elif op.kind == "LIF":
-        s = 1.0
-    elif _is_current(g, name, memo):
-        raise UnsupportedLayerError(
-            f"'{op.source or name}' feeds synaptic currents into another synapse without a neuron "
-            "in between; put a spiking neuron between two Conv2d/Linear layers")
-    elif op.kind in ("MaxPool", "Flatten"):
-        s = _spike_scale(g, g.inputs(name)[0], cache, memo)
-    elif op.kind == "AvgPool":
-        s = _spike_scale(g, g.inputs(name)[0], cache, memo) / (op.kernel[0] * op.kernel[1])
-    elif op.kind == "Add":
-        ss = {_spike_scale(g, x, cache, memo) for x in g.inputs(name)}
-        if len(ss) != 1:
-            raise UnsupportedLayerError(f"Add '{name}' sums tensors of different scales {sorted(ss)}")
-        s = ss.pop()
-    else:
-        raise UnsupportedLayerError(f"cannot determine the scale of '{name}' ({op.kind})")
-    cache[name] = s
-    return s
+    if name not in cache:
+        op = g.node(name)
+        d = op_def(op)
+        if d.role in ("input", "neuron"):
+            cache[name] = d.scale(op, [], name)
+        elif _is_current(g, name, memo):
+            raise UnsupportedLayerError(
+                f"'{op.source or name}' feeds synaptic currents into another synapse without a neuron "
+                "in between; put a spiking neuron between two Conv2d/Linear layers")
+        else:
+            cache[name] = d.scale(op, [spike_scale(g, x, cache, memo) for x in g.inputs(name)], name)
+    return cache[name]
+
+
+def source_neuron(g: Graph, x: str) -> str:
+    """The node a spike tensor comes from, through pooling and flattening."""
+    while role(g.node(x)) in PATH_ROLES:
+        x = g.inputs(x)[0]
+    return x
+
+
+@dataclass
+class _Quant:
+    """One synapse of a neuron: its branch, effective float weights, code bits and grid."""
+
+    branch: Branch
+    w_eff: np.ndarray
+    bits: int
+    delta: np.ndarray           # the synapse's own scale per output channel
+    qmax: int | None            # plain symmetric rounding: clip to [-qmax, qmax]
+    q: Q.Quantized | None       # another quantizer's grid (requantized on sigma)
 
 
 def quantize_synapses(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
+    """Every synapse -> IntConv/IntDense on its neuron's shared scale sigma (the neuron
+    keeps sigma as its scale and collects the synapse biases); residual shortcuts become
+    identity synapses; AvgPool -> SumPool (see the module docstring)."""
     g = graph.copy()
-    shapes = g.shapes()
-    memo: dict = {}
-    scale_cache: dict = {}
-    inp = g.input_name
-    outputs = set(g.outputs)
-    done: set[str] = set()
-    fixed = g.meta.get(WEIGHT_QUANT, {})
+    ctx = _Context(g, cfg)
     for n in g.of_kind("LIF"):
-        neuron = g.node(n)
-        branches, syn, per_channel = _neuron_synapses(g, n, cfg, memo, done)
-        channels = shapes[n][0]
-        # 1. effective float weights on integer inputs and each branch's own scale
-        effs = []
-        sigma = np.zeros(channels if per_channel else 1)
-        for b in syn:
-            op = g.node(b.leaf)
-            s_in = _spike_scale(g, g.inputs(b.leaf)[0], scale_cache, memo)
-            w_eff = op.weight * s_in * b.factor
-            first = _reads_input_only(g, b.leaf, inp)
-            bits = cfg.bits_for(first=first, last=n in outputs)
-            q = None
-            if b.leaf in fixed:  # learned rounding (BWR): the scale is given, w_eff / sigma is integer
-                delta = _fixed_scale(fixed[b.leaf], op, bits, per_channel)
-                qmax = None
-            elif cfg.quantizer == "uniform" and cfg.weight_clip == "max":
-                delta, qmax = quantize_symmetric(w_eff, bits, per_channel)
-            else:
-                q = quantize_weights(cfg, w_eff, bits, per_channel, unit=s_in * b.factor)
-                delta, qmax = q.scale, None
-            effs.append((b, w_eff, bits, qmax, q))
-            sigma = np.maximum(sigma, delta if per_channel else delta[:1])
-        if not syn:
-            sigma[:] = 1.0
-        # 2. integer synapses on the shared scale
-        bias = np.zeros(channels)
-        for b, w_eff, bits, qmax, q in effs:
-            op = g.node(b.leaf)
-            sig_syn = _per_out(sigma, op.weight.shape[0])
-            col = sig_syn.reshape((-1,) + (1,) * (w_eff.ndim - 1))
-            if qmax is not None:
-                w_int = np.clip(_round(w_eff / col), -qmax, qmax)
-            elif q is not None:
-                w_int, bits = Q.requantize(q, w_eff, sig_syn), q.storage_bits
-            else:
-                w_int = _round(w_eff / col)
-                if np.abs(w_eff / col - w_int).max(initial=0.0) > 1e-6:
-                    raise SnnccError(f"synapse '{op.source}': its weights are not on the grid its learned "
-                                     "rounding (graph.meta['weight_quant']) fixed; were they changed after "
-                                     "BWR, or do the synapses of one neuron mix learned and plain rounding?")
-                bits = int(fixed[b.leaf].get("weight_bits", bits_needed(w_int)))
-            real_scale = sig_syn / b.factor
-            common = dict(source=op.source, weight=w_int, scale=real_scale, weight_bits=bits)
-            if op.kind == "Conv":
-                new = IntConv(stride=op.stride, padding=op.padding, dilation=op.dilation,
-                              groups=op.groups, **common)
-            else:
-                new = IntDense(**common)
-            g.set(b.leaf, new)
-            bias += _through_path(g, op.bias, b.path, shapes)
-        # 3. identity branches (residual shortcuts into this neuron)
-        for b in branches:
-            if b in syn or g.node(b.leaf).kind in ("IntConv", "IntDense"):
-                continue
-            end = b.path[-1] if b.path else b.leaf
-            s_in = _spike_scale(g, end, scale_cache, memo)
-            shp = shapes[end]
-            sig = np.broadcast_to(sigma, (shp[0],)) if sigma.size > 1 else np.full(shp[0], sigma[0])
-            w = _round(s_in / sig)
-            name = g.unique(f"{n}.shortcut")
-            bits = bits_needed(w)
-            if len(shp) == 3:
-                ident = IntConv(source=f"{neuron.source} (shortcut)", weight=w.reshape(-1, 1, 1, 1),
-                                scale=sig.copy(), weight_bits=bits, groups=shp[0])
-            else:
-                ident = IntDense(source=f"{neuron.source} (shortcut)", weight=np.diag(w),
-                                 scale=sig.copy(), weight_bits=bits)
-            g.add(name, ident, [end])
-            g.set_inputs(b.consumer, [name if s == end else s for s in g.inputs(b.consumer)])
-        g.set(n, neuron.replace(bias=bias, scale=sigma.copy()))
+        _quantize_neuron(ctx, n)
     for name in g.of_kind("AvgPool"):
         op = g.node(name)
         g.set(name, SumPool(source=op.source, kernel=op.kernel, stride=op.stride, padding=op.padding))
-    left = g.of_kind("Conv", "Dense")
+    left = [n for n, op in g.items() if float_synapse(op)]
     if left:
         raise UnsupportedLayerError(
             "these synapses feed no spiking neuron and cannot be quantized: "
             + ", ".join(f"'{g.node(x).source}'" for x in left))
     return g, True
+
+
+class _Context:
+    def __init__(self, g: Graph, cfg: CompileConfig) -> None:
+        self.g, self.cfg = g, cfg
+        self.shapes = g.shapes()
+        self.memo: dict = {}
+        self.scales: dict = {}
+        self.done: set[str] = set()
+        self.fixed = g.meta.get(WEIGHT_QUANT, {})
+
+
+def _quantize_neuron(ctx: _Context, n: str) -> None:
+    g, cfg = ctx.g, ctx.cfg
+    neuron = g.node(n)
+    brs, syn, per_channel = _neuron_synapses(g, n, cfg, ctx.memo, ctx.done)
+    quants = [_grid(ctx, b, n, per_channel) for b in syn]
+    sigma = shared_scale([q.delta for q in quants], per_channel, ctx.shapes[n][0])
+    bias = np.zeros(ctx.shapes[n][0])
+    for q in quants:
+        bias += _integer_synapse(ctx, q, sigma)
+    for b in brs:
+        if b not in syn and not g.node(b.leaf).level == "int":
+            _identity_synapse(ctx, n, b, sigma)
+    g.set(n, neuron.replace(bias=bias, scale=sigma.copy()))
+
+
+def _grid(ctx: _Context, b: Branch, n: str, per_channel: bool) -> _Quant:
+    """The synapse's effective weights on integer inputs and its own scale (delta)."""
+    g, cfg = ctx.g, ctx.cfg
+    op = g.node(b.leaf)
+    s_in = spike_scale(g, g.inputs(b.leaf)[0], ctx.scales, ctx.memo)
+    w_eff = op.weight * s_in * b.factor
+    bits = cfg.bits_for(first=_reads_input_only(g, b.leaf, g.input_name), last=n in g.outputs)
+    q = None
+    if b.leaf in ctx.fixed:  # learned rounding (BWR): the scale is given, w_eff / sigma is integer
+        delta, qmax = _fixed_scale(ctx.fixed[b.leaf], op, bits, per_channel), None
+    elif cfg.quantizer == "uniform" and cfg.weight_clip == "max":
+        delta, qmax = quantize_symmetric(w_eff, bits, per_channel)
+    else:
+        q = quantize_weights(cfg, w_eff, bits, per_channel, unit=s_in * b.factor)
+        delta, qmax = q.scale, None
+    return _Quant(b, w_eff, bits, delta, qmax, q)
+
+
+def _integer_synapse(ctx: _Context, qt: _Quant, sigma: np.ndarray) -> np.ndarray:
+    """Replace the synapse by its integer form on the shared scale; returns its bias as
+    it arrives at the neuron (per channel, through pooling and flatten)."""
+    g, b = ctx.g, qt.branch
+    op = g.node(b.leaf)
+    sig_syn = _per_out(sigma, op.weight.shape[0])
+    col = sig_syn.reshape((-1,) + (1,) * (qt.w_eff.ndim - 1))
+    bits = qt.bits
+    if qt.qmax is not None:
+        w_int = np.clip(round_half_away(qt.w_eff / col), -qt.qmax, qt.qmax)
+    elif qt.q is not None:
+        w_int, bits = Q.requantize(qt.q, qt.w_eff, sig_syn), qt.q.storage_bits
+    else:
+        w_int = round_half_away(qt.w_eff / col)
+        if np.abs(qt.w_eff / col - w_int).max(initial=0.0) > 1e-6:
+            raise SnnccError(f"synapse '{op.source}': its weights are not on the grid its learned "
+                             "rounding (graph.meta['weight_quant']) fixed; were they changed after "
+                             "BWR, or do the synapses of one neuron mix learned and plain rounding?")
+        bits = int(ctx.fixed[b.leaf].get("weight_bits", signed_bits(w_int)))
+    common = dict(source=op.source, weight=w_int, scale=sig_syn / b.factor, weight_bits=bits)
+    if op.kind == "Conv":
+        new = IntConv(stride=op.stride, padding=op.padding, dilation=op.dilation, groups=op.groups, **common)
+    else:
+        new = IntDense(**common)
+    g.set(b.leaf, new)
+    return _through_path(g, op.bias, b.path, ctx.shapes)
+
+
+def _identity_synapse(ctx: _Context, n: str, b: Branch, sigma: np.ndarray) -> None:
+    """A residual shortcut into neuron ``n``: an identity synapse with integer weight
+    round(scale_in / sigma) per channel."""
+    g = ctx.g
+    neuron = g.node(n)
+    end = b.path[-1] if b.path else b.leaf
+    s_in = spike_scale(g, end, ctx.scales, ctx.memo)
+    shp = ctx.shapes[end]
+    sig = np.broadcast_to(sigma, (shp[0],)) if sigma.size > 1 else np.full(shp[0], sigma[0])
+    w = round_half_away(s_in / sig)
+    name = g.unique(f"{n}.shortcut")
+    bits = signed_bits(w)
+    if len(shp) == 3:
+        ident = IntConv(source=f"{neuron.source} (shortcut)", weight=w.reshape(-1, 1, 1, 1),
+                        scale=sig.copy(), weight_bits=bits, groups=shp[0])
+    else:
+        ident = IntDense(source=f"{neuron.source} (shortcut)", weight=np.diag(w), scale=sig.copy(), weight_bits=bits)
+    g.add(name, ident, [end])
+    g.set_inputs(b.consumer, [name if s == end else s for s in g.inputs(b.consumer)])
 
 
 def _fixed_scale(entry: dict, op, bits: int, per_channel: bool) -> np.ndarray:
@@ -241,17 +274,17 @@ def _neuron_synapses(g: Graph, n: str, cfg: CompileConfig, memo: dict, done: set
     """The branches into neuron ``n``, its synapse branches, and whether its scale is
     per channel (firing neurons without a flatten on the way, when asked for)."""
     neuron = g.node(n)
-    branches = _branches(g, g.inputs(n)[0], n, memo)
-    syn = [b for b in branches if g.node(b.leaf).kind in ("Conv", "Dense")]
+    brs = branches(g, g.inputs(n)[0], n, memo)
+    syn = [b for b in brs if float_synapse(g.node(b.leaf))]
     for b in syn:
         if b.leaf in done or len(g.users(b.leaf)) != 1:
             raise UnsupportedLayerError(
                 f"synapse '{g.node(b.leaf).source}' feeds more than one consumer; each "
                 "Conv2d/Linear must feed exactly one neuron (directly or through pooling/add)")
         done.add(b.leaf)
-    has_flatten = any(g.node(p).kind == "Flatten" for b in syn for p in b.path)
+    has_flatten = any(role(g.node(p)) == "reshape" for b in syn for p in b.path)
     per_channel = cfg.granularity == "channel" and neuron.fires and not has_flatten
-    return branches, syn, per_channel
+    return brs, syn, per_channel
 
 
 @dataclass
@@ -278,7 +311,7 @@ def synapse_plan(graph: Graph, cfg: CompileConfig) -> dict[str, list[SynapsePlan
     out: dict[str, list[SynapsePlan]] = {}
     for n in g.of_kind("LIF"):
         _, syn, per_channel = _neuron_synapses(g, n, cfg, memo, done)
-        out[n] = [SynapsePlan(b.leaf, n, _spike_scale(g, g.inputs(b.leaf)[0], scale_cache, memo) * b.factor,
+        out[n] = [SynapsePlan(b.leaf, n, spike_scale(g, g.inputs(b.leaf)[0], scale_cache, memo) * b.factor,
                               cfg.bits_for(first=_reads_input_only(g, b.leaf, g.input_name),
                                            last=n in outputs), per_channel, b)
                   for b in syn]
@@ -288,7 +321,7 @@ def synapse_plan(graph: Graph, cfg: CompileConfig) -> dict[str, list[SynapsePlan
 def _reads_input_only(g: Graph, syn: str, inp: str) -> bool:
     """True when the synapse reads the input through pooling/flatten only."""
     x = g.inputs(syn)[0]
-    while x != inp and g.node(x).kind in PATH_OPS:
+    while x != inp and role(g.node(x)) in PATH_ROLES:
         x = g.inputs(x)[0]
     return x == inp
 
@@ -300,7 +333,7 @@ def _per_out(sigma: np.ndarray, out_channels: int) -> np.ndarray:
 def _through_path(g: Graph, bias: np.ndarray, path: list[str], shapes: dict) -> np.ndarray:
     """A per-channel bias after pooling (unchanged) and flatten (repeated per feature)."""
     for p in path:
-        if g.node(p).kind == "Flatten":
+        if role(g.node(p)) == "reshape":
             c, *hw = shapes[g.inputs(p)[0]]
             bias = np.repeat(bias, int(np.prod(hw)))
     return bias

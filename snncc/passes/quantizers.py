@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ir.ints import round_half_away, signed_bits
+
 QUANTIZERS = ("uniform", "asymmetric", "ternary", "vanilla", "rescaw", "pot", "apot")
 GAMMAS = ("mean", "max", "percentile")
 CLIPS = ("max", "mse")
@@ -64,11 +66,6 @@ class Quantized:
 
 
 # ----------------------------------------------------------------------------- helpers
-def round_half_away(x: np.ndarray) -> np.ndarray:
-    """Round half away from zero (the compiler's rounding; platform independent)."""
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
-
-
 def _col(a: np.ndarray, ndim: int) -> np.ndarray:
     return np.asarray(a, dtype=np.float64).reshape((-1,) + (1,) * (ndim - 1))
 
@@ -86,15 +83,6 @@ def _per(values: np.ndarray, per_channel: bool, flat_all: np.ndarray, fn) -> np.
 
 def _positive(m: np.ndarray) -> np.ndarray:
     return np.where(m > 0, m, 1e-12)
-
-
-def storage_bits(levels: np.ndarray) -> int:
-    """Two's-complement bits holding every level (at least 2)."""
-    lo, hi = int(levels.min()), int(levels.max())
-    b = 2
-    while -(1 << (b - 1)) > lo or (1 << (b - 1)) - 1 < hi:
-        b += 1
-    return b
 
 
 def nearest(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -224,7 +212,7 @@ def asymmetric(w: np.ndarray, bits: int, per_channel: bool = True, clip: str = "
         raise ValueError(f"clip must be one of {CLIPS}, got {clip!r}")
     w_int = quant(s)
     levels = np.arange(n + 1)[None, :] - z[:, None]
-    return Quantized(w_int, s, levels.astype(np.int64), bits, storage_bits(levels))
+    return Quantized(w_int, s, levels.astype(np.int64), bits, signed_bits(levels))
 
 
 # ----------------------------------------------------------------------------- ternary
@@ -353,7 +341,7 @@ def _grid_quantizer(w: np.ndarray, bits: int, mag: np.ndarray, per_channel: bool
         raise ValueError(f"alpha must be one of {ALPHAS}, got {alpha!r}")
     s = a / top
     w_int = nearest(w / _col(s, w.ndim), levels)
-    return Quantized(w_int, s, levels, bits, storage_bits(lv))
+    return Quantized(w_int, s, levels, bits, signed_bits(lv))
 
 
 def pot(w: np.ndarray, bits: int, per_channel: bool = True, alpha: str = "pow2") -> Quantized:

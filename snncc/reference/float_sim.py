@@ -1,90 +1,102 @@
-"""Float simulation of a float-level graph (torch, float32: the precision models train in), used to measure the float
-model's accuracy from a build directory and to check the frontend against PyTorch.
-Same step order as snncc.nn.LIF and the integer reference."""
+"""The float model in torch (float32: the precision models train in): one evaluator for
+measuring a build's float accuracy, checking the frontends against PyTorch, and the
+learned rounding (:mod:`snncc.passes.bwr`).
+
+A feed-forward graph is evaluated layer by layer over all time steps at once: a value
+is a pair (tensor, static), static meaning one (N, ...) tensor that holds at every step
+(a static image and everything computed from it alone), else (N, T, ...). Stateless ops
+fold time into the batch; neurons loop over time (``snncc.ops.neurons``). Each node's
+float semantics is its op table entry (``OpDef.float``); the step order is the one of
+snncc.nn.LIF and the integer reference."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import SnnccError
 from ..ir.graph import Graph
+from ..ops import op_def
+
+
+class FloatRuntime:
+    """Evaluates float-graph nodes on (tensor, static) values.
+
+    ``weights`` passed to :meth:`run` replace a synapse's weights (a tensor per node name,
+    e.g. soft-rounded weights that carry gradients); ``train`` makes neurons spike through
+    the arctan surrogate of slope ``slope``."""
+
+    def __init__(self, g: Graph, steps: int, device=None, slope: float = 2.0):
+        import torch
+        import torch.nn.functional as F
+
+        self.torch, self.F = torch, F
+        self.g = g
+        self.steps = steps
+        self.device = device
+        self.slope = slope
+        self.train = False
+        self._weights: dict = {}
+        self._const: dict = {}
+
+    def const(self, key, arr):
+        """A float32 tensor of ``arr`` on the device, made once per key."""
+        if key not in self._const:
+            self._const[key] = self.torch.as_tensor(np.asarray(arr, np.float32), device=self.device)
+        return self._const[key]
+
+    def weight(self, name: str, arr):
+        """The weights of synapse ``name``: an override given to :meth:`run`, else its own."""
+        return self._weights[name] if name in self._weights else self.const((name, "w"), arr)
+
+    def run(self, nodes: list[str], vals: dict, weights: dict | None = None, train: bool = False,
+            want_v: tuple[str, ...] = ()) -> tuple[dict, dict]:
+        """Evaluate ``nodes`` (in order) from ``vals`` (name -> (tensor, static)); returns
+        (vals, pre-reset membranes of the neurons in ``want_v``, (N, T, ...))."""
+        self._weights, self.train = weights or {}, train
+        vs = {}
+        try:
+            for n in nodes:
+                op = self.g.node(n)
+                d = op_def(op)
+                if d.role == "input":
+                    raise SnnccError(f"the input node '{n}' is given, not evaluated")
+                ins = [vals[s] for s in self.g.inputs(n)]
+                if d.role == "neuron":
+                    s, vpre, vpost = d.float_neuron(n, op, *ins[0], self, keep_post=not op.fires)
+                    vals[n] = (s, False)
+                    if n in want_v:
+                        vs[n] = vpre
+                    if vpost is not None:  # a readout's v is its output
+                        vals[(n, "v")] = (vpost, False)
+                else:
+                    vals[n] = d.float(n, op, ins, self)
+        finally:
+            self._weights, self.train = {}, False
+        return vals, vs
 
 
 def run_float(graph: Graph, x: np.ndarray, steps: int | None = None, batch: int = 256) -> np.ndarray:
-    """Output per step, (N, T, ...) float32 (the precision models are trained in): x is the integer input as for the reference,
-    scaled by the input node's ``scale``."""
+    """Output per step, (N, T, ...) float32 (the precision models are trained in): x is the
+    integer input as for the reference, scaled by the input node's ``scale``. The output is
+    the output node's value, or the membrane of a non-firing readout."""
     import torch
-    import torch.nn.functional as F
 
-    inp = graph.node(graph.input_name)
-    steps = steps or int(graph.meta.get("steps", 1))
+    inp_name = graph.input_name
+    inp = graph.node(inp_name)
     x = np.asarray(x)
     static = x.shape[1:] == tuple(inp.shape)
-    order = graph.order()
-    ins = {n: graph.inputs(n) for n in order}
+    steps = (steps or int(graph.meta.get("steps", 1))) if static else x.shape[1]
+    rt = FloatRuntime(graph, steps)
+    order = [n for n in graph.order() if n != inp_name]
+    (o,) = graph.outputs
+    op = graph.node(o)
+    key = (o, "v") if op_def(op).role == "neuron" and not op.fires else o
     outs = []
     with torch.no_grad():
         for i in range(0, x.shape[0], batch):
             xb = torch.as_tensor(x[i:i + batch].astype(np.float32)) * float(inp.scale)
-            state: dict[str, list] = {}
-            per_t = []
-            for t in range(steps if static else xb.shape[1]):
-                vals = {}
-                for n in order:
-                    op = graph.node(n)
-                    a = [vals[s] for s in ins[n]]
-                    k = op.kind
-                    if k == "Input":
-                        vals[n] = xb if static else xb[:, t]
-                    elif k == "Conv":
-                        vals[n] = F.conv2d(a[0], torch.as_tensor(op.weight, dtype=torch.float32), torch.as_tensor(op.bias, dtype=torch.float32),
-                                           op.stride, op.padding, op.dilation, op.groups)
-                    elif k == "Dense":
-                        vals[n] = F.linear(a[0], torch.as_tensor(op.weight, dtype=torch.float32), torch.as_tensor(op.bias, dtype=torch.float32))
-                    elif k == "BatchNorm":
-                        c = (1, -1) + (1,) * (a[0].dim() - 2)
-                        s = torch.as_tensor(op.gamma / np.sqrt(op.var + op.eps), dtype=torch.float32).reshape(c)
-                        vals[n] = (a[0] - torch.as_tensor(op.mean, dtype=torch.float32).reshape(c)) * s + torch.as_tensor(op.beta, dtype=torch.float32).reshape(c)
-                    elif k == "AvgPool":
-                        vals[n] = F.avg_pool2d(a[0], op.kernel, op.stride, op.padding)
-                    elif k == "MaxPool":
-                        vals[n] = F.max_pool2d(a[0], op.kernel, op.stride)
-                    elif k == "Flatten":
-                        vals[n] = a[0].flatten(1)
-                    elif k == "Add":
-                        vals[n] = sum(a[1:], a[0])
-                    elif k == "LIF":
-                        vals[n] = _lif_step(op, a[0], state.setdefault(n, [None, None]), torch)
-                    else:
-                        raise ValueError(f"float simulation has no rule for {k}")
-                o = graph.outputs[0]
-                op = graph.node(o)
-                per_t.append(state[o][1] if op.kind == "LIF" and not op.fires else vals[o])
-            outs.append(torch.stack(per_t, 1).numpy())
+            vals, _ = rt.run(order, {inp_name: (xb, static)})
+            y, st = vals[key]
+            if st:
+                y = y.unsqueeze(1).expand(-1, steps, *y.shape[1:])
+            outs.append(y.numpy())
     return np.concatenate(outs, 0)
-
-
-def _lif_step(op, x, st, torch):
-    c = (1, -1) + (1,) * (x.dim() - 2)
-
-    def ch(a):
-        return torch.as_tensor(np.asarray(a, dtype=np.float32)).reshape(c)
-
-    if st[1] is None:
-        st[0] = torch.zeros_like(x)
-        st[1] = torch.full_like(x, op.v_init)
-    u = op.alpha * st[0] + x
-    st[0] = u
-    v = op.beta * st[1] + u + ch(op.bias)
-    if op.fires:
-        s = (v > ch(op.threshold)).to(v.dtype)
-        if op.reset == "zero":
-            v = v * (1 - s)
-        elif op.reset == "subtract":
-            v = v - s * ch(op.reset_value)
-    else:
-        s = torch.zeros_like(v)
-    if op.state_quant != "none":
-        lvl = ch(op.state_level)
-        q = torch.sign(v) * torch.floor(torch.abs(v) / lvl + 0.5)
-        v = q.clamp(-1 if op.state_quant == "ternary" else 0, 1) * lvl
-    st[1] = v
-    return s

@@ -15,65 +15,8 @@ from ..errors import SnnccError
 from ..ir.graph import Graph
 from ..ir.nodes import IntLIF
 from ..ir.verify import verify
+from ..ops import op_def
 from . import kernels as K
-
-
-def _chan(a: np.ndarray, ndim: int) -> np.ndarray:
-    """Broadcast a per-channel (C,) or (1,) array along axis 1 of an (N, C, ...) tensor."""
-    return a.reshape((1, -1) + (1,) * (ndim - 2))
-
-
-class NeuronState:
-    """u, v of one IntLIF layer for a batch."""
-
-    def __init__(self, op: IntLIF, shape: tuple[int, ...]) -> None:
-        self.op = op
-        nd = len(shape)
-        self.v = np.broadcast_to(_chan(op.v_init, nd), shape).astype(np.int64).copy()
-        self.u = np.zeros(shape, np.int64)
-        self.thr, self.bias = _chan(op.threshold, nd), _chan(op.bias, nd)
-        self.rv, self.level = _chan(op.reset_value, nd), _chan(op.state_level, nd)
-
-    def step(self, a: np.ndarray, t: int) -> np.ndarray:
-        """Step ``t`` (0-based) with input current ``a``; returns the spikes."""
-        op = self.op
-        if op.reset_interval and t % op.reset_interval == op.reset_offset:  # Lava's LIFReset
-            self.u = np.zeros_like(self.u)
-            self.v = np.zeros_like(self.v)
-        self.u = K.overflow(K.decay(self.u, op.du) + (a << op.act_shift), op.u_bits, op.u_overflow)
-        v = K.overflow(K.decay(self.v, op.dv) + self.u + self.bias, op.v_bits, op.v_overflow)
-        if op.fires:
-            s = v > self.thr
-            if op.reset == "zero":
-                v = np.where(s, 0, v)
-            elif op.reset == "subtract":
-                v = np.where(s, v - self.rv, v)
-        else:
-            s = np.zeros(v.shape, bool)
-        self.v = K.state_quant(v, self.level, op.state_quant)
-        return s.astype(np.int64)
-
-
-def _eval(op, ins: list[np.ndarray]) -> np.ndarray:
-    k = op.kind
-    if k == "IntConv":
-        a = K.conv2d(ins[0], op.weight, op.stride, op.padding, op.dilation, op.groups, op.weight_exp)
-        return K.overflow(a, op.out_bits, "wrap") if op.out_bits else a
-    if k == "IntDense":
-        a = K.dense(ins[0], op.weight, op.weight_exp)
-        return K.overflow(a, op.out_bits, "wrap") if op.out_bits else a
-    if k == "SumPool":
-        return K.sum_pool(ins[0], op.kernel, op.stride, op.padding)
-    if k == "MaxPool":
-        return K.max_pool(ins[0], op.kernel, op.stride, op.padding)
-    if k == "Flatten":
-        return ins[0].reshape(ins[0].shape[0], -1)
-    if k == "Add":
-        out = ins[0]
-        for x in ins[1:]:
-            out = out + x
-        return out
-    raise SnnccError(f"the reference interpreter has no kernel for {k}")
 
 
 def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.ndarray:
@@ -111,16 +54,17 @@ def run(graph: Graph, x: np.ndarray, steps: int | None = None, probe_state: bool
     shapes = graph.shapes()
     order = graph.order()
     ops = {name: graph.node(name) for name in order}
-    states = {name: NeuronState(op, (n,) + shapes[name]) for name, op in ops.items() if isinstance(op, IntLIF)}
+    defs = {name: op_def(op) for name, op in ops.items()}
+    states = {name: defs[name].state(op, (n,) + shapes[name]) for name, op in ops.items() if isinstance(op, IntLIF)}
     lines = {name: deque([np.zeros((n,) + shapes[name], np.int64)] * op.delay)
-             for name, op in ops.items() if op.kind in ("IntConv", "IntDense") and op.delay > 0}
+             for name, op in ops.items() if getattr(op, "delay", 0) > 0}
     rec: dict[str, list[np.ndarray]] = {}
     inputs = {name: graph.inputs(name) for name in order}
     for t in range(t_steps):
         vals: dict[str, np.ndarray] = {}
         for name in order:
             op = ops[name]
-            if op.kind == "IntInput":
+            if not inputs[name]:  # the input node
                 vals[name] = x[:, t]
                 continue
             ins = [vals[s] for s in inputs[name]]
@@ -133,7 +77,7 @@ def run(graph: Graph, x: np.ndarray, steps: int | None = None, probe_state: bool
                     if op.du != K.DECAY_ONE:
                         rec.setdefault(f"{name}/u", []).append(st.u)
                 continue
-            out = _eval(op, ins)
+            out = defs[name].reference(op, ins)
             if name in lines:
                 lines[name].append(out)
                 out = lines[name].popleft()

@@ -3,7 +3,7 @@ the runtime library) that reproduces ``snncc.reference.interpreter.run`` bit for
 
 The work splits in two. ``plan(graph)`` turns the graph into plain data: one record per
 layer with its C identifiers, buffers, packed weights and constants, and the element
-type of every buffer, chosen from worst-case value bounds (``_Bounds``) so that int8
+type of every buffer, chosen from worst-case value bounds (``snncc.ir.bounds``) so that int8
 holds spikes, wider types appear only where a value can need them, and every value the
 reference can compute is stored exactly. The same bounds pick each convolution's
 accumulator type (int16/32/64) and size the scratch buffers the runtime's event-driven
@@ -21,9 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SnnccError
+from ...ir.bounds import Bounds
 from ...ir.graph import Graph
+from ...ir.ints import shift
 from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS, IntLIF
 from ...ir.verify import verify
+from ...ops.neurons import I32_MAX, SAFE
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BINARY = "snncc_model"
@@ -37,8 +40,6 @@ ENUMS = ("SNN_I8", "SNN_I16", "SNN_I32", "SNN_I64")
 NPTYPES = ("<i1", "<i2", "<i4", "<i8")
 KIND_ENUM = {"IntConv": "SNN_CONV", "IntDense": "SNN_DENSE", "SumPool": "SNN_SUMPOOL",
              "MaxPool": "SNN_MAXPOOL", "Flatten": "SNN_FLATTEN", "Add": "SNN_ADD", "IntLIF": "SNN_LIF"}
-I32_MAX = (1 << 31) - 1
-SAFE = 1 << 50  # bound below which every int64 intermediate (decay product, sums) is exact
 # RAM for a conv's accumulator (runtime: one band of output rows at a time); a bigger band
 # scans fewer input rows twice and decodes weights fewer times, a smaller one saves RAM
 ACC_SCRATCH_BUDGET = 8192
@@ -96,111 +97,35 @@ def pack_weights(w: np.ndarray, bits: int) -> bytes:
 
 
 # ------------------------------------------------------------------- value bounds
-def _ovf_mag(p: int, bits: int, mode: str) -> int:
-    """Largest |overflow(x)| over |x| <= p (kernels.overflow)."""
-    m = 1 << (bits - 1)
-    if p <= m - 1:
-        return p
-    if mode == "saturate":
-        return m - 1
-    if mode == "wrap":
-        return m
-    return p if p <= m else max(m, p - 2 * m)  # wrap_lava: one fold
-
-
-def _decay_mag(b: int, d: int) -> int:
-    return (b * (DECAY_ONE - d)) >> 12
-
-
-def _invariant(g, floor: int, candidates) -> int | None:
-    """Smallest candidate B >= floor with g(B) <= B: since g is monotone, |state| <= B
-    holds at every step by induction. None if no candidate is invariant (the state may
-    grow with time, e.g. wrap_lava with inputs above twice the register range)."""
-    for b in sorted({int(c) for c in candidates if c >= floor}):
-        if g(b) <= b:
-            return b
-    return None
-
-
-def _lif_bounds(op: IntLIF, a_mag: int) -> tuple[int | None, int | None]:
-    """Magnitude bounds of the stored u (None: no state) and v of one IntLIF."""
-    amp = a_mag << op.act_shift
-    if amp >= SAFE:
-        raise SnnccError(f"IntLIF input reaches {amp} after act_shift: beyond exact int64 range")
-    m_u, m_v = 1 << (op.u_bits - 1), 1 << (op.v_bits - 1)
-    types = (127, 32767, I32_MAX, SAFE - 1)
-
-    def g_u(b):
-        return _ovf_mag(_decay_mag(b, op.du) + amp, op.u_bits, op.u_overflow)
-
-    if op.du == DECAY_ONE:
-        u_bound, u_state = g_u(0), None
-    else:
-        cands = (m_u - 1, m_u) + types + ((-(-amp * DECAY_ONE // op.du),) if op.du else ())
-        u_bound = u_state = _invariant(g_u, 0, cands)
-    if u_bound is None:
-        return None, None
-    mx = [int(np.abs(getattr(op, f)).max()) for f in ("bias", "reset_value", "state_level", "v_init")]
-    bias, rv, level, vinit = mx
-    sub = rv if op.fires and op.reset == "subtract" else 0
-
-    def g_v(b):
-        p = _ovf_mag(_decay_mag(b, op.dv) + u_bound + bias, op.v_bits, op.v_overflow)
-        return level if op.state_quant != "none" else p + sub
-
-    k = u_bound + bias + sub
-    cands = (m_v - 1, m_v, m_v + sub, level, vinit) + types + ((-(-k * DECAY_ONE // op.dv),) if op.dv else ())
-    return u_state, _invariant(g_v, vinit, cands)
-
-
-class _Bounds:
-    """Worst-case [lo, hi] of every tensor (always containing 0: delay lines start at 0)."""
+class _CBounds:
+    """The C target's reading of the one bounds analysis (``snncc.ir.bounds.Bounds``):
+    per tensor its [lo, hi]; per synapse whether it needs an int64 accumulator, the range
+    of every weight, input and partial sum (the accumulator type) and its input range;
+    per neuron the |u| and |v| it carries. Refuses values beyond exact int64 arithmetic."""
 
     def __init__(self, graph: Graph) -> None:
-        self.iv: dict[str, tuple[int, int]] = {}
+        b = Bounds(graph)
+        self.iv = {n: (iv.lo, iv.hi) for n, iv in b.iv.items()}
         self.acc64: dict[str, bool] = {}
-        self.acc_iv: dict[str, tuple[int, int]] = {}  # every partial sum, weight and input of a synapse
-        self.syn_in: dict[str, tuple[int, int, int]] = {}  # input lo, hi and max |weight| of a synapse
+        self.acc_iv: dict[str, tuple[int, int]] = {}
+        self.syn_in: dict[str, tuple[int, int, int]] = {}
         self.state: dict[str, tuple[int | None, int | None]] = {}
         for name, op in graph.items():
-            ins = [self.iv[s] for s in graph.inputs(name)]
-            self.iv[name] = self._node(name, op, ins)
+            if op.kind in ("IntConv", "IntDense"):
+                self._synapse(name, op, b.input_of(name), b.acc[name])
+            elif op.kind == "IntLIF":
+                self.state[name] = b.neuron(name)
             lo, hi = self.iv[name]
-            if max(-lo, hi) >= 1 << 62:
-                raise SnnccError(f"{name}: values may reach [{lo}, {hi}], beyond exact int64 arithmetic")
-
-    def _node(self, name, op, ins):
-        k = op.kind
-        if k == "IntInput":
-            return (0, 1) if op.encoding == "spikes" else (0, (1 << op.bits) - 1)
-        if k in ("IntConv", "IntDense"):
-            lo, hi = ins[0]
-            w = op.weight.reshape(op.weight.shape[0], -1)
-            pos = [int(s) for s in np.where(w > 0, w, 0).sum(axis=1)]
-            neg = [int(s) for s in np.where(w < 0, w, 0).sum(axis=1)]
-            acc_hi = max([p * hi + n * lo for p, n in zip(pos, neg)] + [0])
-            acc_lo = min([p * lo + n * hi for p, n in zip(pos, neg)] + [0])
-            self.acc64[name] = max(-acc_lo, acc_hi) > I32_MAX or max(-lo, hi) > I32_MAX
-            wmax = int(np.abs(w).max()) if w.size else 0
-            self.acc_iv[name] = (min(acc_lo, lo, -wmax), max(acc_hi, hi, wmax))
-            self.syn_in[name] = (lo, hi, wmax)
-            e, b = op.weight_exp, op.out_bits
-            lo, hi = (acc_lo << e, acc_hi << e) if e >= 0 else (acc_lo >> -e, acc_hi >> -e)
             _check(max(-lo, hi) < 1 << 62, f"{name}: values may reach [{lo}, {hi}], beyond exact int64 arithmetic")
-            if b and not (-(1 << (b - 1)) <= lo and hi < 1 << (b - 1)):
-                lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1  # wraps to out_bits
-            return lo, hi
-        if k == "SumPool":
-            n = op.kernel[0] * op.kernel[1]
-            return ins[0][0] * n, ins[0][1] * n
-        if k in ("MaxPool", "Flatten"):
-            return ins[0]
-        if k == "Add":
-            return sum(i[0] for i in ins), sum(i[1] for i in ins)
-        if k == "IntLIF":
-            self.state[name] = _lif_bounds(op, max(-ins[0][0], ins[0][1]))
-            return 0, 1
-        raise SnnccError(f"{name}: the C target has no kernel for {k}")
+
+    def _synapse(self, name, op, x, acc) -> None:
+        w = op.weight
+        wmax = int(np.abs(w).max()) if w.size else 0
+        self.acc64[name] = max(-acc.lo, acc.hi) > I32_MAX or max(-x.lo, x.hi) > I32_MAX
+        self.acc_iv[name] = (min(acc.lo, x.lo, -wmax), max(acc.hi, x.hi, wmax))
+        self.syn_in[name] = (x.lo, x.hi, wmax)
+        lo, hi = shift(acc.lo, op.weight_exp), shift(acc.hi, op.weight_exp)
+        _check(max(-lo, hi) < 1 << 62, f"{name}: values may reach [{lo}, {hi}], beyond exact int64 arithmetic")
 
 
 # ---------------------------------------------------------------------------- planning
@@ -234,7 +159,7 @@ def plan(graph: Graph) -> dict:
     """Everything the templates and the manifest need, as plain data."""
     verify(graph, "int", after="(C target)")
     shapes = graph.shapes()
-    bounds = _Bounds(graph)
+    bounds = _CBounds(graph)
     order = graph.order()
     cnames = {n: c_ident(i, n) for i, n in enumerate(order)}
     tensors: dict[str, dict] = {}

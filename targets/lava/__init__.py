@@ -20,10 +20,26 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ArtifactError
-from .check import blockers, check, enforce
+from ...passes.lava import LAVA_PASSES, latency_reset
+from ...passes.pipeline import FLOAT_PASSES, INTEGER_PASSES
+from .check import blockers, check, enforce, findings
 from .emitter import emit
 
-__all__ = ["emit", "simulate", "check", "blockers", "enforce", "load_network"]
+__all__ = ["emit", "simulate", "check", "blockers", "enforce", "load_network", "notes", "PIPELINE"]
+
+#: Loihi 2 has no pooling, no adder and no zero-latency synapse: after the integer passes,
+#: the exact Lava rewrites, then one step of latency per synapse (lava_schedule, the last
+#: of LAVA_PASSES), then the reset that hides that latency
+PIPELINE = FLOAT_PASSES + INTEGER_PASSES + LAVA_PASSES + [(latency_reset, "int")]
+CONFIG_FORCED = {"schedule": "lava"}        # Loihi's synapses take one step
+CONFIG_DEFAULTS = {"granularity": "tensor"}  # Loihi 2's LIF has one threshold per process
+NOTES_KEY, NOTES_TITLE = "loihi2", "Loihi 2"
+NOTES_HINT = "the Lava simulation is exact, these concern the chip"
+
+
+def notes(graph) -> list[tuple[str, str]]:
+    """Non-blocking Loihi 2 findings: hardware limits and simulation-only neurons."""
+    return [(k, m) for k, m in findings(graph) if k != "blocking"]
 
 
 def load_network(out_dir):

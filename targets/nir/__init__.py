@@ -30,6 +30,7 @@ from ...frontends.nir import DT
 from ...ir.graph import Graph
 
 BIT_EXACT = False  # `snncc verify` skips targets that say so (NIR is a float format)
+NEEDS_FLOAT = True  # the float graph is what NIR holds
 MODEL = "model.nir"
 METADATA = "nir_metadata.json"
 FORMAT = "snncc-nir-metadata"
@@ -234,13 +235,16 @@ def export_nir(float_graph: Graph, path: str | Path, dt: float = DT, int_graph: 
     return notes
 
 
-def emit(graph: Graph, out_dir: str | Path) -> list[Path]:
-    """Write ``model.nir`` and ``nir_metadata.json`` for the build that ``out_dir`` is in
-    (``<build>/nir/``): the float graph comes from ``<build>/float_model.json``."""
-    from ...compiler import load_float_graph
-
+def emit(graph: Graph, out_dir: str | Path, float_graph: Graph | None = None) -> list[Path]:
+    """Write ``model.nir`` and ``nir_metadata.json`` into ``out_dir`` for the float graph
+    ``float_graph`` (default: ``float_model.json`` of the build ``out_dir`` is in, i.e.
+    ``<build>/nir/``) and its integer model ``graph``."""
     out = Path(out_dir)
-    fg = load_float_graph(out.parent)
+    if float_graph is None:
+        from ...builds import load_float_graph
+
+        float_graph = load_float_graph(out.parent)
+    fg = float_graph.copy()
     fg.meta.setdefault("steps", graph.meta.get("steps", 1))
     export_nir(fg, out / MODEL, int_graph=graph)
     return [out / MODEL, out / METADATA]

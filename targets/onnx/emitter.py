@@ -50,6 +50,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ... import __version__
 from ...errors import SnnccError
 from ...ir.bounds import value_bounds  # noqa: F401 - re-exported by the package
+from ...ops.neurons import carried_v_bound, register_bound
 from ...ir.graph import Graph
 from ...ir.nodes import DECAY_ONE, IntLIF
 from ...ir.verify import verify
@@ -288,9 +289,9 @@ class _Step:
         if op.du == DECAY_ONE:
             u = self.overflow(x, op.u_bits, op.u_overflow, "u")
         else:
-            du = self.decay(u_in, op.du, "u.decay", _register_bound(op.u_bits, op.u_overflow))
+            du = self.decay(u_in, op.du, "u.decay", register_bound(op.u_bits, op.u_overflow))
             u = self.overflow(b.op("Add", [du, x], "u.integrate"), op.u_bits, op.u_overflow, "u")
-        dv = self.decay(v_in, op.dv, "v.decay", _v_bound(op))
+        dv = self.decay(v_in, op.dv, "v.decay", carried_v_bound(op))
         v = u if dv is None else b.op("Add", [dv, u], "v.integrate")
         if op.bias.any():
             v = b.op("Add", [v, b.i64(_chan(op.bias, nd), "bias")], "v.bias")
@@ -315,24 +316,6 @@ class _Step:
                 q = b.op("Sub", [q, qn], "quant.q")
             v = b.op("Mul", [q, lvl], f"quant_{op.state_quant}")
         return s, v, u
-
-
-def _register_bound(bits: int, mode: str) -> int | None:
-    """|x| after the overflow rule; None where Lava's single fold leaves it unbounded."""
-    return None if mode == "wrap_lava" else 1 << (bits - 1)
-
-
-def _v_bound(op: IntLIF) -> int | None:
-    """|v| carried between steps: the register, a subtract reset below it, or q * L."""
-    init = int(np.abs(op.v_init).max())
-    if op.state_quant != "none":
-        return max(init, int(np.abs(op.state_level).max()))
-    reg = _register_bound(op.v_bits, op.v_overflow)
-    if reg is None:
-        return None
-    if op.fires and op.reset == "subtract":
-        reg += int(np.abs(op.reset_value).max())
-    return max(init, reg)
 
 
 def _tensor_type(name: str, dtype: int, shape) -> onnx.ValueInfoProto:

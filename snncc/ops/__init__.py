@@ -1,0 +1,32 @@
+"""The op table: everything the compiler knows about each node kind, in one place per kind.
+
+A node kind is a frozen dataclass in :mod:`snncc.ir.nodes` (its fields and equation).
+Its :class:`OpDef` here, registered under the same name, says what every stage needs:
+
+==============  ===================================================================
+``role``        what the node is in a network: input, synapse, pool, reshape, add,
+                norm or neuron (passes ask the role, not the kind)
+``arity``       inputs it takes (None: two or more)
+``shape``       output shape from input shapes
+``check``       IR invariants of its parameters (``snncc.ir.verify``)
+``reference``   integer semantics on int64 numpy arrays, batch first (the spec)
+``interval``    worst-case signed interval of its output (``snncc.ir.bounds``)
+``magnitude``   the coarser |value| rule the membrane lowering and checkers use
+``float``       float semantics in torch (``snncc.reference.float_sim``)
+``scale``       the real value of one unit of its output for quantization
+``inspect``     its row and one-line description in ``snncc inspect``
+==============  ===================================================================
+
+Neurons (stateful) add ``state`` (the reference neuron) and ``float_neuron`` (the float
+neuron over time). A kind an op does not cover raises a clear error naming both.
+
+Adding an op: its node class in ``snncc/ir/nodes.py``, its OpDef in the module of its
+family here (``inputs``, ``synapses``, ``pools``, ``tensors``, ``neurons``), and its
+lowering in each emitter's table (``targets/<name>``). See DEVELOPERS.md.
+"""
+from __future__ import annotations
+
+from .base import OPS, OpDef, Interval, op_def, register, role  # noqa: F401
+from . import inputs, neurons, pools, synapses, tensors  # noqa: F401,E402  (registration)
+
+__all__ = ["OPS", "OpDef", "Interval", "op_def", "register", "role"]

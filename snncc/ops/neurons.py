@@ -1,0 +1,262 @@
+"""Neurons: LIF (float) and IntLIF (integer; Lava's bit-accurate CUBA LIF generalised).
+
+The equations are in the node docstrings (``snncc.ir.nodes``) and docs/semantics.md.
+``IntLIF.state`` is the reference neuron; ``LIF.float_neuron`` runs the float neuron
+over time (with the arctan surrogate gradient when training)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import SnnccError
+from ..ir.ints import fits_signed
+from ..ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS
+from ..reference import kernels as K
+from .base import Interval, OpDef, register, value_range
+
+# the signed limits a state bound is tried against (registers and C storage types)
+I32_MAX = (1 << 31) - 1
+SAFE = 1 << 50  # below this every int64 intermediate of a step (decay product, sums) is exact
+TYPE_LIMITS = (127, 32767, I32_MAX, SAFE - 1)
+
+
+def _chan(a: np.ndarray, ndim: int) -> np.ndarray:
+    """Broadcast a per-channel (C,) or (1,) array along axis 1 of an (N, C, ...) tensor."""
+    return a.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+class NeuronState:
+    """u, v of one IntLIF layer for a batch: the reference neuron (docs/semantics.md)."""
+
+    def __init__(self, op, shape: tuple[int, ...]) -> None:
+        self.op = op
+        nd = len(shape)
+        self.v = np.broadcast_to(_chan(op.v_init, nd), shape).astype(np.int64).copy()
+        self.u = np.zeros(shape, np.int64)
+        self.thr, self.bias = _chan(op.threshold, nd), _chan(op.bias, nd)
+        self.rv, self.level = _chan(op.reset_value, nd), _chan(op.state_level, nd)
+
+    def step(self, a: np.ndarray, t: int) -> np.ndarray:
+        """Step ``t`` (0-based) with input current ``a``; returns the spikes."""
+        op = self.op
+        if op.reset_interval and t % op.reset_interval == op.reset_offset:  # Lava's LIFReset
+            self.u = np.zeros_like(self.u)
+            self.v = np.zeros_like(self.v)
+        self.u = K.overflow(K.decay(self.u, op.du) + (a << op.act_shift), op.u_bits, op.u_overflow)
+        v = K.overflow(K.decay(self.v, op.dv) + self.u + self.bias, op.v_bits, op.v_overflow)
+        if op.fires:
+            s = v > self.thr
+            if op.reset == "zero":
+                v = np.where(s, 0, v)
+            elif op.reset == "subtract":
+                v = np.where(s, v - self.rv, v)
+        else:
+            s = np.zeros(v.shape, bool)
+        self.v = K.state_quant(v, self.level, op.state_quant)
+        return s.astype(np.int64)
+
+
+# ----------------------------------------------------------------------- state bounds
+def overflow_magnitude(p: int, bits: int, mode: str) -> int:
+    """Largest |overflow(x)| over |x| <= p (kernels.overflow)."""
+    m = 1 << (bits - 1)
+    if p <= m - 1:
+        return p
+    if mode == "saturate":
+        return m - 1
+    if mode == "wrap":
+        return m
+    return p if p <= m else max(m, p - 2 * m)  # wrap_lava: one fold
+
+
+def _decay_mag(b: int, d: int) -> int:
+    return (b * (DECAY_ONE - d)) >> 12
+
+
+def _invariant(g, floor: int, candidates) -> int | None:
+    """Smallest candidate B >= floor with g(B) <= B: since g is monotone, |state| <= B
+    holds at every step by induction. None if no candidate is invariant (the state may
+    grow with time, e.g. wrap_lava with inputs above twice the register range)."""
+    for b in sorted({int(c) for c in candidates if c >= floor}):
+        if g(b) <= b:
+            return b
+    return None
+
+
+def state_bounds(op, a_mag: int) -> tuple[int | None, int | None]:
+    """Bounds of |u| (None: no current state, or no bound found) and |v| carried between
+    steps of one IntLIF whose input current is at most ``a_mag`` in magnitude. Raises
+    where a << act_shift leaves the exactly representable int64 range."""
+    amp = a_mag << op.act_shift
+    if amp >= SAFE:
+        raise SnnccError(f"IntLIF input reaches {amp} after act_shift: beyond exact int64 range")
+    m_u, m_v = 1 << (op.u_bits - 1), 1 << (op.v_bits - 1)
+
+    def g_u(b):
+        return overflow_magnitude(_decay_mag(b, op.du) + amp, op.u_bits, op.u_overflow)
+
+    if op.du == DECAY_ONE:
+        u_bound, u_state = g_u(0), None
+    else:
+        cands = (m_u - 1, m_u) + TYPE_LIMITS + ((-(-amp * DECAY_ONE // op.du),) if op.du else ())
+        u_bound = u_state = _invariant(g_u, 0, cands)
+    if u_bound is None:
+        return None, None
+    bias, rv, level, vinit = (int(np.abs(getattr(op, f)).max()) for f in ("bias", "reset_value", "state_level",
+                                                                             "v_init"))
+    sub = rv if op.fires and op.reset == "subtract" else 0
+
+    def g_v(b):
+        p = overflow_magnitude(_decay_mag(b, op.dv) + u_bound + bias, op.v_bits, op.v_overflow)
+        return level if op.state_quant != "none" else p + sub
+
+    k = u_bound + bias + sub
+    cands = (m_v - 1, m_v, m_v + sub, level, vinit) + TYPE_LIMITS + ((-(-k * DECAY_ONE // op.dv),) if op.dv else ())
+    return u_state, _invariant(g_v, vinit, cands)
+
+
+def register_bound(bits: int, mode: str) -> int | None:
+    """|x| after the overflow rule alone; None where Lava's single fold leaves it unbounded."""
+    return None if mode == "wrap_lava" else 1 << (bits - 1)
+
+
+def carried_v_bound(op) -> int | None:
+    """|v| carried between steps from the neuron's constants alone: the register, a
+    subtract reset below it, or q * L (None: unbounded, wrap_lava)."""
+    init = int(np.abs(op.v_init).max())
+    if op.state_quant != "none":
+        return max(init, int(np.abs(op.state_level).max()))
+    reg = register_bound(op.v_bits, op.v_overflow)
+    if reg is None:
+        return None
+    if op.fires and op.reset == "subtract":
+        reg += int(np.abs(op.reset_value).max())
+    return max(init, reg)
+
+
+# --------------------------------------------------------------------------- the ops
+@register
+class LIFOp(OpDef):
+    kind = "LIF"
+    role = "neuron"
+
+    def check(self, name, node, shape):
+        return [f"{name}: unknown reset {node.reset!r}"] if node.reset not in RESETS else []
+
+    def scale(self, node, in_scales, name):
+        return 1.0  # spikes
+
+    def float(self, name, node, xs, rt):
+        s, _, _ = self.float_neuron(name, node, *xs[0], rt)
+        return s, False
+
+    def float_neuron(self, name, op, x, static, rt, keep_post: bool = False):
+        """Run the neuron over time: (spikes, v before the reset, v after the step or None
+        unless ``keep_post``), each (N, T, ...). With ``rt.train`` the spike is the arctan
+        surrogate's."""
+        from ..nn import _SpikeATan, _StateQuant
+
+        torch = rt.torch
+        x0 = x if static else x[:, 0]
+        c = (1, -1) + (1,) * (x0.dim() - 2)
+        thr = rt.const((name, "thr"), op.threshold).reshape(c)
+        bias = rt.const((name, "bias"), op.bias).reshape(c)
+        v = torch.full_like(x0, op.v_init)
+        u = torch.zeros_like(x0)
+        spikes, vpre, vpost = [], [], []
+        for t in range(rt.steps if static else x.shape[1]):
+            xt = x if static else x[:, t]
+            u = op.alpha * u + xt if op.alpha else xt
+            v = op.beta * v + u + bias
+            vpre.append(v)
+            if op.fires:
+                s = _SpikeATan.apply(v - thr, rt.slope) if rt.train else (v > thr).to(v.dtype)
+                if op.reset == "zero":
+                    v = v * (1 - s)
+                elif op.reset == "subtract":
+                    v = v - s * rt.const((name, "rv"), op.reset_value).reshape(c)
+            else:
+                s = torch.zeros_like(v)
+            if op.state_quant != "none":
+                lvl = rt.const((name, "level"), op.state_level).reshape(c)
+                v = _StateQuant.apply(v, lvl, -1 if op.state_quant == "ternary" else 0)
+            spikes.append(s)
+            if keep_post:
+                vpost.append(v)
+        return torch.stack(spikes, 1), torch.stack(vpre, 1), torch.stack(vpost, 1) if keep_post else None
+
+
+@register
+class IntLIFOp(OpDef):
+    kind = "IntLIF"
+    role = "neuron"
+
+    def state(self, op, shape: tuple[int, ...]) -> NeuronState:
+        return NeuronState(op, shape)
+
+    def interval(self, node, ins):
+        return Interval(0, 1)
+
+    def magnitude(self, node, ins):
+        return 1
+
+    def check(self, name, op, shape):
+        errs = []
+        if op.reset not in RESETS:
+            errs.append(f"{name}: unknown reset {op.reset!r}")
+        if op.state_quant not in STATE_QUANTS:
+            errs.append(f"{name}: unknown state_quant {op.state_quant!r}")
+        for f in ("u_overflow", "v_overflow"):
+            if getattr(op, f) not in OVERFLOWS:
+                errs.append(f"{name}: unknown {f} {getattr(op, f)!r}")
+        for f in ("du", "dv"):
+            d = getattr(op, f)
+            if not 0 <= d <= DECAY_ONE:
+                errs.append(f"{name}: {f}={d} outside [0, {DECAY_ONE}]")
+        if op.state_quant != "none" and op.du != DECAY_ONE:
+            errs.append(f"{name}: a quantized membrane needs du={DECAY_ONE} (no current state)")
+        for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
+            a = getattr(op, f)
+            if a.dtype != np.int64:
+                errs.append(f"{name}: {f} must be int64, got {a.dtype}")
+            if a.ndim != 1 or a.shape[0] not in (1, shape[0]):
+                errs.append(f"{name}: {f} has shape {a.shape}, expected (1,) or ({shape[0]},)")
+        if op.state_quant != "none" and (op.state_level <= 0).any():
+            errs.append(f"{name}: state_level must be > 0")
+        if not fits_signed(op.v_init, op.v_bits):
+            errs.append(f"{name}: v_init does not fit v_bits={op.v_bits}")
+        ri, ro = op.reset_interval, op.reset_offset
+        if not all(isinstance(x, (int, np.integer)) for x in (ri, ro)) or ri < 0 or not (0 <= ro < max(ri, 1)):
+            errs.append(f"{name}: reset_interval={ri!r}, reset_offset={ro!r}: need integers with reset_interval >= 0 "
+                        f"(0: no periodic reset) and 0 <= reset_offset < reset_interval (0 when there is none)")
+        return errs
+
+    def state_bits(self, op) -> int:
+        """Bits of state per neuron (SpQuant-SNN Eq. 28's u_p): v (ternary 2, binary 1),
+        plus u where a current is kept."""
+        v = {"ternary": 2, "binary": 1}.get(op.state_quant, op.v_bits)
+        return v + (op.u_bits if op.du != DECAY_ONE else 0)
+
+    def report(self, op, shape):
+        n = int(np.prod(shape))
+        consts = sum(getattr(op, f).size for f in ("threshold", "bias", "reset_value", "v_init"))
+        consts += op.state_level.size if op.state_quant != "none" else 0
+        return {"params": int(consts), "bits": op.v_bits, "size_bits": int(consts) * op.v_bits + 2 * 12,
+                "neurons": n, "state_bits": self.state_bits(op)}
+
+    def inspect(self, op):
+        return {"du": op.du, "dv": op.dv, "act_shift": op.act_shift, "threshold": value_range(op.threshold),
+                "bias": value_range(op.bias), "reset": op.reset, "reset_value": value_range(op.reset_value),
+                "v_init": value_range(op.v_init), "state_quant": op.state_quant,
+                "state_level": value_range(op.state_level) if op.state_quant != "none" else "-",
+                "u_bits": op.u_bits, "u_overflow": op.u_overflow, "v_bits": op.v_bits,
+                "v_overflow": op.v_overflow, "fires": op.fires, "scale": value_range(op.scale),
+                "reset_interval": op.reset_interval, "reset_offset": op.reset_offset}
+
+    def describe(self, r):
+        return (f"thr {r['threshold']} bias {r['bias']} reset {r['reset']}"
+                + (f"({r['reset_value']})" if r["reset"] == "subtract" else "")
+                + f" du {r['du']} dv {r['dv']} shift {r['act_shift']} v {r['v_bits']}b/{r['v_overflow']}"
+                + (f" u {r['u_bits']}b/{r['u_overflow']}" if r["du"] != 4096 else "")
+                + (f" state {r['state_quant']} L={r['state_level']}" if r["state_quant"] != "none" else "")
+                + (f" u=v=0 at t%{r['reset_interval']}=={r['reset_offset']}" if r["reset_interval"] else "")
+                + ("" if r["fires"] else " READOUT (no firing; v is the output)"))
