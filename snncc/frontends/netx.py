@@ -237,99 +237,126 @@ def _load(f, p: Path, input_encoding, input_bits) -> Graph:
     if "steps" not in meta and "simulation" in f and "tSample" in f["simulation"]:
         meta["steps"] = int(np.asarray(f["simulation"]["tSample"][()]).reshape(-1)[0])
     g.meta = meta
-    cur, shape = None, None
+    st = _Reader(g, p, input_encoding, input_bits)
     for i in range(len(keys)):
         L = _Layer(layers[str(i)], i, p)
         kind = L.str("type")
-        m = L.attr("snncc_json") or {}
-        name = m.get("name")
         if kind in UNSUPPORTED:
             raise L.err(f"'{kind}' layers are not supported (netx itself raises NotImplementedError for "
                         f"pool/average/concat/convT/unpool; recurrent and complex dense have no IR form)")
-        if kind == "input":
-            if cur is not None:
-                raise L.err("an input layer after the first layer")
-            shape = tuple(int(d) for d in L.arr("shape").reshape(-1))
-            enc = input_encoding or m.get("encoding", "spikes")
-            bits = input_bits or m.get("bits", 1 if enc == "spikes" else 8)
-            for k, default in (("weight", 64), ("bias", 0)):
-                if L.has(k) and int(L.arr(k).reshape(-1)[0]) != default:
-                    warnings.warn(f"{p}: layer 0: input {k}={int(L.arr(k).reshape(-1)[0])} is ignored, as "
-                                  f"netx ignores it")
-            cur = g.add(m.get("input_name", "input"), IntInput(
-                source=m.get("input_source", ""), shape=shape, encoding=enc, bits=int(bits),
-                scale=float(m.get("scale", 1.0))))
-            if L.has("neuron"):
-                nm = m.get("neuron", {})
-                cur = g.add(nm.get("name", f"layer{i}.neuron"), _neuron(L, shape, None, nm), [cur])
-            continue
-        if cur is None:
-            raise L.err(f"'{kind}' layer before any input layer (netx needs the input shape)")
-        if kind == "flatten":
-            cur = g.add(name or f"layer{i}.flatten", Flatten(source=m.get("source", "")), [cur])
-            shape = (int(np.prod(shape)),)
-            continue
-        if kind not in ("conv", "dense"):
+        if kind not in LAYERS:
             raise L.err(f"unknown layer type {kind!r}")
-        w = L.arr("weight")
-        bias = L.arr("bias") if L.has("bias") else None
-        sm = m.get("synapse", {})
-        wexp = int(sm.get("weight_exp", 0))
-        scale = np.asarray(sm["scale"], np.float64) if "scale" in sm else None
-        if kind == "conv":
-            if w.ndim == 5 and w.shape[-1] == 1:
-                w = w[..., 0]
-            if w.ndim != 4 or len(shape) != 3:
-                raise L.err(f"conv weight {w.shape} on input {shape}: need (O, C, kH, kW) weights on a "
-                            f"(C, H, W) input")
-            groups = int(L.arr("groups").reshape(-1)[0]) if L.has("groups") else 1
-            if groups < 1 or shape[0] != w.shape[1] * groups or w.shape[0] % groups:
-                raise L.err(f"conv weight {w.shape} with groups={groups} does not fit {shape[0]} input channels")
-            if L.has("delay") and L.arr("delay").any():
-                raise L.err("conv layer delays: netx ignores them (its Conv block has no delay), so snncc "
-                            "does not guess their meaning")
-            syn = IntConv(source=sm.get("source", ""), weight=w >> wexp if wexp > 0 else w,
-                          scale=scale if scale is not None else np.ones(w.shape[0]),
-                          weight_bits=int(sm.get("weight_bits", signed_bits(w))), stride=L.pair("stride", 1),
-                          padding=L.pair("padding", 0), dilation=L.pair("dilation", 1), groups=groups,
-                          weight_exp=wexp, delay=1, out_bits=int(sm.get("out_bits", 24)))
-            try:
-                out_shape = syn.out_shape([shape])
-            except Exception as e:  # noqa: BLE001
-                raise L.err(f"conv does not fit input {shape}: {e}") from None
-            if L.has("shape") and tuple(L.arr("shape").reshape(-1)) != tuple(out_shape):
-                raise L.err(f"declared shape {tuple(L.arr('shape').reshape(-1))} != computed {out_shape}")
-            if min(out_shape) < 1:
-                raise L.err(f"conv output shape {out_shape} is empty")
-            syn_names = [g.add(name or f"layer{i}.conv", syn, [cur])]
-        else:
-            n_in = int(np.prod(shape))
-            if w.ndim == 1 and L.has("shape"):
-                w = w.reshape(int(np.prod(L.arr("shape"))), -1)
-            if w.ndim != 2 or w.shape[1] != n_in:
-                raise L.err(f"dense weight {w.shape} does not read the {n_in} inputs of {shape}")
-            out_shape = (w.shape[0],)
-            delays = _delays(L, *w.shape) if L.has("delay") else np.zeros(w.shape, I64)
-            syn_names = []
-            for d in np.unique(delays).tolist():
-                part = np.where(delays == d, w, 0)
-                nm = name or f"layer{i}.dense"
-                if len(np.unique(delays)) > 1:
-                    nm = f"{nm}.delay{d}"
-                syn_names.append(g.add(nm, IntDense(
-                    source=sm.get("source", ""), weight=part >> wexp if wexp > 0 else part,
-                    scale=scale if scale is not None else np.ones(w.shape[0]),
-                    weight_bits=int(sm.get("weight_bits", signed_bits(part))), weight_exp=wexp,
-                    delay=1 + int(d), out_bits=0), [cur]))
-        src = syn_names[0] if len(syn_names) == 1 else g.add(f"{name or f'layer{i}'}.fanin", Add(), syn_names)
-        nm = m.get("neuron", {})
-        cur = g.add(nm.get("name", f"layer{i}.neuron"), _neuron(L, tuple(out_shape), bias, nm), [src])
-        shape = tuple(out_shape)
-    if cur is None or g.node(cur).kind == "IntInput":
+        if kind != "input" and st.cur is None:
+            raise L.err(f"'{kind}' layer before any input layer (netx needs the input shape)")
+        LAYERS[kind](st, L, L.attr("snncc_json") or {})
+    if st.cur is None or g.node(st.cur).kind == "IntInput":
         raise ModelLoadError(f"{p}: the network has no layer after its input")
-    g.outputs = [cur]
+    g.outputs = [st.cur]
     errs = problems(g, "int")
     if errs:
         raise ModelLoadError(f"{p}: the imported network is not a valid integer graph:\n"
                              + "\n".join(f"  - {e}" for e in errs))
     return g
+
+
+class _Reader:
+    """The graph being read: the last node (``cur``) and its shape."""
+
+    def __init__(self, g: Graph, path: Path, input_encoding, input_bits) -> None:
+        self.g, self.path = g, path
+        self.input_encoding, self.input_bits = input_encoding, input_bits
+        self.cur: str | None = None
+        self.shape: tuple | None = None
+
+    def neuron(self, L: _Layer, m: dict, src: str, shape: tuple, bias) -> None:
+        nm = m.get("neuron", {})
+        self.cur = self.g.add(nm.get("name", f"layer{L.i}.neuron"), _neuron(L, tuple(shape), bias, nm), [src])
+        self.shape = tuple(shape)
+
+
+def _input_layer(st: _Reader, L: _Layer, m: dict) -> None:
+    if st.cur is not None:
+        raise L.err("an input layer after the first layer")
+    shape = tuple(int(d) for d in L.arr("shape").reshape(-1))
+    enc = st.input_encoding or m.get("encoding", "spikes")
+    bits = st.input_bits or m.get("bits", 1 if enc == "spikes" else 8)
+    for k, default in (("weight", 64), ("bias", 0)):
+        if L.has(k) and int(L.arr(k).reshape(-1)[0]) != default:
+            warnings.warn(f"{st.path}: layer 0: input {k}={int(L.arr(k).reshape(-1)[0])} is ignored, as "
+                          f"netx ignores it")
+    st.cur = st.g.add(m.get("input_name", "input"), IntInput(
+        source=m.get("input_source", ""), shape=shape, encoding=enc, bits=int(bits),
+        scale=float(m.get("scale", 1.0))))
+    st.shape = shape
+    if L.has("neuron"):
+        st.neuron(L, m, st.cur, shape, None)
+
+
+def _flatten_layer(st: _Reader, L: _Layer, m: dict) -> None:
+    st.cur = st.g.add(m.get("name") or f"layer{L.i}.flatten", Flatten(source=m.get("source", "")), [st.cur])
+    st.shape = (int(np.prod(st.shape)),)
+
+
+def _synapse_meta(m: dict) -> tuple[dict, int, np.ndarray | None]:
+    sm = m.get("synapse", {})
+    return sm, int(sm.get("weight_exp", 0)), (np.asarray(sm["scale"], np.float64) if "scale" in sm else None)
+
+
+def _conv_layer(st: _Reader, L: _Layer, m: dict) -> None:
+    w, shape = L.arr("weight"), st.shape
+    sm, wexp, scale = _synapse_meta(m)
+    if w.ndim == 5 and w.shape[-1] == 1:
+        w = w[..., 0]
+    if w.ndim != 4 or len(shape) != 3:
+        raise L.err(f"conv weight {w.shape} on input {shape}: need (O, C, kH, kW) weights on a "
+                    f"(C, H, W) input")
+    groups = int(L.arr("groups").reshape(-1)[0]) if L.has("groups") else 1
+    if groups < 1 or shape[0] != w.shape[1] * groups or w.shape[0] % groups:
+        raise L.err(f"conv weight {w.shape} with groups={groups} does not fit {shape[0]} input channels")
+    if L.has("delay") and L.arr("delay").any():
+        raise L.err("conv layer delays: netx ignores them (its Conv block has no delay), so snncc "
+                    "does not guess their meaning")
+    syn = IntConv(source=sm.get("source", ""), weight=w >> wexp if wexp > 0 else w,
+                  scale=scale if scale is not None else np.ones(w.shape[0]),
+                  weight_bits=int(sm.get("weight_bits", signed_bits(w))), stride=L.pair("stride", 1),
+                  padding=L.pair("padding", 0), dilation=L.pair("dilation", 1), groups=groups,
+                  weight_exp=wexp, delay=1, out_bits=int(sm.get("out_bits", 24)))
+    try:
+        out_shape = syn.out_shape([shape])
+    except Exception as e:  # noqa: BLE001
+        raise L.err(f"conv does not fit input {shape}: {e}") from None
+    if L.has("shape") and tuple(L.arr("shape").reshape(-1)) != tuple(out_shape):
+        raise L.err(f"declared shape {tuple(L.arr('shape').reshape(-1))} != computed {out_shape}")
+    if min(out_shape) < 1:
+        raise L.err(f"conv output shape {out_shape} is empty")
+    src = st.g.add(m.get("name") or f"layer{L.i}.conv", syn, [st.cur])
+    st.neuron(L, m, src, out_shape, L.arr("bias") if L.has("bias") else None)
+
+
+def _dense_layer(st: _Reader, L: _Layer, m: dict) -> None:
+    """A dense layer; with several delays, one IntDense per delay value summed by an Add."""
+    w, shape, name = L.arr("weight"), st.shape, m.get("name")
+    sm, wexp, scale = _synapse_meta(m)
+    n_in = int(np.prod(shape))
+    if w.ndim == 1 and L.has("shape"):
+        w = w.reshape(int(np.prod(L.arr("shape"))), -1)
+    if w.ndim != 2 or w.shape[1] != n_in:
+        raise L.err(f"dense weight {w.shape} does not read the {n_in} inputs of {shape}")
+    delays = _delays(L, *w.shape) if L.has("delay") else np.zeros(w.shape, I64)
+    syn_names = []
+    for d in np.unique(delays).tolist():
+        part = np.where(delays == d, w, 0)
+        nm = name or f"layer{L.i}.dense"
+        if len(np.unique(delays)) > 1:
+            nm = f"{nm}.delay{d}"
+        syn_names.append(st.g.add(nm, IntDense(
+            source=sm.get("source", ""), weight=part >> wexp if wexp > 0 else part,
+            scale=scale if scale is not None else np.ones(w.shape[0]),
+            weight_bits=int(sm.get("weight_bits", signed_bits(part))), weight_exp=wexp,
+            delay=1 + int(d), out_bits=0), [st.cur]))
+    src = syn_names[0] if len(syn_names) == 1 else st.g.add(f"{name or f'layer{L.i}'}.fanin", Add(), syn_names)
+    st.neuron(L, m, src, (w.shape[0],), L.arr("bias") if L.has("bias") else None)
+
+
+#: netx layer type -> reader
+LAYERS = {"input": _input_layer, "flatten": _flatten_layer, "conv": _conv_layer, "dense": _dense_layer}

@@ -261,6 +261,58 @@ def _topo(nodes: dict, preds: dict[str, list[str]]) -> list[str]:
     return order
 
 
+class _Import:
+    """The state of one import: the snncc graph being built, NIR id -> snncc name, the
+    shapes, and what is folded at the end (input gains, SumPool window sizes)."""
+
+    def __init__(self, dt: float, discretization: str, reset: str | None, input_kw: dict) -> None:
+        self.g = Graph()
+        self.names: dict[str, str] = {}
+        self.shapes: dict[str, tuple] = {}
+        self.gains: list[tuple[str, np.ndarray]] = []   # (snncc LIF, per-channel input gain to fold)
+        self.sumpools: list[tuple[str, float]] = []     # (snncc AvgPool made from a SumPool2d, window size)
+        self.dt, self.discretization, self.reset, self.input_kw = dt, discretization, reset, input_kw
+        self.notes: list[str] = []
+
+    def warn(self, msg: str) -> None:
+        if msg not in self.notes:
+            self.notes.append(msg)
+
+    def add(self, base: str, op, ins: list[str]) -> str:
+        name = self.g.add(self.g.unique(base), op, ins)
+        self.shapes[name] = tuple(int(d) for d in op.out_shape([self.shapes[s] for s in ins]))
+        return name
+
+
+def _structure(ng) -> tuple[dict, dict[str, list[str]], list[str]]:
+    """(nodes, predecessors, topological order) of a NIR graph, refusing unsupported
+    nodes (all listed), dangling edges and graphs without exactly one input and output."""
+    nodes = dict(ng.nodes)
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in ng.edges:
+        a, b = str(a), str(b)
+        for end in (a, b):
+            if end not in nodes:
+                raise ModelLoadError(f"NIR edge ({a!r}, {b!r}) names a node {end!r} that does not exist")
+        preds[b].append(a)
+    bad = []
+    for nid, node in nodes.items():
+        kind = type(node).__name__
+        if kind not in CONVERTERS:
+            why = ("a nested graph (snnTorch writes recurrent layers this way); recurrence is not supported"
+                   if kind == "NIRGraph" else "not supported")
+            bad.append(f"node '{nid}' of type {kind}: {why}")
+    if bad:
+        raise UnsupportedLayerError(f"cannot import the NIR graph: {len(bad)} unsupported node(s):\n"
+                                    + "\n".join(f"  - {b}" for b in bad) + f"\n(supported: {SUPPORTED})")
+    inputs = [n for n, v in nodes.items() if type(v).__name__ == "Input"]
+    outputs = [n for n, v in nodes.items() if type(v).__name__ == "Output"]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise UnsupportedLayerError(f"snncc compiles NIR graphs with one Input and one Output node; this one "
+                                    f"has inputs {sorted(inputs)} and outputs {sorted(outputs)}")
+    return nodes, preds, _topo(nodes, preds)
+
+
 def load_nir(path_or_graph, *, dt: float = DT, discretization: str = "euler", reset: str | None = None,
              input_encoding: str | None = None, input_scale: float | None = None,
              input_bits: int | None = None) -> Graph:
@@ -279,166 +331,164 @@ def load_nir(path_or_graph, *, dt: float = DT, discretization: str = "euler", re
     if not dt > 0:
         raise ValueError(f"dt must be > 0, got {dt}")
     ng = _read(path_or_graph)
-    notes: list[str] = []
-
-    def warn(msg: str) -> None:
-        if msg not in notes:
-            notes.append(msg)
-
-    nodes = dict(ng.nodes)
-    gmeta = {str(k): (v.decode() if isinstance(v, bytes) else v) for k, v in (ng.metadata or {}).items()}
-    preds: dict[str, list[str]] = {n: [] for n in nodes}
-    for a, b in ng.edges:
-        a, b = str(a), str(b)
-        for end in (a, b):
-            if end not in nodes:
-                raise ModelLoadError(f"NIR edge ({a!r}, {b!r}) names a node {end!r} that does not exist")
-        preds[b].append(a)
-    bad = []
-    for nid, node in nodes.items():
-        kind = type(node).__name__
-        if kind not in SUPPORTED.replace(",", " ").split():
-            why = ("a nested graph (snnTorch writes recurrent layers this way); recurrence is not supported"
-                   if kind == "NIRGraph" else "not supported")
-            bad.append(f"node '{nid}' of type {kind}: {why}")
-    if bad:
-        raise UnsupportedLayerError(f"cannot import the NIR graph: {len(bad)} unsupported node(s):\n"
-                                    + "\n".join(f"  - {b}" for b in bad) + f"\n(supported: {SUPPORTED})")
-    inputs = [n for n, v in nodes.items() if type(v).__name__ == "Input"]
-    outputs = [n for n, v in nodes.items() if type(v).__name__ == "Output"]
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise UnsupportedLayerError(f"snncc compiles NIR graphs with one Input and one Output node; this one "
-                                    f"has inputs {sorted(inputs)} and outputs {sorted(outputs)}")
-    order = _topo(nodes, preds)
-
-    g = Graph()
-    names: dict[str, str] = {}       # NIR id -> snncc node name
-    shapes: dict[str, tuple] = {}    # snncc node -> shape
-    gains: list[tuple[str, np.ndarray]] = []   # (snncc LIF, per-channel input gain to fold)
-    sumpools: list[tuple[str, float]] = []     # (snncc AvgPool made from a SumPool2d, window size)
+    nodes, preds, order = _structure(ng)
+    imp = _Import(dt, discretization, reset, {"encoding": input_encoding, "scale": input_scale, "bits": input_bits})
     if reset is None:
         plain = [n for n in order if type(nodes[n]).__name__ in ("LIF", "CubaLIF", "IF")
                  and "snncc.reset" not in _meta(nodes[n])]
         if plain:
-            warn("NIR neurons have no reset-mode field: LIF/CubaLIF/IF nodes "
-                 f"{plain} are read as resetting to v_reset (snncc reset 'zero'). A model exported "
-                 "from snnTorch's Leaky(reset_mechanism='subtract') (snnTorch's default) is written "
-                 "the same way: pass reset='subtract' to load_nir for such a file")
-
-    def add(base: str, op, ins: list[str]) -> str:
-        name = g.add(g.unique(base), op, ins)
-        shapes[name] = tuple(int(d) for d in op.out_shape([shapes[s] for s in ins]))
-        return name
-
+            imp.warn("NIR neurons have no reset-mode field: LIF/CubaLIF/IF nodes "
+                     f"{plain} are read as resetting to v_reset (snncc reset 'zero'). A model exported "
+                     "from snnTorch's Leaky(reset_mechanism='subtract') (snnTorch's default) is written "
+                     "the same way: pass reset='subtract' to load_nir for such a file")
     for nid in order:
-        node = nodes[nid]
-        kind = type(node).__name__
-        md = _meta(node)
-        base = str(md.get("snncc.name", nid))
-        src = str(md.get("snncc.source", nid))
-        ins = [names[p] for p in preds[nid]]
-        if kind == "Input":
-            shape = tuple(int(d) for d in np.asarray(node.input_type["input"]).reshape(-1))
-            enc = input_encoding or md.get("snncc.encoding") or "direct"
-            scale = 1.0 if enc == "spikes" else float(input_scale or md.get("snncc.scale") or 1.0 / 255.0)
-            bits = int(input_bits or md.get("snncc.bits") or 8)
-            if input_encoding is None and "snncc.encoding" not in md:
-                warn("the NIR file does not say how its input is encoded: it is read as direct 8-bit "
-                     "pixels scaled by 1/255 (pass input_encoding/input_scale/input_bits, or "
-                     "--input-encoding/--input-scale, to change it)")
-            names[nid] = add(base, Input(source=src, shape=shape, encoding=enc, scale=scale, bits=bits), [])
-            continue
+        _convert(imp, nid, nodes[nid], [imp.names[p] for p in preds[nid]])
+    return _finish(imp, ng)
+
+
+def _convert(imp: _Import, nid: str, node, ins: list[str]) -> None:
+    """One NIR node into the graph (its converter from CONVERTERS); edges into one node
+    are summed by an Add first."""
+    kind = type(node).__name__
+    md = _meta(node)
+    base, src = str(md.get("snncc.name", nid)), str(md.get("snncc.source", nid))
+    if kind != "Input":
         if not ins:
             raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) has no input edge")
         if len(ins) > 1:
-            in_shapes = {shapes[s] for s in ins}
+            in_shapes = {imp.shapes[s] for s in ins}
             if len(in_shapes) != 1:
                 raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) sums inputs of different shapes "
                                             f"{sorted(in_shapes)}")
             abase = str(md.get("snncc.input_add", f"{base}.add"))
-            ins = [add(abase, Add(source=str(md.get("snncc.input_add_source", abase))), ins)]
-        in_shape = shapes[ins[0]]
-        if kind == "Output":
-            g.outputs = [ins[0]]
-            continue
-        if kind in ("Affine", "Linear"):
-            w = _arr(node.weight)
-            if w.ndim != 2:
-                raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}): weight of shape {w.shape}; snncc "
-                                            "takes 2-D (out, in) weights")
-            if int(np.prod(in_shape)) != w.shape[1] or len(in_shape) != 1:
-                raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) takes {w.shape[1]} inputs but reads "
-                                            f"a tensor of shape {in_shape} (add a Flatten node)")
-            b = _arr(node.bias).reshape(-1) if kind == "Affine" else np.zeros(w.shape[0])
-            names[nid] = add(base, Dense(source=src, weight=w, bias=np.broadcast_to(b, (w.shape[0],)).copy()), ins)
-        elif kind == "Conv2d":
-            w = _arr(node.weight)
-            if w.ndim != 4 or len(in_shape) != 3:
-                raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): weight {w.shape} on input {in_shape}")
-            stride = _pair(node.stride, "stride", nid)
-            dil = _pair(node.dilation, "dilation", nid)
-            groups = int(np.asarray(node.groups).reshape(-1)[0])
-            pad = node.padding
-            if isinstance(pad, (bytes, str)):
-                pad = pad.decode() if isinstance(pad, bytes) else pad
-                if pad == "valid":
-                    pad = (0, 0)
-                else:  # "same"
-                    if stride != (1, 1) or any((d * (k - 1)) % 2 for d, k in zip(dil, w.shape[2:])):
-                        raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): padding='same' needs stride 1 "
-                                                    "and an odd effective kernel (symmetric padding)")
-                    pad = tuple(d * (k - 1) // 2 for d, k in zip(dil, w.shape[2:]))
-            else:
-                pad = _pair(pad, "padding", nid)
-            if in_shape[0] != w.shape[1] * groups:
-                raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): {w.shape[1]}x{groups} input channels "
-                                            f"expected, the input has {in_shape[0]}")
-            b = _arr(node.bias).reshape(-1)
-            names[nid] = add(base, Conv(source=src, weight=w, bias=np.broadcast_to(b, (w.shape[0],)).copy(),
-                                        stride=stride, padding=pad, dilation=dil, groups=groups), ins)
-        elif kind in ("AvgPool2d", "SumPool2d"):
-            if len(in_shape) != 3:
-                raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) reads a tensor of shape {in_shape}")
-            k = _pair(node.kernel_size, "kernel_size", nid)
-            s = _pair(node.stride, "stride", nid)
-            p = _pair(node.padding, "padding", nid)
-            names[nid] = add(base, AvgPool(source=src, kernel=k, stride=s, padding=p), ins)
-            if kind == "SumPool2d":
-                sumpools.append((names[nid], float(k[0] * k[1])))
-        elif kind == "Flatten":
-            nd = len(in_shape)
-            start, end = int(node.start_dim), int(node.end_dim)
-            start, end = start % nd if start < 0 else start, end % nd if end < 0 else end
-            if nd > 1 and not (start == 0 and end == nd - 1):
-                raise UnsupportedLayerError(
-                    f"NIR node '{nid}' (Flatten start_dim={node.start_dim}, end_dim={node.end_dim}) on a "
-                    f"{in_shape} tensor: snncc flattens all dimensions (start_dim=0, end_dim=-1, batch excluded)")
-            names[nid] = add(base, Flatten(source=src), ins) if nd > 1 else ins[0]
-        elif kind in _NEURONS:
-            lif, gain = _neuron(nid, node, kind, in_shape, dt, discretization, reset, warn)
-            lif = _apply_snncc_meta(nid, lif.replace(source=src), md, warn)
-            names[nid] = add(base, lif, ins)
-            if not _close(gain, 1.0):
-                gains.append((names[nid], gain))
-        else:  # pragma: no cover - rejected above
-            raise UnsupportedLayerError(f"NIR node '{nid}' of type {kind} is not supported")
+            ins = [imp.add(abase, Add(source=str(md.get("snncc.input_add_source", abase))), ins)]
+    out = CONVERTERS[kind](imp, nid, node, kind, md, base, src, ins)
+    if out is not None:
+        imp.names[nid] = out
+
+
+def _finish(imp: _Import, ng) -> Graph:
+    """Fold input gains and SumPool windows, record the import's meta, verify, warn."""
+    g = imp.g
     if not g.outputs:
         raise UnsupportedLayerError("the NIR Output node has no input edge")
-    for name, gain in gains:
-        _fold_gain(g, name, gain, warn)
-    for name, k in sumpools:
+    for name, gain in imp.gains:
+        _fold_gain(g, name, gain, imp.warn)
+    for name, k in imp.sumpools:
         _fold_sumpool(g, name, k)
-    g.meta.update(nir_warnings=list(notes), frontend="nir", nir_dt=dt, nir_discretization=discretization)
-    for k in ("steps",):
-        if f"snncc.{k}" in gmeta:
-            g.meta[k] = int(gmeta[f"snncc.{k}"])
+    g.meta.update(nir_warnings=list(imp.notes), frontend="nir", nir_dt=imp.dt, nir_discretization=imp.discretization)
+    gmeta = {str(k): (v.decode() if isinstance(v, bytes) else v) for k, v in (ng.metadata or {}).items()}
+    if "snncc.steps" in gmeta:
+        g.meta["steps"] = int(gmeta["snncc.steps"])
     errs = problems(g, "float")
     if errs:
         raise UnsupportedLayerError("the imported NIR graph is not a valid snncc network:\n"
                                     + "\n".join(f"  - {e}" for e in errs))
-    for msg in notes:
-        warnings.warn(msg, NirImportWarning, stacklevel=2)
+    for msg in imp.notes:
+        warnings.warn(msg, NirImportWarning, stacklevel=3)
     return g
+
+
+# ------------------------------------------------------------------ one converter per NIR node type
+def _input(imp, nid, node, kind, md, base, src, ins):
+    shape = tuple(int(d) for d in np.asarray(node.input_type["input"]).reshape(-1))
+    given = imp.input_kw
+    enc = given["encoding"] or md.get("snncc.encoding") or "direct"
+    scale = 1.0 if enc == "spikes" else float(given["scale"] or md.get("snncc.scale") or 1.0 / 255.0)
+    bits = int(given["bits"] or md.get("snncc.bits") or 8)
+    if given["encoding"] is None and "snncc.encoding" not in md:
+        imp.warn("the NIR file does not say how its input is encoded: it is read as direct 8-bit "
+                 "pixels scaled by 1/255 (pass input_encoding/input_scale/input_bits, or "
+                 "--input-encoding/--input-scale, to change it)")
+    return imp.add(base, Input(source=src, shape=shape, encoding=enc, scale=scale, bits=bits), [])
+
+
+def _output(imp, nid, node, kind, md, base, src, ins):
+    imp.g.outputs = [ins[0]]
+    return None
+
+
+def _affine(imp, nid, node, kind, md, base, src, ins):
+    in_shape = imp.shapes[ins[0]]
+    w = _arr(node.weight)
+    if w.ndim != 2:
+        raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}): weight of shape {w.shape}; snncc "
+                                    "takes 2-D (out, in) weights")
+    if int(np.prod(in_shape)) != w.shape[1] or len(in_shape) != 1:
+        raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) takes {w.shape[1]} inputs but reads "
+                                    f"a tensor of shape {in_shape} (add a Flatten node)")
+    b = _arr(node.bias).reshape(-1) if kind == "Affine" else np.zeros(w.shape[0])
+    return imp.add(base, Dense(source=src, weight=w, bias=np.broadcast_to(b, (w.shape[0],)).copy()), ins)
+
+
+def _conv_padding(node, nid: str, w: np.ndarray, stride, dil) -> tuple[int, int]:
+    pad = node.padding
+    if not isinstance(pad, (bytes, str)):
+        return _pair(pad, "padding", nid)
+    pad = pad.decode() if isinstance(pad, bytes) else pad
+    if pad == "valid":
+        return (0, 0)
+    if stride != (1, 1) or any((d * (k - 1)) % 2 for d, k in zip(dil, w.shape[2:])):  # "same"
+        raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): padding='same' needs stride 1 "
+                                    "and an odd effective kernel (symmetric padding)")
+    return tuple(d * (k - 1) // 2 for d, k in zip(dil, w.shape[2:]))
+
+
+def _conv(imp, nid, node, kind, md, base, src, ins):
+    in_shape = imp.shapes[ins[0]]
+    w = _arr(node.weight)
+    if w.ndim != 4 or len(in_shape) != 3:
+        raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): weight {w.shape} on input {in_shape}")
+    stride = _pair(node.stride, "stride", nid)
+    dil = _pair(node.dilation, "dilation", nid)
+    groups = int(np.asarray(node.groups).reshape(-1)[0])
+    pad = _conv_padding(node, nid, w, stride, dil)
+    if in_shape[0] != w.shape[1] * groups:
+        raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): {w.shape[1]}x{groups} input channels "
+                                    f"expected, the input has {in_shape[0]}")
+    b = _arr(node.bias).reshape(-1)
+    return imp.add(base, Conv(source=src, weight=w, bias=np.broadcast_to(b, (w.shape[0],)).copy(),
+                              stride=stride, padding=pad, dilation=dil, groups=groups), ins)
+
+
+def _pool(imp, nid, node, kind, md, base, src, ins):
+    in_shape = imp.shapes[ins[0]]
+    if len(in_shape) != 3:
+        raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) reads a tensor of shape {in_shape}")
+    k = _pair(node.kernel_size, "kernel_size", nid)
+    s = _pair(node.stride, "stride", nid)
+    p = _pair(node.padding, "padding", nid)
+    name = imp.add(base, AvgPool(source=src, kernel=k, stride=s, padding=p), ins)
+    if kind == "SumPool2d":
+        imp.sumpools.append((name, float(k[0] * k[1])))
+    return name
+
+
+def _flatten(imp, nid, node, kind, md, base, src, ins):
+    in_shape = imp.shapes[ins[0]]
+    nd = len(in_shape)
+    start, end = int(node.start_dim), int(node.end_dim)
+    start, end = start % nd if start < 0 else start, end % nd if end < 0 else end
+    if nd > 1 and not (start == 0 and end == nd - 1):
+        raise UnsupportedLayerError(
+            f"NIR node '{nid}' (Flatten start_dim={node.start_dim}, end_dim={node.end_dim}) on a "
+            f"{in_shape} tensor: snncc flattens all dimensions (start_dim=0, end_dim=-1, batch excluded)")
+    return imp.add(base, Flatten(source=src), ins) if nd > 1 else ins[0]
+
+
+def _neuron_node(imp, nid, node, kind, md, base, src, ins):
+    lif, gain = _neuron(nid, node, kind, imp.shapes[ins[0]], imp.dt, imp.discretization, imp.reset, imp.warn)
+    lif = _apply_snncc_meta(nid, lif.replace(source=src), md, imp.warn)
+    name = imp.add(base, lif, ins)
+    if not _close(gain, 1.0):
+        imp.gains.append((name, gain))
+    return name
+
+
+#: NIR node type -> converter (imp, nid, node, kind, metadata, base name, source, inputs) -> snncc node
+CONVERTERS = {"Input": _input, "Output": _output, "Affine": _affine, "Linear": _affine, "Conv2d": _conv,
+              "AvgPool2d": _pool, "SumPool2d": _pool, "Flatten": _flatten,
+              **{k: _neuron_node for k in _NEURONS}}
 
 
 def _scale_rows(op, f: np.ndarray):

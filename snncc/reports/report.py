@@ -18,31 +18,22 @@ import numpy as np
 
 from ..ir.graph import Graph
 from ..ir.nodes import IntLIF
-from ..reference import kernels as K
+from ..ops import op_def
 from .energy import MODELS, energy_pj
 
 
 def state_bits(op: IntLIF) -> int:
-    v = {"ternary": 2, "binary": 1}.get(op.state_quant, op.v_bits)
-    return v + (op.u_bits if op.du != K.DECAY_ONE else 0)
+    return op_def(op).state_bits(op)
 
 
 def static_rows(graph: Graph) -> list[dict]:
+    """Per node: its parameters, their bits and size, neurons and state bits (``OpDef.report``)."""
     shapes = graph.shapes()
     rows = []
     for name, op in graph.items():
         row = {"layer": name, "op": op.kind, "shape": list(shapes[name]), "params": 0,
                "bits": None, "size_bits": 0, "neurons": 0, "state_bits": 0}
-        if op.kind in ("IntConv", "IntDense"):
-            row.update(params=int(op.weight.size), bits=op.weight_bits,
-                       size_bits=int(op.weight.size) * op.weight_bits,
-                       r_utilize=r_utilize(op.weight, op.weight_bits))
-        elif isinstance(op, IntLIF):
-            n = int(np.prod(shapes[name]))
-            consts = sum(getattr(op, f).size for f in ("threshold", "bias", "reset_value", "v_init"))
-            consts += op.state_level.size if op.state_quant != "none" else 0
-            row.update(params=int(consts), bits=op.v_bits, size_bits=int(consts) * op.v_bits + 2 * 12,
-                       neurons=n, state_bits=state_bits(op))
+        row.update(op_def(op).report(op, shapes[name]))
         rows.append(row)
     return rows
 
@@ -54,59 +45,40 @@ def r_utilize(w: np.ndarray, bits: int) -> float:
 
 def measure_ops(graph: Graph, x: np.ndarray) -> dict[str, dict]:
     """Per synapse: MACs and ACs per sample (summed over steps); per neuron layer: updates
-    and spikes per sample. Runs the reference with the same schedule as the model."""
+    and spikes per sample. Runs the reference with the same schedule as the model; the
+    values entering each synapse are re-derived from the recorded spikes (synapse
+    outputs, i.e. currents, are not inputs of further synapses)."""
     from ..reference import interpreter as R
 
     res = R.run(graph, x)
-    n = res["output"].shape[0]
-    t_steps = res["output"].shape[1]
-    xin = R.prepare_input(graph, x)
-    acts = {graph.input_name: xin}
+    n, t_steps = res["output"].shape[:2]
+    shapes = graph.shapes()
+    acts = {graph.input_name: R.prepare_input(graph, x)}
     ops: dict[str, dict] = {}
     for name, op in graph.items():
-        if isinstance(op, IntLIF):
-            acts[name] = res.get(name, np.zeros((n, t_steps) + graph.shapes()[name], np.int64))
+        d = op_def(op)
+        if d.role == "neuron":
+            acts[name] = res.get(name, np.zeros((n, t_steps) + shapes[name], np.int64))
             ops[name] = {"neuron_updates": float(np.prod(acts[name].shape[2:]) * t_steps),
                          "spikes": float(acts[name].sum() / n)}
             continue
         ins = [acts.get(s) for s in graph.inputs(name)]
-        if any(a is None for a in ins) or op.kind == "IntInput":
+        if d.role == "input" or not ins or any(a is None for a in ins):
+            acts.setdefault(name, None)
             continue
-        a = ins[0]
-        flat = a.reshape((n * t_steps,) + a.shape[2:])
-        if op.kind in ("IntConv", "IntDense"):
-            nz = (flat != 0).astype(np.int64)
-            if op.kind == "IntConv":
-                ones = np.ones_like(op.weight)
-                events = K.conv2d(nz, ones, op.stride, op.padding, op.dilation, op.groups).sum()
-            else:
-                events = nz.reshape(nz.shape[0], -1).sum() * op.weight.shape[0]
-            binary = bool(flat.size == 0 or (flat.min() >= 0 and flat.max() <= 1))
-            key = "acs" if binary else "macs"
-            ops[name] = {"acs": 0.0, "macs": 0.0, "dense_macs": float(_dense_macs(op, a.shape[2:]))}
-            ops[name][key] = float(events / n)
+        flat = [a.reshape((n * t_steps,) + a.shape[2:]) for a in ins]
+        if d.role == "synapse":
+            nz = (flat[0] != 0).astype(np.int64)
+            binary = bool(flat[0].size == 0 or (flat[0].min() >= 0 and flat[0].max() <= 1))
+            ops[name] = {"acs": 0.0, "macs": 0.0, "dense_macs": float(d.dense_macs(op, ins[0].shape[2:]))}
+            ops[name]["acs" if binary else "macs"] = float(d.events(op, nz) / n)
             acts[name] = None  # currents are not inputs of further synapses
-        elif op.kind in ("SumPool", "MaxPool", "Flatten", "Add"):
-            fn = {"SumPool": lambda v: K.sum_pool(v, op.kernel, op.stride, op.padding),
-                  "MaxPool": lambda v: K.max_pool(v, op.kernel, op.stride, op.padding),
-                  "Flatten": lambda v: v.reshape(v.shape[0], -1),
-                  "Add": None}[op.kind]
-            if fn is None:
-                acts[name] = None
-            else:
-                out = fn(flat)
-                acts[name] = out.reshape((n, t_steps) + out.shape[1:])
+        elif d.role == "add":
+            acts[name] = None
+        else:
+            out = d.reference(op, flat)
+            acts[name] = out.reshape((n, t_steps) + out.shape[1:])
     return ops
-
-
-def _dense_macs(op, in_shape) -> int:
-    if op.kind == "IntDense":
-        return int(op.weight.size)
-    o, cg, kh, kw = op.weight.shape
-    c, h, w = in_shape
-    ho = (h + 2 * op.padding[0] - op.dilation[0] * (kh - 1) - 1) // op.stride[0] + 1
-    wo = (w + 2 * op.padding[1] - op.dilation[1] * (kw - 1) - 1) // op.stride[1] + 1
-    return o * ho * wo * cg * kh * kw
 
 
 def build_report(graph: Graph, x: np.ndarray | None = None, input_desc: str = "") -> dict:

@@ -28,6 +28,7 @@ import numpy as np
 from ...errors import SnnccError, UnsupportedLayerError
 from ...frontends.nir import DT
 from ...ir.graph import Graph
+from ...ops import role
 
 BIT_EXACT = False  # `snncc verify` skips targets that say so (NIR is a float format)
 NEEDS_FLOAT = True  # the float graph is what NIR holds
@@ -86,11 +87,92 @@ def _neuron(op, shape, dt: float, nid: str, notes: list[str]):
     return nir.I(r=ones)
 
 
-def to_nir(float_graph: Graph, dt: float = DT, int_graph: Graph | None = None):
-    """(nir.NIRGraph, metadata dict for nir_metadata.json, list of warnings)."""
+def _lower_input(n, op, ins, shapes, dt, notes, md):
     import nir
 
-    from ... import __version__
+    node = nir.Input(input_type=np.array(shapes[n]))
+    md.update({"snncc.encoding": op.encoding, "snncc.scale": float(op.scale), "snncc.bits": int(op.bits)})
+    return node
+
+
+def _lower_dense(n, op, ins, shapes, dt, notes, md):
+    import nir
+
+    return nir.Affine(weight=np.asarray(op.weight, np.float64), bias=np.asarray(op.bias, np.float64))
+
+
+def _lower_conv(n, op, ins, shapes, dt, notes, md):
+    import nir
+
+    if op.groups != 1:
+        notes.append(f"layer '{n}': nir 1.0.8 infers a grouped Conv2d's input type as "
+                     "C/groups channels, so the graph is written without NIR's type check "
+                     "(read it with nir.read(path, type_check=False))")
+    return nir.Conv2d(input_shape=tuple(shapes[ins[0]][1:]), weight=np.asarray(op.weight, np.float64),
+                      stride=tuple(op.stride), padding=tuple(op.padding), dilation=tuple(op.dilation),
+                      groups=int(op.groups), bias=np.asarray(op.bias, np.float64))
+
+
+def _lower_avgpool(n, op, ins, shapes, dt, notes, md):
+    import nir
+
+    return nir.AvgPool2d(kernel_size=np.array(op.kernel), stride=np.array(op.stride), padding=np.array(op.padding))
+
+
+def _lower_flatten(n, op, ins, shapes, dt, notes, md):
+    import nir
+
+    return nir.Flatten(input_type={"input": np.array(shapes[ins[0]])}, start_dim=0, end_dim=-1)
+
+
+def _lower_lif(n, op, ins, shapes, dt, notes, md):
+    node = _neuron(op, tuple(shapes[n]), dt, n, notes)
+    md.update({"snncc.beta": float(op.beta), "snncc.alpha": float(op.alpha),
+               "snncc.threshold": np.asarray(op.threshold, np.float64),
+               "snncc.bias": np.asarray(op.bias, np.float64), "snncc.reset": op.reset,
+               "snncc.reset_value": np.asarray(op.reset_value, np.float64),
+               "snncc.v_init": float(op.v_init), "snncc.state_quant": op.state_quant,
+               "snncc.state_level": np.asarray(op.state_level, np.float64),
+               "snncc.fires": bool(op.fires)})
+    if op.fires and op.reset != "zero":
+        notes.append(f"layer '{n}': reset '{op.reset}' has no NIR field; the NIR node resets to "
+                     "v_reset = 0 (snncc reads the true reset from the metadata)")
+    if op.v_init:
+        notes.append(f"layer '{n}': v_init = {op.v_init:g} has no NIR field (metadata only)")
+    if op.state_quant != "none":
+        notes.append(f"layer '{n}': the {op.state_quant} membrane quantization has no NIR field "
+                     "(metadata only)")
+    return node
+
+
+#: float IR kind -> NIR node (an Add is not a node: NIR sums the edges into a node)
+LOWER = {"Input": _lower_input, "Dense": _lower_dense, "Conv": _lower_conv, "AvgPool": _lower_avgpool,
+         "Flatten": _lower_flatten, "LIF": _lower_lif}
+
+
+def _node_ids(fg: Graph) -> dict[str, str]:
+    """A NIR id per node: its name without '/' (which would nest HDF5 groups), unique, not 'output'."""
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+    for n in fg.order():
+        base = n.replace("/", "_") or "node"
+        nid, k = base, 1
+        while nid in used or nid == "output":
+            nid, k = f"{base}_{k}", k + 1
+        used.add(nid)
+        ids[n] = nid
+    return ids
+
+
+def _producers(fg: Graph, n: str) -> list[str]:
+    """The nodes whose sum ``n`` is: an Add is expressed by NIR's summing edges."""
+    if role(fg.node(n)) != "add":
+        return [n]
+    return [p for s in fg.inputs(n) for p in _producers(fg, s)]
+
+
+def _prepare(float_graph: Graph) -> tuple[Graph, list[str]]:
+    """The float graph with BatchNorm folded (NIR has none), refusing what NIR cannot hold."""
     from ...config import CompileConfig
     from ...passes.fold import fold_batchnorm
 
@@ -98,92 +180,47 @@ def to_nir(float_graph: Graph, dt: float = DT, int_graph: Graph | None = None):
     folded = fg.of_kind("BatchNorm")
     if folded:
         fg, _ = fold_batchnorm(fg, CompileConfig())
-    shapes = fg.shapes()
-    notes: list[str] = []
     bad = [f"'{n}' ({op.source or n}): NIR 1.0 has no max pooling" for n, op in fg.items() if op.kind == "MaxPool"]
     if bad:
         raise UnsupportedLayerError("cannot export to NIR: " + "; ".join(bad) + " (use AvgPool2d, or another target)")
+    return fg, folded
 
-    ids: dict[str, str] = {}
-    used: set[str] = set()
-    for n in fg.order():
-        base = n.replace("/", "_") or "node"  # '/' would nest HDF5 groups
-        nid, k = base, 1
-        while nid in used or nid == "output":
-            nid, k = f"{base}_{k}", k + 1
-        used.add(nid)
-        ids[n] = nid
 
-    def producers(n: str) -> list[str]:
-        """The nodes whose sum ``n`` is: an Add is expressed by NIR's summing edges."""
-        if fg.node(n).kind != "Add":
-            return [n]
-        return [p for s in fg.inputs(n) for p in producers(s)]
+def to_nir(float_graph: Graph, dt: float = DT, int_graph: Graph | None = None):
+    """(nir.NIRGraph, metadata dict for nir_metadata.json, list of warnings)."""
+    import nir
 
+    from ... import __version__
+
+    fg, folded = _prepare(float_graph)
+    shapes = fg.shapes()
+    notes: list[str] = []
+    ids = _node_ids(fg)
     nodes, edges, layers = {}, [], {}
     for rank, (n, op) in enumerate(fg.items()):
-        if op.kind == "Add":
+        if role(op) == "add":
             continue
-        nid = ids[n]
-        shape = tuple(shapes[n])
+        if op.kind not in LOWER:
+            raise UnsupportedLayerError(f"cannot export {op.kind} '{n}' to NIR")
         md = {"snncc.name": n, "snncc.source": op.source, "snncc.kind": op.kind, "snncc.rank": rank}
         ins = fg.inputs(n)
-        if op.kind == "Input":
-            node = nir.Input(input_type=np.array(shape))
-            md.update({"snncc.encoding": op.encoding, "snncc.scale": float(op.scale), "snncc.bits": int(op.bits)})
-        elif op.kind == "Dense":
-            node = nir.Affine(weight=np.asarray(op.weight, np.float64), bias=np.asarray(op.bias, np.float64))
-        elif op.kind == "Conv":
-            in_shape = shapes[ins[0]]
-            if op.groups != 1:
-                notes.append(f"layer '{n}': nir 1.0.8 infers a grouped Conv2d's input type as "
-                             "C/groups channels, so the graph is written without NIR's type check "
-                             "(read it with nir.read(path, type_check=False))")
-            node = nir.Conv2d(input_shape=tuple(in_shape[1:]),
-                              weight=np.asarray(op.weight, np.float64), stride=tuple(op.stride),
-                              padding=tuple(op.padding), dilation=tuple(op.dilation), groups=int(op.groups),
-                              bias=np.asarray(op.bias, np.float64))
-        elif op.kind == "AvgPool":
-            node = nir.AvgPool2d(kernel_size=np.array(op.kernel), stride=np.array(op.stride),
-                                 padding=np.array(op.padding))
-        elif op.kind == "Flatten":
-            node = nir.Flatten(input_type={"input": np.array(shapes[ins[0]])}, start_dim=0, end_dim=-1)
-        elif op.kind == "LIF":
-            node = _neuron(op, shape, dt, n, notes)
-            md.update({"snncc.beta": float(op.beta), "snncc.alpha": float(op.alpha),
-                       "snncc.threshold": np.asarray(op.threshold, np.float64),
-                       "snncc.bias": np.asarray(op.bias, np.float64), "snncc.reset": op.reset,
-                       "snncc.reset_value": np.asarray(op.reset_value, np.float64),
-                       "snncc.v_init": float(op.v_init), "snncc.state_quant": op.state_quant,
-                       "snncc.state_level": np.asarray(op.state_level, np.float64),
-                       "snncc.fires": bool(op.fires)})
-            if op.fires and op.reset != "zero":
-                notes.append(f"layer '{n}': reset '{op.reset}' has no NIR field; the NIR node resets to "
-                             "v_reset = 0 (snncc reads the true reset from the metadata)")
-            if op.v_init:
-                notes.append(f"layer '{n}': v_init = {op.v_init:g} has no NIR field (metadata only)")
-            if op.state_quant != "none":
-                notes.append(f"layer '{n}': the {op.state_quant} membrane quantization has no NIR field "
-                             "(metadata only)")
-        else:
-            raise UnsupportedLayerError(f"cannot export {op.kind} '{n}' to NIR")
-        if ins and fg.node(ins[0]).kind == "Add":
+        node = LOWER[op.kind](n, op, ins, shapes, dt, notes, md)
+        if ins and role(fg.node(ins[0])) == "add":
             md["snncc.input_add"] = ins[0]
             md["snncc.input_add_source"] = fg.node(ins[0]).source
         node.metadata = md
-        nodes[nid] = node
-        srcs = [p for s in ins for p in producers(s)]
+        nodes[ids[n]] = node
+        srcs = [p for s in ins for p in _producers(fg, s)]
         if len(set(srcs)) != len(srcs):
             raise UnsupportedLayerError(f"cannot export '{n}' to NIR: it adds the same tensor twice "
                                         "(NIR sums edges, and an edge appears once)")
-        edges += [(ids[p], nid) for p in srcs]
-        layers[nid] = {k[6:]: _jsonable(v) for k, v in md.items()}
+        edges += [(ids[p], ids[n]) for p in srcs]
+        layers[ids[n]] = {k[6:]: _jsonable(v) for k, v in md.items()}
     (out,) = fg.outputs
-    out_srcs = producers(out)
     nodes["output"] = nir.Output(output_type=np.array(shapes[out]))
     nodes["output"].metadata = ({"snncc.input_add": out, "snncc.input_add_source": fg.node(out).source}
-                                if fg.node(out).kind == "Add" else {})
-    edges += [(ids[p], "output") for p in out_srcs]
+                                if role(fg.node(out)) == "add" else {})
+    edges += [(ids[p], "output") for p in _producers(fg, out)]
     steps = int(fg.meta.get("steps", 1))
     gmeta = {"snncc.version": __version__, "snncc.dt": dt, "snncc.discretization": "euler", "snncc.steps": steps}
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=gmeta,
