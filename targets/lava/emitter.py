@@ -1,7 +1,8 @@
 """Lava emitter: an integer graph (after ``snncc.passes.lava.LAVA_PASSES``) -> a runnable
-``network.py`` built from lava-nc processes, its ``params.npz``, and two files copied
-beside it (``snncc_lava_procs.py``: custom processes; ``snncc_lava_shim.py``: the
-Python 3.11 import shim).
+``network.py`` built from lava-nc processes (the network's layout only), its
+``params.npz``, and three static files copied beside it (``snncc_lava_runner.py``:
+recording and running, from ``runner.py``; ``snncc_lava_procs.py``: custom processes;
+``snncc_lava_shim.py``: the Python 3.11 import shim).
 
 Mapping (IR -> Lava; tensors (C, H, W) -> (W, H, C)):
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from ... import __version__
 from ...ir.graph import Graph
+from ...ops import role
 from ...ir.serialize import write_npz
 
 # the check module (the package itself exports a function named check)
@@ -38,6 +40,7 @@ C = importlib.import_module(f"{__package__}.check")
 HERE = Path(__file__).resolve().parent
 PROCS_FILE = "snncc_lava_procs.py"
 SHIM_FILE = "snncc_lava_shim.py"
+RUNNER_FILE = "snncc_lava_runner.py"
 
 
 def _env():
@@ -56,9 +59,9 @@ def _tup(v) -> str:
     return "(" + ", ".join(str(int(x)) for x in v) + ("," if len(v) == 1 else "") + ")"
 
 
-_RESERVED = {"inp", "rec", "files", "neurons", "layer", "proc", "P", "x_lava", "num_steps", "rec_dir",
-             "probe_state", "np", "os", "sys", "full", "build", "record", "run", "main", "Conv", "Dense",
-             "DelayDense", "LIF", "LIFReset", "RingBuffer", "Recorder", "SnnccLIF", "RunSteps", "Loihi2SimCfg"}
+_RESERVED = {"inp", "P", "x_lava", "np", "os", "sys", "full", "build", "run", "main", "Network", "NETWORK",
+             "HERE", "INPUT_SHAPE", "INPUT_RANGE", "STEPS", "LAYERS", "OUTPUTS", "Conv", "Dense", "DelayDense",
+             "LIF", "LIFReset", "RingBuffer", "SnnccLIF", "snncc_lava_shim"}
 
 
 def _text(s: str) -> str:
@@ -85,120 +88,147 @@ class _Names:
         return var
 
 
+class _Plan:
+    """The template's data for one graph: processes (one per synapse and neuron, through
+    the lowering table LOWER), their connections as plain records, parameters in Lava
+    layouts, the neuron layers and the outputs."""
+
+    def __init__(self, graph: Graph) -> None:
+        C.enforce(graph)
+        self.graph = graph
+        self.shapes = graph.shapes()
+        self.bounds = C._value_bounds(graph)
+        self.steps = int(graph.meta.get("steps", 1))
+        self.names = _Names()
+        self.names.used[graph.input_name] = "inp"
+        self.params: dict[str, np.ndarray] = {}
+        self.procs: list[dict] = []
+        self.layers: list[dict] = []
+        self.table: list[str] = []
+
+    # ---- ports: what a synapse or neuron reads
+    def port(self, src: str, dst_port: str, flatten: bool = False) -> dict:
+        """A connection record from the OutPort carrying ``src`` (spikes or the input) in
+        the layout of ``src``'s IR shape (flattened C-major through Flatten nodes)."""
+        op = self.graph.node(src)
+        if role(op) == "reshape":
+            (s,) = self.graph.inputs(src)
+            return self.port(s, dst_port, flatten=len(self.shapes[s]) == 3)
+        return {"src": self.names(src), "src_port": "s_out", "flatten": flatten, "dst_port": dst_port}
+
+    def message_bits(self, src: str) -> int:
+        while role(self.graph.node(src)) == "reshape":
+            src = self.graph.inputs(src)[0]
+        op = self.graph.node(src)
+        return op.bits if role(op) == "input" and op.encoding == "direct" else 0
+
+    def label(self, name: str, op) -> str:
+        return _text(name + (f" ({op.source})" if op.source and op.source != name else ""))
+
+    # ---- lowering, one method per IR kind
+    def conv(self, name: str, op) -> None:
+        var, (src,) = self.names(name), self.graph.inputs(name)
+        w = C.conv_weights(op.weight, op.weight_exp)
+        self.params[f"{var}.weight"] = w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).astype(np.int32)
+        self.procs.append(dict(kind="conv", var=var, comment=f"{self.label(name, op)}: IntConv {op.weight.shape}, "
+                               f"delay 1", input_shape=_tup(_lava_shape(self.shapes[src])),
+                               stride=_tup(op.stride[::-1]), padding=_tup(op.padding[::-1]),
+                               dilation=_tup(op.dilation[::-1]), groups=op.groups,
+                               message_bits=self.message_bits(src), connect=[self.port(src, "s_in")]))
+        self.table.append(f"{_text(name)}: Conv {tuple(op.weight.shape)} stride {op.stride} pad {op.padding}")
+
+    def dense(self, name: str, op) -> None:
+        var, (src,) = self.names(name), self.graph.inputs(name)
+        w, e, nwb = C.dense_form(op.weight, op.weight_exp, hardware=False)
+        self.params[f"{var}.weights"] = w.astype(np.int32)
+        conn = self.port(src, "s_in")
+        conn["flatten"] = conn["flatten"] or len(self.shapes[src]) == 3
+        d = dict(var=var, weight_exp=e, weight_bits=nwb, message_bits=self.message_bits(src), connect=[conn])
+        label = f"{self.label(name, op)}: IntDense {op.weight.shape}, delay {op.delay}"
+        if op.delay == 1:
+            self.procs.append(dict(kind="dense", comment=label, **d))
+        else:
+            self.procs.append(dict(kind="delay_dense", delays=op.delay - 1, comment=label, **d))
+        self.table.append(f"{_text(name)}: Dense {tuple(op.weight.shape)} delay {op.delay}")
+
+    def lif(self, name: str, op) -> None:
+        g = self.graph
+        var, (src,) = self.names(name), g.inputs(name)
+        src_op = g.node(src)
+        if role(src_op) == "add":
+            conn = [{"src": self.names(s), "src_port": "a_out", "flatten": False, "dst_port": "a_in"}
+                    for s in g.inputs(src)]
+        elif role(src_op) == "synapse":
+            conn = [{"src": self.names(src), "src_port": "a_out", "flatten": False, "dst_port": "a_in"}]
+        else:
+            conn = [self.port(src, "a_in")]
+        form = C.lif_form(op, self.bounds[src], self.steps)
+        shape = _lava_shape(self.shapes[name])
+        if form is not None:
+            self._native_lif(name, op, var, shape, form, conn)
+        else:
+            self._custom_lif(name, op, var, shape, conn)
+        readout = not op.fires and (name in g.outputs or any(
+            role(g.node(o)) == "reshape" and g.inputs(o)[0] == name for o in g.outputs))
+        self.layers.append(dict(name=name, var=var, shape=_tup(self.shapes[name]), lava_shape=_tup(shape),
+                                has_u=op.du != C.DECAY_ONE, need_v=bool(readout)))
+
+    def _native_lif(self, name, op, var, shape, form, conn) -> None:
+        self.params[f"{var}.bias_mant"] = form.bias_mant.astype(np.int16)
+        self.params[f"{var}.bias_exp"] = form.bias_exp.astype(np.int16)
+        self.params[f"{var}.v_init"] = form.v_init.astype(np.int32)
+        ri = op.reset_interval
+        # Lava's LIFReset counts steps from 1: IR step t is its time_step t + 1
+        self.procs.append(dict(kind="lif", var=var, shape=_tup(shape), du=form.du, dv=form.dv, vth=form.vth,
+                               reset_interval=ri, reset_offset=(op.reset_offset + 1) % ri if ri else 0,
+                               comment=f"{self.label(name, op)}: Loihi 2 CUBA LIF"
+                                       + (f", reset every {ri} steps" if ri else ""), connect=conn))
+        self.table.append(f"{_text(name)}: {'LIFReset' if ri else 'LIF'} {self.shapes[name]} du={form.du} "
+                          f"dv={form.dv} vth={form.vth}" + (f" reset_interval={ri}" if ri else ""))
+
+    def _custom_lif(self, name, op, var, shape, conn) -> None:
+        for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
+            self.params[f"{var}.{f}"] = np.asarray(getattr(op, f), np.int64)
+        self.procs.append(dict(kind="snncc_lif", var=var, shape=_tup(shape), du=op.du, dv=op.dv,
+                               act_shift=op.act_shift, reset=op.reset, state_quant=op.state_quant,
+                               u_bits=op.u_bits, u_overflow=op.u_overflow, v_bits=op.v_bits,
+                               v_overflow=op.v_overflow, fires=bool(op.fires),
+                               reset_interval=op.reset_interval, reset_offset=op.reset_offset,
+                               comment=f"{self.label(name, op)}: SnnccLIF (simulation only: not a native "
+                                       f"Loihi 2 neuron)", connect=conn))
+        self.table.append(f"{_text(name)}: SnnccLIF {self.shapes[name]} (simulation only)")
+
+    def data(self) -> dict:
+        g = self.graph
+        for name, op in g.items():
+            lower = LOWER.get(op.kind)
+            if lower is not None:
+                lower(self, name, op)
+        inp = g.node(g.input_name)
+        outputs = []
+        for o in g.outputs:
+            flat_out = role(g.node(o)) == "reshape"
+            base = g.inputs(o)[0] if flat_out else o
+            outputs.append(dict(layer=base, what="s" if g.node(base).fires else "v", flat=flat_out))
+        custom = sum(p["kind"] == "snncc_lif" for p in self.procs)
+        lo, hi = (0, 1) if inp.encoding == "spikes" else (0, (1 << inp.bits) - 1)
+        return dict(
+            name=_text(str(g.meta.get("name", "network"))), version=__version__, steps=self.steps,
+            input_shape=_tup(inp.shape), input_dims=", ".join(str(d) for d in inp.shape),
+            input_range=f"({lo}, {hi})",
+            input_kind=(f"graded {inp.bits}-bit input values" if inp.encoding == "direct" else "binary input spikes"),
+            custom_note=(f"{custom} SnnccLIF layer(s), simulation only" if custom else "only Recorder is used"),
+            procs=self.procs, layers=self.layers, outputs=outputs, table=self.table, params=self.params)
+
+
+#: IR kind -> its Lava process; the input, Flatten (a port reshape) and Add (fan-in into
+#: one a_in) are connections, not processes
+LOWER = {"IntConv": _Plan.conv, "IntDense": _Plan.dense, "IntLIF": _Plan.lif}
+
+
 def plan(graph: Graph) -> dict:
     """The template's data: processes, connections, parameters (Lava layouts)."""
-    C.enforce(graph)
-    shapes = graph.shapes()
-    bounds = C._value_bounds(graph)
-    steps = int(graph.meta.get("steps", 1))
-    names = _Names()
-    inp_name = graph.input_name
-    inp = graph.node(inp_name)
-    names.used[inp_name] = "inp"
-    params: dict[str, np.ndarray] = {}
-    procs, layers, table = [], [], []
-
-    def port(src: str) -> str:
-        """Python expression of the OutPort carrying ``src`` (spikes or input), in the
-        layout of ``src``'s IR shape (flattened C-major for Flatten)."""
-        op = graph.node(src)
-        if op.kind == "Flatten":
-            (s,) = graph.inputs(src)
-            return flat(s)
-        return f"{names(src)}.s_out"
-
-    def flat(src: str) -> str:
-        p = port(src)
-        return f"{p}.transpose((2, 1, 0)).flatten()" if len(shapes[src]) == 3 else p
-
-    def message_bits(src: str) -> int:
-        while graph.node(src).kind == "Flatten":
-            src = graph.inputs(src)[0]
-        op = graph.node(src)
-        return op.bits if op.kind == "IntInput" and op.encoding == "direct" else 0
-
-    for name, op in graph.items():
-        k = op.kind
-        if k in ("IntInput", "Flatten", "Add"):
-            continue
-        var = names(name)
-        ins = graph.inputs(name)
-        label = _text(name + (f" ({op.source})" if op.source and op.source != name else ""))
-        if k == "IntConv":
-            (src,) = ins
-            w = C.conv_weights(op.weight, op.weight_exp)
-            params[f"{var}.weight"] = w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).astype(np.int32)
-            procs.append(dict(kind="conv", var=var, comment=f"{label}: IntConv {op.weight.shape}, delay 1",
-                              input_shape=_tup(_lava_shape(shapes[src])), stride=_tup(op.stride[::-1]),
-                              padding=_tup(op.padding[::-1]), dilation=_tup(op.dilation[::-1]),
-                              groups=op.groups, message_bits=message_bits(src),
-                              connect=[f"{port(src)}.connect({var}.s_in)"]))
-            table.append(f"{_text(name)}: Conv {tuple(op.weight.shape)} stride {op.stride} pad {op.padding}")
-        elif k == "IntDense":
-            (src,) = ins
-            w, e, nwb = C.dense_form(op.weight, op.weight_exp, hardware=False)
-            params[f"{var}.weights"] = w.astype(np.int32)
-            d = dict(var=var, weight_exp=e, weight_bits=nwb, message_bits=message_bits(src),
-                     connect=[f"{flat(src)}.connect({var}.s_in)"])
-            if op.delay == 1:
-                procs.append(dict(kind="dense", comment=f"{label}: IntDense {op.weight.shape}, delay 1", **d))
-            else:
-                procs.append(dict(kind="delay_dense", delays=op.delay - 1,
-                                  comment=f"{label}: IntDense {op.weight.shape}, delay {op.delay}", **d))
-            table.append(f"{_text(name)}: Dense {tuple(op.weight.shape)} delay {op.delay}")
-        elif k == "IntLIF":
-            (src,) = ins
-            shape = _lava_shape(shapes[name])
-            form = C.lif_form(op, bounds[src], steps)
-            src_op = graph.node(src)
-            if src_op.kind == "Add":
-                conn = [f"{names(s)}.a_out.connect({var}.a_in)" for s in graph.inputs(src)]
-            elif src_op.kind in C.SYN:
-                conn = [f"{names(src)}.a_out.connect({var}.a_in)"]
-            else:
-                conn = [f"{port(src)}.connect({var}.a_in)"]
-            if form is not None:
-                params[f"{var}.bias_mant"] = form.bias_mant.astype(np.int16)
-                params[f"{var}.bias_exp"] = form.bias_exp.astype(np.int16)
-                params[f"{var}.v_init"] = form.v_init.astype(np.int32)
-                ri = op.reset_interval
-                # Lava's LIFReset counts steps from 1: IR step t is its time_step t + 1
-                procs.append(dict(kind="lif", var=var, shape=_tup(shape), du=form.du, dv=form.dv, vth=form.vth,
-                                  reset_interval=ri, reset_offset=(op.reset_offset + 1) % ri if ri else 0,
-                                  comment=f"{label}: Loihi 2 CUBA LIF" + (f", reset every {ri} steps" if ri else ""),
-                                  connect=conn))
-                table.append(f"{_text(name)}: {'LIFReset' if ri else 'LIF'} {shapes[name]} du={form.du} dv={form.dv} "
-                             f"vth={form.vth}" + (f" reset_interval={ri}" if ri else ""))
-            else:
-                for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
-                    params[f"{var}.{f}"] = np.asarray(getattr(op, f), np.int64)
-                procs.append(dict(kind="snncc_lif", var=var, shape=_tup(shape), du=op.du, dv=op.dv,
-                                  act_shift=op.act_shift, reset=op.reset, state_quant=op.state_quant,
-                                  u_bits=op.u_bits, u_overflow=op.u_overflow, v_bits=op.v_bits,
-                                  v_overflow=op.v_overflow, fires=bool(op.fires),
-                                  reset_interval=op.reset_interval, reset_offset=op.reset_offset,
-                                  comment=f"{label}: SnnccLIF (simulation only: not a native Loihi 2 neuron)",
-                                  connect=conn))
-                table.append(f"{_text(name)}: SnnccLIF {shapes[name]} (simulation only)")
-            readout = name in graph.outputs and not op.fires or any(
-                graph.node(o).kind == "Flatten" and graph.inputs(o)[0] == name and not op.fires
-                for o in graph.outputs)
-            layers.append(dict(name=name, var=var, shape=_tup(shapes[name]), lava_shape=_tup(shape),
-                               has_u=op.du != C.DECAY_ONE, need_v=bool(readout)))
-    outputs = []
-    for o in graph.outputs:
-        flat_out = graph.node(o).kind == "Flatten"
-        base = graph.inputs(o)[0] if flat_out else o
-        outputs.append(dict(layer=base, what="s" if graph.node(base).fires else "v", flat=flat_out))
-    custom = sum(p["kind"] == "snncc_lif" for p in procs)
-    lo, hi = (0, 1) if inp.encoding == "spikes" else (0, (1 << inp.bits) - 1)
-    return dict(
-        name=_text(str(graph.meta.get("name", "network"))), version=__version__, steps=steps,
-        input_shape=_tup(inp.shape), input_dims=", ".join(str(d) for d in inp.shape),
-        input_range=f"({lo}, {hi})",
-        input_kind=(f"graded {inp.bits}-bit input values" if inp.encoding == "direct" else "binary input spikes"),
-        custom_note=(f"{custom} SnnccLIF layer(s), simulation only" if custom else "only Recorder is used"),
-        procs=procs, layers=layers, outputs=outputs, table=table, params=params)
+    return _Plan(graph).data()
 
 
 def emit(graph: Graph, out_dir) -> list[Path]:
@@ -212,6 +242,6 @@ def emit(graph: Graph, out_dir) -> list[Path]:
     text = _env().get_template("network.py.j2").render(**data)
     (out / "network.py").write_text(text)
     write_npz(out / "params.npz", params)
-    shutil.copyfile(HERE / "procs.py", out / PROCS_FILE)
-    shutil.copyfile(HERE / "_shim.py", out / SHIM_FILE)
-    return [out / "network.py", out / "params.npz", out / PROCS_FILE, out / SHIM_FILE]
+    for src, dst in ((HERE / "procs.py", PROCS_FILE), (HERE / "_shim.py", SHIM_FILE), (HERE / "runner.py", RUNNER_FILE)):
+        shutil.copyfile(src, out / dst)
+    return [out / "network.py", out / "params.npz", out / PROCS_FILE, out / SHIM_FILE, out / RUNNER_FILE]

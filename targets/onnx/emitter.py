@@ -332,233 +332,293 @@ def _input_dtype(op) -> int:
 
 def build_model(graph: Graph, probe_state: bool, windows: str = "auto") -> onnx.ModelProto:
     """The ONNX model of ``graph`` (``probe_state``: also v and u of every step)."""
-    if windows not in WINDOWS:
-        raise SnnccError(f"windows={windows!r}: choose one of {', '.join(WINDOWS)}")
-    verify(graph, "int", after="(onnx target input)")
-    shapes = graph.shapes()
-    order = graph.order()
-    ops = {n: graph.node(n) for n in order}
-    lifs = [n for n in order if isinstance(ops[n], IntLIF)]
+    return _Model(graph, probe_state, windows).build()
 
-    # reference keys, in the reference's insertion order: spikes (and v/u) per layer, output
+
+def _reference_keys(graph: Graph, lifs: list[str], probe_state: bool) -> list[str]:
+    """The reference's result keys in its insertion order: spikes (and v/u) per layer, output."""
     keys: list[str] = []
     for n in lifs:
         keys.append(n)
         if probe_state:
             keys.append(f"{n}/v")
-            if ops[n].du != DECAY_ONE:
+            if graph.node(n).du != DECAY_ONE:
                 keys.append(f"{n}/u")
     keys.append("output")
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})
         raise SnnccError(f"node names collide with output keys {dup} (the reference interpreter "
                          "would mix them up too): rename the layers")
-    out_shapes = {shapes[o] for o in graph.outputs}
+    out_shapes = {graph.shapes()[o] for o in graph.outputs}
     if len(out_shapes) != 1:
         raise SnnccError(f"the outputs {graph.outputs} differ in shape {sorted(out_shapes)}: the reference "
                          "interleaves outputs along time, which needs one shape")
+    return keys
 
-    values = _Names(keys)
-    node_names = _Names()
-    bounds, accs = value_bounds(graph)
-    inp = graph.input_name
-    in_op = ops[inp]
-    in_dtype = _input_dtype(in_op)
-    x_name = values.fresh(inp)
 
-    # ---- Scan body: state inputs, one step, state outputs + per-step outputs
-    body = _Builder(values, node_names)
-    step = _Step(body, windows, bounds, accs)
-    state_in: list[onnx.ValueInfoProto] = []
-    state_out: list[str] = []
-    state_init: list[tuple[str, str, tuple]] = []   # (kind "v_init"/"zeros", layer, shape)
-    scan_out: list[tuple[str, str, int, tuple]] = []  # (key, body value, dtype, shape)
-    new_state: dict[str, str] = {}
+class _Model:
+    """Builds the model: the Scan body (one step: state in, the nodes in topological order
+    through the lowering table LOWER, state out and per-step outputs), then the outer
+    graph (initial states, the Scan over time, output interleaving)."""
 
-    def state(layer: str, what: str, shape, init: str) -> str:
-        nm = values.fresh(f"{layer}::{what}.in")
-        state_in.append(_tensor_type(nm, I64, ("N",) + tuple(shape)))
-        state_init.append((init, layer, tuple(shape)))
+    def __init__(self, graph: Graph, probe_state: bool, windows: str) -> None:
+        if windows not in WINDOWS:
+            raise SnnccError(f"windows={windows!r}: choose one of {', '.join(WINDOWS)}")
+        verify(graph, "int", after="(onnx target input)")
+        self.graph, self.probe_state, self.windows = graph, probe_state, windows
+        self.shapes = graph.shapes()
+        self.order = graph.order()
+        self.ops = {n: graph.node(n) for n in self.order}
+        self.lifs = [n for n in self.order if isinstance(self.ops[n], IntLIF)]
+        self.keys = _reference_keys(graph, self.lifs, probe_state)
+        self.values, self.node_names = _Names(self.keys), _Names()
+        bounds, accs = value_bounds(graph)
+        self.in_op = self.ops[graph.input_name]
+        self.in_dtype = _input_dtype(self.in_op)
+        self.x_name = self.values.fresh(graph.input_name)
+        self.body = _Builder(self.values, self.node_names)
+        self.step = _Step(self.body, windows, bounds, accs)
+        self.state_in: list[onnx.ValueInfoProto] = []
+        self.state_init: list[tuple[str, str, tuple]] = []   # (kind "v_init"/"zeros"/"step", layer, shape)
+        self.scan_out: list[tuple[str, str, int, tuple]] = []  # (key, body value, dtype, shape)
+        self.new_state: dict[str, str] = {}
+        self.st_names: dict[tuple, str] = {}
+        self.spikes: dict[str, str] = {}
+        self.potentials: dict[str, tuple[str, str | None]] = {}
+        self.step_in: str | None = None
+
+    def build(self) -> onnx.ModelProto:
+        self._states()
+        x_t = self.values.fresh(f"{self.graph.input_name}::t")
+        x_t_info = _tensor_type(x_t, self.in_dtype, ("N",) + tuple(self.in_op.shape))
+        self._step_counter()
+        self.x_t = x_t
+        for n in self.order:
+            op = self.ops[n]
+            self.body.at(n, _doc(n, op))
+            lower = LOWER.get(op.kind)
+            if lower is None:
+                raise SnnccError(f"the ONNX target has no lowering for {op.kind} ('{n}')")
+            lower(self, n, op, self.graph.inputs(n))
+        n_out = self._step_outputs()
+        body_graph = self._body_graph(x_t_info)
+        return self._outer(body_graph, n_out)
+
+    # ---- state
+    def _state(self, layer: str, what: str, shape, init: str) -> str:
+        nm = self.values.fresh(f"{layer}::{what}.in")
+        self.state_in.append(_tensor_type(nm, I64, ("N",) + tuple(shape)))
+        self.state_init.append((init, layer, tuple(shape)))
         return nm
 
-    st_names = {}
-    for n in order:
-        op = ops[n]
-        if isinstance(op, IntLIF):
-            st_names[(n, "v")] = state(n, "v", shapes[n], "v_init")
-            if op.du != DECAY_ONE:
-                st_names[(n, "u")] = state(n, "u", shapes[n], "zeros")
-        elif op.kind in ("IntConv", "IntDense") and op.delay > 0:
-            for i in range(op.delay):
-                st_names[(n, f"delay{i}")] = state(n, f"delay{i}", shapes[n], "zeros")
-    x_t = values.fresh(f"{inp}::t")
-    x_t_info = _tensor_type(x_t, in_dtype, ("N",) + tuple(in_op.shape))
-    step_in = None
-    if any(ops[n].reset_interval for n in lifs):  # the step counter t of periodic resets
-        step_in = values.fresh("time::step.in")
-        state_in.append(_tensor_type(step_in, I64, (1,)))
-        state_init.append(("step", "time", (1,)))
+    def _states(self) -> None:
+        for n in self.order:
+            op = self.ops[n]
+            if isinstance(op, IntLIF):
+                self.st_names[(n, "v")] = self._state(n, "v", self.shapes[n], "v_init")
+                if op.du != DECAY_ONE:
+                    self.st_names[(n, "u")] = self._state(n, "u", self.shapes[n], "zeros")
+            elif getattr(op, "delay", 0) > 0:
+                for i in range(op.delay):
+                    self.st_names[(n, f"delay{i}")] = self._state(n, f"delay{i}", self.shapes[n], "zeros")
+
+    def _step_counter(self) -> None:
+        """The step counter t of periodic resets, where a neuron has one."""
+        if not any(self.ops[n].reset_interval for n in self.lifs):
+            return
+        body = self.body
+        self.step_in = self.values.fresh("time::step.in")
+        self.state_in.append(_tensor_type(self.step_in, I64, (1,)))
+        self.state_init.append(("step", "time", (1,)))
         body.at("time", "the step counter t (0-based) of the periodic neuron resets")
-        new_state[step_in] = body.op("Add", [step_in, body.i64([1], "one")], "step.next")
+        self.new_state[self.step_in] = body.op("Add", [self.step_in, body.i64([1], "one")], "step.next")
 
-    spikes: dict[str, str] = {}
-    potentials: dict[str, tuple[str, str | None]] = {}
-    for n in order:
-        op = ops[n]
-        body.at(n, _doc(n, op))
-        ins = graph.inputs(n)
-        k = op.kind
-        if k == "IntInput":
-            step.set(n, x_t, in_dtype)
-        elif k == "IntLIF":
-            nd = len(shapes[n]) + 1
-            v_in, u_in = st_names[(n, "v")], st_names.get((n, "u"))
-            if op.reset_interval:  # Lava's LIFReset: u = v = 0 when t % interval == offset
-                due = body.op("Equal", [body.op("Mod", [step_in, body.i64([op.reset_interval], "reset_interval")],
-                                                "reset.phase"), body.i64([op.reset_offset], "reset_offset")],
-                              "reset.due")
-                zero = body.i64(0, "zero")
-                v_in = body.op("Where", [due, zero, v_in], "reset.v")
-                if u_in is not None:
-                    u_in = body.op("Where", [due, zero, u_in], "reset.u")
-            s, v, u = step.neuron(op, step.vals[ins[0]], v_in, u_in, nd)
-            step.set(n, s, BOOL)
-            spikes[n] = s
-            potentials[n] = (v, u if op.du != DECAY_ONE else None)
-            new_state[st_names[(n, "v")]] = v
-            if op.du != DECAY_ONE:
-                new_state[st_names[(n, "u")]] = u
-        elif k in ("IntConv", "IntDense"):
-            if k == "IntConv":
-                y, _ = step.conv(n, op, ins[0], shapes[ins[0]])
+    # ---- lowering, one method per IR kind (LOWER)
+    def lower_input(self, n, op, ins) -> None:
+        self.step.set(n, self.x_t, self.in_dtype)
+
+    def lower_lif(self, n, op, ins) -> None:
+        body, step = self.body, self.step
+        nd = len(self.shapes[n]) + 1
+        v_in, u_in = self.st_names[(n, "v")], self.st_names.get((n, "u"))
+        if op.reset_interval:  # Lava's LIFReset: u = v = 0 when t % interval == offset
+            due = body.op("Equal", [body.op("Mod", [self.step_in, body.i64([op.reset_interval], "reset_interval")],
+                                            "reset.phase"), body.i64([op.reset_offset], "reset_offset")],
+                          "reset.due")
+            zero = body.i64(0, "zero")
+            v_in = body.op("Where", [due, zero, v_in], "reset.v")
+            if u_in is not None:
+                u_in = body.op("Where", [due, zero, u_in], "reset.u")
+        s, v, u = step.neuron(op, step.vals[ins[0]], v_in, u_in, nd)
+        step.set(n, s, BOOL)
+        self.spikes[n] = s
+        self.potentials[n] = (v, u if op.du != DECAY_ONE else None)
+        self.new_state[self.st_names[(n, "v")]] = v
+        if op.du != DECAY_ONE:
+            self.new_state[self.st_names[(n, "u")]] = u
+
+    def lower_synapse(self, n, op, ins) -> None:
+        body, step = self.body, self.step
+        if op.kind == "IntConv":
+            y, _ = step.conv(n, op, ins[0], self.shapes[ins[0]])
+        else:
+            x = step.cast(step.vals[ins[0]], I64)
+            if len(self.shapes[ins[0]]) != 1:
+                x = body.op("Flatten", [x], "flatten", axis=1)
+            y = body.op("MatMul", [x, body.i64(op.weight.T, "weight_t")], "matmul")
+        y = step.shift(y, op.weight_exp, "weight_exp")
+        if op.out_bits:
+            y = step.overflow(y, op.out_bits, "wrap", "out")
+        if op.delay > 0:
+            slots = [self.st_names[(n, f"delay{i}")] for i in range(op.delay)]
+            for i in range(op.delay - 1):
+                self.new_state[slots[i]] = body.op("Identity", [slots[i + 1]], f"delay_line{i}")
+            self.new_state[slots[-1]] = body.op("Identity", [y], f"delay_line{op.delay - 1}")
+            y = slots[0]
+        step.set(n, y, I64)
+
+    def lower_pool(self, n, op, ins) -> None:
+        self.step.set(n, *self.step.pool(n, op, ins[0], self.shapes[ins[0]], op.kind))
+
+    def lower_flatten(self, n, op, ins) -> None:
+        xv = self.step.vals[ins[0]]
+        self.step.set(n, self.body.op("Flatten", [xv[0]], "flatten", axis=1), xv[1])
+
+    def lower_add(self, n, op, ins) -> None:
+        step = self.step
+        acc = step.cast(step.vals[ins[0]], I64)
+        for i, s_ in enumerate(ins[1:]):
+            acc = self.body.op("Add", [acc, step.cast(step.vals[s_], I64)], f"add{i}")
+        step.set(n, acc, I64)
+
+    # ---- outputs
+    def _step_outputs(self) -> int:
+        """Per-step outputs (spikes, v/u when probed, the network output); returns how
+        many network outputs are interleaved."""
+        body, step = self.body, self.step
+        out_shape = tuple(self.shapes[self.graph.outputs[0]])
+        for n in self.lifs:
+            body.at(n, _doc(n, self.ops[n]))
+            self.scan_out.append((n, body.op("Identity", [self.spikes[n]], "spikes.out"), BOOL, self.shapes[n]))
+            if self.probe_state:
+                v, u = self.potentials[n]
+                self.scan_out.append((f"{n}/v", body.op("Identity", [v], "v.out"), I64, self.shapes[n]))
+                if u is not None:
+                    self.scan_out.append((f"{n}/u", body.op("Identity", [u], "u.out"), I64, self.shapes[n]))
+        body.at("output", "snncc network output per step: a readout's v, or the output node's value")
+        outs = []
+        for o in self.graph.outputs:
+            op = self.ops[o]
+            val = (self.potentials[o][0], I64) if isinstance(op, IntLIF) and not op.fires else step.vals[o]
+            outs.append(step.cast(val, I64))
+        if len(outs) == 1:
+            y = body.op("Identity", [outs[0]], "out")
+            self.scan_out.append(("output", y, I64, out_shape))
+        else:
+            axis1 = body.i64([1], "axis1")
+            parts = [body.op("Unsqueeze", [v, axis1], f"out{i}") for i, v in enumerate(outs)]
+            y = body.op("Concat", parts, "out", axis=1)
+            self.scan_out.append(("output", y, I64, (len(outs),) + out_shape))
+        return len(outs)
+
+    def _body_graph(self, x_t_info) -> onnx.GraphProto:
+        body = self.body
+        body_outputs = []
+        for vi in self.state_in:
+            nm = self.new_state[vi.name]
+            fin = body.op("Identity", [nm], "state.out") if nm in [x.name for x in self.state_in] else nm
+            body_outputs.append(_tensor_type(fin, I64, [d.dim_param or d.dim_value
+                                                        for d in vi.type.tensor_type.shape.dim]))
+        for key, nm, dt, shp in self.scan_out:
+            body_outputs.append(_tensor_type(nm, dt, ("N",) + tuple(shp)))
+        return helper.make_graph(body.nodes, "snncc_step", self.state_in + [x_t_info], body_outputs,
+                                 initializer=body.inits,
+                                 doc_string="one time step of the integer network (snncc reference semantics)")
+
+    def _initial_states(self, outer: _Builder) -> list[str]:
+        """The initial value of every Scan state for a batch of N samples."""
+        outer.at("init", "initial neuron state and empty delay lines for a batch of N samples")
+        n_dim = outer.op("Slice", [outer.op("Shape", [self.x_name], "input_shape"), outer.i64([0], "zero_1d"),
+                                   outer.i64([1], "one_1d")], "batch_size")
+        full_shapes: dict[tuple, str] = {}
+        inits = []
+        for (kind, layer, shp), vi in zip(self.state_init, self.state_in):
+            if shp not in full_shapes and kind != "step":
+                full_shapes[shp] = outer.op("Concat", [n_dim, outer.i64(list(shp), "layer_shape")],
+                                            "state_shape", axis=0)
+            if kind == "step":
+                outer.at("time", "the step counter starts at 0")
+                inits.append(outer.op("Identity", [outer.i64([0], "step0")], "step.init"))
+                continue
+            outer.at(layer, _doc(layer, self.ops[layer]))
+            if kind == "v_init":
+                v0 = outer.i64(_chan(self.ops[layer].v_init, len(shp) + 1), "v_init")
+                inits.append(outer.op("Expand", [v0, full_shapes[shp]], "v.init"))
             else:
-                x = step.cast(step.vals[ins[0]], I64)
-                if len(shapes[ins[0]]) != 1:
-                    x = body.op("Flatten", [x], "flatten", axis=1)
-                y = body.op("MatMul", [x, body.i64(op.weight.T, "weight_t")], "matmul")
-            y = step.shift(y, op.weight_exp, "weight_exp")
-            if op.out_bits:
-                y = step.overflow(y, op.out_bits, "wrap", "out")
-            if op.delay > 0:
-                slots = [st_names[(n, f"delay{i}")] for i in range(op.delay)]
-                for i in range(op.delay - 1):
-                    new_state[slots[i]] = body.op("Identity", [slots[i + 1]], f"delay_line{i}")
-                new_state[slots[-1]] = body.op("Identity", [y], f"delay_line{op.delay - 1}")
-                y = slots[0]
-            step.set(n, y, I64)
-        elif k in ("SumPool", "MaxPool"):
-            step.set(n, *step.pool(n, op, ins[0], shapes[ins[0]], k))
-        elif k == "Flatten":
-            xv = step.vals[ins[0]]
-            step.set(n, body.op("Flatten", [xv[0]], "flatten", axis=1), xv[1])
-        elif k == "Add":
-            acc = step.cast(step.vals[ins[0]], I64)
-            for i, s_ in enumerate(ins[1:]):
-                acc = body.op("Add", [acc, step.cast(step.vals[s_], I64)], f"add{i}")
-            step.set(n, acc, I64)
-        else:
-            raise SnnccError(f"the ONNX target has no lowering for {k} ('{n}')")
+                inits.append(outer.op("ConstantOfShape", [full_shapes[shp]], "state.init",
+                                      value=numpy_helper.from_array(np.zeros(1, np.int64), "value")))
+        return inits
 
-    # per-step outputs
-    out_shape = tuple(shapes[graph.outputs[0]])
-    for n in lifs:
-        body.at(n, _doc(n, ops[n]))
-        scan_out.append((n, body.op("Identity", [spikes[n]], "spikes.out"), BOOL, shapes[n]))
-        if probe_state:
-            v, u = potentials[n]
-            scan_out.append((f"{n}/v", body.op("Identity", [v], "v.out"), I64, shapes[n]))
-            if u is not None:
-                scan_out.append((f"{n}/u", body.op("Identity", [u], "u.out"), I64, shapes[n]))
-    body.at("output", "snncc network output per step: a readout's v, or the output node's value")
-    outs = []
-    for o in graph.outputs:
-        op = ops[o]
-        val = (potentials[o][0], I64) if isinstance(op, IntLIF) and not op.fires else step.vals[o]
-        outs.append(step.cast(val, I64))
-    if len(outs) == 1:
-        y = body.op("Identity", [outs[0]], "out")
-        scan_out.append(("output", y, I64, out_shape))
-    else:
-        axis1 = body.i64([1], "axis1")
-        parts = [body.op("Unsqueeze", [v, axis1], f"out{i}") for i, v in enumerate(outs)]
-        y = body.op("Concat", parts, "out", axis=1)
-        scan_out.append(("output", y, I64, (len(outs),) + out_shape))
+    def _outer(self, body_graph, n_out: int) -> onnx.ModelProto:
+        values, node_names = self.values, self.node_names
+        outer = _Builder(values, node_names)
+        inits = self._initial_states(outer)
+        outer.at("time", "snncc: the time loop; the body is one step of the integer network")
+        final = [values.fresh(f"{vi.name[:-3]}.final") for vi in self.state_in]
+        results = {}
+        scan_names = []
+        for key, nm, dt, shp in self.scan_out:
+            target = key if not (key == "output" and n_out > 1) else values.fresh("output::interleaved")
+            scan_names.append(target)
+            results[key] = (target, dt, shp)
+        outer.nodes.append(helper.make_node(
+            "Scan", inits + [self.x_name], final + scan_names, name=node_names.fresh("time_loop"),
+            doc_string="one step of the integer network per input time step (axis 1); state: membranes, "
+                       "currents and synaptic delay lines", body=body_graph, num_scan_inputs=1,
+            scan_input_axes=[1], scan_output_axes=[1] * len(self.scan_out)))
+        graph_outputs = self._graph_outputs(outer, results, n_out)
+        return self._model(outer, graph_outputs)
 
-    body_outputs = []
-    for vi in state_in:
-        nm = new_state[vi.name]
-        fin = body.op("Identity", [nm], "state.out") if nm in [x.name for x in state_in] else nm
-        body_outputs.append(_tensor_type(fin, I64, [d.dim_param or d.dim_value
-                                                    for d in vi.type.tensor_type.shape.dim]))
-    for key, nm, dt, shp in scan_out:
-        body_outputs.append(_tensor_type(nm, dt, ("N",) + tuple(shp)))
-    body_graph = helper.make_graph(body.nodes, "snncc_step", state_in + [x_t_info], body_outputs,
-                                   initializer=body.inits,
-                                   doc_string="one time step of the integer network (snncc reference semantics)")
+    def _graph_outputs(self, outer: _Builder, results: dict, n_out: int) -> list:
+        out_shape = tuple(self.shapes[self.graph.outputs[0]])
+        graph_outputs = []
+        for key, nm, dt, shp in self.scan_out:
+            if key == "output" and n_out > 1:
+                outer.at("output", "outputs interleaved along time, like the reference interpreter")
+                outer.nodes.append(helper.make_node(
+                    "Reshape", [results[key][0], outer.i64([0, -1] + list(out_shape), "interleave_shape")],
+                    ["output"], name=self.node_names.fresh("output/interleave"), doc_string=outer.doc))
+                graph_outputs.append(_tensor_type("output", I64, ("N", "T_out") + out_shape))
+            else:
+                graph_outputs.append(_tensor_type(key, dt, ("N", "T") + tuple(shp)))
+        return graph_outputs
 
-    # ---- outer graph: initial states, Scan, output interleaving
-    outer = _Builder(values, node_names)
-    outer.at("init", "initial neuron state and empty delay lines for a batch of N samples")
-    n_dim = outer.op("Slice", [outer.op("Shape", [x_name], "input_shape"), outer.i64([0], "zero_1d"),
-                               outer.i64([1], "one_1d")], "batch_size")
-    full_shapes: dict[tuple, str] = {}
-    inits = []
-    for (kind, layer, shp), vi in zip(state_init, state_in):
-        if shp not in full_shapes and kind != "step":
-            full_shapes[shp] = outer.op("Concat", [n_dim, outer.i64(list(shp), "layer_shape")],
-                                        "state_shape", axis=0)
-        if kind == "step":
-            outer.at("time", "the step counter starts at 0")
-            inits.append(outer.op("Identity", [outer.i64([0], "step0")], "step.init"))
-            continue
-        outer.at(layer, _doc(layer, ops[layer]))
-        if kind == "v_init":
-            v0 = outer.i64(_chan(ops[layer].v_init, len(shp) + 1), "v_init")
-            inits.append(outer.op("Expand", [v0, full_shapes[shp]], "v.init"))
-        else:
-            inits.append(outer.op("ConstantOfShape", [full_shapes[shp]], "state.init",
-                                  value=numpy_helper.from_array(np.zeros(1, np.int64), "value")))
-    outer.at("time", "snncc: the time loop; the body is one step of the integer network")
-    final = [values.fresh(f"{vi.name[:-3]}.final") for vi in state_in]
-    results = {}
-    scan_names = []
-    for key, nm, dt, shp in scan_out:
-        target = key if not (key == "output" and len(outs) > 1) else values.fresh("output::interleaved")
-        scan_names.append(target)
-        results[key] = (target, dt, shp)
-    outer.nodes.append(helper.make_node(
-        "Scan", inits + [x_name], final + scan_names, name=node_names.fresh("time_loop"),
-        doc_string="one step of the integer network per input time step (axis 1); state: membranes, "
-                   "currents and synaptic delay lines", body=body_graph, num_scan_inputs=1,
-        scan_input_axes=[1], scan_output_axes=[1] * len(scan_out)))
-    graph_outputs = []
-    for key, nm, dt, shp in scan_out:
-        if key == "output" and len(outs) > 1:
-            outer.at("output", "outputs interleaved along time, like the reference interpreter")
-            outer.nodes.append(helper.make_node(
-                "Reshape", [results[key][0], outer.i64([0, -1] + list(out_shape), "interleave_shape")],
-                ["output"], name=node_names.fresh("output/interleave"), doc_string=outer.doc))
-            graph_outputs.append(_tensor_type("output", I64, ("N", "T_out") + out_shape))
-        else:
-            graph_outputs.append(_tensor_type(key, dt, ("N", "T") + tuple(shp)))
-    x_info = _tensor_type(x_name, in_dtype, ("N", "T") + tuple(in_op.shape))
-    g = helper.make_graph(outer.nodes, f"snncc_{graph.meta.get('name', 'model')}", [x_info], graph_outputs,
-                          initializer=outer.inits,
-                          doc_string="snncc integer SNN: input (N, T, ...) integers; outputs: spikes (N, T, ...) "
-                                     "of every neuron layer" + (", v and u of every step" if probe_state else "")
-                                     + " and the network output")
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="snncc",
-                              producer_version=__version__,
-                              doc_string="bit-exact integer model compiled by snncc; semantics: docs/semantics.md, "
-                                         "lowering: docs/onnx.md")
-    model.ir_version = IR_VERSION
-    meta = {"snncc.outputs": json.dumps(keys), "snncc.input": json.dumps(x_name),
-            "snncc.steps": str(int(graph.meta.get("steps", 1))), "snncc.probe_state": str(bool(probe_state)),
-            "snncc.windows": windows,
-            "snncc.layers": json.dumps({n: {"kind": ops[n].kind, "source": ops[n].source} for n in order},
-                                       sort_keys=True)}
-    helper.set_model_props(model, meta)
-    return model
+    def _model(self, outer: _Builder, graph_outputs: list) -> onnx.ModelProto:
+        graph, ops = self.graph, self.ops
+        x_info = _tensor_type(self.x_name, self.in_dtype, ("N", "T") + tuple(self.in_op.shape))
+        g = helper.make_graph(outer.nodes, f"snncc_{graph.meta.get('name', 'model')}", [x_info], graph_outputs,
+                              initializer=outer.inits,
+                              doc_string="snncc integer SNN: input (N, T, ...) integers; outputs: spikes (N, T, ...) "
+                                         "of every neuron layer" + (", v and u of every step" if self.probe_state else "")
+                                         + " and the network output")
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="snncc",
+                                  producer_version=__version__,
+                                  doc_string="bit-exact integer model compiled by snncc; semantics: docs/semantics.md, "
+                                             "lowering: docs/onnx.md")
+        model.ir_version = IR_VERSION
+        meta = {"snncc.outputs": json.dumps(self.keys), "snncc.input": json.dumps(self.x_name),
+                "snncc.steps": str(int(graph.meta.get("steps", 1))), "snncc.probe_state": str(bool(self.probe_state)),
+                "snncc.windows": self.windows,
+                "snncc.layers": json.dumps({n: {"kind": ops[n].kind, "source": ops[n].source} for n in self.order},
+                                           sort_keys=True)}
+        helper.set_model_props(model, meta)
+        return model
+
+
+#: IR kind -> its lowering into the Scan body
+LOWER = {"IntInput": _Model.lower_input, "IntLIF": _Model.lower_lif, "IntConv": _Model.lower_synapse,
+         "IntDense": _Model.lower_synapse, "SumPool": _Model.lower_pool, "MaxPool": _Model.lower_pool,
+         "Flatten": _Model.lower_flatten, "Add": _Model.lower_add}
 
 
 def emit(graph: Graph, out_dir: str | Path, *, windows: str = "auto") -> list[Path]:

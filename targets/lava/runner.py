@@ -1,0 +1,132 @@
+"""Runs an snncc-generated Lava network (copied beside ``network.py`` as
+``snncc_lava_runner.py``; needs only lava-nc and numpy).
+
+``network.py`` holds the network's layout (its processes and connections, built by
+``build(P, x_lava)``) and its constants; this module holds what every network does:
+record every neuron layer, run one Lava simulation per sample under
+``Loihi2SimCfg(select_tag="fixed_pt")`` (each sample starts from the reset state),
+convert Lava's (W, H, C) layout back to snncc's (C, H, W), and return exactly what
+snncc's reference interpreter returns. Tensors are (W, H, C) inside Lava.
+"""
+import argparse
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+import snncc_lava_shim  # noqa: F401  (must precede every other lava import)
+from lava.magma.core.run_conditions import RunSteps  # noqa: E402
+from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
+from snncc_lava_procs import Recorder  # noqa: E402
+
+
+def full(a, shape):
+    """A per-channel (C,) or scalar (1,) array broadcast to a layer's Lava shape."""
+    return np.ascontiguousarray(np.broadcast_to(a, shape))
+
+
+def _to_ir(a, shape):
+    """(T, W, H, C) -> (T, C, H, W); 1-D layers are unchanged."""
+    return a.transpose(0, 3, 2, 1) if len(shape) == 3 else a
+
+
+class Network:
+    """One generated network: ``build(P, x_lava) -> (input process, {layer: neuron process})``,
+    the input contract, the neuron layers {name: (IR shape, has u, v is an output)} and
+    the outputs [(layer, "s" | "v", flattened)]."""
+
+    def __init__(self, build, here, input_shape, input_range, steps, layers, outputs, doc=""):
+        self.build, self.here = build, here
+        self.input_shape, self.input_range, self.steps = tuple(input_shape), input_range, steps
+        self.layers, self.outputs, self.doc = layers, outputs, doc
+
+    def load_params(self):
+        with np.load(os.path.join(self.here, "params.npz"), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def record(self, neurons, num_steps, rec_dir, probe_state):
+        """A Recorder per neuron layer: its spikes, and v (u) through RefPorts when probed or
+        when v is the output; each writes one .npz at the last step."""
+        files = {}
+        for i, (layer, proc) in enumerate(neurons.items()):
+            _, has_u, need_v = self.layers[layer]
+            rec = Recorder(shape=proc.s_out.shape, num_steps=num_steps, path=os.path.join(rec_dir, f"{i}.npz"),
+                           record_v=need_v or probe_state, record_u=has_u and probe_state)
+            proc.s_out.connect(rec.a_in)
+            if need_v or probe_state:
+                rec.ref_v.connect_var(proc.v)
+            if has_u and probe_state:
+                rec.ref_u.connect_var(proc.u)
+            files[layer] = rec.proc_params["path"]
+        return files
+
+    def run_one(self, P, x, probe_state=False):
+        """Simulate one sample x (T, *input_shape) from the reset state; return per layer
+        a dict with "s" (and "v", "u") of shape (T, *shape)."""
+        num_steps = x.shape[0]
+        x_lava = x.transpose(tuple(range(x.ndim - 1, 0, -1)) + (0,)) if len(self.input_shape) == 3 else x.T
+        rec_dir = tempfile.mkdtemp(prefix="snncc_lava_")
+        try:
+            inp, neurons = self.build(P, x_lava)
+            files = self.record(neurons, num_steps, rec_dir, probe_state)
+            try:
+                inp.run(condition=RunSteps(num_steps=num_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            finally:
+                inp.stop()
+            out = {}
+            for layer, path in files.items():
+                shape = self.layers[layer][0]
+                with np.load(path) as z:
+                    out[layer] = {k: _to_ir(z[k], shape).astype(np.int64) for k in z.files}
+            return out
+        finally:
+            shutil.rmtree(rec_dir, ignore_errors=True)
+
+    def _input(self, x, steps):
+        x = np.asarray(x)
+        if not (np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
+            raise ValueError(f"input must be integers, got dtype {x.dtype}")
+        if x.shape[1:] == self.input_shape:
+            x = np.repeat(x[:, None], steps or self.steps, axis=1)
+        elif x.shape[2:] != self.input_shape:
+            raise ValueError(f"input has shape {x.shape}; expected (N, T, *{self.input_shape}) "
+                             f"or (N, *{self.input_shape})")
+        x = x.astype(np.int64)
+        lo, hi = self.input_range
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise ValueError(f"input values lie in [{x.min()}, {x.max()}], expected {self.input_range}")
+        return x
+
+    def run(self, x, probe_state=False, steps=None):
+        """Simulate a batch: x (N, T, *input_shape) or static (N, *input_shape) repeated
+        over ``steps`` (default: the model's). Every sample starts from the reset state
+        (one Lava run per sample). Returns the same dict as snncc's reference interpreter."""
+        x = self._input(x, steps)
+        P = self.load_params()
+        per = [self.run_one(P, xi, probe_state) for xi in x]
+        res = {}
+        for layer, (_, has_u, _) in self.layers.items():
+            res[layer] = np.stack([p[layer]["s"] for p in per])
+            if probe_state:
+                res[layer + "/v"] = np.stack([p[layer]["v"] for p in per])
+                if has_u:
+                    res[layer + "/u"] = np.stack([p[layer]["u"] for p in per])
+        steps_out = []
+        for t in range(x.shape[1]):
+            for layer, what, flat in self.outputs:
+                val = np.stack([p[layer][what][t] for p in per])
+                steps_out.append(val.reshape(val.shape[0], -1) if flat else val)
+        res["output"] = np.stack(steps_out, axis=1)
+        return res
+
+    def main(self, argv=None):
+        ap = argparse.ArgumentParser(description=self.doc)
+        ap.add_argument("--input", required=True, help=".npy with integer input (N, T, ...) or (N, ...)")
+        ap.add_argument("--out", required=True, help=".npz to write the results to")
+        ap.add_argument("--probe-state", action="store_true", help="also record v and u of every layer")
+        ap.add_argument("--steps", type=int, default=None, help=f"steps for a static input (default {self.steps})")
+        args = ap.parse_args(argv)
+        res = self.run(np.load(args.input), probe_state=args.probe_state, steps=args.steps)
+        np.savez(args.out, **res)
+        print(f"wrote {args.out}: " + ", ".join(f"{k} {v.shape}" for k, v in res.items()))
