@@ -238,18 +238,22 @@ def test_snapshot_of_a_tiny_model(tmp_path):
         "/* 8 weights x 3 bits, packed: 3 bytes */",
         "static const uint8_t L001_fc1_w[3] = {",
         "    0xb9, 0x8c, 0x31,",
-        "static const snn_dense_t L001_fc1_p = { L001_fc1_w, 3, 0, 0, 0, snn_scratch_nz };",
+        "static const snn_dense_t L001_fc1_p = { .w = L001_fc1_w, .bits = 3, .exp = 0, .acc64 = 0, .out_bits = 0, "
+        ".nz = snn_scratch_nz };",
         "static int32_t snn_scratch_nz[4];",
         '/* ==== layer 1 "lif1": IntLIF -> [2] int8_t',
         "static const int8_t L002_lif1_threshold[2] = {",
         "static int8_t L002_lif1_u_buf[2];",
-        "    2048, 0, 0, 24, 2, 8, 0, 0, 0, 1,",
-        '    { SNN_DENSE, "fc1", &L001_fc1_t, L001_fc1_in, 1, &L001_fc1_p, 0 },',
-        '    { SNN_LIF, "lif1", &L002_lif1_t, L002_lif1_in, 1, &L002_lif1_p, 0 },',
-        '    { "lif1", &L002_lif1_t, 0 },',
-        '    { "lif1/v", &L002_lif1_v, 1 },',
-        '    { "lif1/u", &L002_lif1_u, 1 },',
-        '    { "output", &L002_lif1_t, 0 },',
+        "    .du = 2048,", "    .dv = 0,", "    .act_shift = 0,", "    .u_bits = 24,", "    .u_ovf = 2,",
+        "    .v_bits = 8,", "    .v_ovf = 0,", "    .reset = 0,", "    .quant = 0,", "    .fires = 1,",
+        '    { .kind = SNN_DENSE, .name = "fc1", .out = &L001_fc1_t, .in = L001_fc1_in, .n_in = 1, '
+        '.p = &L001_fc1_p, .delay = 0 },',
+        '    { .kind = SNN_LIF, .name = "lif1", .out = &L002_lif1_t, .in = L002_lif1_in, .n_in = 1, '
+        '.p = &L002_lif1_p, .delay = 0 },',
+        '    { .key = "lif1", .t = &L002_lif1_t, .state = 0 },',
+        '    { .key = "lif1/v", .t = &L002_lif1_v, .state = 1 },',
+        '    { .key = "lif1/u", .t = &L002_lif1_u, .state = 1 },',
+        '    { .key = "output", .t = &L002_lif1_t, .state = 0 },',
     ]:
         assert line + "\n" in text, line
 
@@ -523,7 +527,7 @@ def kernel_builds(tmp_path_factory):
 def _conv_init(out_dir: Path, layer: str = "conv") -> list[str]:
     """The fields of the snn_conv_t initializer of ``layer`` in model.c."""
     m = re.search(r"static const snn_conv_t L\d+_" + layer + r"_p = \{ (.*) \};", (out_dir / "model.c").read_text())
-    return m.group(1).split(", ")
+    return [f.split(" = ", 1)[1] for f in m.group(1).split(", ")]  # designated: ".field = value"
 
 
 # (accumulator, weight scratch) per conv case; "scale": the per-channel scale, no scratch

@@ -26,6 +26,7 @@ from ...ir.graph import Graph
 from ...ir.ints import shift
 from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS, IntLIF
 from ...ir.verify import verify
+from ...ops import role
 from ...ops.neurons import I32_MAX, SAFE
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -43,6 +44,10 @@ KIND_ENUM = {"IntConv": "SNN_CONV", "IntDense": "SNN_DENSE", "SumPool": "SNN_SUM
 # RAM for a conv's accumulator (runtime: one band of output rows at a time); a bigger band
 # scans fewer input rows twice and decodes weights fewer times, a smaller one saves RAM
 ACC_SCRATCH_BUDGET = 8192
+
+
+#: snn_lif_t's constant vectors, in the IntLIF fields' order
+LIF_VECS = ("threshold", "bias", "reset_value", "v_init", "level")
 
 
 # ------------------------------------------------------------------------ C spelling
@@ -155,48 +160,96 @@ def _check(cond: bool, msg: str) -> None:
         raise SnnccError(msg)
 
 
+class _Plan:
+    """Walks the graph once: a tensor descriptor per node and a layer record per
+    computing node (through the lowering table LOWER); then the probes, the scratch
+    buffers and the sizes."""
+
+    def __init__(self, graph: Graph) -> None:
+        verify(graph, "int", after="(C target)")
+        self.graph = graph
+        self.shapes = graph.shapes()
+        self.bounds = _CBounds(graph)
+        self.cnames = {n: c_ident(i, n) for i, n in enumerate(graph.order())}
+        self.tensors: dict[str, dict] = {}
+        self.layers: list[dict] = []
+
+    def layer(self, name: str, op) -> dict:
+        """The common layer record; its output tensor aliases the input's buffer for Flatten."""
+        c, ins = self.cnames[name], self.graph.inputs(name)
+        t = 0 if role(op) == "neuron" else type_for(*self.bounds.iv[name])
+        alias = self.tensors[ins[0]]["buf"] if role(op) == "reshape" else None
+        if alias is not None:
+            t = self.tensors[ins[0]]["type"]
+        out = self.tensors[name] = _tensor(f"{c}_t", self.shapes[name], t, alias)
+        return {"name": name, "comment": c_comment(name), "cstr": c_string(name), "cname": c,
+                "kind": op.kind, "enum": KIND_ENUM[op.kind], "out": out,
+                "inputs": [self.tensors[s]["cname"] for s in ins], "delay": None, "params": None,
+                "weights": None, "lif": None, "info": _describe(op)}
+
+    # ---- lowering, one method per IR kind
+    def synapse(self, name: str, op, L: dict) -> None:
+        b = self.bounds
+        L.update(_synapse(name, op, L["cname"], self.tensors[self.graph.inputs(name)[0]], b.acc64[name],
+                          b.acc_iv[name], b.syn_in[name], L["out"]))
+
+    def pool(self, name: str, op, L: dict) -> None:
+        _check(len(self.shapes[self.graph.inputs(name)[0]]) == 3, f"{name}: pooling needs a (C, H, W) input")
+        vals = (*op.kernel, *op.stride, *op.padding)
+        L["params"] = {"cname": f"{L['cname']}_p", "ctype": "snn_pool_t",
+                       "fields": list(zip(("kh", "kw", "sh", "sw", "ph", "pw"), (str(int(v)) for v in vals)))}
+
+    def lif(self, name: str, op, L: dict) -> None:
+        L["lif"] = _lif(name, op, L["cname"], self.shapes[name], self.bounds.state[name])
+        L["params"] = {"cname": f"{L['cname']}_p", "ctype": "snn_lif_t", "fields": L["lif"]["fields"]}
+
+    def passthrough(self, name: str, op, L: dict) -> None:
+        """Flatten (a view of its input's buffer) and Add (the runtime sums the inputs)."""
+
+    def data(self) -> dict:
+        g = self.graph
+        inp = g.node(g.input_name)
+        _check(inp.encoding == "spikes" or 1 <= inp.bits <= 31, f"input bits must be 1..31, got {inp.bits}")
+        for name, op in g.items():
+            _check(all(d > 0 for d in self.shapes[name]), f"{name}: empty tensor of shape {self.shapes[name]}")
+            if role(op) == "input":
+                self.tensors[name] = _tensor(f"{self.cnames[name]}_t", self.shapes[name],
+                                             type_for(*self.bounds.iv[name]))
+                continue
+            if op.kind not in LOWER:
+                raise SnnccError(f"{name}: the C target has no kernel for {op.kind}")
+            L = self.layer(name, op)
+            LOWER[op.kind](self, name, op, L)
+            self.layers.append(L)
+        _check(bool(self.layers), "the graph has no layer to compute")
+        probes = _probes(g, self.layers, self.tensors)
+        scratch = _scratch(self.layers)
+        return {
+            "graph_name": c_comment(g.meta.get("name", "model")),
+            "input": self.tensors[g.input_name] | {"name": g.input_name, "comment": c_comment(g.input_name),
+                                                   "encoding": inp.encoding, "bits": int(inp.bits)},
+            "layers": self.layers, "probes": probes, "steps": int(g.meta.get("steps", 1)),
+            "outputs": list(g.outputs), "scratch": scratch,
+            "step_bytes": max(1, sum(q["tensor"]["n"] << q["tensor"]["type"] for q in probes)),
+            "sizes": _sizes(self.layers, self.tensors, scratch),
+        }
+
+
+#: IR kind -> its layer record (the runtime's kernel is KIND_ENUM[kind])
+LOWER = {"IntConv": _Plan.synapse, "IntDense": _Plan.synapse, "SumPool": _Plan.pool, "MaxPool": _Plan.pool,
+         "IntLIF": _Plan.lif, "Flatten": _Plan.passthrough, "Add": _Plan.passthrough}
+
+
 def plan(graph: Graph) -> dict:
     """Everything the templates and the manifest need, as plain data."""
-    verify(graph, "int", after="(C target)")
-    shapes = graph.shapes()
-    bounds = _CBounds(graph)
-    order = graph.order()
-    cnames = {n: c_ident(i, n) for i, n in enumerate(order)}
-    tensors: dict[str, dict] = {}
-    layers = []
-    inp = graph.node(graph.input_name)
-    _check(inp.encoding == "spikes" or 1 <= inp.bits <= 31, f"input bits must be 1..31, got {inp.bits}")
-    for name in order:
-        op, c = graph.node(name), cnames[name]
-        _check(all(d > 0 for d in shapes[name]), f"{name}: empty tensor of shape {shapes[name]}")
-        if op.kind == "IntInput":
-            tensors[name] = _tensor(f"{c}_t", shapes[name], type_for(*bounds.iv[name]))
-            continue
-        ins = graph.inputs(name)
-        t = 0 if op.kind == "IntLIF" else type_for(*bounds.iv[name])
-        alias = tensors[ins[0]]["buf"] if op.kind == "Flatten" else None
-        if alias is not None:
-            t = tensors[ins[0]]["type"]
-        out = tensors[name] = _tensor(f"{c}_t", shapes[name], t, alias)
-        L = {"name": name, "comment": c_comment(name), "cstr": c_string(name), "cname": c,
-             "kind": op.kind, "enum": KIND_ENUM[op.kind], "out": out,
-             "inputs": [tensors[s]["cname"] for s in ins], "delay": None, "params": None,
-             "weights": None, "lif": None, "info": _describe(op)}
-        if op.kind in ("IntConv", "IntDense"):
-            L.update(_synapse(name, op, c, tensors[ins[0]], bounds.acc64[name], bounds.acc_iv[name],
-                              bounds.syn_in[name], out))
-        elif op.kind in ("SumPool", "MaxPool"):
-            _check(len(shapes[ins[0]]) == 3, f"{name}: pooling needs a (C, H, W) input")
-            L["params"] = {"cname": f"{c}_p", "ctype": "snn_pool_t",
-                           "init": ", ".join(str(int(v)) for v in (*op.kernel, *op.stride, *op.padding))}
-        elif op.kind == "IntLIF":
-            L["lif"] = _lif(name, op, c, shapes[name], bounds.state[name])
-            L["params"] = {"cname": f"{c}_p", "ctype": "snn_lif_t", "init": None}
-        layers.append(L)
-    _check(bool(layers), "the graph has no layer to compute")
+    return _Plan(graph).data()
+
+
+def _probes(graph: Graph, layers: list[dict], tensors: dict) -> list[dict]:
+    """The tensors a harness reads after each step, in the reference interpreter's order."""
     probes = []
     for L in layers:
-        if L["kind"] == "IntLIF":
+        if L["lif"] is not None:
             probes.append({"key": L["name"], "tensor": L["out"], "state": False})
             probes.append({"key": L["name"] + "/v", "tensor": L["lif"]["v"], "state": True})
             if L["lif"]["u"] is not None:
@@ -209,25 +262,20 @@ def plan(graph: Graph) -> dict:
     for p in probes:
         p["cstr"] = c_string(p["key"])
         p["comment"] = c_comment(p["key"])
-    weights_bits = sum(L["weights"]["count"] * L["weights"]["bits"] for L in layers if L["weights"])
-    weights_bytes = sum(L["weights"]["bytes"] for L in layers if L["weights"])
+    return probes
+
+
+def _sizes(layers: list[dict], tensors: dict, scratch: list[dict]) -> dict:
+    """Bytes of weights, neuron state (and delay lines), activations, constants, scratch."""
     state_bytes = sum((t["n"] << t["type"]) for L in layers if L["lif"]
                       for t in (L["lif"]["u"], L["lif"]["v"]) if t is not None)
     state_bytes += sum(L["delay"]["depth"] * (L["out"]["n"] << L["out"]["type"]) for L in layers if L["delay"])
-    act_bytes = sum(t["n"] << t["type"] for t in tensors.values() if t["own"])
-    const_bytes = sum(v["bytes"] for L in layers if L["lif"] for v in L["lif"]["consts"])
-    scratch = _scratch(layers)
-    return {
-        "graph_name": c_comment(graph.meta.get("name", "model")),
-        "input": tensors[graph.input_name] | {"name": graph.input_name, "comment": c_comment(graph.input_name),
-                                              "encoding": inp.encoding, "bits": int(inp.bits)},
-        "layers": layers, "probes": probes, "steps": int(graph.meta.get("steps", 1)),
-        "outputs": list(graph.outputs), "scratch": scratch,
-        "step_bytes": max(1, sum(q["tensor"]["n"] << q["tensor"]["type"] for q in probes)),
-        "sizes": {"weights_bits": weights_bits, "weights_bytes": weights_bytes, "state_bytes": state_bytes,
-                  "activation_bytes": act_bytes, "constant_bytes": const_bytes,
-                  "scratch_bytes": sum(b["bytes"] for b in scratch)},
-    }
+    return {"weights_bits": sum(L["weights"]["count"] * L["weights"]["bits"] for L in layers if L["weights"]),
+            "weights_bytes": sum(L["weights"]["bytes"] for L in layers if L["weights"]),
+            "state_bytes": state_bytes,
+            "activation_bytes": sum(t["n"] << t["type"] for t in tensors.values() if t["own"]),
+            "constant_bytes": sum(v["bytes"] for L in layers if L["lif"] for v in L["lif"]["consts"]),
+            "scratch_bytes": sum(b["bytes"] for b in scratch)}
 
 
 SCRATCH_NZ = "snn_scratch_nz"
@@ -299,23 +347,25 @@ def _synapse(name: str, op, c: str, x: dict, acc64: bool, acc_iv: tuple[int, int
         if acc == 2 and type_for(min(lo, -wmax), max(hi, wmax)) > 1:
             acc = 3
         wt = 1 if acc <= 2 else 3
-        vals = (kh, kw, *op.stride, *op.padding, *op.dilation, op.groups)
-        init = f"{w['cname']}, {bits}, {op.weight_exp}, {ENUMS[acc]}, {ENUMS[wt]}, {out_bits}"
-        init += "".join(f", {int(v)}" for v in vals)
+        geometry = zip(("kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "groups"),
+                       (kh, kw, *op.stride, *op.padding, *op.dilation, op.groups))
+        fields = [("w", w["cname"]), ("bits", bits), ("exp", op.weight_exp), ("acc", ENUMS[acc]),
+                  ("wtype", ENUMS[wt]), ("out_bits", out_bits), *((k, int(v)) for k, v in geometry)]
         # the runtime's is_channel_scale(): a depthwise 1x1 conv is a per-channel scale, without scratch
         if (kh, kw, *op.stride, *op.padding) == (1, 1, 1, 1, 0, 0) and cg == 1 and o == op.groups:
             scratch = None
-            init += ", 0, 0, 0, 0"
+            fields += [("band", 0), ("acc_buf", 0), ("w_buf", 0), ("nz", 0)]
         else:  # output rows per accumulator band: within ACC_SCRATCH_BUDGET, at least one row
             row = y["w"] * y["c"]
             band = max(1, min(y["h"], ACC_SCRATCH_BUDGET // (row << acc)))
             scratch = {"acc": acc, "wt": wt, "acc_n": band * row, "w_n": kh * kw * (o // op.groups), "nz": x["w"]}
-            init += f", {band}, {_scratch_acc(acc)}, {_scratch_w(wt)}, {SCRATCH_NZ}"
-        params = {"cname": f"{c}_p", "ctype": "snn_conv_t", "init": init}
+            fields += [("band", band), ("acc_buf", _scratch_acc(acc)), ("w_buf", _scratch_w(wt)), ("nz", SCRATCH_NZ)]
+        params = {"cname": f"{c}_p", "ctype": "snn_conv_t", "fields": [(k, str(v)) for k, v in fields]}
         acc_name = CTYPES[acc].removesuffix("_t")
     else:
-        init = f"{w['cname']}, {bits}, {op.weight_exp}, {int(acc64)}, {out_bits}, {SCRATCH_NZ}"
-        params = {"cname": f"{c}_p", "ctype": "snn_dense_t", "init": init}
+        fields = [("w", w["cname"]), ("bits", bits), ("exp", op.weight_exp), ("acc64", int(acc64)),
+                  ("out_bits", out_bits), ("nz", SCRATCH_NZ)]
+        params = {"cname": f"{c}_p", "ctype": "snn_dense_t", "fields": [(k, str(v)) for k, v in fields]}
         scratch = {"nz": x["n"]}
         acc_name = "int64" if acc64 else "int32"
     delay = {"depth": int(op.delay), "buf": f"{c}_ring", "cname": f"{c}_delay"} if op.delay > 0 else None
@@ -334,8 +384,13 @@ def _lif(name: str, op: IntLIF, c: str, shape: tuple, state: tuple) -> dict:
     scal = (op.du, op.dv, op.act_shift, op.u_bits, OVERFLOWS.index(op.u_overflow), op.v_bits,
             OVERFLOWS.index(op.v_overflow), RESETS.index(op.reset), STATE_QUANTS.index(op.state_quant), int(op.fires))
     _check(0 <= op.reset_interval < 1 << 31, f"{name}: reset_interval {op.reset_interval} must be 0..2^31-1")
-    return {"u": u, "v": v, "consts": consts, "scalars": ", ".join(str(int(s)) for s in scal),
-            "periodic": f"{int(op.reset_interval)}, {int(op.reset_offset)}"}
+    fields = [*zip(("du", "dv", "act_shift", "u_bits", "u_ovf", "v_bits", "v_ovf", "reset", "quant", "fires"),
+                   (str(int(x)) for x in scal)),
+              *((f, f"{{ .data = {v['cname']}, .type = {v['enum']}, .n = {v['n']} }}")
+                for f, v in zip(LIF_VECS, consts)),
+              ("u", "&" + u["cname"] if u else "0"), ("v", "&" + v["cname"]),
+              ("reset_interval", str(int(op.reset_interval))), ("reset_offset", str(int(op.reset_offset)))]
+    return {"u": u, "v": v, "consts": consts, "fields": fields}
 
 
 # ------------------------------------------------------------------------------ emit
@@ -375,13 +430,14 @@ def emit(graph: Graph, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     env = _env()
-    texts = {f: env.get_template(f + ".j2").render(**p) for f in ("model.h", "model.c", "main.c", "Makefile")}
+    texts = {f: env.get_template(f + ".j2").render(**p) for f in ("model.h", "model.c")}
     texts[MANIFEST] = json.dumps(manifest(p), sort_keys=True, indent=1) + "\n"
     written = []
     for fname, text in sorted(texts.items()):
         (out / fname).write_text(text)
         written.append(out / fname)
-    for src in (runtime.ROOT / "include" / "snncc_rt.h", runtime.ROOT / "src" / "snncc_rt.c"):
+    for src in (runtime.ROOT / "include" / "snncc_rt.h", runtime.ROOT / "src" / "snncc_rt.c",
+                runtime.ROOT / "harness" / "main.c", runtime.ROOT / "harness" / "Makefile"):
         shutil.copyfile(src, out / src.name)
         written.append(out / src.name)
     return sorted(written)
