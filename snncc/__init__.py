@@ -1,8 +1,8 @@
 """snncc: compile trained PyTorch spiking networks to bit-exact integer models."""
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 
-def compile(model, example_input=None, target="c", out="build", config=None, **kw):
+def compile(model, example_input=None, target=None, out="build", config=None, **kw):
     """Compile a trained PyTorch SNN; see :func:`snncc.compiler.compile`."""
     from .compiler import compile as _compile
 

@@ -30,33 +30,28 @@ def _targets_arg(s: str) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .frontends import FRONTENDS, all_options
     from .targets import DEFAULT_TARGETS, TARGETS
 
     p = argparse.ArgumentParser(prog="snncc", description="Compile trained PyTorch SNNs to bit-exact integer models.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     c = sub.add_parser("compile", help="trace, quantize and emit a model")
-    c.add_argument("model", help="model.pt (torch.save of a module, or a state_dict with --arch), "
-                                 "a NIR graph (model.nir) or a lava-dl netx file (network.net)")
+    c.add_argument("model", help="the model: " + "; ".join(
+        f"{f.what} ({', '.join(f'*{x}' for x in f.suffixes) or 'any other file'})" for f in FRONTENDS))
     c.add_argument("--target", type=_targets_arg, default=None,
                    help=f"comma-separated targets: {', '.join(TARGETS)} (default {','.join(DEFAULT_TARGETS)})")
     c.add_argument("--out", default="build", help="build directory (default build/)")
-    c.add_argument("--input-shape", help="input shape without batch, e.g. 1,28,28")
     c.add_argument("--config", help="TOML file with compile options (flags override it)")
-    c.add_argument("--arch", help="package.module:factory building the model for a state_dict file")
-    c.add_argument("--trust-pickle", action="store_true",
-                   help="unpickle a model file with arbitrary classes: runs code from the file, "
-                        "only for files you made yourself")
+    for opt in all_options():  # each frontend's own options (snncc.frontends.FRONTENDS)
+        if opt.flag:
+            kw = {"action": "store_true"} if opt.type is None else {"type": int if opt.type is int else str}
+            c.add_argument(opt.flag, dest=f"frontend_{opt.name}", help=opt.help, **kw)
     for flag, (field, typ) in CONFIG_FLAGS.items():
         c.add_argument(flag, type=typ, default=None, help=f"config field {field}")
     c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR)")
     c.add_argument("--calib", default="fashion-mnist:1024", help="BWR calibration data NAME:N (train split)")
     c.add_argument("--bwr-iters", type=int, help="BWR iterations per block (default from [bwr] or 2000)")
-    c.add_argument("--reset-interval", type=int, help="netx files: reset every neuron (u = v = 0) every N steps, "
-                                                       "staggered one step per layer, as lava-dl's "
-                                                       "hdf5.Network(reset_interval=N) does")
-    c.add_argument("--reset-offset", type=int, help="netx files: the reset phase (hdf5.Network's reset_offset, "
-                                                     "default 0); needs --reset-interval")
 
     i = sub.add_parser("inspect", help="the emitted integer model, layer by layer")
     i.add_argument("build")
@@ -106,14 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 # ------------------------------------------------------------------------------ commands
 def cmd_compile(args) -> int:
     from .compiler import compile as do_compile
+    from .targets import DEFAULT_TARGETS
 
-    config = read_config(args)
-    shape = None
-    if args.input_shape:
-        try:
-            shape = tuple(int(d) for d in args.input_shape.split(","))
-        except ValueError:
-            raise SnnccError(f"--input-shape {args.input_shape!r}: give integers like 1,28,28") from None
     bwr = None
     if args.bwr:
         from .data import load_spec
@@ -123,25 +112,39 @@ def cmd_compile(args) -> int:
         if args.bwr_iters:
             bc = BWRConfig.from_dict({**bc.to_dict(), "iters": args.bwr_iters})
         bwr = (load_spec(args.calib)[0], bc)
-    if args.reset_offset is not None and args.reset_interval is None:
-        raise SnnccError("--reset-offset needs --reset-interval")
-    netx_reset = (args.reset_interval, args.reset_offset or 0) if args.reset_interval is not None else None
-    from .targets import DEFAULT_TARGETS
-
     targets = DEFAULT_TARGETS if args.target is None else args.target
-    b = do_compile(args.model, shape, target=targets, out=args.out, config=config, bwr=bwr,
-                   trust_pickle=args.trust_pickle, arch=args.arch, netx_reset=netx_reset)
-    n_syn = sum(role(op) == "synapse" for _, op in b.graph.items())
-    n_neu = sum(role(op) == "neuron" for _, op in b.graph.items())
-    what = (f"{b.config.weight_bits}-bit weights, T={b.config.steps}" if b.float_graph is not None else
-            f"integer import, {b.graph.meta.get('steps')} steps per run"
-            + (f", reset every {netx_reset[0]} steps" if netx_reset else ""))
-    print(f"compiled {args.model} -> {b.path}/ ({n_syn} synapses, {n_neu} neuron layers, {what}); "
-          f"targets: {', '.join(b.targets)}")
+    b = do_compile(args.model, target=targets, out=args.out, config=read_config(args), bwr=bwr,
+                   **frontend_options(args))
+    print(f"compiled {args.model} -> {b.path}/ ({summary(b)}); targets: {', '.join(b.targets)}")
     for t, notes in target_notes(b.graph, b.targets).items():
         print(f"{t.notes_title} notes ({len(notes)}" + (f"; {t.notes_hint}" if t.notes_hint else "") + "):")
         print("\n".join(f"  - [{kind}] {msg}" for kind, msg in notes))
     return 0
+
+
+def frontend_options(args) -> dict:
+    """The frontend options given on the command line, converted by their option's type."""
+    from .frontends import all_options
+
+    out = {}
+    for opt in all_options():
+        val = getattr(args, f"frontend_{opt.name}", None)
+        if opt.flag and val is not None and val is not False:
+            out[opt.name] = opt.type(val) if opt.type not in (None, int, str) else val
+    return out
+
+
+def summary(b) -> str:
+    """One line on what a build holds."""
+    g = b.graph
+    n_syn = sum(role(op) == "synapse" for _, op in g.items())
+    n_neu = sum(role(op) == "neuron" for _, op in g.items())
+    what = (f"{b.config.weight_bits}-bit weights, T={b.config.steps}" if b.float_graph is not None else
+            f"integer import, {g.meta.get('steps')} steps per run")
+    resets = {op.reset_interval for _, op in g.items() if role(op) == "neuron"}
+    if len(resets) == 1 and 0 not in resets:
+        what += f", reset every {resets.pop()} steps"
+    return f"{n_syn} synapses, {n_neu} neuron layers, {what}"
 
 
 def read_config(args) -> dict:

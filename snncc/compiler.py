@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .builds import MANIFEST, load_build, load_float_graph  # noqa: F401 - part of the API
 from .config import CompileConfig
 from .errors import SnnccError
@@ -39,16 +39,18 @@ class Build:
     targets: list[str]
 
 
-def compile(model, example_input=None, target: str | list[str] = "c", out: str | Path = "build",
+def compile(model, example_input=None, target: str | list[str] | None = None, out: str | Path = "build",
             config: CompileConfig | dict | None = None, *, bwr: tuple | None = None, **options) -> Build:
     """Compile a model (a PyTorch module or model file, a NIR graph or ``.nir`` file, a
-    netx ``.net`` file) into ``out``.
+    netx ``.net`` file) into ``out``, for ``target`` (a name or a list; default: the
+    default targets, ``snncc.targets.DEFAULT_TARGETS``).
 
     ``example_input``: a tensor or a shape (with or without batch) for PyTorch models;
     inferred from the first Linear when omitted. ``config``: a CompileConfig, or a dict of
     its fields (then the targets' suggested values fill the fields it does not set).
     ``bwr``: (calibration inputs, BWRConfig) for learned rounding. Frontend options
-    (``arch``, ``trust_pickle``, ``netx_reset``, NIR's ``reset``/``discretization``/``dt``)
+    (``arch``, ``trust_pickle``, netx's ``reset_interval``/``reset_offset``, NIR's
+    ``reset``/``discretization``/``dt``; ``snncc.frontends.FRONTENDS``)
     are refused by name where the model's frontend does not take them."""
     targets = _targets(target)
     frontend = find(model)
@@ -65,10 +67,10 @@ def compile(model, example_input=None, target: str | list[str] = "c", out: str |
                                                      "pipeline": pipeline_name, "passes": log})
 
 
-def _targets(target: str | list[str]) -> list:
-    from .targets import spec
+def _targets(target: str | list[str] | None) -> list:
+    from .targets import DEFAULT_TARGETS, spec
 
-    names = [target] if isinstance(target, str) else list(target)
+    names = DEFAULT_TARGETS if target is None else [target] if isinstance(target, str) else list(target)
     return [spec(t) for t in names]  # fails early on unknown targets or missing backends
 
 
@@ -161,6 +163,6 @@ def write_build(out: str | Path, graph: Graph, float_graph: Graph | None, target
     return Build(out, graph, float_graph, config, names)
 
 
-def compile_nir(path, target="c", out="build", config=None, **load_kw) -> Build:
-    """Compile a ``.nir`` file (``load_kw``: NIR's ``reset``, ``discretization``, ``dt``)."""
+def compile_nir(path, target=None, out="build", config=None, **load_kw) -> Build:
+    """Compile a ``.nir`` file (``load_kw``: the NIR frontend's ``reset``, ``discretization``, ``dt``)."""
     return compile(path, target=target, out=out, config=config, **load_kw)

@@ -18,6 +18,31 @@ from ..errors import SnnccError
 
 
 @dataclass(frozen=True)
+class Option:
+    """A frontend option: a keyword of :func:`snncc.compiler.compile` and, where ``flag``
+    is set, a ``snncc compile`` flag (the CLI adds every frontend's flags from this table)."""
+
+    name: str
+    flag: str | None = None
+    help: str = ""
+    type: Callable | None = str
+    requires: str | None = None      # another option that must be given with this one
+    choices: tuple = ()
+
+    @property
+    def spelled(self) -> str:
+        return self.flag or f"{self.name}="
+
+
+def shape_arg(s: str) -> tuple[int, ...]:
+    """'1,28,28' -> (1, 28, 28)."""
+    try:
+        return tuple(int(d) for d in s.split(","))
+    except ValueError:
+        raise SnnccError(f"--input-shape {s!r}: give integers like 1,28,28") from None
+
+
+@dataclass(frozen=True)
 class Frontend:
     name: str
     what: str                         # "a PyTorch model", for messages
@@ -25,7 +50,7 @@ class Frontend:
     level: str                        # "float": goes through the passes; "int": emitted as is
     suffixes: tuple[str, ...]         # file suffixes (lower case); () for the fallback
     module: str                       # snncc.frontends.<module> with load(source, config, **options)
-    options: dict[str, str] = field(default_factory=dict)   # option -> how the CLI spells it
+    options: tuple[Option, ...] = ()
     takes: Callable[[object], bool] | None = None           # an in-memory object of this frontend
 
     def load(self, source, config, **options):
@@ -43,12 +68,23 @@ def _is_nir_graph(obj) -> bool:
 
 FRONTENDS = (
     Frontend("nir", "a NIR graph", "NIR", "float", (".nir",), "nir",
-             {"reset": "--reset", "discretization": "--discretization", "dt": "--dt"}, _is_nir_graph),
-    Frontend("netx", "a lava-dl netx network", "netx", "int", (".net", ".h5", ".hdf5"), "netx",
-             {"netx_reset": "--reset-interval/--reset-offset"}),
-    Frontend("pytorch", "a PyTorch model", "PyTorch model", "float", (), "pytorch",
-             {"example_input": "--input-shape", "arch": "--arch", "trust_pickle": "--trust-pickle"}),
+             (Option("reset"), Option("discretization"), Option("dt")), _is_nir_graph),
+    Frontend("netx", "a lava-dl netx network", "netx", "int", (".net", ".h5", ".hdf5"), "netx", (
+        Option("reset_interval", "--reset-interval", "netx files: reset every neuron (u = v = 0) every N steps, "
+               "staggered one step per layer, as lava-dl's hdf5.Network(reset_interval=N) does", int),
+        Option("reset_offset", "--reset-offset", "netx files: the reset phase (hdf5.Network's reset_offset, "
+               "default 0); needs --reset-interval", int, requires="reset_interval"))),
+    Frontend("pytorch", "a PyTorch model", "PyTorch model", "float", (), "pytorch", (
+        Option("example_input", "--input-shape", "input shape without batch, e.g. 1,28,28", shape_arg),
+        Option("arch", "--arch", "package.module:factory building the model for a state_dict file"),
+        Option("trust_pickle", "--trust-pickle", "unpickle a model file with arbitrary classes: runs code "
+               "from the file, only for files you made yourself", None))),
 )
+
+
+def all_options() -> list[Option]:
+    """Every frontend's options, each once."""
+    return [o for f in FRONTENDS for o in f.options]
 
 
 def find(source) -> Frontend:
@@ -63,13 +99,20 @@ def find(source) -> Frontend:
 
 
 def check_options(frontend: Frontend, options: dict) -> dict:
-    """The options that are set (not None/False), refusing those ``frontend`` does not take."""
+    """The options that are set (not None/False), refusing those ``frontend`` does not take
+    and those given without the option they need."""
     given = {k: v for k, v in options.items() if v is not None and v is not False}
-    bad = [k for k in given if k not in frontend.options]
-    for k in bad:
-        owner = next((f for f in FRONTENDS if k in f.options), None)
-        if owner is None:
+    known = {o.name: o for o in all_options()}
+    for k in given:
+        o = known.get(k)
+        if o is None:
             raise SnnccError(f"unknown compile option {k!r}")
-        raise SnnccError(f"{owner.options[k]} applies to {owner.what}; this model is not a {owner.short} file "
-                         f"(it is {frontend.what})")
+        if o.requires and o.requires not in given:
+            raise SnnccError(f"{o.spelled} needs {known[o.requires].spelled}")
+    mine = {o.name for o in frontend.options}
+    for k in given:
+        if k not in mine:
+            owner = next(f for f in FRONTENDS if k in {o.name for o in f.options})
+            raise SnnccError(f"{known[k].spelled} applies to {owner.what}; this model is not a {owner.short} file "
+                             f"(it is {frontend.what})")
     return given

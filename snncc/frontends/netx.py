@@ -51,9 +51,13 @@ from ..ir.graph import Graph
 from ..ir.ints import signed_bits
 from ..ir.nodes import Add, Flatten, IntConv, IntDense, IntInput, IntLIF
 from ..ir.verify import problems
+from ..ops import shape_of
 
 I64 = np.int64
-NEVER_FIRES = 1 << 17  # vThMant << 6 >= 2^23 > the largest saturated v
+#: the smallest vThMant that never fires: vThMant << 6 >= 2^23 > the largest saturated v
+NEVER_FIRES = 1 << 17
+#: the vThMant slayer (and snncc's netx export) writes for a non-firing readout
+READOUT_VTH = (1 << 18) - 1
 NETX_MAX_DELAY = 62
 UNSUPPORTED = ("pool", "average", "concat", "convT", "unpool", "dense_rec", "dense_comp")
 
@@ -205,15 +209,15 @@ def load_netx(path, input_encoding: str | None = None, input_bits: int | None = 
     return g
 
 
-def load(source, config, netx_reset: tuple[int, int] | None = None):
+def load(source, config, reset_interval: int | None = None, reset_offset: int | None = None):
     """(integer graph, manifest fields) of a netx file for :func:`snncc.compiler.compile`;
-    ``netx_reset`` = (reset_interval, reset_offset) as given to lava-dl's hdf5.Network."""
+    ``reset_interval``/``reset_offset`` as given to lava-dl's hdf5.Network."""
     import hashlib
 
-    g = load_netx(source, reset_interval=netx_reset[0] if netx_reset else None,
-                  reset_offset=netx_reset[1] if netx_reset else 0)
+    g = load_netx(source, reset_interval=reset_interval, reset_offset=reset_offset or 0)
+    reset = [reset_interval, reset_offset or 0] if reset_interval is not None else None
     return g, {"pipeline": "netx import", "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
-               "netx_reset": list(netx_reset) if netx_reset else None}
+               "netx_reset": reset}
 
 
 def _periodic_reset(g: Graph, interval: int, offset: int) -> None:
@@ -322,7 +326,7 @@ def _conv_layer(st: _Reader, L: _Layer, m: dict) -> None:
                   padding=L.pair("padding", 0), dilation=L.pair("dilation", 1), groups=groups,
                   weight_exp=wexp, delay=1, out_bits=int(sm.get("out_bits", 24)))
     try:
-        out_shape = syn.out_shape([shape])
+        out_shape = shape_of(syn, [shape])
     except Exception as e:  # noqa: BLE001
         raise L.err(f"conv does not fit input {shape}: {e}") from None
     if L.has("shape") and tuple(L.arr("shape").reshape(-1)) != tuple(out_shape):

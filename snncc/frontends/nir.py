@@ -43,6 +43,7 @@ from ..errors import ModelLoadError, UnsupportedLayerError
 from ..ir.graph import Graph
 from ..ir.nodes import LIF, Add, AvgPool, Conv, Dense, Flatten, Input
 from ..ir.verify import problems
+from ..ops import shape_of
 
 DT = 1e-4  # snnTorch's export/import time step
 DISCRETIZATIONS = ("euler", "exp")
@@ -280,7 +281,7 @@ class _Import:
 
     def add(self, base: str, op, ins: list[str]) -> str:
         name = self.g.add(self.g.unique(base), op, ins)
-        self.shapes[name] = tuple(int(d) for d in op.out_shape([self.shapes[s] for s in ins]))
+        self.shapes[name] = shape_of(op, [self.shapes[s] for s in ins])
         return name
 
 

@@ -110,12 +110,16 @@ class Graph:
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Every node's output shape (without batch), from the op table's shape rules."""
-        from ..ops import op_def
+        from ..ops import shape_of
 
         out: dict[str, tuple[int, ...]] = {}
         for n, op in self.items():
-            out[n] = tuple(int(d) for d in op_def(op).shape(op, [out[s] for s in self.inputs(n)]))
+            out[n] = shape_of(op, [out[s] for s in self.inputs(n)])
         return out
+
+    def reaches(self, a: str, b: str) -> bool:
+        """Is there a path from node ``a`` to a different node ``b``?"""
+        return a != b and nx.has_path(self.g, a, b)
 
     def latency(self) -> int:
         """Steps an input needs to reach the output: the longest sum of synapse delays

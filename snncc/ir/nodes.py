@@ -54,12 +54,6 @@ class Node:
     def replace(self, **kw) -> "Node":
         return dataclasses.replace(self, **kw)
 
-    def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-        """The output shape for these input shapes (the op table's shape rule)."""
-        from ..ops import op_def
-
-        return op_def(self).shape(self, in_shapes)
-
 
 # ----------------------------------------------------------------------------- inputs
 @_register

@@ -26,7 +26,7 @@ lowering in each emitter's table (``targets/<name>``). See DEVELOPERS.md.
 """
 from __future__ import annotations
 
-from .base import OPS, OpDef, Interval, op_def, register, role  # noqa: F401
+from .base import OPS, OpDef, Interval, op_def, register, role, shape_of  # noqa: F401
 from . import inputs, neurons, pools, synapses, tensors  # noqa: F401,E402  (registration)
 
-__all__ = ["OPS", "OpDef", "Interval", "op_def", "register", "role"]
+__all__ = ["OPS", "OpDef", "Interval", "op_def", "register", "role", "shape_of"]

@@ -127,6 +127,11 @@ def op_def(node_or_kind) -> OpDef:
         raise SnnccError(f"unknown node kind {kind!r}; known: {', '.join(sorted(OPS))}") from None
 
 
+def shape_of(node, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """A node's output shape for these input shapes (its op's shape rule)."""
+    return tuple(int(d) for d in op_def(node).shape(node, in_shapes))
+
+
 def role(node) -> str:
     """The role of a node: input, synapse, pool, reshape, add, norm or neuron."""
     return op_def(node).role

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..ir.graph import Graph
 from ..ir.ints import signed_bits
+from ..ops import role, shape_of
 from ..ir.nodes import DECAY_ONE, Add, Flatten, IntConv, IntDense, IntLIF
 
 SYN = ("IntConv", "IntDense")
@@ -38,15 +39,13 @@ I64 = np.int64
 
 
 def _binary(graph: Graph, name: str) -> bool:
-    """Is ``name`` a tensor of binary spikes (0/1)?"""
+    """Is ``name`` a tensor of binary spikes (0/1): a firing neuron's, spike input, or one
+    of those flattened?"""
     op = graph.node(name)
-    if op.kind == "IntLIF":
-        return op.fires
-    if op.kind in ("IntInput", "Input"):
-        return op.encoding == "spikes"
-    if op.kind == "Flatten":
+    r = role(op)
+    if r == "reshape":
         return _binary(graph, graph.inputs(name)[0])
-    return False
+    return (r == "neuron" and op.fires) or (r == "input" and op.encoding == "spikes")
 
 
 # ------------------------------------------------------------------------- fuse_sumpool
@@ -56,7 +55,7 @@ def _expand_dense(pool, dense: IntDense, in_shape) -> IntDense:
     hold zeros and get no weight)."""
     c, h, w = in_shape
     (kh, kw), (sh, sw), (ph, pw) = pool.kernel, pool.stride, pool.padding
-    ho, wo = pool.out_shape([in_shape])[1:]
+    ho, wo = shape_of(pool, [in_shape])[1:]
     wt = dense.weight.reshape(dense.weight.shape[0], c, ho, wo)
     out = np.zeros((wt.shape[0], c, h + 2 * ph, w + 2 * pw), I64)
     for a in range(kh):
@@ -77,7 +76,7 @@ def _pool_then_conv(pool, conv: IntConv, in_shape) -> IntConv | None:
     zero padding of x: k_p <= s_p + p_p (left) and H_y s_p - p_p >= H (right); this is
     checked only on axes where p_c > 0."""
     _, hs, ws = in_shape
-    hy, wy = pool.out_shape([in_shape])[1:]
+    hy, wy = shape_of(pool, [in_shape])[1:]
     for ax, n, ny in ((0, hs, hy), (1, ws, wy)):
         kp, sp, pp = pool.kernel[ax], pool.stride[ax], pool.padding[ax]
         if conv.padding[ax] and not (kp <= sp + pp and ny * sp - pp >= n):
@@ -118,6 +117,21 @@ def _conv_then_pool(conv: IntConv, pool) -> IntConv | None:
                         stride=(sh * psh, sw * psw), dilation=(1, 1))
 
 
+#: synapse kind -> that synapse with a SumPool before it folded in (or None: not exact)
+POOL_INTO = {"IntConv": _pool_then_conv, "IntDense": _expand_dense}
+
+
+def _pool_into(g: Graph, pool, u: str, in_shape):
+    """Reader ``u`` of a SumPool with the pool folded in (a dict per dense reader behind a
+    Flatten), or None where that is not exact."""
+    op = g.node(u)
+    if op.kind in POOL_INTO:
+        return POOL_INTO[op.kind](pool, op, in_shape)
+    dense_after_flatten = role(op) == "reshape" and u not in g.outputs and g.users(u) and all(
+        g.node(d).kind == "IntDense" for d in g.users(u))
+    return {d: _expand_dense(pool, g.node(d), in_shape) for d in g.users(u)} if dense_after_flatten else None
+
+
 def _fuse_one(g: Graph, name: str) -> bool:
     pool, (src,) = g.node(name), g.inputs(name)
     shapes = g.shapes()
@@ -134,16 +148,7 @@ def _fuse_one(g: Graph, name: str) -> bool:
     # (b) SumPool -> synapses (possibly through Flatten): fold the pool into each of them
     plan: dict[str, object] = {}
     for u in users:
-        op = g.node(u)
-        if op.kind == "IntConv":
-            new = _pool_then_conv(pool, op, shapes[src])
-        elif op.kind == "IntDense":
-            new = _expand_dense(pool, op, shapes[src])
-        elif op.kind == "Flatten" and u not in g.outputs and g.users(u) and all(
-                g.node(d).kind == "IntDense" for d in g.users(u)):
-            new = {d: _expand_dense(pool, g.node(d), shapes[src]) for d in g.users(u)}
-        else:
-            new = None
+        new = _pool_into(g, pool, u, shapes[src])
         if new is None:
             return False
         plan[u] = new
@@ -156,7 +161,7 @@ def _fuse_one(g: Graph, name: str) -> bool:
         else:
             g.set(u, new)
         g.set_inputs(u, [src if s == name else s for s in g.inputs(u)])
-    g.g.remove_node(name)
+    g.erase(name)
     return True
 
 
@@ -205,7 +210,7 @@ def lower_maxpool(graph: Graph, cfg=None) -> tuple[Graph, bool]:
             weight_bits=2, stride=mp.stride, padding=mp.padding, groups=ch), [src])
         lif = g.add(g.unique(f"{name}.or"), spike_or_neuron().replace(source=mp.source), [syn])
         g.replace_uses(name, lif)
-        g.g.remove_node(name)
+        g.erase(name)
         changed = True
     return g, changed
 
@@ -235,7 +240,7 @@ def _flatten_adds(g: Graph) -> bool:
         if new != ins:
             for s in ins:
                 if s not in new and g.node(s).kind == "Add":
-                    g.g.remove_node(s)
+                    g.erase(s)
             g.set_inputs(name, new)
             changed = True
     return changed
@@ -263,10 +268,10 @@ def _distribute(g: Graph) -> bool:
             branches.append(g.add(g.unique(f"{name}.{i}"), op, [s]))
         new_add = g.add(g.unique(f"{name}.sum"), Add(source=op.source), branches)
         g.replace_uses(name, new_add)
-        g.g.remove_node(name)
+        g.erase(name)
         for dead in (src, add):
             if dead in g and not g.users(dead) and dead not in g.outputs:
-                g.g.remove_node(dead)
+                g.erase(dead)
         return True
     return False
 

@@ -116,9 +116,9 @@ class _CBounds:
         self.syn_in: dict[str, tuple[int, int, int]] = {}
         self.state: dict[str, tuple[int | None, int | None]] = {}
         for name, op in graph.items():
-            if op.kind in ("IntConv", "IntDense"):
+            if role(op) == "synapse":
                 self._synapse(name, op, b.input_of(name), b.acc[name])
-            elif op.kind == "IntLIF":
+            if role(op) == "neuron":
                 self.state[name] = b.neuron(name)
             lo, hi = self.iv[name]
             _check(max(-lo, hi) < 1 << 62, f"{name}: values may reach [{lo}, {hi}], beyond exact int64 arithmetic")

@@ -28,6 +28,7 @@ from ...errors import BitWidthError
 from ...ir.bounds import value_bounds
 from ...ir.graph import Graph
 from ...ir.nodes import DECAY_ONE, IntLIF
+from ...ops import role
 
 LIMITS = tomllib.loads((Path(__file__).resolve().parents[1] / "hw" / "loihi2.toml").read_text())
 SYN = ("IntConv", "IntDense")
@@ -223,79 +224,108 @@ def _value_bounds(graph: Graph) -> dict[str, int]:
     return b
 
 
+class _Findings:
+    """The checker's walk: one check per IR kind (CHECKS) adds (kind, message) pairs."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.out: list[tuple[str, str]] = []
+        self.shapes = graph.shapes()
+        self.bounds = _value_bounds(graph)
+        self.steps = int(graph.meta.get("steps", 1))
+
+    def block(self, name, msg):
+        self.out.append(("blocking", f"layer {_label(self.graph, name)}: {msg}"))
+
+    def hw(self, name, msg):
+        self.out.append(("hardware", f"layer {_label(self.graph, name)}: {msg}"))
+
+    def spike_source(self, s: str) -> bool:
+        op = self.graph.node(s)
+        return op.kind in SPIKE_SOURCES or (role(op) == "reshape" and self.spike_source(self.graph.inputs(s)[0]))
+
+    # ---- one check per IR kind
+    def input(self, name, op):
+        if len(op.shape) not in (1, 3):
+            self.block(name, f"input shape {tuple(op.shape)}: the Lava target takes (C, H, W) or (N,) inputs")
+
+    def sum_pool(self, name, op):
+        self.block(name, "SumPool has no Loihi 2 process and could not be folded exactly into a neighbouring "
+                         "synapse (fuse_sumpool needs a Conv/Dense right after it, or a Conv before it with "
+                         "weight_exp >= 0, no out_bits and no pool padding); fix: put a Conv or Linear "
+                         "right after the pooling layer")
+
+    def max_pool(self, name, op):
+        self.block(name, "MaxPool of graded values has no Loihi 2 process (only MaxPool of binary spikes "
+                         "is lowered, to a spike OR); fix: pool after the spiking neuron")
+
+    def add(self, name, op):
+        g = self.graph
+        ins, users = g.inputs(name), g.users(name)
+        if not all(role(g.node(s)) == "synapse" for s in ins) or not users or \
+                any(role(g.node(u)) != "neuron" for u in users) or name in g.outputs:
+            self.block(name, "Add must sum synapse outputs into a neuron (Loihi 2 fan-in); run lava_fanin, "
+                             "and do not read an Add except by a spiking neuron")
+
+    def synapse(self, name, op):
+        g = self.graph
+        (src,) = g.inputs(name)
+        users = g.users(name)
+        if not self.spike_source(src) or (op.kind == "IntConv" and role(g.node(src)) == "reshape"):
+            self.block(name, f"reads a {g.node(src).kind} ('{src}'): Loihi 2 synapses read spikes or the "
+                             f"input (a synapse after a synapse needs a neuron between them)")
+        if name in g.outputs or not users or any(role(g.node(u)) not in ("neuron", "add") for u in users):
+            self.block(name, "a synapse output must go into a neuron (directly or through an Add)")
+        _synapse_findings(g, name, op, self.bounds, LIMITS["synapse"], LIMITS["lava_sim"], self.block, self.hw)
+
+    def flatten(self, name, op):
+        src = self.graph.inputs(name)[0]
+        if not self.spike_source(src):
+            self.block(name, f"Flatten of a {self.graph.node(src).kind}: the Lava target flattens spikes "
+                             f"or the input only")
+
+    def neuron(self, name, op):
+        g = self.graph
+        src = g.inputs(name)[0]
+        if role(g.node(src)) not in ("synapse", "add") and not self.spike_source(src):
+            self.block(name, f"a neuron reads a {g.node(src).kind} ('{src}')")
+        if len(self.shapes[name]) not in (1, 3):
+            self.block(name, f"neuron shape {self.shapes[name]}: the Lava target takes (C, H, W) or (N,) layers")
+        for msg in lif_hw_problems(_label(g, name), op):
+            self.out.append(("simulation only" if "simulation only" in msg else "hardware", msg))
+        if lif_form(op) is not None and lif_form(op, self.bounds[src], self.steps) is None:
+            self.out.append(("simulation only", f"layer {_label(g, name)}: worst-case input a_in = "
+                             f"{self.bounds[src]} could overflow the int32 arithmetic of Lava's LIF model "
+                             f"(a_in << 6 plus a growing u), so snncc simulates it with SnnccLIF (int64); "
+                             f"on Loihi 2 such inputs overflow the 24-bit u; fix: lower --weight-bits"))
+
+    def outputs(self):
+        g = self.graph
+        for o in g.outputs:
+            op = g.node(o)
+            base = g.inputs(o)[0] if role(op) == "reshape" else o
+            if g.node(base).kind != "IntLIF":
+                self.block(o, f"the network output is a {op.kind}; the Lava target outputs a neuron layer "
+                              f"(its spikes, or v of a non-firing readout)")
+
+
+#: IR kind -> its check
+CHECKS = {"IntInput": _Findings.input, "SumPool": _Findings.sum_pool, "MaxPool": _Findings.max_pool,
+          "Add": _Findings.add, "IntConv": _Findings.synapse, "IntDense": _Findings.synapse,
+          "Flatten": _Findings.flatten, "IntLIF": _Findings.neuron}
+
+
 def findings(graph: Graph) -> list[tuple[str, str]]:
     """Every problem as (kind, message), kind in "blocking", "hardware", "simulation only"."""
-    out: list[tuple[str, str]] = []
-    syn_lim, sim = LIMITS["synapse"], LIMITS["lava_sim"]
-    shapes = graph.shapes()
-    bounds = _value_bounds(graph)
-    steps = int(graph.meta.get("steps", 1))
-
-    def block(name, msg):
-        out.append(("blocking", f"layer {_label(graph, name)}: {msg}"))
-
-    def hw(name, msg):
-        out.append(("hardware", f"layer {_label(graph, name)}: {msg}"))
-
-    def spike_source(s: str) -> bool:
-        op = graph.node(s)
-        return op.kind in SPIKE_SOURCES or (op.kind == "Flatten" and spike_source(graph.inputs(s)[0]))
-
+    f = _Findings(graph)
     for name, op in graph.items():
-        k = op.kind
-        ins, users = graph.inputs(name), graph.users(name)
         if op.level == "float":
-            block(name, f"{k} is a float-level node; the Lava target takes an integer graph "
-                        f"(run the quantization passes first)")
-        elif k == "IntInput":
-            if len(op.shape) not in (1, 3):
-                block(name, f"input shape {tuple(op.shape)}: the Lava target takes (C, H, W) or (N,) inputs")
-        elif k == "SumPool":
-            block(name, "SumPool has no Loihi 2 process and could not be folded exactly into a neighbouring "
-                        "synapse (fuse_sumpool needs a Conv/Dense right after it, or a Conv before it with "
-                        "weight_exp >= 0, no out_bits and no pool padding); fix: put a Conv or Linear "
-                        "right after the pooling layer")
-        elif k == "MaxPool":
-            block(name, "MaxPool of graded values has no Loihi 2 process (only MaxPool of binary spikes "
-                        "is lowered, to a spike OR); fix: pool after the spiking neuron")
-        elif k == "Add":
-            if not all(graph.node(s).kind in SYN for s in ins) or not users or \
-                    any(graph.node(u).kind != "IntLIF" for u in users) or name in graph.outputs:
-                block(name, "Add must sum synapse outputs into a neuron (Loihi 2 fan-in); run lava_fanin, "
-                            "and do not read an Add except by a spiking neuron")
-        elif k in SYN:
-            (src,) = ins
-            if not spike_source(src) or (k == "IntConv" and graph.node(src).kind == "Flatten"):
-                block(name, f"reads a {graph.node(src).kind} ('{src}'): Loihi 2 synapses read spikes or the "
-                            f"input (a synapse after a synapse needs a neuron between them)")
-            if name in graph.outputs or not users or any(graph.node(u).kind not in ("IntLIF", "Add")
-                                                        for u in users):
-                block(name, "a synapse output must go into a neuron (directly or through an Add)")
-            _synapse_findings(graph, name, op, bounds, syn_lim, sim, block, hw)
-        elif k == "Flatten":
-            if not spike_source(ins[0]):
-                block(name, f"Flatten of a {graph.node(ins[0]).kind}: the Lava target flattens spikes "
-                            f"or the input only")
-        elif k == "IntLIF":
-            src = ins[0]
-            if graph.node(src).kind not in SYN + ("Add",) and not spike_source(src):
-                block(name, f"a neuron reads a {graph.node(src).kind} ('{src}')")
-            if len(shapes[name]) not in (1, 3):
-                block(name, f"neuron shape {shapes[name]}: the Lava target takes (C, H, W) or (N,) layers")
-            for msg in lif_hw_problems(_label(graph, name), op):
-                out.append(("simulation only" if "simulation only" in msg else "hardware", msg))
-            if lif_form(op) is not None and lif_form(op, bounds[src], steps) is None:
-                out.append(("simulation only", f"layer {_label(graph, name)}: worst-case input a_in = "
-                            f"{bounds[src]} could overflow the int32 arithmetic of Lava's LIF model "
-                            f"(a_in << 6 plus a growing u), so snncc simulates it with SnnccLIF (int64); "
-                            f"on Loihi 2 such inputs overflow the 24-bit u; fix: lower --weight-bits"))
-    for o in graph.outputs:
-        op = graph.node(o)
-        base = graph.inputs(o)[0] if op.kind == "Flatten" else o
-        if graph.node(base).kind != "IntLIF":
-            block(o, f"the network output is a {op.kind}; the Lava target outputs a neuron layer "
-                     f"(its spikes, or v of a non-firing readout)")
-    return out
+            f.block(name, f"{op.kind} is a float-level node; the Lava target takes an integer graph "
+                          f"(run the quantization passes first)")
+        elif op.kind in CHECKS:
+            CHECKS[op.kind](f, name, op)
+    f.outputs()
+    return f.out
 
 
 def _synapse_findings(graph, name, op, bounds, syn_lim, sim, block, hw):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import __version__
+from ..._version import __version__
 from ...ir.graph import Graph
 from ...ops import role
 from ...ir.serialize import write_npz

@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import BitWidthError
+from ...frontends.netx import READOUT_VTH
 from ...ir.graph import Graph
+from ...ops import role
 
-NEVER_FIRES = (1 << 18) - 1  # slayer's readout threshold; anything >= 2^17 never fires
 FILE = "network.net"
 
 
@@ -73,7 +74,7 @@ def _chain(graph: Graph) -> tuple[list[tuple], list[str]]:
 
     nxt = single_user(cur)
     neuron0 = None
-    if nxt is not None and graph.node(nxt).kind == "IntLIF":
+    if nxt is not None and role(graph.node(nxt)) == "neuron":
         neuron0, cur = nxt, nxt
         errs += _neuron_problems(graph, nxt)
         if graph.node(nxt).bias.any():
@@ -82,12 +83,12 @@ def _chain(graph: Graph) -> tuple[list[tuple], list[str]]:
     layers.append(("input", inp, neuron0))
     while nxt is not None:
         op = graph.node(nxt)
-        if op.kind == "Flatten":
+        if role(op) == "reshape":
             layers.append(("flatten", nxt))
             cur = nxt
-        elif op.kind in ("IntConv", "IntDense"):
+        elif role(op) == "synapse":
             neuron = single_user(nxt)
-            if neuron is None or graph.node(neuron).kind != "IntLIF":
+            if neuron is None or role(graph.node(neuron)) != "neuron":
                 errs.append(f"synapse '{nxt}' is not followed by a neuron")
                 break
             if len(graph.inputs(neuron)) != 1:
@@ -163,7 +164,7 @@ def _num(h, key: str, value) -> None:
 
 def _neuron(h, op, meta: dict) -> None:
     _str(h, "neuron/type", "CUBA")
-    vth = int(op.threshold[0]) >> 6 if op.fires else NEVER_FIRES
+    vth = int(op.threshold[0]) >> 6 if op.fires else READOUT_VTH
     for k, v in (("vThMant", vth), ("iDecay", op.du), ("vDecay", op.dv), ("refDelay", 1), ("gradedSpike", 0)):
         _num(h, f"neuron/{k}", v)
     meta.update(snncc_source=op.source, snncc_reset=op.reset, snncc_threshold=op.threshold.tolist(),
@@ -174,6 +175,52 @@ def _neuron(h, op, meta: dict) -> None:
 def _syn_meta(op) -> dict:
     return dict(source=op.source, weight_bits=op.weight_bits, weight_exp=op.weight_exp,
                 scale=np.asarray(op.scale, np.float64).tolist(), out_bits=op.out_bits)
+
+
+def _write_input(h, graph: Graph, shapes: dict, nodes: list, meta: dict) -> None:
+    inp, neuron = nodes
+    op = graph.node(inp)
+    _num(h, "shape", op.shape)
+    meta.update(input_name=inp, input_source=op.source, encoding=op.encoding, bits=op.bits, scale=op.scale)
+    if neuron is not None:
+        meta["neuron"] = {"name": neuron}
+        _neuron(h, graph.node(neuron), meta["neuron"])
+
+
+def _write_flatten(h, graph: Graph, shapes: dict, nodes: list, meta: dict) -> None:
+    (flat,) = nodes
+    _num(h, "shape", shapes[flat])
+    meta.update(name=flat, source=graph.node(flat).source)
+
+
+def _write_synapse(h, graph: Graph, shapes: dict, nodes: list, meta: dict) -> None:
+    syn, neuron = nodes
+    op = graph.node(syn)
+    w = op.weight.astype(np.int64) << op.weight_exp
+    _num(h, "shape", shapes[neuron])
+    if op.kind == "IntConv":
+        _num(h, "inChannels", op.weight.shape[1] * op.groups)
+        _num(h, "outChannels", op.weight.shape[0])
+        _num(h, "kernelSize", op.weight.shape[2:])
+        _num(h, "stride", op.stride)
+        _num(h, "padding", op.padding)
+        _num(h, "dilation", op.dilation)
+        _num(h, "groups", op.groups)
+    else:
+        _num(h, "inFeatures", w.shape[1])
+        _num(h, "outFeatures", w.shape[0])
+        if op.delay > 1:
+            _num(h, "delay", np.full(w.shape[0], op.delay - 1))
+    _num(h, "weight", w)
+    nop = graph.node(neuron)
+    if nop.bias.any():
+        _num(h, "bias", np.broadcast_to(nop.bias >> 6, (shapes[neuron][0],)))
+    meta.update(name=syn, synapse=_syn_meta(op), neuron={"name": neuron})
+    _neuron(h, nop, meta["neuron"])
+
+
+#: netx layer type -> what it writes into its /layer/i group
+WRITERS = {"input": _write_input, "flatten": _write_flatten, "conv": _write_synapse, "dense": _write_synapse}
 
 
 def emit(graph: Graph, out_dir) -> list[Path]:
@@ -204,43 +251,7 @@ def emit(graph: Graph, out_dir) -> list[Path]:
             h = grp.create_group(str(i))
             _str(h, "type", kind)
             meta: dict = {}
-            if kind == "input":
-                inp, neuron = nodes
-                op = graph.node(inp)
-                _num(h, "shape", op.shape)
-                meta.update(input_name=inp, input_source=op.source, encoding=op.encoding, bits=op.bits,
-                            scale=op.scale)
-                if neuron is not None:
-                    meta["neuron"] = {"name": neuron}
-                    _neuron(h, graph.node(neuron), meta["neuron"])
-            elif kind == "flatten":
-                (flat,) = nodes
-                _num(h, "shape", shapes[flat])
-                meta.update(name=flat, source=graph.node(flat).source)
-            else:
-                syn, neuron = nodes
-                op = graph.node(syn)
-                w = op.weight.astype(np.int64) << op.weight_exp
-                _num(h, "shape", shapes[neuron])
-                if kind == "conv":
-                    _num(h, "inChannels", op.weight.shape[1] * op.groups)
-                    _num(h, "outChannels", op.weight.shape[0])
-                    _num(h, "kernelSize", op.weight.shape[2:])
-                    _num(h, "stride", op.stride)
-                    _num(h, "padding", op.padding)
-                    _num(h, "dilation", op.dilation)
-                    _num(h, "groups", op.groups)
-                else:
-                    _num(h, "inFeatures", w.shape[1])
-                    _num(h, "outFeatures", w.shape[0])
-                    if op.delay > 1:
-                        _num(h, "delay", np.full(w.shape[0], op.delay - 1))
-                _num(h, "weight", w)
-                nop = graph.node(neuron)
-                if nop.bias.any():
-                    _num(h, "bias", np.broadcast_to(nop.bias >> 6, (shapes[neuron][0],)))
-                meta.update(name=syn, synapse=_syn_meta(op), neuron={"name": neuron})
-                _neuron(h, nop, meta["neuron"])
+            WRITERS[kind](h, graph, shapes, nodes, meta)
             h.attrs["snncc_json"] = json.dumps(meta, sort_keys=True)
     return [path]
 

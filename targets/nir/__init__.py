@@ -190,7 +190,7 @@ def to_nir(float_graph: Graph, dt: float = DT, int_graph: Graph | None = None):
     """(nir.NIRGraph, metadata dict for nir_metadata.json, list of warnings)."""
     import nir
 
-    from ... import __version__
+    from ..._version import __version__
 
     fg, folded = _prepare(float_graph)
     shapes = fg.shapes()

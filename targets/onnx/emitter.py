@@ -47,7 +47,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ... import __version__
+from ..._version import __version__
 from ...errors import SnnccError
 from ...ir.bounds import value_bounds  # noqa: F401 - re-exported by the package
 from ...ops.neurons import carried_v_bound, register_bound

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
 from networkx.utils import UnionFind
 
 from ...ir.graph import Graph
@@ -48,7 +47,7 @@ def _residual_bodies(g: Graph, units: dict[str, set[str]]) -> UnionFind:
             if role(g.node(a)) != "neuron":
                 continue
             for u in units:
-                if u not in (a, c) and _reaches(g, a, u) and _reaches(g, u, c):
+                if u not in (a, c) and g.reaches(a, u) and g.reaches(u, c):
                     uf.union(u, c)
     return uf
 
@@ -67,7 +66,3 @@ def find_blocks(g: Graph, plan: dict[str, list[SynapsePlan]], mode: str = "resid
         syn = [p for m in neurons for p in plan.get(m, [])]
         blocks.append(Block(neurons[-1], neurons, nodes, inputs, outs or neurons[-1:], syn))
     return blocks
-
-
-def _reaches(g: Graph, a: str, b: str) -> bool:
-    return a != b and nx.has_path(g.g, a, b)
