@@ -1,22 +1,23 @@
 """The one exactness proof: worst-case values of every integer tensor, from the weights and
 the input range.
 
-:class:`Bounds` walks the graph once, applying each op's rules from the op table
-(``OpDef.interval`` and ``OpDef.magnitude``), and records
+:class:`Bounds` walks the graph once, applying each op's rule from the op table
+(``OpDef.interval``, and ``OpDef.accumulator`` for synapses and sum pools), and records
 
 * ``iv[name]``: a signed :class:`~snncc.ops.Interval` holding every value the node's
-  output can take in any step (delay lines start at 0, so every interval contains 0
-  where it matters);
+  output can take in any step. Every interval contains 0 (inputs and spikes start at
+  0, delay lines hold 0 at first, a sum of products can be empty), which is what makes
+  the accumulator rule below hold for every partial sum;
 * ``acc[name]``: for synapses and sum pools, the interval of every partial sum of the
-  accumulation before any shift (any subset of products, any order);
-* ``neuron[name]``: for neurons, bounds of |u| and |v| carried between steps (an
-  inductive invariant; None where none holds), from the interval of its input current;
-* ``mag[name]`` / ``acc_mag[name]``: a coarser rule, |x| <= sum |w| max|x| per synapse,
-  that the membrane lowering (``lower_membrane``), the ONNX float paths and the Loihi
-  checker use today; every magnitude is >= the interval's.
+  accumulation before any shift: any subset of one output's products, in any order,
+  lies between the sum of its negative and the sum of its positive products;
+* ``neuron(name)``: for neurons, bounds of |u| and |v| carried between steps (an
+  inductive invariant of the neuron's update; None where none holds), from the
+  interval of its input current (:func:`snncc.ops.neurons.state_bounds`).
 
 Consumers: membrane lowering (can u overflow?), the C target's buffer and accumulator
-types, the ONNX target's exact float paths, the Loihi 2 checker's int32 limits.
+types, the ONNX target's exact float paths and decay shortcuts, the Loihi 2 checker's
+int32 limits.
 """
 from __future__ import annotations
 
@@ -30,20 +31,14 @@ class Bounds:
     def __init__(self, graph: Graph) -> None:
         self.iv: dict[str, Interval] = {}
         self.acc: dict[str, Interval] = {}
-        self.mag: dict[str, int] = {}
-        self.acc_mag: dict[str, int] = {}
         self._graph = graph
         self._neuron: dict[str, tuple[int | None, int | None]] = {}
         for name, op in graph.items():
             d = op_def(op)
-            ins = graph.inputs(name)
-            in_iv = [self.iv[s] for s in ins]
-            in_mag = [self.mag[s] for s in ins]
+            in_iv = [self.iv[s] for s in graph.inputs(name)]
             self.iv[name] = d.interval(op, in_iv)
-            self.mag[name] = d.magnitude(op, in_mag)
             if hasattr(d, "accumulator"):
                 self.acc[name] = d.accumulator(op, in_iv[0])
-                self.acc_mag[name] = d.accumulator_magnitude(op, in_mag[0])
 
     def input_of(self, name: str) -> Interval:
         """The interval of a single-input node's input."""
@@ -60,8 +55,8 @@ class Bounds:
 
 
 def value_bounds(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:
-    """(bound, acc): the magnitude view of :class:`Bounds`: worst-case |value| of every
-    node's output in one step (IntLIF outputs spikes: 1), and for IntConv/IntDense/SumPool
-    the worst-case |partial sum| of the accumulation before any shift."""
+    """(bound, acc): worst-case |value| of every node's output in one step (IntLIF outputs
+    spikes: 1), and for IntConv/IntDense/SumPool the worst-case |partial sum| of the
+    accumulation before any shift (magnitudes of :class:`Bounds`'s intervals)."""
     b = Bounds(graph)
-    return b.mag, b.acc_mag
+    return {k: v.mag for k, v in b.iv.items()}, {k: v.mag for k, v in b.acc.items()}

@@ -10,8 +10,8 @@ Its :class:`OpDef` here, registered under the same name, says what every stage n
 ``shape``       output shape from input shapes
 ``check``       IR invariants of its parameters (``snncc.ir.verify``)
 ``reference``   integer semantics on int64 numpy arrays, batch first (the spec)
-``interval``    worst-case signed interval of its output (``snncc.ir.bounds``)
-``magnitude``   the coarser |value| rule the membrane lowering and checkers use
+``interval``    worst-case signed interval of its output (``snncc.ir.bounds``; synapses
+                and sum pools also bound every partial sum: ``accumulator``)
 ``float``       float semantics in torch (``snncc.reference.float_sim``)
 ``scale``       the real value of one unit of its output for quantization
 ``inspect``     its row and one-line description in ``snncc inspect``

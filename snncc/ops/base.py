@@ -58,9 +58,6 @@ class OpDef:
     def interval(self, node, ins: list[Interval]) -> Interval:
         self._no("value-bound rule")
 
-    def magnitude(self, node, ins: list[int]) -> int:
-        self._no("magnitude rule")
-
     # ---- float semantics and quantization
     def float(self, name: str, node, xs: list, rt):
         """Float evaluation in torch: ``xs`` are (tensor, static) pairs (static: one

@@ -19,9 +19,6 @@ class InputOp(OpDef):
     def interval(self, node, ins):
         return Interval(0, 1) if node.encoding == "spikes" else Interval(0, (1 << node.bits) - 1)
 
-    def magnitude(self, node, ins):
-        return self.interval(node, ins).hi
-
     def inspect(self, node):
         return {"encoding": node.encoding, "bits": node.bits, "scale": f"{node.scale:.6g}"}
 

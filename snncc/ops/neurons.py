@@ -114,25 +114,6 @@ def state_bounds(op, a_mag: int) -> tuple[int | None, int | None]:
     return u_state, _invariant(g_v, vinit, cands)
 
 
-def register_bound(bits: int, mode: str) -> int | None:
-    """|x| after the overflow rule alone; None where Lava's single fold leaves it unbounded."""
-    return None if mode == "wrap_lava" else 1 << (bits - 1)
-
-
-def carried_v_bound(op) -> int | None:
-    """|v| carried between steps from the neuron's constants alone: the register, a
-    subtract reset below it, or q * L (None: unbounded, wrap_lava)."""
-    init = int(np.abs(op.v_init).max())
-    if op.state_quant != "none":
-        return max(init, int(np.abs(op.state_level).max()))
-    reg = register_bound(op.v_bits, op.v_overflow)
-    if reg is None:
-        return None
-    if op.fires and op.reset == "subtract":
-        reg += int(np.abs(op.reset_value).max())
-    return max(init, reg)
-
-
 # --------------------------------------------------------------------------- the ops
 @register
 class LIFOp(OpDef):
@@ -195,9 +176,6 @@ class IntLIFOp(OpDef):
 
     def interval(self, node, ins):
         return Interval(0, 1)
-
-    def magnitude(self, node, ins):
-        return 1
 
     def check(self, name, op, shape):
         errs = []

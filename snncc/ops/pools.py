@@ -49,12 +49,6 @@ class SumPoolOp(_Pool):
     def interval(self, node, ins):
         return self.accumulator(node, ins[0])
 
-    def accumulator_magnitude(self, node, x: int) -> int:
-        return x * self.window(node)
-
-    def magnitude(self, node, ins):
-        return self.accumulator_magnitude(node, ins[0])
-
 
 @register
 class MaxPoolOp(_Pool):
@@ -67,9 +61,6 @@ class MaxPoolOp(_Pool):
         return K.max_pool(xs[0], node.kernel, node.stride, node.padding)
 
     def interval(self, node, ins):
-        return ins[0]
-
-    def magnitude(self, node, ins):
         return ins[0]
 
     def float(self, name, node, xs, rt):

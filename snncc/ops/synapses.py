@@ -38,17 +38,6 @@ class _Synapse(OpDef):
             lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1  # wraps to out_bits
         return Interval(lo, hi)
 
-    def accumulator_magnitude(self, node, x: int) -> int:
-        """sum |w| x max|x|: a coarser bound of every partial sum."""
-        w = np.abs(node.weight.reshape(node.weight.shape[0], -1))
-        return int(w.sum(axis=1).max()) * x if w.size else 0
-
-    def magnitude(self, node, ins):
-        a = self.accumulator_magnitude(node, ins[0])
-        e = node.weight_exp
-        out = a << e if e >= 0 else (a >> -e) + 1  # the floor of a negative sum: one more
-        return min(out, 1 << (node.out_bits - 1)) if node.out_bits else out
-
     # ---- invariants
     def check(self, name, node, shape):
         if node.level == "float":

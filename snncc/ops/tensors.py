@@ -23,9 +23,6 @@ class FlattenOp(OpDef):
     def interval(self, node, ins):
         return ins[0]
 
-    def magnitude(self, node, ins):
-        return ins[0]
-
     def float(self, name, node, xs, rt):
         return per_step(xs[0], lambda x: x.flatten(1))
 
@@ -56,9 +53,6 @@ class AddOp(OpDef):
 
     def interval(self, node, ins):
         return Interval(sum(i.lo for i in ins), sum(i.hi for i in ins))
-
-    def magnitude(self, node, ins):
-        return sum(ins)
 
     def float(self, name, node, xs, rt):
         if all(st for _, st in xs):

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config import CompileConfig
 from ..errors import BitWidthError
-from ..ir.bounds import value_bounds
+from ..ir.bounds import Bounds
 from ..ir.graph import Graph
 from ..ir.nodes import DECAY_ONE, IntInput, IntLIF
 from ..ir.ints import round_half_away
@@ -65,14 +65,14 @@ def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
     which are multiples of 2^act_shift). What still does not fit is reported, all layers
     at once, with the fix."""
     g = graph.copy()
-    bounds, _ = value_bounds(g)
+    bounds = Bounds(g)
     problems, changed = [], False
     fields = ("threshold", "bias", "reset_value", "state_level", "v_init")
     for name in g.of_kind("IntLIF"):
         op = g.node(name)
         vlim = (1 << (op.v_bits - 1)) - 1
         ulim = (1 << (op.u_bits - 1)) - 1
-        a = bounds[g.inputs(name)[0]]
+        a = bounds.input_of(name).mag
         gain = DECAY_ONE / op.du if op.du else float("inf")  # steady state of u under decay
 
         def fits(k: int) -> bool:

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import BitWidthError
-from ...ir.bounds import value_bounds
+from ...ir.bounds import Bounds
 from ...ir.graph import Graph
 from ...ir.nodes import DECAY_ONE, IntLIF
-from ...ops import role
+from ...ops import op_def, role
 
 LIMITS = tomllib.loads((Path(__file__).resolve().parents[1] / "hw" / "loihi2.toml").read_text())
 SYN = ("IntConv", "IntDense")
@@ -208,19 +208,20 @@ def _label(graph: Graph, name: str) -> str:
 
 
 def _value_bounds(graph: Graph) -> dict[str, int]:
-    """snncc.ir.bounds.value_bounds, plus for every synapse the worst-case |accumulator|
-    in Lava's weight form (key 'name/acc'): Dense weights as stored (2w, exp - 1), Conv
-    with a positive exponent folded into the weights."""
-    b, accs = value_bounds(graph)
+    """Worst-case |value| of every node (snncc.ir.bounds), plus for every synapse the
+    worst-case |partial sum| in Lava's weight form (key 'name/acc'): Dense weights as
+    stored (2w, exp - 1), Conv with a positive exponent folded into the weights; both by
+    the synapse's own accumulator rule."""
+    bounds = Bounds(graph)
+    b = {k: v.mag for k, v in bounds.iv.items()}
     for name in graph.of_kind(*SYN):
         op = graph.node(name)
-        x = b[graph.inputs(name)[0]]
         if op.kind == "IntDense":
             form = dense_form(op.weight, op.weight_exp, hardware=False)
             if form is not None:
-                b[f"{name}/acc"] = int(np.abs(form[0]).sum(axis=1).max(initial=0)) * x
+                b[f"{name}/acc"] = op_def(op).accumulator(op.replace(weight=form[0]), bounds.input_of(name)).mag
         else:
-            b[f"{name}/acc"] = accs[name] << max(op.weight_exp, 0)
+            b[f"{name}/acc"] = bounds.acc[name].mag << max(op.weight_exp, 0)
     return b
 
 

@@ -50,7 +50,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..._version import __version__
 from ...errors import SnnccError
 from ...ir.bounds import value_bounds  # noqa: F401 - re-exported by the package
-from ...ops.neurons import carried_v_bound, register_bound
+from ...ir.bounds import Bounds
 from ...ir.graph import Graph
 from ...ir.nodes import DECAY_ONE, IntLIF
 from ...ir.verify import verify
@@ -289,9 +289,9 @@ class _Step:
         if op.du == DECAY_ONE:
             u = self.overflow(x, op.u_bits, op.u_overflow, "u")
         else:
-            du = self.decay(u_in, op.du, "u.decay", register_bound(op.u_bits, op.u_overflow))
+            du = self.decay(u_in, op.du, "u.decay", self.state[0])
             u = self.overflow(b.op("Add", [du, x], "u.integrate"), op.u_bits, op.u_overflow, "u")
-        dv = self.decay(v_in, op.dv, "v.decay", carried_v_bound(op))
+        dv = self.decay(v_in, op.dv, "v.decay", self.state[1])
         v = u if dv is None else b.op("Add", [dv, u], "v.integrate")
         if op.bias.any():
             v = b.op("Add", [v, b.i64(_chan(op.bias, nd), "bias")], "v.bias")
@@ -372,7 +372,9 @@ class _Model:
         self.lifs = [n for n in self.order if isinstance(self.ops[n], IntLIF)]
         self.keys = _reference_keys(graph, self.lifs, probe_state)
         self.values, self.node_names = _Names(self.keys), _Names()
-        bounds, accs = value_bounds(graph)
+        self.bounds_all = Bounds(graph)
+        bounds = {k: v.mag for k, v in self.bounds_all.iv.items()}
+        accs = {k: v.mag for k, v in self.bounds_all.acc.items()}
         self.in_op = self.ops[graph.input_name]
         self.in_dtype = _input_dtype(self.in_op)
         self.x_name = self.values.fresh(graph.input_name)
@@ -433,6 +435,14 @@ class _Model:
         body.at("time", "the step counter t (0-based) of the periodic neuron resets")
         self.new_state[self.step_in] = body.op("Add", [self.step_in, body.i64([1], "one")], "step.next")
 
+    def state_bounds(self, n: str) -> tuple[int | None, int | None]:
+        """|u| and |v| carried between steps (snncc.ir.bounds); (None, None) where the
+        input may leave exact int64 arithmetic (the int64 ops then wrap like the reference)."""
+        try:
+            return self.bounds_all.neuron(n)
+        except SnnccError:
+            return None, None
+
     # ---- lowering, one method per IR kind (LOWER)
     def lower_input(self, n, op, ins) -> None:
         self.step.set(n, self.x_t, self.in_dtype)
@@ -449,6 +459,7 @@ class _Model:
             v_in = body.op("Where", [due, zero, v_in], "reset.v")
             if u_in is not None:
                 u_in = body.op("Where", [due, zero, u_in], "reset.u")
+        step.state = self.state_bounds(n)
         s, v, u = step.neuron(op, step.vals[ins[0]], v_in, u_in, nd)
         step.set(n, s, BOOL)
         self.spikes[n] = s
