@@ -7,7 +7,7 @@ the generated code needs only lava-nc and numpy. It defines:
   kinds Lava's ``LIF`` cannot express (subtract or no reset, ternary/binary membrane,
   non-firing readout, per-channel threshold, other shifts, widths or overflow modes).
   Its ``fixed_pt`` CPU model performs the IntLIF step exactly as snncc's reference
-  interpreter (``snncc.reference.interpreter.NeuronState.step``). SIMULATION ONLY: it is
+  interpreter (``snncc.ops.neurons.NeuronState.step``). SIMULATION ONLY: it is
   not a native Loihi 2 neuron.
 * ``Recorder``: a sink that stores what it receives (spikes, or any graded vector) and,
   through RefPorts, the neuron state ``v`` / ``u`` after every step, and writes them to
