@@ -99,6 +99,12 @@ def neuron(c: Choices, channels: int, fires: bool = True, drive: float | None = 
     if c.coin(0.25):  # Lava's LIFReset: u = v = 0 at t % interval == offset
         kw["reset_interval"] = c.int(1, 4)
         kw["reset_offset"] = c.int(0, kw["reset_interval"] - 1)
+    # a constant input current u_bias on a third of the neurons with a current state, drawn from
+    # its own generator so that every other draw of the suite stays what it was
+    own = np.random.default_rng(int(np.abs(kw["threshold"]).sum() + 7 * np.abs(kw["bias"]).sum()) % (1 << 32))
+    if du != DECAY_ONE and own.random() < 1 / 3:
+        lim = max(1, top // 16)
+        kw["u_bias"] = own.integers(-lim, lim + 1, channels if own.random() < 0.5 else 1).astype(I64)
     kw.update(over)
     return IntLIF(**kw)
 
@@ -449,6 +455,21 @@ def case_current_decay_edges() -> Graph:
     ], steps=6)
 
 
+def case_cuba_u_bias() -> Graph:
+    """A constant input current into neurons with a current state (the synapse biases of a
+    CUBA layer), per channel and per layer, with current decay, both overflow folds."""
+    c = _rng()
+    return _chain("cuba_u_bias", IntInput(shape=(2, 5, 5), bits=6), [
+        ("conv", IntConv(weight=weights(c, (3, 2, 3, 3), 6), weight_bits=6, padding=(1, 1))),
+        ("lif1", IntLIF(threshold=np.array([400, 900, 1500], I64), du=1000, dv=300, act_shift=2,
+                        u_bias=np.array([37, -20, 5], I64), bias=np.array([3], I64), u_bits=16, v_bits=16)),
+        ("flat", Flatten()),
+        ("fc", IntDense(weight=weights(c, (4, 75), 8), weight_bits=8)),
+        ("out", IntLIF(fires=False, du=3500, dv=0, act_shift=0, u_bias=np.array([-11], I64), u_overflow="wrap",
+                       v_bits=20, u_bits=12)),
+    ], steps=7)
+
+
 def case_readout_spiking() -> Graph:
     c = _rng()
     return _chain("readout_spiking", IntInput(shape=(1, 5, 5), encoding="spikes"), [
@@ -514,6 +535,7 @@ CASES: dict[str, Callable[[], Graph]] = {
     "out_bits_wrap": case_out_bits_wrap,
     "current_decay_edges": case_current_decay_edges,
     "readout_spiking": case_readout_spiking,
+    "cuba_u_bias": case_cuba_u_bias,
     "synapse_output": case_synapse_output,
     "odd_names": case_odd_names,
 }
@@ -542,4 +564,6 @@ def features(graph: Graph) -> set[str]:
                 tags.add("periodic_reset")
             for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
                 tags.add("per_channel" if getattr(op, f).size > 1 else "scalar")
+            if op.u_bias.any():
+                tags.add("u_bias")
     return tags

@@ -139,6 +139,7 @@ typedef struct {
     const snn_tensor_t *v;  /* membrane state */
     int32_t reset_interval; /* > 0: u = v = 0 before the step t with t % reset_interval == reset_offset */
     int32_t reset_offset;
+    snn_vec_t u_bias;       /* constant input current added to u each step; n == 0: none */
 } snn_lif_t;
 
 typedef struct {

@@ -699,8 +699,8 @@ static void quant_chunk(const snn_lif_t *p, int32_t i0, int32_t m)
         chunk_b[k] = quant(chunk_b[k], vget(&p->level, (i0 + k) / hw), p->quant);
 }
 
-/* interpreter.NeuronState.step, element-wise (constants per channel c):
- *   u = ovf_u(decay(u, du) + (a << act_shift))
+/* snncc.ops.neurons.NeuronState.step, element-wise (constants per channel c):
+ *   u = ovf_u(decay(u, du) + (a << act_shift) + u_bias)
  *   v = ovf_v(decay(v, dv) + u + bias)
  *   s = fires && v > threshold;  v = s ? (0 | v - reset_value | v) : v
  *   v = state_quant(v, level)
@@ -713,7 +713,7 @@ static void quant_chunk(const snn_lif_t *p, int32_t i0, int32_t m)
 #define SNN_LIF_RUN(OVF_U, OVF_V)                                                           \
     if (has_u)                                                                              \
         for (; k < e; k++) {                                                                \
-            const int64_t u = OVF_U(chunk_a[k] * in_mul + decay(chunk_c[k], keep_u), mu);  \
+            const int64_t u = OVF_U(chunk_a[k] * in_mul + ub + decay(chunk_c[k], keep_u), mu); \
             const int64_t v = OVF_V(decay(chunk_b[k], keep_v) + u + bias, mv);              \
             const int64_t sp = fire & (int64_t)(v > thr);                                   \
             chunk_a[k] = sp;                                                                \
@@ -722,7 +722,7 @@ static void quant_chunk(const snn_lif_t *p, int32_t i0, int32_t m)
         }                                                                                   \
     else                                                                                    \
         for (; k < e; k++) {                                                                \
-            const int64_t v = OVF_V(decay(chunk_b[k], keep_v) + OVF_U(chunk_a[k] * in_mul, mu) + bias, mv); \
+            const int64_t v = OVF_V(decay(chunk_b[k], keep_v) + OVF_U(chunk_a[k] * in_mul + ub, mu) + bias, mv); \
             const int64_t sp = fire & (int64_t)(v > thr);                                   \
             chunk_a[k] = sp;                                                                \
             chunk_b[k] = v - (-sp & ((v & drop) + sub));                                    \
@@ -751,6 +751,7 @@ void snn_lif(const snn_layer_t *L)
             const int32_t e = k + min32(m - k, hw - r);
             const int64_t thr = vget(&p->threshold, c), bias = vget(&p->bias, c);
             const int64_t sub = p->reset == SNN_RESET_SUBTRACT ? vget(&p->reset_value, c) : 0;
+            const int64_t ub = p->u_bias.n ? vget(&p->u_bias, c) : 0;
             r += e - k;
             if (r == hw) {
                 r = 0;

@@ -212,13 +212,17 @@ OVERFLOWS = ("saturate", "wrap", "wrap_lava")
 class LIF(Node):
     """Float current-based LIF, one step (the order of Loihi 2's CUBA neuron)::
 
-        u = alpha * u + x            (alpha = 0: no current state, u = x)
+        u = alpha * u + x + u_bias   (alpha = 0: no current state, u = x + u_bias)
         v = beta * v + u + bias
         s = v > threshold            (only if fires)
         v = 0 | v - reset_value | v  (reset "zero" | "subtract" | "none", where s)
         v = Q(v)                     (state_quant "ternary"/"binary", SpQuant-SNN Eq. 7, 19-20)
 
-    ``bias`` is per channel (it collects the biases of the incoming synapses).
+    ``bias`` is per channel: the neuron's own (NIR's leak towards v_leak) plus, once
+    quantized, the biases of the incoming synapses when there is no current state. With a
+    current state (alpha > 0) the synapse biases are part of the input current and decay
+    with it: quantization moves them into ``u_bias`` (0 in a traced float graph, where they
+    are still on the synapses).
     A neuron with ``fires=False`` is a readout: its v is the network output.
     ``scale`` is set by quantization: the real value of one unit of integer input current."""
 
@@ -234,6 +238,7 @@ class LIF(Node):
     state_level: np.ndarray = field(default_factory=lambda: np.ones(1))
     fires: bool = True
     scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+    u_bias: np.ndarray = field(default_factory=lambda: np.zeros(1))
 
 
 @_register
@@ -245,15 +250,17 @@ class IntLIF(Node):
 
         u = v = 0   if reset_interval > 0 and t % reset_interval == reset_offset
         decay(x, d) = sign(x * (4096 - d)) * (|x * (4096 - d)| >> 12)
-        u = ovf_u(decay(u, du) + (a << act_shift))
+        u = ovf_u(decay(u, du) + (a << act_shift) + u_bias)
         v = ovf_v(decay(v, dv) + u + bias)
         s = v > threshold                       (strict; only if fires)
         v = where(s, 0 | v - reset_value | v)   (reset "zero" | "subtract" | "none")
         q = round-half-away(v / L) clipped to [-1, 1] (ternary) or [0, 1] (binary);  v = q * L
 
-    ``threshold``, ``bias``, ``reset_value``, ``v_init`` and ``state_level`` (L) are int64
-    arrays of shape (1,) or (channels,) broadcast along the channel axis (axis 0 of the
-    neuron's shape). ``scale`` is the real value of one unit of v (metadata).
+    ``threshold``, ``bias``, ``reset_value``, ``v_init``, ``state_level`` (L) and ``u_bias``
+    are int64 arrays of shape (1,) or (channels,) broadcast along the channel axis (axis 0
+    of the neuron's shape). ``u_bias`` is a constant input current (the synapse biases of a
+    neuron with a current state, which decay with u; 0 on Loihi 2's LIF). ``scale`` is the
+    real value of one unit of v (metadata).
 
     The periodic reset (``reset_interval`` > 0, 0 <= ``reset_offset`` < ``reset_interval``)
     is Lava's ``LIFReset``: streamed samples of ``reset_interval`` steps each, the state
@@ -280,6 +287,7 @@ class IntLIF(Node):
     scale: np.ndarray = field(default_factory=lambda: np.ones(1))
     reset_interval: int = 0
     reset_offset: int = 0
+    u_bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
 
 
 NEURONS = ("LIF", "IntLIF")

@@ -16,7 +16,8 @@ from .graph import Graph
 from .nodes import KINDS
 
 FORMAT = "snncc-ir"
-VERSION = 1
+VERSION = 2          # 2: IntLIF.u_bias (version 1 files read with u_bias = 0)
+READS = (1, 2)
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -73,8 +74,9 @@ def save(graph: Graph, out_dir: str | Path) -> None:
 def from_dict(doc: dict, arrays) -> Graph:
     if doc.get("format") != FORMAT:
         raise ArtifactError(f"not an snncc model: format is {doc.get('format')!r}, expected {FORMAT!r}")
-    if doc.get("version") != VERSION:
-        raise ArtifactError(f"snncc model version {doc.get('version')} is not supported (this snncc reads {VERSION})")
+    if doc.get("version") not in READS:
+        raise ArtifactError(f"snncc model version {doc.get('version')} is not supported (this snncc reads "
+                            f"versions {', '.join(map(str, READS))})")
     g = Graph()
     g.meta = doc.get("meta", {})
     for rec in doc["nodes"]:

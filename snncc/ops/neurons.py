@@ -34,6 +34,7 @@ class NeuronState:
         self.u = np.zeros(shape, np.int64)
         self.thr, self.bias = _chan(op.threshold, nd), _chan(op.bias, nd)
         self.rv, self.level = _chan(op.reset_value, nd), _chan(op.state_level, nd)
+        self.u_bias = _chan(op.u_bias, nd)
 
     def step(self, a: np.ndarray, t: int) -> np.ndarray:
         """Step ``t`` (0-based) with input current ``a``; returns the spikes."""
@@ -41,7 +42,7 @@ class NeuronState:
         if op.reset_interval and t % op.reset_interval == op.reset_offset:  # Lava's LIFReset
             self.u = np.zeros_like(self.u)
             self.v = np.zeros_like(self.v)
-        self.u = K.overflow(K.decay(self.u, op.du) + (a << op.act_shift), op.u_bits, op.u_overflow)
+        self.u = K.overflow(K.decay(self.u, op.du) + (a << op.act_shift) + self.u_bias, op.u_bits, op.u_overflow)
         v = K.overflow(K.decay(self.v, op.dv) + self.u + self.bias, op.v_bits, op.v_overflow)
         if op.fires:
             s = v > self.thr
@@ -86,7 +87,7 @@ def state_bounds(op, a_mag: int) -> tuple[int | None, int | None]:
     """Bounds of |u| (None: no current state, or no bound found) and |v| carried between
     steps of one IntLIF whose input current is at most ``a_mag`` in magnitude. Raises
     where a << act_shift leaves the exactly representable int64 range."""
-    amp = a_mag << op.act_shift
+    amp = (a_mag << op.act_shift) + int(np.abs(op.u_bias).max())
     if amp >= SAFE:
         raise SnnccError(f"IntLIF input reaches {amp} after act_shift: beyond exact int64 range")
     m_u, m_v = 1 << (op.u_bits - 1), 1 << (op.v_bits - 1)
@@ -141,12 +142,15 @@ class LIFOp(OpDef):
         c = (1, -1) + (1,) * (x0.dim() - 2)
         thr = rt.const((name, "thr"), op.threshold).reshape(c)
         bias = rt.const((name, "bias"), op.bias).reshape(c)
+        u_bias = rt.const((name, "u_bias"), op.u_bias).reshape(c) if op.u_bias.any() else None
         v = torch.full_like(x0, op.v_init)
         u = torch.zeros_like(x0)
         spikes, vpre, vpost = [], [], []
         for t in range(rt.steps if static else x.shape[1]):
             xt = x if static else x[:, t]
             u = op.alpha * u + xt if op.alpha else xt
+            if u_bias is not None:
+                u = u + u_bias
             v = op.beta * v + u + bias
             vpre.append(v)
             if op.fires:
@@ -192,7 +196,7 @@ class IntLIFOp(OpDef):
                 errs.append(f"{name}: {f}={d} outside [0, {DECAY_ONE}]")
         if op.state_quant != "none" and op.du != DECAY_ONE:
             errs.append(f"{name}: a quantized membrane needs du={DECAY_ONE} (no current state)")
-        for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
+        for f in ("threshold", "bias", "reset_value", "v_init", "state_level", "u_bias"):
             a = getattr(op, f)
             if a.dtype != np.int64:
                 errs.append(f"{name}: {f} must be int64, got {a.dtype}")
@@ -218,6 +222,7 @@ class IntLIFOp(OpDef):
         n = int(np.prod(shape))
         consts = sum(getattr(op, f).size for f in ("threshold", "bias", "reset_value", "v_init"))
         consts += op.state_level.size if op.state_quant != "none" else 0
+        consts += op.u_bias.size if op.u_bias.any() else 0
         return {"params": int(consts), "bits": op.v_bits, "size_bits": int(consts) * op.v_bits + 2 * 12,
                 "neurons": n, "state_bits": self.state_bits(op)}
 
@@ -228,10 +233,12 @@ class IntLIFOp(OpDef):
                 "state_level": value_range(op.state_level) if op.state_quant != "none" else "-",
                 "u_bits": op.u_bits, "u_overflow": op.u_overflow, "v_bits": op.v_bits,
                 "v_overflow": op.v_overflow, "fires": op.fires, "scale": value_range(op.scale),
-                "reset_interval": op.reset_interval, "reset_offset": op.reset_offset}
+                "reset_interval": op.reset_interval, "reset_offset": op.reset_offset,
+                "u_bias": value_range(op.u_bias)}
 
     def describe(self, r):
-        return (f"thr {r['threshold']} bias {r['bias']} reset {r['reset']}"
+        return (f"thr {r['threshold']} bias {r['bias']}" + (f" u_bias {r['u_bias']}" if r["u_bias"] != "0" else "")
+                + f" reset {r['reset']}"
                 + (f"({r['reset_value']})" if r["reset"] == "subtract" else "")
                 + f" du {r['du']} dv {r['dv']} shift {r['act_shift']} v {r['v_bits']}b/{r['v_overflow']}"
                 + (f" u {r['u_bits']}b/{r['u_overflow']}" if r["du"] != 4096 else "")

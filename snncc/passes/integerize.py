@@ -44,6 +44,7 @@ def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
 
         thr = ints(op.threshold) if op.fires else np.zeros(1, np.int64)
         bias = round_half_away(_per_channel(op.bias, sigma)) << a
+        u_bias = round_half_away(_per_channel(op.u_bias, sigma)) << a
         g.set(name, IntLIF(
             source=op.source, du=DECAY_ONE if not op.alpha else decay_constant(op.alpha),
             dv=decay_constant(op.beta), act_shift=a, threshold=thr, bias=bias, reset=op.reset,
@@ -52,7 +53,7 @@ def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
             state_quant=op.state_quant,
             state_level=ints(op.state_level) if op.state_quant != "none" else np.ones(1, np.int64),
             u_bits=cfg.u_bits, u_overflow=cfg.u_overflow, v_bits=cfg.v_bits,
-            v_overflow=cfg.v_overflow, fires=op.fires, scale=sigma / (1 << a)))
+            v_overflow=cfg.v_overflow, fires=op.fires, scale=sigma / (1 << a), u_bias=u_bias))
     return g, True
 
 
@@ -67,7 +68,7 @@ def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
     g = graph.copy()
     bounds = Bounds(g)
     problems, changed = [], False
-    fields = ("threshold", "bias", "reset_value", "state_level", "v_init")
+    fields = ("threshold", "bias", "reset_value", "state_level", "v_init", "u_bias")
     for name in g.of_kind("IntLIF"):
         op = g.node(name)
         vlim = (1 << (op.v_bits - 1)) - 1
@@ -77,7 +78,8 @@ def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
 
         def fits(k: int) -> bool:
             big = max(int(np.abs(getattr(op, f)).max()) for f in fields) >> k
-            u_ok = op.u_overflow == "saturate" or (a << (op.act_shift - k)) * gain <= ulim
+            drive = (a << (op.act_shift - k)) + (int(np.abs(op.u_bias).max()) >> k)
+            u_ok = op.u_overflow == "saturate" or drive * gain <= ulim
             return big <= vlim and u_ok
 
         k = 0
@@ -97,7 +99,7 @@ def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
                                 f"{int(np.abs(arr).max()).bit_length() + 1} or lower --weight-bits")
         if op.fires and (op.threshold < 0).any():
             problems.append(f"layer '{src}': negative threshold {int(op.threshold.min())}")
-        if op.u_overflow != "saturate" and (a << op.act_shift) * gain > ulim:
+        if op.u_overflow != "saturate" and ((a << op.act_shift) + int(np.abs(op.u_bias).max())) * gain > ulim:
             problems.append(f"layer '{src}': input current can reach {a} (x2^{op.act_shift} in u), "
                             f"beyond the {op.u_bits}-bit u register, so u could wrap; fix: raise "
                             f"--u-bits, use --u-overflow saturate, or lower --weight-bits")

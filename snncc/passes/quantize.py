@@ -171,14 +171,21 @@ def _quantize_neuron(ctx: _Context, n: str) -> None:
     neuron = g.node(n)
     brs, syn, per_channel = _neuron_synapses(g, n, cfg, ctx.memo, ctx.done)
     quants = [_grid(ctx, b, n, per_channel) for b in syn]
-    sigma = shared_scale([q.delta for q in quants], per_channel, ctx.shapes[n][0])
-    bias = np.zeros(ctx.shapes[n][0])
+    channels = ctx.shapes[n][0]
+    sigma = shared_scale([q.delta for q in quants], per_channel, channels)
+    syn_bias = np.zeros(channels)
     for q in quants:
-        bias += _integer_synapse(ctx, q, sigma)
+        syn_bias += _integer_synapse(ctx, q, sigma)
     for b in brs:
         if b not in syn and not g.node(b.leaf).level == "int":
             _identity_synapse(ctx, n, b, sigma)
-    g.set(n, neuron.replace(bias=bias, scale=sigma.copy()))
+    # the neuron's own bias stays; the synapse biases are input current: into v where u = x
+    # (no current state), else into u, where they decay with the current like the float model
+    own = np.broadcast_to(np.asarray(neuron.bias, np.float64), (channels,))
+    if neuron.alpha:
+        g.set(n, neuron.replace(bias=own.copy(), u_bias=syn_bias, scale=sigma.copy()))
+    else:
+        g.set(n, neuron.replace(bias=own + syn_bias, scale=sigma.copy()))
 
 
 def _grid(ctx: _Context, b: Branch, n: str, per_channel: bool) -> _Quant:

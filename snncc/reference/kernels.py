@@ -8,7 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 DECAY_SHIFT = 12
-DECAY_ONE = 1 << DECAY_SHIFT
+DECAY_ONE = 1 << DECAY_SHIFT  # == snncc.ir.nodes.DECAY_ONE (kernels import nothing from snncc)
 
 
 def _exact_dtype(x_absmax: float, w_absmax: float, k: int):

@@ -313,7 +313,7 @@ def _describe(op) -> str:
     skip = {"weight", "scale", "source"}
     parts = [f"{k}={v}" for k, v in sorted(op.params().items()) if k not in skip]
     for k, a in sorted(op.arrays().items()):
-        if k not in skip:
+        if k not in skip and (k != "u_bias" or a.any()):
             parts.append(f"{k}={a.tolist() if a.size <= 4 else f'<{a.size} values>'}")
     return c_comment(", ".join(parts))
 
@@ -390,6 +390,10 @@ def _lif(name: str, op: IntLIF, c: str, shape: tuple, state: tuple) -> dict:
                 for f, v in zip(LIF_VECS, consts)),
               ("u", "&" + u["cname"] if u else "0"), ("v", "&" + v["cname"]),
               ("reset_interval", str(int(op.reset_interval))), ("reset_offset", str(int(op.reset_offset)))]
+    if op.u_bias.any():  # omitted: a zero-initialized vector of n == 0, no constant current
+        ub = _vec(f"{c}_u_bias", op.u_bias)
+        consts.append(ub)
+        fields.append(("u_bias", f"{{ .data = {ub['cname']}, .type = {ub['enum']}, .n = {ub['n']} }}"))
     return {"u": u, "v": v, "consts": consts, "fields": fields}
 
 

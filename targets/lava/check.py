@@ -119,7 +119,7 @@ def lif_form(op: IntLIF, a_bound: int | None = None, steps: int = 1) -> LifForm 
     n = LIMITS["neuron"]
     if not ((op.reset == "zero" or not op.fires) and op.state_quant == "none" and op.act_shift == n["act_shift"]
             and op.u_bits == n["state_bits"] and op.v_bits == n["state_bits"]
-            and op.u_overflow == n["u_overflow"] and op.v_overflow == n["v_overflow"]):
+            and op.u_overflow == n["u_overflow"] and op.v_overflow == n["v_overflow"]) or op.u_bias.any():
         return None
     if op.fires:
         thr = np.unique(op.threshold)
@@ -158,6 +158,9 @@ def lif_hw_problems(label: str, op: IntLIF) -> list[str]:
         kinds.append(f"reset '{op.reset}' (Loihi 2's LIF resets v to 0)")
     if op.state_quant != "none":
         kinds.append(f"a {op.state_quant} membrane (state_quant)")
+    if op.u_bias.any():
+        kinds.append("a constant input current u_bias (synapse biases into a neuron with a current state; "
+                     "Loihi 2's LIF adds its bias to v only)")
     if op.act_shift != n["act_shift"]:
         kinds.append(f"act_shift={op.act_shift} (Loihi 2 shifts a_in by {n['act_shift']})")
     for reg, bits, mode, want in (("u", op.u_bits, op.u_overflow, n["u_overflow"]),

@@ -187,13 +187,14 @@ class _Plan:
                           f"dv={form.dv} vth={form.vth}" + (f" reset_interval={ri}" if ri else ""))
 
     def _custom_lif(self, name, op, var, shape, conn) -> None:
-        for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
+        for f in ("threshold", "bias", "reset_value", "v_init", "state_level") + (("u_bias",) if op.u_bias.any() else ()):
             self.params[f"{var}.{f}"] = np.asarray(getattr(op, f), np.int64)
         self.procs.append(dict(kind="snncc_lif", var=var, shape=_tup(shape), du=op.du, dv=op.dv,
                                act_shift=op.act_shift, reset=op.reset, state_quant=op.state_quant,
                                u_bits=op.u_bits, u_overflow=op.u_overflow, v_bits=op.v_bits,
                                v_overflow=op.v_overflow, fires=bool(op.fires),
                                reset_interval=op.reset_interval, reset_offset=op.reset_offset,
+                               u_bias=bool(op.u_bias.any()),
                                comment=f"{self.label(name, op)}: SnnccLIF (simulation only: not a native "
                                        f"Loihi 2 neuron)", connect=conn))
         self.table.append(f"{_text(name)}: SnnccLIF {self.shapes[name]} (simulation only)")

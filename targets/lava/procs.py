@@ -81,7 +81,7 @@ class SnnccLIF(AbstractProcess):
     def __init__(self, *, shape, threshold, bias, reset_value, v_init, state_level,
                  du: int, dv: int, act_shift: int, reset: str, state_quant: str,
                  u_bits: int, u_overflow: str, v_bits: int, v_overflow: str, fires: bool,
-                 reset_interval: int = 0, reset_offset: int = 0, name: str | None = None) -> None:
+                 reset_interval: int = 0, reset_offset: int = 0, u_bias=0, name: str | None = None) -> None:
         super().__init__(shape=shape, du=int(du), dv=int(dv), act_shift=int(act_shift),
                          reset=reset, state_quant=state_quant, u_bits=int(u_bits),
                          u_overflow=u_overflow, v_bits=int(v_bits), v_overflow=v_overflow,
@@ -95,6 +95,7 @@ class SnnccLIF(AbstractProcess):
         self.bias = Var(shape=shape, init=np.asarray(bias, np.int64))
         self.reset_value = Var(shape=shape, init=np.asarray(reset_value, np.int64))
         self.state_level = Var(shape=shape, init=np.asarray(state_level, np.int64))
+        self.u_bias = Var(shape=shape, init=np.broadcast_to(np.asarray(u_bias, np.int64), shape).copy())
 
 
 @implements(proc=SnnccLIF, protocol=LoihiProtocol)
@@ -111,6 +112,7 @@ class PySnnccLIFModelFixed(PyLoihiProcessModel):
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     reset_value: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     state_level: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    u_bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def run_spk(self) -> None:
         p = self.proc_params
@@ -118,7 +120,7 @@ class PySnnccLIFModelFixed(PyLoihiProcessModel):
         if p["reset_interval"] and (self.time_step - 1) % p["reset_interval"] == p["reset_offset"]:
             self.u[:] = 0
             self.v[:] = 0
-        u = overflow(decay(self.u.astype(np.int64), p["du"]) + (a << p["act_shift"]),
+        u = overflow(decay(self.u.astype(np.int64), p["du"]) + (a << p["act_shift"]) + self.u_bias,
                      p["u_bits"], p["u_overflow"])
         v = overflow(decay(self.v.astype(np.int64), p["dv"]) + u + self.bias,
                      p["v_bits"], p["v_overflow"])

@@ -46,7 +46,8 @@ def _neuron_problems(graph: Graph, name: str) -> list[str]:
     errs = []
     if lif_form(op) is None:
         errs.append(f"layer '{name}': not a Lava LIF (netx neurons are CUBA LIF: hard reset, act_shift 6, "
-                    f"24-bit wrap_lava u and saturating v, one threshold that is a multiple of 64)")
+                    f"24-bit wrap_lava u and saturating v, one threshold that is a multiple of 64, no constant "
+                    f"input current u_bias)")
     if (op.bias % 64).any():
         errs.append(f"layer '{name}': bias {op.bias.tolist()} is not a multiple of 64 (netx's bias_exp is 6)")
     if op.v_init.any():

@@ -78,7 +78,7 @@ def _doc(name: str, op) -> str:
     keep = {k: v for k, v in p.items() if k not in ("source",)}
     text = ", ".join(f"{k}={v}" for k, v in sorted(keep.items()))
     if op.kind == "IntLIF":
-        for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
+        for f in ("threshold", "bias", "reset_value", "v_init", "state_level") + (("u_bias",) if op.u_bias.any() else ()):
             a = getattr(op, f)
             text += f", {f}={a.tolist() if a.size <= 8 else f'array{a.shape}'}"
     return f"snncc {op.kind} '{name}'{src}: {text}"
@@ -286,6 +286,8 @@ class _Step:
         x = self.cast(a, I64)
         if op.act_shift:
             x = self.shift(x, op.act_shift, "input")
+        if op.u_bias.any():
+            x = b.op("Add", [x, b.i64(_chan(op.u_bias, nd), "u_bias")], "u.bias")
         if op.du == DECAY_ONE:
             u = self.overflow(x, op.u_bits, op.u_overflow, "u")
         else:
