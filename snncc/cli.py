@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .errors import SnnccError
+from .errors import SnnccError, SnnccWarning
 from .ops import role
 
 CONFIG_FLAGS = {  # flag -> (config field, type)
@@ -113,8 +114,12 @@ def cmd_compile(args) -> int:
             bc = BWRConfig.from_dict({**bc.to_dict(), "iters": args.bwr_iters})
         bwr = (load_spec(args.calib)[0], bc)
     targets = DEFAULT_TARGETS if args.target is None else args.target
-    b = do_compile(args.model, target=targets, out=args.out, config=read_config(args), bwr=bwr,
-                   **frontend_options(args))
+    with warnings.catch_warnings():  # snncc's own warnings are printed below, once, as notes
+        warnings.simplefilter("ignore", SnnccWarning)
+        b = do_compile(args.model, target=targets, out=args.out, config=read_config(args), bwr=bwr,
+                       **frontend_options(args))
+    for note in b.notes:
+        print(f"snncc compile: note: {note}", file=sys.stderr)
     print(f"compiled {args.model} -> {b.path}/ ({summary(b)}); targets: {', '.join(b.targets)}")
     for t, notes in target_notes(b.graph, b.targets).items():
         print(f"{t.notes_title} notes ({len(notes)}" + (f"; {t.notes_hint}" if t.notes_hint else "") + "):")
@@ -130,7 +135,10 @@ def frontend_options(args) -> dict:
     for opt in all_options():
         val = getattr(args, f"frontend_{opt.name}", None)
         if opt.flag and val is not None and val is not False:
-            out[opt.name] = opt.type(val) if opt.type not in (None, int, str) else val
+            try:
+                out[opt.name] = opt.type(val) if opt.type not in (None, int, str) else val
+            except ValueError:
+                raise SnnccError(f"{opt.flag} {val!r}: not a {getattr(opt.type, '__name__', 'value')}") from None
     return out
 
 
@@ -185,7 +193,10 @@ def cmd_inspect(args) -> int:
     g, manifest = load_build(args.build)
     rows = inspect_rows(g)
     if args.json:
-        print(json.dumps({"layers": rows, "meta": g.meta, "outputs": g.outputs}, indent=1, sort_keys=True))
+        doc = {"layers": rows, "meta": g.meta, "outputs": g.outputs}
+        if manifest.get("frontend_settings"):
+            doc["frontend"] = {"name": manifest.get("frontend"), **manifest["frontend_settings"]}
+        print(json.dumps(doc, indent=1, sort_keys=True))
     else:
         print(format_inspect(rows, g, manifest))
     return 0

@@ -37,6 +37,7 @@ class Build:
     float_graph: Graph | None  # traced float graph (None for integer imports: netx)
     config: CompileConfig
     targets: list[str]
+    notes: list[str] = dataclasses.field(default_factory=list)  # the frontend's assumptions
 
 
 def compile(model, example_input=None, target: str | list[str] | None = None, out: str | Path = "build",
@@ -160,7 +161,7 @@ def write_build(out: str | Path, graph: Graph, float_graph: Graph | None, target
     names = [t.name for t in targets]
     doc = {"snncc": __version__, "targets": names, **manifest}
     (out / MANIFEST).write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n")
-    return Build(out, graph, float_graph, config, names)
+    return Build(out, graph, float_graph, config, names, list(manifest.get("warnings", [])))
 
 
 def compile_nir(path, target=None, out="build", config=None, **load_kw) -> Build:

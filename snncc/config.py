@@ -11,7 +11,7 @@ from .errors import SnnccError
 CHOICES = {
     "granularity": ("channel", "tensor"),
     "quantizer": ("uniform", "asymmetric", "ternary", "vanilla", "rescaw", "pot", "apot"),
-    "input_encoding": ("direct", "spikes"),
+    "input_encoding": ("direct", "spikes", "counts"),
     "v_overflow": ("saturate", "wrap", "wrap_lava"),
     "u_overflow": ("saturate", "wrap", "wrap_lava"),
     "state_quant": ("none", "ternary", "binary"),
@@ -52,9 +52,9 @@ class CompileConfig:
     last_layer_bits: int | None = None   # override for synapses feeding the output
     granularity: str = "channel"     # per output channel or per tensor weight scales
     quantizer: str = "uniform"
-    input_encoding: str = "direct"   # uint8 pixels every step, or binary events
+    input_encoding: str = "direct"   # uint8 pixels every step, binary events, or binned event counts
     input_scale: float = 1.0 / 255.0  # real value of one input unit (direct encoding)
-    input_bits: int = 8
+    input_bits: int = 8              # bits of a direct or counts input value
     act_shift: int = 6               # synaptic input enters u as a << act_shift (Loihi: 6)
     v_bits: int = 24
     v_overflow: str = "saturate"
@@ -88,8 +88,13 @@ class CompileConfig:
         for k in ("v_bits", "u_bits"):
             if not 4 <= getattr(self, k) <= 32:
                 errs.append(f"{k} = {getattr(self, k)}: choose 4..32")
-        if self.input_scale <= 0:
-            errs.append("input_scale must be > 0")
+        if not (isinstance(self.input_scale, (int, float)) and 0 < self.input_scale < float("inf")):
+            errs.append(f"input_scale = {self.input_scale!r}: must be a finite number > 0")
+        elif self.input_encoding == "counts" and self.input_scale not in (1.0 / 255.0, 1.0):
+            errs.append(f"input_scale = {self.input_scale}: an event count is worth 1 event (input_encoding "
+                        f"'counts'); for scaled values use input_encoding 'direct'")
+        if not (isinstance(self.input_bits, int) and 1 <= self.input_bits <= 16):
+            errs.append(f"input_bits = {self.input_bits!r}: choose 1..16")
         if not 0.5 < self.rescaw_percentile <= 1.0:
             errs.append(f"rescaw_percentile = {self.rescaw_percentile}: choose a value in (0.5, 1]")
         if errs:
@@ -108,6 +113,13 @@ class CompileConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def input_contract(self) -> tuple[str, float, int]:
+        """(IR encoding, real value of one input unit, bits): "counts" (binned event data:
+        integers 0..2^bits - 1, one unit = one event) is a direct input of scale 1."""
+        if self.input_encoding == "counts":
+            return "direct", 1.0, self.input_bits
+        return self.input_encoding, self.input_scale, self.input_bits
 
     def bits_for(self, first: bool, last: bool) -> int:
         if first and self.first_layer_bits is not None:

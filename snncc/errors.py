@@ -33,3 +33,8 @@ class ArtifactError(SnnccError):
 
 class DatasetError(SnnccError):
     """A dataset that cannot be found or parsed."""
+
+
+class SnnccWarning(UserWarning):
+    """An assumption snncc made that the user should know about (the CLI prints these as
+    notes; they are also recorded in the build manifest)."""

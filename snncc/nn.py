@@ -30,16 +30,16 @@ class _SpikeATan(torch.autograd.Function):
     """Heaviside forward (x > 0), arctan surrogate backward (Fang et al. 2021)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, slope: float, ge: bool = False) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
         ctx.slope = slope
-        return (x > 0).to(x.dtype)
+        return ((x >= 0) if ge else (x > 0)).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
         a = ctx.slope
-        return grad * (a / 2) / (1 + (math.pi / 2 * a * x) ** 2), None
+        return grad * (a / 2) / (1 + (math.pi / 2 * a * x) ** 2), None, None
 
 
 class _StateQuant(torch.autograd.Function):

@@ -3,6 +3,8 @@ snnTorch's own NIR export imports with snnTorch's discretization, compiles to an
 model, and predicts like the float snnTorch model on real data (UCI digits)."""
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import warnings
 
@@ -309,3 +311,154 @@ def _has_onnx() -> bool:
     except ImportError:
         return False
     return True
+
+
+# ------------------------------------------------------------------ the integer model of a NIR graph
+def _leaky_graph(v_leak, v_reset, thr, tau=5e-4, n_in=3, w_scale=0.3, seed=0):
+    """Input(n_in) -> Affine -> LIF (per-neuron v_leak/threshold) -> Affine -> Output."""
+    rng = np.random.default_rng(seed)
+    n = len(thr)
+    full = np.ones(n)
+    return nir.NIRGraph(nodes={
+        "input": nir.Input(input_type=np.array([n_in])),
+        "fc1": nir.Affine(weight=rng.normal(size=(n, n_in)) * w_scale, bias=np.zeros(n)),
+        "lif": nir.LIF(tau=full * tau, r=full * tau / 1e-4, v_leak=np.asarray(v_leak, float),
+                       v_threshold=np.asarray(thr, float), v_reset=full * v_reset),
+        "fc2": nir.Affine(weight=rng.normal(size=(2, n)), bias=np.zeros(2)),
+        "output": nir.Output(output_type=np.array([2]))},
+        edges=[("input", "fc1"), ("fc1", "lif"), ("lif", "fc2"), ("fc2", "output")])
+
+
+def _float_and_int_spikes(g, x, steps, tmp_path, **kw):
+    """(float graph spikes, integer model spikes, the build) of the NIR LIF layer."""
+    from snncc.reference.float_sim import FloatRuntime
+
+    cfg = CompileConfig(steps=steps, weight_bits=8, input_encoding="spikes")
+    b = _quiet(snncc_compile, g, target=["c", "onnx"], out=tmp_path / "b", config=cfg, **kw)
+    fg = b.float_graph
+    rt = FloatRuntime(fg, steps)
+    with torch.no_grad():
+        vals, _ = rt.run([n for n in fg.order() if n != fg.input_name],
+                         {fg.input_name: (torch.as_tensor(x, dtype=torch.float32), False)})
+    return vals["lif"][0].numpy(), interpreter.run(b.graph, x)["lif"], b
+
+
+def _targets_equal_reference(b, x, g=None, tmp_path=None, **kw):
+    """Every target of build ``b`` equals the reference; with ``g``, also the Lava build of
+    the same NIR graph (its own schedule: one step per synapse)."""
+    builds = [b]
+    if g is not None and importlib.util.find_spec("lava"):
+        cfg = dataclasses.replace(b.config, granularity="tensor")
+        builds.append(_quiet(snncc_compile, g, target=["lava"], out=tmp_path / "lava", config=cfg, **kw))
+    for bb in builds:
+        ref = interpreter.run(bb.graph, x, probe_state=True)
+        for t in bb.targets:
+            got = get(t).simulate(bb.path / t, x, probe_state=True)
+            for k in ref:
+                np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{t}: {k}")
+
+
+def test_v_leak_drives_the_integer_model_like_the_float_graph(tmp_path):
+    """A NIR LIF with v_leak != 0 (per neuron) fires with zero input in the float graph:
+    the integer model fires at the same steps (it used to drop the neuron bias and stay
+    silent), and every target equals the reference."""
+    g = _leaky_graph(v_leak=[2.0, 1.5, 0.0, -1.0], v_reset=0.0, thr=[1.0, 0.8, 1.2, 1.0])
+    x = np.zeros((2, 30, 3), np.int64)
+    fs, is_, b = _float_and_int_spikes(g, x, 30, tmp_path)
+    assert fs[:, :, :2].sum() > 10 and fs[:, :, 2:].sum() == 0          # leak above threshold: periodic
+    np.testing.assert_array_equal(is_, fs)                              # quantization error: none here
+    assert b.graph.node("lif").bias.any()
+    _targets_equal_reference(b, x, g, tmp_path)
+
+
+def test_v_reset_and_per_neuron_parameters_with_input(tmp_path):
+    """v_reset != 0 (shifted frame), per-neuron v_leak and thresholds, random input spikes:
+    the integer model's spikes agree with the float graph's within the 8-bit quantization
+    error (>= 99 % of sample-step-neuron entries), every target equals the reference."""
+    g = _leaky_graph(v_leak=[0.4, -0.2, 0.1, 0.0, 0.3], v_reset=-0.3, thr=[0.5, 0.7, 0.6, 0.4, 0.8], w_scale=0.5)
+    x = (np.random.default_rng(1).random((16, 40, 3)) < 0.4).astype(np.int64)
+    fs, is_, b = _float_and_int_spikes(g, x, 40, tmp_path)
+    assert fs.sum() > 200 and (fs == is_).mean() >= 0.99, (fs == is_).mean()
+    assert b.graph.node("lif").v_init.any()                             # starts at 0 = +0.3 in the shifted frame
+    _targets_equal_reference(b, x[:3], g, tmp_path)
+
+
+def test_producer_conventions_reach_the_integer_model(tmp_path):
+    """--producer spikingjelly: spike at v >= threshold (integer threshold one lower),
+    start at v_reset; the manifest and inspect say what was decided."""
+    from snncc.cli import main
+
+    g = _leaky_graph(v_leak=[0.0, 0.0, 0.0], v_reset=-0.25, thr=[0.5, 0.5, 0.5])
+    nir.write(tmp_path / "m.nir", g)
+    x = (np.random.default_rng(2).random((8, 30, 3)) < 0.5).astype(np.int64)
+    fs, is_, b = _float_and_int_spikes(g, x, 30, tmp_path, producer="spikingjelly")
+    lif = b.float_graph.node("lif")
+    assert lif.threshold_test == "ge" and lif.v_init == 0.0 and (fs == is_).mean() >= 0.99
+    out = tmp_path / "cli"
+    assert main(["compile", str(tmp_path / "m.nir"), "--producer", "sinabs", "--dt", "1", "--threshold-test", "gt",
+                 "--input-encoding", "spikes", "--target", "c", "--out", str(out)]) == 0
+    man = json.loads((out / "compile.json").read_text())
+    assert man["frontend_settings"] == {"producer": "sinabs", "dt": 1.0, "discretization": "exp",
+                                        "reset": "subtract-immediate", "threshold_test": "v > threshold",
+                                        "v_init": "zero"}
+    assert main(["inspect", str(out)]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--producer", "brian"], "--producer 'brian': choose one of"),
+    (["--reset", "soft"], "--reset 'soft': choose one of"),
+    (["--dt", "fast"], "--dt 'fast': not a float"),
+    (["--dt", "0"], "dt must be a finite number > 0"),
+])
+def test_bad_nir_options_are_clear_errors(tmp_path, capsys, args, message):
+    from snncc.cli import main
+
+    nir.write(tmp_path / "m.nir", _leaky_graph([0.0] * 2, 0.0, [1.0] * 2))
+    assert main(["compile", str(tmp_path / "m.nir"), "--target", "", "--out", str(tmp_path / "b"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_nir_options_are_refused_for_other_models(tmp_path, capsys):
+    from snncc.cli import main
+
+    p = tmp_path / "m.pt"
+    torch.save(nn.Sequential(nn.Linear(3, 3), snn.LIF()), p)
+    assert main(["compile", str(p), "--producer", "norse", "--out", str(tmp_path / "b")]) == 2
+    assert "--producer applies to a NIR graph; this model is not a NIR file" in capsys.readouterr().err
+
+
+def test_the_recurrence_error_names_the_loop():
+    z = np.zeros(2)
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type=np.array([2])), "a": nir.Affine(weight=np.eye(2), bias=z),
+        "lif": nir.LIF(tau=z + 1e-3, r=z + 10, v_leak=z, v_threshold=z + 1, v_reset=z),
+        "rec": nir.Affine(weight=np.eye(2), bias=z), "b": nir.Affine(weight=np.eye(2), bias=z),
+        "out_lif": nir.LI(tau=z + 1e-3, r=z + 10, v_leak=z), "output": nir.Output(output_type=np.array([2]))},
+        edges=[("input", "a"), ("a", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "b"), ("b", "out_lif"),
+               ("out_lif", "output")], type_check=False)
+    with pytest.raises(UnsupportedLayerError) as e:
+        load_nir(g)
+    msg = str(e.value)
+    assert "a loop lif -> rec -> lif" in msg and "out_lif" not in msg and "'b'" not in msg
+
+
+def test_binned_event_counts_have_their_own_encoding(tmp_path, capsys):
+    """Event frames hold counts > 1: the spikes encoding refuses them and names the fix,
+    --input-encoding counts takes them at one event per unit."""
+    from snncc.cli import main
+
+    nir.write(tmp_path / "m.nir", _leaky_graph([0.0] * 3, 0.0, [1.0] * 3))
+    x = np.random.default_rng(0).integers(0, 4, (2, 5, 3))
+    np.save(tmp_path / "x.npy", x)
+    for enc, code in (("spikes", 2), ("counts", 0)):
+        out = tmp_path / enc
+        assert main(["compile", str(tmp_path / "m.nir"), "--input-encoding", enc, "--target", "c",
+                     "--out", str(out)]) == 0
+        assert main(["simulate", str(out), "--target", "c", "--input", str(tmp_path / "x.npy"),
+                     "--out", str(tmp_path / f"{enc}.npz")]) == code
+    assert "compile with --input-encoding counts" in capsys.readouterr().err
+    from snncc.builds import load_build
+
+    g, man = load_build(tmp_path / "counts")
+    assert man["config"]["input_encoding"] == "counts" and g.node(g.input_name).scale == 1.0

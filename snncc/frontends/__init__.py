@@ -67,8 +67,24 @@ def _is_nir_graph(obj) -> bool:
 
 
 FRONTENDS = (
-    Frontend("nir", "a NIR graph", "NIR", "float", (".nir",), "nir",
-             (Option("reset"), Option("discretization"), Option("dt")), _is_nir_graph),
+    Frontend("nir", "a NIR graph", "NIR", "float", (".nir",), "nir", (
+        Option("producer", "--producer", "NIR files: the tool that wrote the file; sets dt, discretization, reset, "
+               "threshold test and initial membrane as that tool simulates (docs/nir.md); the flags below "
+               "override single ones", choices=("snntorch", "norse", "sinabs", "rockpool", "spikingjelly")),
+        Option("reset", "--reset", "NIR files: the reset NIR has no field for: zero (v = v_reset, NIR's "
+               "equations), subtract (snnTorch's Leaky: one step late, threshold / beta), subtract-immediate "
+               "(v -= threshold on the spike step: Sinabs, Rockpool) or none (default: the file's snncc "
+               "metadata, else zero, with a warning)", choices=("zero", "subtract", "subtract-immediate", "none")),
+        Option("discretization", "--discretization", "NIR files: how time constants become per-step decays: euler "
+               "(beta = 1 - dt/tau, snnTorch's export; default) or exp (beta = exp(-dt/tau), exact ODE solution)",
+               choices=("euler", "exp")),
+        Option("dt", "--dt", "NIR files: the time step in seconds (NIR does not store one; default 1e-4, "
+               "snnTorch's)", float),
+        Option("threshold_test", "--threshold-test", "NIR files: spike where v > threshold (gt, default) or "
+               "v >= threshold (ge: Sinabs, Rockpool, SpikingJelly)", choices=("gt", "ge")),
+        Option("v_init", "--v-init", "NIR files: the membrane each sample starts from: zero (default), leak "
+               "(v_leak, Norse) or reset (v_reset, SpikingJelly)", choices=("zero", "leak", "reset"))),
+        _is_nir_graph),
     Frontend("netx", "a lava-dl netx network", "netx", "int", (".net", ".h5", ".hdf5"), "netx", (
         Option("reset_interval", "--reset-interval", "netx files: reset every neuron (u = v = 0) every N steps, "
                "staggered one step per layer, as lava-dl's hdf5.Network(reset_interval=N) does", int),
@@ -109,6 +125,8 @@ def check_options(frontend: Frontend, options: dict) -> dict:
             raise SnnccError(f"unknown compile option {k!r}")
         if o.requires and o.requires not in given:
             raise SnnccError(f"{o.spelled} needs {known[o.requires].spelled}")
+        if o.choices and given[k] not in o.choices:
+            raise SnnccError(f"{o.spelled} {given[k]!r}: choose one of {', '.join(o.choices)}")
     mine = {o.name for o in frontend.options}
     for k in given:
         if k not in mine:

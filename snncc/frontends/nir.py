@@ -37,9 +37,11 @@ import re
 import warnings
 from pathlib import Path
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
-from ..errors import ModelLoadError, UnsupportedLayerError
+from ..errors import ModelLoadError, SnnccWarning, UnsupportedLayerError
 from ..ir.graph import Graph
 from ..ir.nodes import LIF, Add, AvgPool, Conv, Dense, Flatten, Input
 from ..ir.verify import problems
@@ -47,14 +49,41 @@ from ..ops import shape_of
 
 DT = 1e-4  # snnTorch's export/import time step
 DISCRETIZATIONS = ("euler", "exp")
-RESETS = ("zero", "subtract", "none")
+#: zero: v = v_reset (NIR's equations); subtract: snnTorch's Leaky (the threshold is taken
+#: off one step late, undecayed: reset value threshold / beta); subtract-immediate: v -= threshold
+#: on the spike step (Sinabs, Rockpool, SpikingJelly's soft reset); none: no reset
+RESETS = ("zero", "subtract", "subtract-immediate", "none")
+THRESHOLD_TESTS = ("gt", "ge")          # spike where v > threshold, or v >= threshold
+V_INITS = ("zero", "leak", "reset")     # the membrane a sample starts from: 0, v_leak or v_reset
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """What a NIR file does not say and its producer decided (docs/nir.md)."""
+
+    dt: float = DT
+    discretization: str = "euler"
+    reset: str | None = None          # None: the file's snncc metadata, else "zero" (with a warning)
+    threshold_test: str = "gt"
+    v_init: str = "zero"
+    multi_spike: bool = False         # the producer emits several spikes per step (not expressible)
+
+
+#: producer -> its conventions (measured against each producer's own simulation; docs/nir.md)
+PRODUCERS = {
+    "snntorch": Conventions(DT, "euler", "subtract", "gt", "zero"),
+    "norse": Conventions(1e-3, "euler", "zero", "gt", "leak"),
+    "sinabs": Conventions(1.0, "exp", "subtract-immediate", "ge", "zero", multi_spike=True),
+    "rockpool": Conventions(1e-3, "exp", "subtract-immediate", "ge", "zero", multi_spike=True),
+    "spikingjelly": Conventions(DT, "euler", "zero", "ge", "reset"),
+}
 SUPPORTED = ("Input, Output, Affine, Linear, Conv2d, AvgPool2d, SumPool2d, Flatten, "
              "LIF, CubaLIF, IF, LI, CubaLI, I")
 _NEURONS = ("LIF", "CubaLIF", "IF", "LI", "CubaLI", "I")
 _REL_TOL = 1e-6
 
 
-class NirImportWarning(UserWarning):
+class NirImportWarning(SnnccWarning):
     """An assumption made while reading a NIR graph (also in graph.meta["nir_warnings"])."""
 
 
@@ -142,55 +171,69 @@ def _decay(tau: float, dt: float, method: str, nid: str, what: str) -> tuple[flo
     return 1.0 - k, k
 
 
-def _neuron(nid: str, node, kind: str, shape, dt: float, method: str, reset_override: str | None,
-            warn) -> tuple[LIF, np.ndarray]:
+def _neuron(nid: str, node, kind: str, shape, conv: Conventions, warn) -> tuple[LIF, np.ndarray]:
     """The float LIF of a NIR neuron and its per-channel input gain (to be folded)."""
     fires = kind in ("LIF", "CubaLIF", "IF")
+    beta, alpha, leak_k, gain = _dynamics(nid, node, kind, shape, conv)
+    v_leak = _per_channel(node.v_leak, shape, "v_leak", nid) if hasattr(node, "v_leak") else np.zeros(1)
+    thr = _per_channel(node.v_threshold, shape, "v_threshold", nid) if fires else np.zeros(1)
+    v_reset = (_per_channel(node.v_reset, shape, "v_reset", nid)
+               if fires and getattr(node, "v_reset", None) is not None else np.zeros(1))
+    v0 = {"zero": np.zeros(1), "leak": v_leak, "reset": v_reset}[conv.v_init]
+    if v0.size != 1:
+        raise UnsupportedLayerError(f"NIR node '{nid}': the initial membrane ({conv.v_init}) differs between "
+                                    "channels; snncc starts a layer from one value")
+    v_init, original_thr = float(v0[0]), thr
+    if np.any(v_reset != 0):
+        if v_reset.size != 1:
+            raise UnsupportedLayerError(f"NIR node '{nid}': v_reset differs between channels; snncc "
+                                        "resets to one value per layer")
+        vr = float(v_reset[0])
+        thr, v_leak, v_init = thr - vr, v_leak - vr, v_init - vr
+        warn(f"NIR node '{nid}': v_reset={vr:g} is modelled by shifting the membrane by -v_reset "
+             f"(threshold - v_reset, reset to 0); the membrane starts at {conv.v_init} (NIR has no initial "
+             "state), in the shifted frame; a readout's v is shifted likewise")
+    reset, reset_value = _reset(nid, fires, conv, beta, original_thr)
+    lif = LIF(source=nid, beta=float(beta), alpha=float(alpha), threshold=thr, bias=v_leak * leak_k, reset=reset,
+              reset_value=reset_value, v_init=v_init, state_quant="none", state_level=thr.copy(),
+              fires=fires, threshold_test=conv.threshold_test if fires else "gt")
+    return lif, gain
+
+
+def _dynamics(nid: str, node, kind: str, shape, conv: Conventions):
+    """(beta, alpha, leak fraction, per-channel input gain) from the time constants."""
     r = _per_channel(node.r, shape, "r", nid)
     alpha, syn_gain = 0.0, np.ones(1)
     if kind in ("IF", "I"):
         beta, leak_k, mem_gain = 1.0, 0.0, r
     else:
         tau = _scalar(node.tau_mem if kind.startswith("Cuba") else node.tau, "tau", nid)
-        beta, leak_k = _decay(tau, dt, method, nid, "tau_mem" if kind.startswith("Cuba") else "tau")
+        beta, leak_k = _decay(tau, conv.dt, conv.discretization, nid, "tau_mem" if kind.startswith("Cuba") else "tau")
         mem_gain = r if leak_k == 0.0 else r * leak_k  # leak_k = dt/tau (euler) or 1 - beta (exp)
     if kind.startswith("Cuba"):
         tau_syn = _scalar(node.tau_syn, "tau_syn", nid)
-        alpha, syn_k = _decay(tau_syn, dt, method, nid, "tau_syn")
+        alpha, syn_k = _decay(tau_syn, conv.dt, conv.discretization, nid, "tau_syn")
         if alpha == 1.0:
             raise UnsupportedLayerError(f"NIR node '{nid}': tau_syn=inf (a current that never decays) "
                                         "is not supported")
         syn_gain = _per_channel(node.w_in, shape, "w_in", nid) * syn_k
-    gain = mem_gain * syn_gain
-    v_leak = _per_channel(node.v_leak, shape, "v_leak", nid) if hasattr(node, "v_leak") else np.zeros(1)
-    thr = _per_channel(node.v_threshold, shape, "v_threshold", nid) if fires else np.zeros(1)
-    v_reset = (_per_channel(node.v_reset, shape, "v_reset", nid)
-               if fires and getattr(node, "v_reset", None) is not None else np.zeros(1))
-    v_init = 0.0
-    if np.any(v_reset != 0):
-        if v_reset.size != 1:
-            raise UnsupportedLayerError(f"NIR node '{nid}': v_reset differs between channels; snncc "
-                                        "resets to one value per layer")
-        vr = float(v_reset[0])
-        thr = thr - vr
-        v_leak = v_leak - vr
-        v_init = -vr
-        warn(f"NIR node '{nid}': v_reset={vr:g} is modelled by shifting the membrane by -v_reset "
-             "(threshold - v_reset, reset to 0); the membrane is assumed to start at 0 (NIR has no "
-             "initial state), i.e. at -v_reset in the shifted frame; a readout's v is shifted likewise")
-    bias = v_leak * leak_k
-    reset = "zero" if fires else "none"
-    reset_value = thr.copy()
-    if fires and reset_override is not None:
-        reset = reset_override
-        if reset == "subtract":
-            if beta == 0.0:
-                raise UnsupportedLayerError(f"NIR node '{nid}': reset='subtract' with beta=0")
-            reset_value = thr / beta  # snnTorch's delayed subtraction of thr, see torch_fx._leaky
-    lif = LIF(source=nid, beta=float(beta), alpha=float(alpha), threshold=thr, bias=bias, reset=reset,
-              reset_value=reset_value, v_init=v_init, state_quant="none", state_level=thr.copy(),
-              fires=fires)
-    return lif, gain
+    return beta, alpha, leak_k, mem_gain * syn_gain
+
+
+def _reset(nid: str, fires: bool, conv: Conventions, beta: float, thr: np.ndarray) -> tuple[str, np.ndarray]:
+    """(snncc reset, reset value) of a neuron; ``thr`` in the file's frame (a subtraction
+    does not depend on the frame)."""
+    if not fires:
+        return "none", thr.copy()
+    reset = conv.reset or "zero"
+    if reset == "subtract":  # snnTorch: thr taken off one step late and undecayed, = thr / beta now
+        if beta == 0.0:
+            raise UnsupportedLayerError(f"NIR node '{nid}': reset='subtract' (snnTorch's) with beta=0; use "
+                                        "subtract-immediate or zero")
+        return "subtract", thr / beta
+    if reset == "subtract-immediate":
+        return "subtract", thr.copy()
+    return reset, thr.copy()
 
 
 def _apply_snncc_meta(nid: str, lif: LIF, md: dict, warn) -> LIF:
@@ -215,7 +258,8 @@ def _apply_snncc_meta(nid: str, lif: LIF, md: dict, warn) -> LIF:
     return lif.replace(beta=float(want.get("beta", lif.beta)), alpha=float(want.get("alpha", lif.alpha)),
                        reset=str(want.get("reset", lif.reset)), v_init=float(want.get("v_init", lif.v_init)),
                        state_quant=str(want.get("state_quant", lif.state_quant)),
-                       fires=bool(want.get("fires", lif.fires)), **arrays)
+                       fires=bool(want.get("fires", lif.fires)),
+                       threshold_test=str(want.get("threshold_test", lif.threshold_test)), **arrays)
 
 
 # ------------------------------------------------------------------ graph structure
@@ -256,23 +300,37 @@ def _topo(nodes: dict, preds: dict[str, list[str]]) -> list[str]:
                 ready.append(s)
         ready.sort(key=key)
     if len(order) != len(nodes):
-        cyc = sorted(n for n in nodes if n not in order)
-        raise UnsupportedLayerError(f"the NIR graph is recurrent (a cycle through {cyc}); snncc compiles "
+        raise UnsupportedLayerError(f"the NIR graph is recurrent: {_cycles(nodes, succ)}; snncc compiles "
                                     "feed-forward networks (residual adds are fine)")
     return order
+
+
+def _cycles(nodes: dict, succ: dict[str, list[str]]) -> str:
+    """The loops of a graph, each as the path around it (a -> b -> a), nodes off the loops left out."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from((a, b) for a, bs in succ.items() for b in bs)
+    loops = []
+    for scc in sorted((sorted(c, key=_natural) for c in nx.strongly_connected_components(g)
+                       if len(c) > 1 or any(n in succ[n] for n in c)), key=lambda c: _natural(c[0])):
+        cyc = [a for a, _ in nx.find_cycle(g.subgraph(scc), source=scc[0])]
+        loops.append(" -> ".join(cyc + [cyc[0]]))
+    return ("a loop " if len(loops) == 1 else f"{len(loops)} loops ") + "; ".join(loops)
 
 
 class _Import:
     """The state of one import: the snncc graph being built, NIR id -> snncc name, the
     shapes, and what is folded at the end (input gains, SumPool window sizes)."""
 
-    def __init__(self, dt: float, discretization: str, reset: str | None, input_kw: dict) -> None:
+    def __init__(self, conv: Conventions, input_kw: dict) -> None:
         self.g = Graph()
         self.names: dict[str, str] = {}
         self.shapes: dict[str, tuple] = {}
         self.gains: list[tuple[str, np.ndarray]] = []   # (snncc LIF, per-channel input gain to fold)
         self.sumpools: list[tuple[str, float]] = []     # (snncc AvgPool made from a SumPool2d, window size)
-        self.dt, self.discretization, self.reset, self.input_kw = dt, discretization, reset, input_kw
+        self.conv, self.input_kw = conv, input_kw
         self.notes: list[str] = []
 
     def warn(self, msg: str) -> None:
@@ -314,37 +372,80 @@ def _structure(ng) -> tuple[dict, dict[str, list[str]], list[str]]:
     return nodes, preds, _topo(nodes, preds)
 
 
-def load_nir(path_or_graph, *, dt: float = DT, discretization: str = "euler", reset: str | None = None,
+def conventions(producer: str | None = None, **given) -> Conventions:
+    """The conventions of a NIR import: the producer's (``PRODUCERS``; None: snnTorch's
+    dt and discretization, reset from the file), then every given value (None: not given)."""
+    if producer is not None and producer not in PRODUCERS:
+        raise ModelLoadError(f"producer {producer!r}: choose one of {', '.join(PRODUCERS)}")
+    conv = PRODUCERS[producer] if producer else Conventions()
+    conv = replace(conv, **{k: v for k, v in given.items() if v is not None})
+    for what, value, allowed in (("discretization", conv.discretization, DISCRETIZATIONS),
+                                 ("reset", conv.reset, RESETS + (None,)),
+                                 ("threshold_test", conv.threshold_test, THRESHOLD_TESTS),
+                                 ("v_init", conv.v_init, V_INITS)):
+        if value not in allowed:
+            raise ModelLoadError(f"{what} must be one of {', '.join(a for a in allowed if a)}, got {value!r}")
+    if not (isinstance(conv.dt, (int, float)) and math.isfinite(conv.dt) and conv.dt > 0):
+        raise ModelLoadError(f"dt must be a finite number > 0 (seconds per step), got {conv.dt!r}")
+    return conv
+
+
+def load_nir(path_or_graph, *, dt: float | None = None, discretization: str | None = None, reset: str | None = None,
              input_encoding: str | None = None, input_scale: float | None = None,
-             input_bits: int | None = None) -> Graph:
+             input_bits: int | None = None, producer: str | None = None, threshold_test: str | None = None,
+             v_init: str | None = None) -> Graph:
     """Read a NIR graph into snncc's float IR (the graph the PyTorch frontend produces).
 
-    ``dt`` and ``discretization`` ("euler": beta = 1 - dt/tau like snnTorch; "exp": beta =
-    exp(-dt/tau)) turn time constants into per-step decays. ``reset`` overrides the reset
-    of every firing neuron without snncc metadata ("subtract" follows snnTorch's
-    Leaky(reset_mechanism="subtract"): reset value threshold / beta). The input contract
-    (``input_*``) defaults to the file's snncc metadata, else direct 8-bit pixels scaled
-    by 1/255. Assumptions are warned about and listed in ``graph.meta["nir_warnings"]``."""
-    if discretization not in DISCRETIZATIONS:
-        raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, got {discretization!r}")
-    if reset is not None and reset not in RESETS:
-        raise ValueError(f"reset must be one of {RESETS} or None, got {reset!r}")
-    if not dt > 0:
-        raise ValueError(f"dt must be > 0, got {dt}")
+    NIR leaves open what its producer decided (docs/nir.md): ``producer`` (snntorch,
+    norse, sinabs, rockpool, spikingjelly) sets all of it as measured against that
+    producer's own simulation; each of ``dt``, ``discretization`` ("euler": beta = 1 -
+    dt/tau like snnTorch; "exp": beta = exp(-dt/tau)), ``reset`` (RESETS, for firing
+    neurons without snncc metadata), ``threshold_test`` ("gt": v > threshold, "ge": v >=)
+    and ``v_init`` ("zero", "leak", "reset": where a sample starts) overrides it. Without
+    a producer: dt 1e-4, Euler, ">", start at 0 and the reset the file's snncc metadata
+    says, else "zero" with a warning. The input contract (``input_*``) defaults to the
+    file's snncc metadata, else direct 8-bit pixels scaled by 1/255. Assumptions are warned
+    about and listed in ``graph.meta["nir_warnings"]``."""
+    conv = conventions(producer, dt=dt, discretization=discretization, reset=reset, threshold_test=threshold_test,
+                       v_init=v_init)
     ng = _read(path_or_graph)
     nodes, preds, order = _structure(ng)
-    imp = _Import(dt, discretization, reset, {"encoding": input_encoding, "scale": input_scale, "bits": input_bits})
-    if reset is None:
+    imp = _Import(conv, {"encoding": input_encoding, "scale": input_scale, "bits": input_bits})
+    _producer_notes(imp, nodes, order, producer)
+    if conv.reset is None:
         plain = [n for n in order if type(nodes[n]).__name__ in ("LIF", "CubaLIF", "IF")
                  and "snncc.reset" not in _meta(nodes[n])]
         if plain:
             imp.warn("NIR neurons have no reset-mode field: LIF/CubaLIF/IF nodes "
                      f"{plain} are read as resetting to v_reset (snncc reset 'zero'). A model exported "
                      "from snnTorch's Leaky(reset_mechanism='subtract') (snnTorch's default) is written "
-                     "the same way: pass reset='subtract' to load_nir for such a file")
+                     "the same way: pass --reset subtract (load_nir(reset='subtract')) or --producer snntorch "
+                     "for such a file")
     for nid in order:
         _convert(imp, nid, nodes[nid], [imp.names[p] for p in preds[nid]])
     return _finish(imp, ng)
+
+
+def _producer_notes(imp: _Import, nodes: dict, order: list[str], producer: str | None) -> None:
+    """Say what cannot be reproduced, and when a graph looks like it comes from a producer
+    whose conventions the file does not state."""
+    if imp.conv.multi_spike:
+        imp.warn(f"{producer} emits several spikes per step (floor(v / threshold)); snncc's neurons emit at "
+                 "most one: identical while v stays below twice the threshold")
+    if producer is not None or any("snncc.kind" in _meta(nodes[n]) for n in order):
+        return
+    kinds = {n: type(nodes[n]).__name__ for n in order}
+    if_r1 = [n for n in order if kinds[n] == "IF" and np.allclose(_arr(nodes[n].r), 1.0)]
+    if if_r1:
+        imp.warn(f"IF nodes {if_r1} have r = 1, as Sinabs and Norse write their IAF neurons: Sinabs' IAF "
+                 "subtracts the threshold, spikes when v >= threshold and can emit several spikes per step, "
+                 "Norse's resets to v_reset; NIR says neither. They are read as NIR's equations say (reset "
+                 "to v_reset, v > threshold, one spike): pass --producer sinabs or --producer norse")
+    slow = [n for n in order if kinds[n] in ("LIF", "LI") and np.all(_arr(nodes[n].tau) >= 0.1)]
+    if slow and imp.conv.dt < 1e-2:
+        imp.warn(f"nodes {slow} have tau >= 0.1 while dt = {imp.conv.dt:g}: a decay of at least "
+                 f"{1 - imp.conv.dt / 0.1:.4f} per step. Sinabs writes tau in time steps: for its files pass "
+                 "--producer sinabs (dt = 1, exact exponential)")
 
 
 def _convert(imp: _Import, nid: str, node, ins: list[str]) -> None:
@@ -377,7 +478,8 @@ def _finish(imp: _Import, ng) -> Graph:
         _fold_gain(g, name, gain, imp.warn)
     for name, k in imp.sumpools:
         _fold_sumpool(g, name, k)
-    g.meta.update(nir_warnings=list(imp.notes), frontend="nir", nir_dt=imp.dt, nir_discretization=imp.discretization)
+    g.meta.update(nir_warnings=list(imp.notes), frontend="nir", nir_dt=imp.conv.dt,
+                  nir_discretization=imp.conv.discretization)
     gmeta = {str(k): (v.decode() if isinstance(v, bytes) else v) for k, v in (ng.metadata or {}).items()}
     if "snncc.steps" in gmeta:
         g.meta["steps"] = int(gmeta["snncc.steps"])
@@ -478,7 +580,7 @@ def _flatten(imp, nid, node, kind, md, base, src, ins):
 
 
 def _neuron_node(imp, nid, node, kind, md, base, src, ins):
-    lif, gain = _neuron(nid, node, kind, imp.shapes[ins[0]], imp.dt, imp.discretization, imp.reset, imp.warn)
+    lif, gain = _neuron(nid, node, kind, imp.shapes[ins[0]], imp.conv, imp.warn)
     lif = _apply_snncc_meta(nid, lif.replace(source=src), md, imp.warn)
     name = imp.add(base, lif, ins)
     if not _close(gain, 1.0):
@@ -549,14 +651,24 @@ def _fold_sumpool(g: Graph, name: str, k: float) -> None:
                                 "it, and there is none")
 
 
-def load(source, config, reset: str | None = None, discretization: str = "euler", dt: float = DT):
+def load(source, config, producer: str | None = None, reset: str | None = None, discretization: str | None = None,
+         dt: float | None = None, threshold_test: str | None = None, v_init: str | None = None):
     """(float graph, manifest fields) of a ``.nir`` file or a ``nir.NIRGraph`` for
     :func:`snncc.compiler.compile`; the config's input encoding/scale/bits describe the
-    input."""
+    input. The manifest records what NIR left open and how it was decided."""
     digest = None
     if isinstance(source, (str, Path)) and Path(source).is_file():
         digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
-    fg = load_nir(source, input_encoding=config.input_encoding, input_scale=config.input_scale,
-                  input_bits=config.input_bits, reset=reset, discretization=discretization, dt=dt)
+    encoding, scale, bits = config.input_contract()
+    kw = dict(producer=producer, reset=reset, discretization=discretization, dt=dt, threshold_test=threshold_test,
+              v_init=v_init)
+    conv = conventions(**kw)
+    fg = load_nir(source, input_encoding=encoding, input_scale=scale, input_bits=bits, **kw)
     fg.meta["steps"] = config.steps
-    return fg, {"frontend": "nir", "source_sha256": digest, "nir_warnings": fg.meta.get("nir_warnings", [])}
+    notes = fg.meta.get("nir_warnings", [])
+    settings = {"producer": producer or "not given", "dt": conv.dt, "discretization": conv.discretization,
+                "reset": conv.reset or "zero, or the file's snncc metadata",
+                "threshold_test": {"gt": "v > threshold", "ge": "v >= threshold"}[conv.threshold_test],
+                "v_init": conv.v_init}
+    return fg, {"frontend": "nir", "source_sha256": digest, "nir_warnings": notes, "warnings": notes,
+                "frontend_settings": settings}

@@ -82,8 +82,8 @@ def trace(model, example_input, config) -> Graph:
     """The float graph of a single-step PyTorch SNN (see :mod:`snncc.frontends.torch_fx`)."""
     from .torch_fx import from_torch
 
-    g = from_torch(model, input_shape(example_input), encoding=config.input_encoding,
-                   input_scale=config.input_scale, input_bits=config.input_bits)
+    encoding, scale, bits = config.input_contract()
+    g = from_torch(model, input_shape(example_input), encoding=encoding, input_scale=scale, input_bits=bits)
     g.meta["steps"] = config.steps
     return g
 

@@ -203,6 +203,7 @@ class BatchNorm(Node):
 
 # ---------------------------------------------------------------------------- neurons
 RESETS = ("zero", "subtract", "none")
+THRESHOLD_TESTS = ("gt", "ge")
 STATE_QUANTS = ("none", "ternary", "binary")
 OVERFLOWS = ("saturate", "wrap", "wrap_lava")
 
@@ -214,7 +215,7 @@ class LIF(Node):
 
         u = alpha * u + x + u_bias   (alpha = 0: no current state, u = x + u_bias)
         v = beta * v + u + bias
-        s = v > threshold            (only if fires)
+        s = v > threshold            (only if fires; v >= threshold with threshold_test "ge")
         v = 0 | v - reset_value | v  (reset "zero" | "subtract" | "none", where s)
         v = Q(v)                     (state_quant "ternary"/"binary", SpQuant-SNN Eq. 7, 19-20)
 
@@ -239,6 +240,7 @@ class LIF(Node):
     fires: bool = True
     scale: np.ndarray = field(default_factory=lambda: np.ones(1))
     u_bias: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    threshold_test: str = "gt"   # "ge" for tools that spike at v >= threshold (NIR: SpikingJelly, Sinabs)
 
 
 @_register

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import SnnccError
 from ..ir.ints import fits_signed
-from ..ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS
+from ..ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS, THRESHOLD_TESTS
 from ..reference import kernels as K
 from .base import Interval, OpDef, register, value_range
 
@@ -122,7 +122,10 @@ class LIFOp(OpDef):
     role = "neuron"
 
     def check(self, name, node, shape):
-        return [f"{name}: unknown reset {node.reset!r}"] if node.reset not in RESETS else []
+        errs = [f"{name}: unknown reset {node.reset!r}"] if node.reset not in RESETS else []
+        if node.threshold_test not in THRESHOLD_TESTS:
+            errs.append(f"{name}: threshold_test {node.threshold_test!r}: choose gt (v > threshold) or ge (v >=)")
+        return errs
 
     def scale(self, node, in_scales, name):
         return 1.0  # spikes
@@ -154,7 +157,8 @@ class LIFOp(OpDef):
             v = op.beta * v + u + bias
             vpre.append(v)
             if op.fires:
-                s = _SpikeATan.apply(v - thr, rt.slope) if rt.train else (v > thr).to(v.dtype)
+                ge = op.threshold_test == "ge"
+                s = _SpikeATan.apply(v - thr, rt.slope, ge) if rt.train else ((v >= thr) if ge else (v > thr)).to(v.dtype)
                 if op.reset == "zero":
                     v = v * (1 - s)
                 elif op.reset == "subtract":

@@ -27,6 +27,7 @@ def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
         threshold = round(theta / sigma) << act_shift     (Loihi: vth mantissa << 6)
         bias      = round(b / sigma) << act_shift         (Loihi: bias mantissa, exponent 6)
         reset_value, state_level likewise; v_init = round(v0 * 2^act_shift / sigma)
+        threshold - 1 where the float neuron spikes at v >= theta (the integer model's test is >)
         dv = round((1 - beta) * 4096),  du = round((1 - alpha) * 4096)  (alpha = 0: du = 4096)
     """
     g = graph.copy()
@@ -43,6 +44,8 @@ def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
             return round_half_away(_per_channel(x, sigma)) << a
 
         thr = ints(op.threshold) if op.fires else np.zeros(1, np.int64)
+        if op.fires and op.threshold_test == "ge":  # v >= T  <=>  v > T - 1 on integers
+            thr = thr - 1
         bias = round_half_away(_per_channel(op.bias, sigma)) << a
         u_bias = round_half_away(_per_channel(op.u_bias, sigma)) << a
         g.set(name, IntLIF(

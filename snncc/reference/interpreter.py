@@ -37,8 +37,10 @@ def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.n
     x = x.astype(np.int64)
     lo, hi = (0, 1) if inp.encoding == "spikes" else (0, (1 << inp.bits) - 1)
     if x.size and (x.min() < lo or x.max() > hi):
+        hint = ("; binned event data (counts > 1 per bin): compile with --input-encoding counts"
+                if inp.encoding == "spikes" and x.min() >= 0 else "")
         raise SnnccError(f"input values lie in [{x.min()}, {x.max()}] but the model's {inp.encoding} "
-                         f"input takes integers in [{lo}, {hi}]")
+                         f"input takes integers in [{lo}, {hi}]{hint}")
     return x
 
 

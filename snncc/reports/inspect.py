@@ -24,6 +24,9 @@ def format_inspect(rows: list[dict], graph: Graph, manifest: dict) -> str:
     steps = f"T={graph.meta.get('input_steps', graph.meta.get('steps'))}" + (f" + {lat} steps latency" if lat else "")
     lines = [f"integer model: {len(rows)} nodes, {steps}, schedule "
              f"{graph.meta.get('schedule', 'zero')}, targets {', '.join(manifest.get('targets', [])) or '-'}"]
+    if manifest.get("frontend_settings"):
+        lines.append(f"frontend {manifest.get('frontend')}: " + ", ".join(
+            f"{k}={v}" for k, v in manifest["frontend_settings"].items()))
     if cfg:
         lines.append(f"config: weight_bits={cfg.get('weight_bits')} granularity={cfg.get('granularity')} "
                      f"state_quant={cfg.get('state_quant')} v={cfg.get('v_bits')}b/{cfg.get('v_overflow')} "

@@ -134,6 +134,9 @@ def _lower_lif(n, op, ins, shapes, dt, notes, md):
                "snncc.v_init": float(op.v_init), "snncc.state_quant": op.state_quant,
                "snncc.state_level": np.asarray(op.state_level, np.float64),
                "snncc.fires": bool(op.fires)})
+    if op.fires and op.threshold_test != "gt":
+        md["snncc.threshold_test"] = op.threshold_test
+        notes.append(f"layer '{n}': it spikes at v >= threshold, which NIR cannot say (snncc metadata only)")
     if op.fires and op.reset != "zero":
         notes.append(f"layer '{n}': reset '{op.reset}' has no NIR field; the NIR node resets to "
                      "v_reset = 0 (snncc reads the true reset from the metadata)")
