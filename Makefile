@@ -1,6 +1,6 @@
 # snncc: two commands on a fresh machine (see README.md)
 #   make demo   compile the shipped Fashion-MNIST SNN to C, simulate, verify, report
-#   make test   run the test suite
+#   make test   run the test suite (the fast part; `make test-slow` runs the rest, as CI does)
 # Both install what they need first (a virtual environment in .venv, the offline dataset).
 
 VENV   ?= .venv
@@ -9,7 +9,7 @@ SNNCC  := $(VENV)/bin/snncc
 EXAMPLE := examples/fashion_mnist
 BUILD  ?= build/fashion_mnist
 
-.PHONY: setup datasets demo demo-lava test clean
+.PHONY: setup datasets producers demo demo-lava test test-slow clean
 
 setup: $(VENV)/.installed
 
@@ -47,7 +47,19 @@ demo-lava: setup datasets
 	$(SNNCC) verify $(BUILD)_lava --input $(EXAMPLE)/samples.npz
 
 test: setup datasets
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
+
+# Other tools' NIR exporters, for tests/test_nir_producers.py (test-only; docs/nir.md).
+# sinabs 3.x pins nir<=1.0.4 and would pull samna (a PyPI stub that runs pip at import):
+# it is installed without its dependencies, which are all present but pbr.
+PRODUCERS = norse==1.1.0 rockpool==3.1.0 spikingjelly==2.0.0
+producers: setup
+	$(PY) -m pip install -q torch==2.13.0 numpy==1.26.4 nir==1.0.8 nirtorch==2.6 $(PRODUCERS)
+	$(PY) -m pip install -q --no-deps sinabs==3.1.3 pbr==7.1.3
+
+# The slow tests (NIR producers, long end-to-end runs): CI runs them after `make test`.
+test-slow: setup datasets producers
+	$(PY) -m pytest -m slow
 
 clean:
 	rm -rf build

@@ -16,7 +16,7 @@ CONFIG_FLAGS = {  # flag -> (config field, type)
     "--steps": ("steps", int), "--weight-bits": ("weight_bits", int),
     "--first-layer-bits": ("first_layer_bits", int), "--last-layer-bits": ("last_layer_bits", int),
     "--granularity": ("granularity", str), "--input-encoding": ("input_encoding", str),
-    "--input-scale": ("input_scale", float), "--act-shift": ("act_shift", int),
+    "--input-scale": ("input_scale", float), "--input-bits": ("input_bits", int), "--act-shift": ("act_shift", int),
     "--v-bits": ("v_bits", int), "--v-overflow": ("v_overflow", str),
     "--u-bits": ("u_bits", int), "--u-overflow": ("u_overflow", str),
     "--state-quant": ("state_quant", str), "--state-level": ("state_level", float),

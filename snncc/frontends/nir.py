@@ -179,11 +179,8 @@ def _neuron(nid: str, node, kind: str, shape, conv: Conventions, warn) -> tuple[
     thr = _per_channel(node.v_threshold, shape, "v_threshold", nid) if fires else np.zeros(1)
     v_reset = (_per_channel(node.v_reset, shape, "v_reset", nid)
                if fires and getattr(node, "v_reset", None) is not None else np.zeros(1))
-    v0 = {"zero": np.zeros(1), "leak": v_leak, "reset": v_reset}[conv.v_init]
-    if v0.size != 1:
-        raise UnsupportedLayerError(f"NIR node '{nid}': the initial membrane ({conv.v_init}) differs between "
-                                    "channels; snncc starts a layer from one value")
-    v_init, original_thr = float(v0[0]), thr
+    v_init = {"zero": np.zeros(1), "leak": v_leak, "reset": v_reset}[conv.v_init]
+    original_thr = thr
     if np.any(v_reset != 0):
         if v_reset.size != 1:
             raise UnsupportedLayerError(f"NIR node '{nid}': v_reset differs between channels; snncc "
@@ -194,6 +191,7 @@ def _neuron(nid: str, node, kind: str, shape, conv: Conventions, warn) -> tuple[
              f"(threshold - v_reset, reset to 0); the membrane starts at {conv.v_init} (NIR has no initial "
              "state), in the shifted frame; a readout's v is shifted likewise")
     reset, reset_value = _reset(nid, fires, conv, beta, original_thr)
+    v_init = float(v_init[0]) if np.all(v_init == v_init[0]) else v_init  # per channel where it varies
     lif = LIF(source=nid, beta=float(beta), alpha=float(alpha), threshold=thr, bias=v_leak * leak_k, reset=reset,
               reset_value=reset_value, v_init=v_init, state_quant="none", state_level=thr.copy(),
               fires=fires, threshold_test=conv.threshold_test if fires else "gt")
@@ -204,12 +202,12 @@ def _dynamics(nid: str, node, kind: str, shape, conv: Conventions):
     """(beta, alpha, leak fraction, per-channel input gain) from the time constants."""
     r = _per_channel(node.r, shape, "r", nid)
     alpha, syn_gain = 0.0, np.ones(1)
-    if kind in ("IF", "I"):
-        beta, leak_k, mem_gain = 1.0, 0.0, r
+    if kind in ("IF", "I"):  # dv/dt = R I: v += dt R I per step
+        beta, leak_k, mem_gain = 1.0, 0.0, r * conv.dt
     else:
         tau = _scalar(node.tau_mem if kind.startswith("Cuba") else node.tau, "tau", nid)
         beta, leak_k = _decay(tau, conv.dt, conv.discretization, nid, "tau_mem" if kind.startswith("Cuba") else "tau")
-        mem_gain = r if leak_k == 0.0 else r * leak_k  # leak_k = dt/tau (euler) or 1 - beta (exp)
+        mem_gain = r * leak_k if leak_k else _no_leak_gain(nid, r, tau, conv.dt)
     if kind.startswith("Cuba"):
         tau_syn = _scalar(node.tau_syn, "tau_syn", nid)
         alpha, syn_k = _decay(tau_syn, conv.dt, conv.discretization, nid, "tau_syn")
@@ -218,6 +216,17 @@ def _dynamics(nid: str, node, kind: str, shape, conv: Conventions):
                                         "is not supported")
         syn_gain = _per_channel(node.w_in, shape, "w_in", nid) * syn_k
     return beta, alpha, leak_k, mem_gain * syn_gain
+
+
+def _no_leak_gain(nid: str, r: np.ndarray, tau: float, dt: float) -> np.ndarray:
+    """The input gain dt R / tau of a leaky neuron with tau = inf: 0 for a finite R (no
+    dynamics at all: refused), and 1 where R is infinite too, as snnTorch writes a
+    Leaky with beta = 1 (tau = dt / (1 - beta), R = tau / dt: dt R / tau = 1)."""
+    if np.all(np.isinf(r)) and math.isinf(tau):
+        return np.ones(1)
+    raise UnsupportedLayerError(f"NIR node '{nid}': tau = {tau} with r = {r.tolist()} gives an input gain "
+                                "dt r / tau of 0 (a neuron its input never moves); write an IF node, or r = "
+                                "tau / dt for a gain of 1")
 
 
 def _reset(nid: str, fires: bool, conv: Conventions, beta: float, thr: np.ndarray) -> tuple[str, np.ndarray]:
@@ -234,6 +243,12 @@ def _reset(nid: str, fires: bool, conv: Conventions, beta: float, thr: np.ndarra
     if reset == "subtract-immediate":
         return "subtract", thr.copy()
     return reset, thr.copy()
+
+
+def _v_init(v):
+    """A float LIF's v_init: one float, or a per-channel array where the values differ."""
+    a = np.asarray(v, np.float64).reshape(-1)
+    return float(a[0]) if np.all(a == a[0]) else a
 
 
 def _apply_snncc_meta(nid: str, lif: LIF, md: dict, warn) -> LIF:
@@ -256,7 +271,7 @@ def _apply_snncc_meta(nid: str, lif: LIF, md: dict, warn) -> LIF:
     arrays = {f: np.asarray(want[f], np.float64).reshape(-1)
               for f in ("threshold", "bias", "reset_value", "state_level") if f in want}
     return lif.replace(beta=float(want.get("beta", lif.beta)), alpha=float(want.get("alpha", lif.alpha)),
-                       reset=str(want.get("reset", lif.reset)), v_init=float(want.get("v_init", lif.v_init)),
+                       reset=str(want.get("reset", lif.reset)), v_init=_v_init(want.get("v_init", lif.v_init)),
                        state_quant=str(want.get("state_quant", lif.state_quant)),
                        fires=bool(want.get("fires", lif.fires)),
                        threshold_test=str(want.get("threshold_test", lif.threshold_test)), **arrays)
@@ -495,6 +510,15 @@ def _finish(imp: _Import, ng) -> Graph:
 # ------------------------------------------------------------------ one converter per NIR node type
 def _input(imp, nid, node, kind, md, base, src, ins):
     shape = tuple(int(d) for d in np.asarray(node.input_type["input"]).reshape(-1))
+    if len(shape) in (2, 4) and shape[0] == 1:  # a batch dimension of 1 in the type
+        imp.warn(f"NIR Input '{nid}' has type {shape}, with a batch dimension (as Norse's and Rockpool's "
+                 f"exporters write it): read as {shape[1:]}")
+        shape = shape[1:]
+    if len(shape) not in (1, 3):
+        raise UnsupportedLayerError(
+            f"NIR Input '{nid}' has type {shape}: snncc takes (N,) or (C, H, W) inputs (one time step, no "
+            "batch). Sinabs' exporter writes its sample's time steps as a first dimension: export with "
+            "sample data of shape (batch * time, ...) (its *Squeeze layers), or edit the Input type")
     given = imp.input_kw
     enc = given["encoding"] or md.get("snncc.encoding") or "direct"
     scale = 1.0 if enc == "spikes" else float(given["scale"] or md.get("snncc.scale") or 1.0 / 255.0)
@@ -617,7 +641,7 @@ def _fold_gain(g: Graph, name: str, gain: np.ndarray, warn) -> None:
                                     "be folded into a synapse")
     g.set(name, op.replace(threshold=op.threshold / gain, bias=op.bias / gain,
                            reset_value=op.reset_value / gain, state_level=op.state_level / gain,
-                           v_init=op.v_init / float(np.mean(gain))))
+                           v_init=_v_init(np.asarray(op.v_init, np.float64).reshape(-1) / gain)))
     warn(f"NIR neuron '{op.source}': its input gain (r dt / tau = {np.unique(gain)}) is folded into the "
          "membrane (threshold and bias divided by the gain): spikes are unchanged, a readout's v is in "
          "units of 1/gain")

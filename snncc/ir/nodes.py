@@ -234,7 +234,7 @@ class LIF(Node):
     bias: np.ndarray = field(default_factory=lambda: np.zeros(1))
     reset: str = "zero"
     reset_value: np.ndarray = field(default_factory=lambda: np.ones(1))
-    v_init: float = 0.0
+    v_init: float | np.ndarray = 0.0  # one value, or per channel (a NIR neuron starting at its v_leak)
     state_quant: str = "none"
     state_level: np.ndarray = field(default_factory=lambda: np.ones(1))
     fires: bool = True

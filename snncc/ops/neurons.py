@@ -146,7 +146,7 @@ class LIFOp(OpDef):
         thr = rt.const((name, "thr"), op.threshold).reshape(c)
         bias = rt.const((name, "bias"), op.bias).reshape(c)
         u_bias = rt.const((name, "u_bias"), op.u_bias).reshape(c) if op.u_bias.any() else None
-        v = torch.full_like(x0, op.v_init)
+        v = torch.zeros_like(x0) + rt.const((name, "v_init"), np.asarray(op.v_init, np.float64).reshape(-1)).reshape(c)
         u = torch.zeros_like(x0)
         spikes, vpre, vpost = [], [], []
         for t in range(rt.steps if static else x.shape[1]):

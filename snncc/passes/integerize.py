@@ -52,7 +52,7 @@ def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
             source=op.source, du=DECAY_ONE if not op.alpha else decay_constant(op.alpha),
             dv=decay_constant(op.beta), act_shift=a, threshold=thr, bias=bias, reset=op.reset,
             reset_value=ints(op.reset_value) if op.reset == "subtract" else thr.copy(),
-            v_init=round_half_away(_per_channel(np.array([op.v_init]), sigma) * (1 << a)),
+            v_init=round_half_away(_per_channel(np.asarray(op.v_init, np.float64).reshape(-1), sigma) * (1 << a)),
             state_quant=op.state_quant,
             state_level=ints(op.state_level) if op.state_quant != "none" else np.ones(1, np.int64),
             u_bits=cfg.u_bits, u_overflow=cfg.u_overflow, v_bits=cfg.v_bits,

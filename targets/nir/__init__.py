@@ -64,6 +64,7 @@ def _neuron(op, shape, dt: float, nid: str, notes: list[str]):
     import nir
 
     ones = np.ones(shape)
+    no_leak_r = ones / dt  # IF / I: dv/dt = R I, so R = 1 / dt makes v += x per step
     has_leak = op.beta < 1.0
     tau = np.full(shape, dt / (1.0 - op.beta)) if has_leak else np.full(shape, np.inf)
     r = tau / dt if has_leak else ones.copy()
@@ -74,6 +75,7 @@ def _neuron(op, shape, dt: float, nid: str, notes: list[str]):
     if op.alpha:
         tau_syn = np.full(shape, dt / (1.0 - op.alpha))
         w_in = tau_syn / dt
+        r = tau / dt  # no leak: tau_mem = inf and r = inf, snnTorch's tau / dt (an input gain of 1)
         if op.fires:
             return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau, r=r, v_leak=v_leak, v_threshold=thr,
                                v_reset=np.zeros(shape), w_in=w_in)
@@ -81,10 +83,10 @@ def _neuron(op, shape, dt: float, nid: str, notes: list[str]):
     if op.fires:
         if has_leak:
             return nir.LIF(tau=tau, r=r, v_leak=v_leak, v_threshold=thr, v_reset=np.zeros(shape))
-        return nir.IF(r=ones, v_threshold=thr, v_reset=np.zeros(shape))
+        return nir.IF(r=no_leak_r, v_threshold=thr, v_reset=np.zeros(shape))
     if has_leak:
         return nir.LI(tau=tau, r=r, v_leak=v_leak)
-    return nir.I(r=ones)
+    return nir.I(r=no_leak_r)
 
 
 def _lower_input(n, op, ins, shapes, dt, notes, md):
@@ -131,7 +133,8 @@ def _lower_lif(n, op, ins, shapes, dt, notes, md):
                "snncc.threshold": np.asarray(op.threshold, np.float64),
                "snncc.bias": np.asarray(op.bias, np.float64), "snncc.reset": op.reset,
                "snncc.reset_value": np.asarray(op.reset_value, np.float64),
-               "snncc.v_init": float(op.v_init), "snncc.state_quant": op.state_quant,
+               "snncc.v_init": (float(op.v_init) if np.ndim(op.v_init) == 0 else np.asarray(op.v_init, np.float64)),
+               "snncc.state_quant": op.state_quant,
                "snncc.state_level": np.asarray(op.state_level, np.float64),
                "snncc.fires": bool(op.fires)})
     if op.fires and op.threshold_test != "gt":
@@ -140,8 +143,8 @@ def _lower_lif(n, op, ins, shapes, dt, notes, md):
     if op.fires and op.reset != "zero":
         notes.append(f"layer '{n}': reset '{op.reset}' has no NIR field; the NIR node resets to "
                      "v_reset = 0 (snncc reads the true reset from the metadata)")
-    if op.v_init:
-        notes.append(f"layer '{n}': v_init = {op.v_init:g} has no NIR field (metadata only)")
+    if np.any(op.v_init):
+        notes.append(f"layer '{n}': v_init = {np.round(op.v_init, 6).tolist()} has no NIR field (metadata only)")
     if op.state_quant != "none":
         notes.append(f"layer '{n}': the {op.state_quant} membrane quantization has no NIR field "
                      "(metadata only)")
