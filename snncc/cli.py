@@ -12,18 +12,16 @@ import numpy as np
 from .errors import SnnccError, SnnccWarning
 from .ops import role
 
-CONFIG_FLAGS = {  # flag -> (config field, type)
-    "--steps": ("steps", int), "--weight-bits": ("weight_bits", int),
-    "--first-layer-bits": ("first_layer_bits", int), "--last-layer-bits": ("last_layer_bits", int),
-    "--granularity": ("granularity", str), "--input-encoding": ("input_encoding", str),
-    "--input-scale": ("input_scale", float), "--input-bits": ("input_bits", int), "--act-shift": ("act_shift", int),
-    "--v-bits": ("v_bits", int), "--v-overflow": ("v_overflow", str),
-    "--u-bits": ("u_bits", int), "--u-overflow": ("u_overflow", str),
-    "--state-quant": ("state_quant", str), "--state-level": ("state_level", float),
-    "--schedule": ("schedule", str), "--quantizer": ("quantizer", str),
-    "--weight-clip": ("weight_clip", str), "--rescaw-gamma": ("rescaw_gamma", str),
-    "--pot-alpha": ("pot_alpha", str),
-}
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake like every other error: one line, exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
 
 
 def _targets_arg(s: str) -> list[str]:
@@ -34,8 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     from .frontends import FRONTENDS, all_options
     from .targets import DEFAULT_TARGETS, TARGETS
 
-    p = argparse.ArgumentParser(prog="snncc", description="Compile trained PyTorch SNNs to bit-exact integer models.")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    from .config import SPECS, CompileConfig
+
+    p = _Parser(prog="snncc", description="Compile trained PyTorch SNNs to bit-exact integer models.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     c = sub.add_parser("compile", help="trace, quantize and emit a model")
     c.add_argument("model", help="the model: " + "; ".join(
@@ -48,11 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         if opt.flag:
             kw = {"action": "store_true"} if opt.type is None else {"type": int if opt.type is int else str}
             c.add_argument(opt.flag, dest=f"frontend_{opt.name}", help=opt.help, **kw)
-    for flag, (field, typ) in CONFIG_FLAGS.items():
-        c.add_argument(flag, type=typ, default=None, help=f"config field {field}")
+    defaults = CompileConfig().to_dict()
+    for field, spec in SPECS.items():  # every compile option (snncc.config.SPECS): same checks as the TOML file
+        c.add_argument(_flag(field), dest=f"config_{field}", metavar=spec.type.__name__.upper(), default=None,
+                       help=spec.describe(defaults[field]))
     c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR)")
     c.add_argument("--calib", default="fashion-mnist:1024", help="BWR calibration data NAME:N (train split)")
-    c.add_argument("--bwr-iters", type=int, help="BWR iterations per block (default from [bwr] or 2000)")
+    c.add_argument("--bwr-iters", help="BWR iterations per block (default from [bwr] or 2000)")
 
     i = sub.add_parser("inspect", help="the emitted integer model, layer by layer")
     i.add_argument("build")
@@ -82,21 +84,48 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("build")
     e.add_argument("--dataset", required=True, help="fashion-mnist, mnist5k or digits (test split); NAME:N for the first N")
     e.add_argument("--target", default="reference", help="reference (default) or an emitted target")
-    e.add_argument("--batch", type=int, default=500)
+    e.add_argument("--batch", default="500", help="samples per batch (default 500)")
     e.add_argument("--json", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, already printed)
+        return int(e.code or 0)
     try:
         return {"compile": cmd_compile, "inspect": cmd_inspect, "simulate": cmd_simulate,
                 "verify": cmd_verify, "report": cmd_report, "eval": cmd_eval}[args.cmd](args)
     except SnnccError as e:
         print(f"snncc {args.cmd}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file the command cannot read or write
+        if isinstance(e, BrokenPipeError):  # the reader went away (inspect --json | head)
+            _silence_stdout()
+            return 1
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"snncc {args.cmd}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def int_arg(text: str, flag: str, lo: int = 1) -> int:
+    """A command-line integer with a lower bound, checked like the config's."""
+    from .config import Spec
+
+    v = Spec(int, flag, lo).parse(flag, text)
+    if v < lo:
+        raise SnnccError(f"{flag} {v}: must be >= {lo}")
+    return v
 
 
 # ------------------------------------------------------------------------------ commands
@@ -110,8 +139,8 @@ def cmd_compile(args) -> int:
         from .passes.bwr import BWRConfig
 
         bc = BWRConfig.from_toml(args.config) if args.config else BWRConfig()
-        if args.bwr_iters:
-            bc = BWRConfig.from_dict({**bc.to_dict(), "iters": args.bwr_iters})
+        if args.bwr_iters is not None:
+            bc = BWRConfig.from_dict({**bc.to_dict(), "iters": int_arg(args.bwr_iters, "--bwr-iters", 0)})
         bwr = (load_spec(args.calib)[0], bc)
     targets = DEFAULT_TARGETS if args.target is None else args.target
     with warnings.catch_warnings():  # snncc's own warnings are printed below, once, as notes
@@ -156,20 +185,15 @@ def summary(b) -> str:
 
 
 def read_config(args) -> dict:
-    """The compile options the user set: the config file's, overridden by flags."""
-    from .config import CompileConfig
+    """The compile options the user set: the config file's, overridden by flags (each
+    flag's text read as its field's type; the values are checked by CompileConfig)."""
+    from .config import SPECS, toml_table
 
-    base = CompileConfig.from_toml(args.config).to_dict() if args.config else {}
-    if args.config:  # only the keys the file sets count as set
-        from .config import read_toml
-
-        data = read_toml(args.config)
-        keys = set(data.get("quantization", {k: v for k, v in data.items() if not isinstance(v, dict)}))
-        base = {k: v for k, v in base.items() if k in keys}
-    for flag, (field, _) in CONFIG_FLAGS.items():
-        val = getattr(args, flag[2:].replace("-", "_"))
-        if val is not None:
-            base[field] = val
+    base = dict(toml_table(args.config, "quantization")) if args.config else {}
+    for field, spec in SPECS.items():
+        text = getattr(args, f"config_{field}", None)
+        if text is not None:
+            base[field] = spec.parse(_flag(field), text)
     return base
 
 
@@ -234,9 +258,8 @@ def _random_input(graph, n: int = 4, seed: int = 0) -> np.ndarray:
 
 
 def cmd_verify(args) -> int:
-    from .builds import load_build, load_input, simulate
-    from .reference import interpreter as R
-    from .verify import compare, format_comparison
+    from .builds import load_build, load_input
+    from .verify import format_comparison, verify_build
 
     g, manifest = load_build(args.build)
     if args.input:
@@ -245,19 +268,11 @@ def cmd_verify(args) -> int:
         x, desc = _dataset_input(g, args.dataset)[0], args.dataset
     else:
         x, desc = _random_input(g), "4 random inputs (seed 0)"
-    from .targets import spec
-
-    wanted = args.target or manifest.get("targets", [])
-    targets = [t for t in wanted if spec(t).bit_exact]
-    skipped = sorted(set(wanted) - set(targets))
-    if not targets:
-        raise SnnccError(f"{args.build} has no emitted bit-exact targets to verify"
-                         + (f" (skipped float interchange formats: {', '.join(skipped)})" if skipped else ""))
-    ref = R.run(g, x, probe_state=True)
-    results = {t: compare(ref, simulate(args.build, t, x, probe_state=True)) for t in targets}
+    results, skipped = verify_build(args.build, g, manifest, x, args.target)
     ok = all(r["match"] for r in results.values())
     if args.json:
-        print(json.dumps({"input": desc, "match": ok, "targets": results}, indent=1, sort_keys=True))
+        print(json.dumps({"input": desc, "match": ok, "targets": results, "skipped": skipped}, indent=1,
+                         sort_keys=True))
     else:
         print(format_comparison(results, desc))
         if skipped:
@@ -287,7 +302,7 @@ def cmd_report(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluate import evaluate
 
-    res = evaluate(args.build, args.dataset, target=args.target, batch=args.batch)
+    res = evaluate(args.build, args.dataset, target=args.target, batch=int_arg(args.batch, "--batch"))
     if args.json:
         print(json.dumps(res, indent=1, sort_keys=True))
     else:

@@ -12,11 +12,11 @@ module names neither a frontend nor a target. Build directory layout:
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._version import __version__
+from . import builds
 from .builds import MANIFEST, load_build, load_float_graph  # noqa: F401 - part of the API
 from .config import CompileConfig
 from .errors import SnnccError
@@ -148,20 +148,22 @@ def _bwr_step(g: Graph, config: CompileConfig, bwr: tuple, manifest: dict) -> Gr
 
 def write_build(out: str | Path, graph: Graph, float_graph: Graph | None, targets: list, config: CompileConfig,
                 manifest: dict) -> Build:
-    """The build directory: integer model, float model, every target, the manifest."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    serialize.save(graph, out)
-    if float_graph is not None:
-        fdoc, farr = serialize.to_dict(float_graph)
-        (out / "float_model.json").write_text(serialize.dump_json(fdoc))
-        serialize.write_npz(out / "float_model.npz", farr)
-    for t in targets:
-        t.emit(graph, out / t.name, float_graph=float_graph)
+    """The build directory (written atomically, see :mod:`snncc.builds`): integer model,
+    float model, every target, the manifest with every file's checksum."""
     names = [t.name for t in targets]
-    doc = {"snncc": __version__, "targets": names, **manifest}
-    (out / MANIFEST).write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n")
-    return Build(out, graph, float_graph, config, names, list(manifest.get("warnings", [])))
+
+    def fill(d: Path) -> dict:
+        serialize.save(graph, d)
+        if float_graph is not None:
+            fdoc, farr = serialize.to_dict(float_graph)
+            (d / "float_model.json").write_text(serialize.dump_json(fdoc))
+            serialize.write_npz(d / "float_model.npz", farr)
+        for t in targets:
+            t.emit(graph, d / t.name, float_graph=float_graph)
+        return {"snncc": __version__, "targets": names, **manifest}
+
+    path = builds.write(out, fill)
+    return Build(path, graph, float_graph, config, names, list(manifest.get("warnings", [])))
 
 
 def compile_nir(path, target=None, out="build", config=None, **load_kw) -> Build:

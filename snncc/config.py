@@ -1,25 +1,88 @@
-"""Compile configuration: one dataclass, loadable from TOML (``--config quant.toml``)."""
+"""Compile configuration: one dataclass, loadable from TOML (``--config quant.toml``).
+
+Every field has a :class:`Spec` (type, range or choices, help). The same specs check a
+TOML file, a dict given to :func:`snncc.compiler.compile` and the command line (whose
+flags and help texts are made from them): a value of the wrong type or out of range is
+one clear error, all such problems listed at once."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SnnccError
 
-CHOICES = {
-    "granularity": ("channel", "tensor"),
-    "quantizer": ("uniform", "asymmetric", "ternary", "vanilla", "rescaw", "pot", "apot"),
-    "input_encoding": ("direct", "spikes", "counts"),
-    "v_overflow": ("saturate", "wrap", "wrap_lava"),
-    "u_overflow": ("saturate", "wrap", "wrap_lava"),
-    "state_quant": ("none", "ternary", "binary"),
-    "schedule": ("zero", "lava"),
-    "weight_clip": ("max", "mse"),
-    "rescaw_gamma": ("mean", "max", "percentile"),
-    "pot_alpha": ("auto", "pow2", "max", "mse"),
-}
+
+@dataclass(frozen=True)
+class Spec:
+    """What a config value may be: ``type`` (int, float, bool or str), an inclusive range
+    [lo, hi] (``lo_open``: lo excluded), ``choices``, whether None is allowed."""
+
+    type: type
+    help: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple = ()
+    optional: bool = False
+    lo_open: bool = False
+    why: str = ""                    # the range in words, for the message
+
+    def problem(self, name: str, v) -> str | None:
+        """Why ``v`` is not a valid value of field ``name``, or None."""
+        if v is None:
+            return None if self.optional else f"{name} = None: give a value"
+        if self.type is bool:
+            return None if isinstance(v, bool) else f"{name} = {v!r}: choose true or false"
+        if self.type is int and (isinstance(v, bool) or not isinstance(v, int)):
+            return f"{name} = {v!r}: must be an integer"
+        if self.type is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            return f"{name} = {v!r}: must be a finite number"
+        if self.type is str and not isinstance(v, str):
+            return f"{name} = {v!r}: must be a string"
+        if self.choices and v not in self.choices:
+            return f"{name} = {v!r}: choose one of {', '.join(self.choices)}"
+        low_bad = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
+        if low_bad or (self.hi is not None and v > self.hi):
+            return f"{name} = {v!r}: {self.why or self.range_text()}"
+        return None
+
+    def range_text(self) -> str:
+        lo = "" if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        hi = "" if self.hi is None else f"<= {self.hi:g}"
+        return "must be " + " and ".join(x for x in (lo, hi) if x)
+
+    def parse(self, flag: str, text: str):
+        """A command-line string as this spec's type (the value is then checked like any)."""
+        try:
+            if self.type is int:
+                return int(text)
+            if self.type is float:
+                return float(text)
+        except ValueError:
+            raise SnnccError(f"{flag} {text!r}: not {'an integer' if self.type is int else 'a number'}") from None
+        if self.type is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise SnnccError(f"{flag} {text!r}: choose true or false")
+            return text.lower() in ("true", "1", "yes")
+        return text
+
+    def describe(self, default) -> str:
+        parts = [self.help]
+        if self.choices:
+            parts.append(f"one of {', '.join(self.choices)}")
+        elif self.lo is not None or self.hi is not None:
+            parts.append(self.range_text().removeprefix("must be "))
+        parts.append(f"default {default}")
+        return "; ".join(parts)
+
+
+def check(obj, specs: dict[str, Spec], what: str) -> None:
+    """Raise one SnnccError listing every field of ``obj`` its spec refuses."""
+    errs = [p for name, spec in specs.items() if (p := spec.problem(name, getattr(obj, name))) is not None]
+    if errs:
+        raise SnnccError(f"invalid {what}:\n" + "\n".join(f"  - {e}" for e in errs))
 
 
 def read_toml(path: str | Path) -> dict:
@@ -28,23 +91,64 @@ def read_toml(path: str | Path) -> dict:
         return tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
         raise SnnccError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise SnnccError(f"config file {path} is a directory") from None
+    except UnicodeDecodeError:
+        raise SnnccError(f"config file {path} is not a text (UTF-8) file") from None
     except tomllib.TOMLDecodeError as e:
         raise SnnccError(f"config file {path} is not valid TOML: {e}") from None
 
 
 def from_dict(cls, d: dict, what: str):
     """``cls(**d)`` for a config dataclass, refusing unknown keys by name."""
+    if not isinstance(d, dict):
+        raise SnnccError(f"{what}: expected a table of keys and values, got {type(d).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
-        raise SnnccError(f"unknown {what}: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        raise SnnccError(f"unknown {what}: {', '.join(map(str, unknown))}; known: {', '.join(sorted(names))}")
     return cls(**d)
+
+
+_WB, _WBW = "bits of a weight code", "weights take 2..16 bits"
+
+#: CompileConfig's fields: their type, range or choices and help (the CLI's flags come from here)
+SPECS: dict[str, Spec] = {
+    "steps": Spec(int, "time steps T per sample", 1, (1 << 31) - 1, why="need at least 1 time step (and < 2^31)"),
+    "weight_bits": Spec(int, _WB, 2, 16, why=_WBW),
+    "first_layer_bits": Spec(int, "weight bits of the synapses reading the input", 2, 16, optional=True, why=_WBW),
+    "last_layer_bits": Spec(int, "weight bits of the synapses into the output", 2, 16, optional=True, why=_WBW),
+    "granularity": Spec(str, "one weight scale per output channel or per tensor", choices=("channel", "tensor")),
+    "quantizer": Spec(str, "weight quantizer (docs/quantization.md)",
+                      choices=("uniform", "asymmetric", "ternary", "vanilla", "rescaw", "pot", "apot")),
+    "input_encoding": Spec(str, "direct: graded values (pixels); spikes: 0/1 events; counts: binned event counts",
+                           choices=("direct", "spikes", "counts")),
+    "input_scale": Spec(float, "real value of one input unit (direct encoding)", 0, lo_open=True),
+    "input_bits": Spec(int, "bits of a direct or counts input value", 1, 16),
+    "act_shift": Spec(int, "fractional membrane bits: the input enters u as a << act_shift (Loihi: 6)", 0, 16),
+    "v_bits": Spec(int, "membrane register bits", 4, 32),
+    "v_overflow": Spec(str, "membrane overflow rule", choices=("saturate", "wrap", "wrap_lava")),
+    "u_bits": Spec(int, "current register bits", 4, 32),
+    "u_overflow": Spec(str, "current overflow rule", choices=("saturate", "wrap", "wrap_lava")),
+    "state_quant": Spec(str, "SpQuant-SNN membrane: ternary {-1,0,1}·L or binary {0,1}·L",
+                        choices=("none", "ternary", "binary")),
+    "state_level": Spec(float, "L in float membrane units (default: the threshold)", 0, lo_open=True, optional=True),
+    "schedule": Spec(str, "synapse latency: 0 (like PyTorch) or 1 step per synapse (Lava)", choices=("zero", "lava")),
+    "latency_reset": Spec(bool, "Lava schedule: reset each neuron when the sample reaches it"),
+    "weight_clip": Spec(str, "uniform/asymmetric range: max|w| or BRECQ's clipping search", choices=("max", "mse")),
+    "rescaw_gamma": Spec(str, "QP-SNN ReScaW gamma: mean|W|, max|W| or a percentile",
+                         choices=("mean", "max", "percentile")),
+    "rescaw_percentile": Spec(float, "x of Psi_x = max(|P_(1-x)(W)|, |P_x(W)|)", 0.5, 1.0, lo_open=True),
+    "pot_alpha": Spec(str, "PoT/APoT alpha (auto: pot pow2, apot mse)", choices=("auto", "pow2", "max", "mse")),
+}
+CHOICES = {k: s.choices for k, s in SPECS.items() if s.choices}
 
 
 @dataclass
 class CompileConfig:
     """How a float model becomes an integer model. Every field is documented in
-    docs/semantics.md; the TOML file uses the same names (unknown keys are errors)."""
+    docs/semantics.md and has a Spec in SPECS; the TOML file uses the same names (unknown
+    keys are errors)."""
 
     steps: int = 4                   # time steps T per sample
     weight_bits: int = 8             # 2..16, symmetric uniform weights
@@ -71,34 +175,11 @@ class CompileConfig:
     pot_alpha: str = "auto"          # PoT/APoT alpha: pow2 (SpQuant Eq. 15), max, mse; auto: pot pow2, apot mse
 
     def __post_init__(self) -> None:
-        errs = []
-        for k, allowed in CHOICES.items():
-            if getattr(self, k) not in allowed:
-                errs.append(f"{k} = {getattr(self, k)!r}: choose one of {', '.join(allowed)}")
-        for k in ("weight_bits", "first_layer_bits", "last_layer_bits"):
-            b = getattr(self, k)
-            if b is not None and not 2 <= b <= 16:
-                errs.append(f"{k} = {b}: weights take 2..16 bits")
-        if not isinstance(self.latency_reset, bool):
-            errs.append(f"latency_reset = {self.latency_reset!r}: choose true or false")
-        if self.steps < 1:
-            errs.append(f"steps = {self.steps}: need at least 1 time step")
-        if not 0 <= self.act_shift <= 16:
-            errs.append(f"act_shift = {self.act_shift}: choose 0..16")
-        for k in ("v_bits", "u_bits"):
-            if not 4 <= getattr(self, k) <= 32:
-                errs.append(f"{k} = {getattr(self, k)}: choose 4..32")
-        if not (isinstance(self.input_scale, (int, float)) and 0 < self.input_scale < float("inf")):
-            errs.append(f"input_scale = {self.input_scale!r}: must be a finite number > 0")
-        elif self.input_encoding == "counts" and self.input_scale not in (1.0 / 255.0, 1.0):
-            errs.append(f"input_scale = {self.input_scale}: an event count is worth 1 event (input_encoding "
-                        f"'counts'); for scaled values use input_encoding 'direct'")
-        if not (isinstance(self.input_bits, int) and 1 <= self.input_bits <= 16):
-            errs.append(f"input_bits = {self.input_bits!r}: choose 1..16")
-        if not 0.5 < self.rescaw_percentile <= 1.0:
-            errs.append(f"rescaw_percentile = {self.rescaw_percentile}: choose a value in (0.5, 1]")
-        if errs:
-            raise SnnccError("invalid compile configuration:\n" + "\n".join(f"  - {e}" for e in errs))
+        check(self, SPECS, "compile configuration")
+        if self.input_encoding == "counts" and self.input_scale not in (1.0 / 255.0, 1.0):
+            raise SnnccError(f"invalid compile configuration:\n  - input_scale = {self.input_scale}: an event "
+                             "count is worth 1 event (input_encoding 'counts'); for scaled values use "
+                             "input_encoding 'direct'")
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompileConfig":
@@ -106,10 +187,7 @@ class CompileConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "CompileConfig":
-        data = read_toml(path)
-        if "quantization" in data:
-            return cls.from_dict(data["quantization"])
-        return cls.from_dict({k: v for k, v in data.items() if not isinstance(v, dict)})
+        return cls.from_dict(toml_table(path, "quantization"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -127,3 +205,14 @@ class CompileConfig:
         if last and self.last_layer_bits is not None:
             return self.last_layer_bits
         return self.weight_bits
+
+
+def toml_table(path: str | Path, table: str) -> dict:
+    """The compile options a TOML file sets: its ``[table]`` if present, else its top-level
+    keys (other tables, e.g. ``[bwr]``, are read by their own config)."""
+    data = read_toml(path)
+    if table in data:
+        if not isinstance(data[table], dict):
+            raise SnnccError(f"config file {path}: '{table}' must be a table ([{table}])")
+        return data[table]
+    return {k: v for k, v in data.items() if not isinstance(v, dict)}

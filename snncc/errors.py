@@ -27,6 +27,10 @@ class BitWidthError(SnnccError):
         super().__init__(f"{header} ({len(self.violations)} problem(s)):\n{lines}")
 
 
+class ModelValueError(SnnccError):
+    """Parameters whose values cannot be compiled (not finite, out of range, degenerate)."""
+
+
 class ArtifactError(SnnccError):
     """A build directory or input file that is malformed or incomplete."""
 

@@ -1,7 +1,38 @@
-"""Compare a target's simulation with the reference: every array, every time step."""
+"""Compare a target's simulation with the reference: every array, every time step, for
+every runnable artifact of every emitted target."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from .errors import SnnccError
+
+
+def verify_build(build, graph, manifest: dict, x: np.ndarray, wanted: list[str] | None = None):
+    """({target: comparison with "artifacts": {artifact: comparison}}, skipped targets):
+    every runnable artifact of each bit-exact target (``Target.runs``) against the
+    reference; the target's result matches only if all of its artifacts do."""
+    from .builds import target_dir
+    from .reference import interpreter as R
+    from .targets import spec
+
+    wanted = wanted or manifest.get("targets", [])
+    targets = [t for t in wanted if spec(t).bit_exact]
+    skipped = sorted(set(wanted) - set(targets))
+    if not targets:
+        raise SnnccError(f"{build} has no emitted bit-exact targets to verify"
+                         + (f" (skipped float interchange formats: {', '.join(skipped)})" if skipped else ""))
+    dirs = {t: target_dir(build, manifest, t) for t in targets}
+    R.prepare_input(graph, x)
+    ref = {True: R.run(graph, x, probe_state=True)}
+    ref[False] = {k: v for k, v in ref[True].items() if not k.endswith(("/v", "/u"))}
+    results = {}
+    for t in targets:
+        arts = {label: compare(ref[probe], fn(x)) for label, fn, probe in spec(t).runs(Path(dirs[t]))}
+        full = next(iter(reversed(arts.values())))  # the last run: the one with state probes
+        results[t] = {**full, "match": all(a["match"] for a in arts.values()), "artifacts": arts}
+    return results, skipped
 
 
 def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> dict:
@@ -41,6 +72,9 @@ def format_comparison(results: dict[str, dict], desc: str) -> str:
                 cells.append(f"{mark + ' ' + str(rec['steps_equal']) + '/' + str(rec['steps']):>18}")
         lines.append(f"{k[:23]:<24}" + "".join(cells))
     for t, r in results.items():
+        for label, a in r.get("artifacts", {}).items():
+            if not a["match"] and label != next(iter(reversed(r["artifacts"]))):
+                lines.append(f"  {t}: {label} differs from the reference")
         for k, rec in r["layers"].items():
             if not rec["match"]:
                 fm = rec.get("first_mismatch", {})
@@ -49,5 +83,7 @@ def format_comparison(results: dict[str, dict], desc: str) -> str:
         if r["extra"]:
             lines.append(f"  {t}: arrays the reference does not produce: {', '.join(r['extra'])}")
     ok = all(r["match"] for r in results.values())
+    checked = "; ".join(f"{t}: {', '.join(r.get('artifacts', {t: 0}))}" for t, r in results.items())
+    lines.append(f"checked: {checked}")
     lines.append("ALL TARGETS BIT-EXACT" if ok else "MISMATCH: targets differ from the reference")
     return "\n".join(lines)

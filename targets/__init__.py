@@ -13,6 +13,7 @@ optionally declaring (module attributes; :func:`spec` fills in the defaults):
     BIT_EXACT         False for float interchange formats (verify skips them)
     NEEDS_FLOAT       emit also takes ``float_graph=`` (the traced float model)
     notes(graph)      non-blocking findings [(kind, message)], printed at compile time
+    runs(out_dir)     every runnable artifact for `snncc verify` (default: simulate)
     NOTES_KEY/TITLE   where `report --json` and the terminal show those notes
 
 Targets are imported lazily so that a missing optional backend gives a clear message.
@@ -69,6 +70,15 @@ class Target:
 
     def simulate(self, out_dir, x, probe_state: bool = False):
         return self.module.simulate(out_dir, x, probe_state=probe_state)
+
+    def runs(self, out_dir) -> list[tuple[str, Callable, bool]]:
+        """What ``snncc verify`` runs of this target: (artifact, fn(x) -> results, whether
+        the results include v and u). Default: the target's simulate with state probes;
+        a target with several runnable artifacts lists each (``runs(out_dir)``)."""
+        fn: Callable | None = getattr(self.module, "runs", None)
+        if fn is not None:
+            return fn(out_dir)
+        return [(self.name, lambda x: self.simulate(out_dir, x, probe_state=True), True)]
 
     def notes(self, graph) -> list[tuple[str, str]]:
         fn: Callable | None = getattr(self.module, "notes", None)

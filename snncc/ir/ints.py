@@ -13,6 +13,21 @@ def round_half_away(x) -> np.ndarray:
     return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
 
 
+def checked_round(x, what: str, errs: list[str], bits: int = 62) -> np.ndarray:
+    """round_half_away(x), where every value is finite and below 2^bits in magnitude;
+    otherwise a problem naming ``what`` is appended to ``errs`` (and zeros returned, so
+    that the caller can go on and report every problem at once)."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.size and not np.all(np.isfinite(a)):
+        errs.append(f"{what} is not finite (NaN or Inf)")
+        return np.zeros(a.shape, np.int64)
+    big = float(np.abs(a).max()) if a.size else 0.0
+    if big >= 2.0 ** bits:
+        errs.append(f"{what} reaches {big:.3g} integer units, beyond {bits} bits")
+        return np.zeros(a.shape, np.int64)
+    return round_half_away(a)
+
+
 def signed_bits(a, minimum: int = 2) -> int:
     """The smallest two's-complement width (at least ``minimum``) holding every value of ``a``."""
     a = np.asarray(a)

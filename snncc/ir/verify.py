@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..errors import IRVerificationError
+from ..errors import IRVerificationError, ModelValueError
 from .graph import Graph
 
 STAGES = ("float", "quantized", "int")
@@ -45,6 +45,21 @@ def problems(graph: Graph, stage: str) -> list[str]:
             errs.append(f"{name}: {op.kind} left in the quantized graph")
         errs += d.check(name, op, shapes[name])
     return errs
+
+
+def value_problems(graph: Graph) -> list[str]:
+    """Parameters whose values make the float model meaningless (OpDef.validate)."""
+    from ..ops import op_def
+
+    return [p for name, op in graph.items() for p in op_def(op).validate(name, op)]
+
+
+def check_values(graph: Graph) -> None:
+    """Refuse, all problems at once, a float graph whose parameters cannot be compiled."""
+    errs = value_problems(graph)
+    if errs:
+        raise ModelValueError(f"the model has {len(errs)} parameter value(s) snncc cannot compile:\n"
+                              + "\n".join(f"  - {e}" for e in errs))
 
 
 def verify(graph: Graph, stage: str, after: str = "frontend", history: tuple[str, ...] = ()) -> None:

@@ -51,6 +51,11 @@ class OpDef:
         """Invariants of the node's own parameters."""
         return []
 
+    def validate(self, name: str, node) -> list[str]:
+        """Values that make the float model meaningless (not finite, out of their range,
+        degenerate), each naming the parameter; checked before any quantization."""
+        return []
+
     # ---- integer semantics and bounds
     def reference(self, node, xs: list[np.ndarray]) -> np.ndarray:
         self._no("integer reference semantics (is the graph quantized?)")
@@ -91,6 +96,22 @@ def per_step(x, fn):
         return fn(t), True
     y = fn(t.flatten(0, 1))
     return y.reshape(t.shape[:2] + y.shape[1:]), False
+
+
+def not_finite(name: str, node, fields: tuple[str, ...]) -> list[str]:
+    """'<layer>: <field> has k values that are not finite (NaN or Inf)' per such field."""
+    out = []
+    for f in fields:
+        a = np.asarray(getattr(node, f), dtype=np.float64)
+        bad = int((~np.isfinite(a)).sum())
+        if bad:
+            out.append(f"{_label(name, node)}: {f} has {bad} value{'s' * (bad > 1)} that {'are' if bad > 1 else 'is'} "
+                       f"not finite (NaN or Inf)")
+    return out
+
+
+def _label(name: str, node) -> str:
+    return f"layer '{node.source or name}'" + (f" ({name})" if node.source and node.source != name else "")
 
 
 def value_range(a: np.ndarray) -> str:

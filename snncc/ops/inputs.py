@@ -1,6 +1,8 @@
 """Input (float level) and IntInput (integer level): the network's input, one sample per step."""
 from __future__ import annotations
 
+import numpy as np
+
 from .base import Interval, OpDef, register
 
 
@@ -15,6 +17,10 @@ class InputOp(OpDef):
 
     def scale(self, node, in_scales, name):
         return float(node.scale)
+
+    def validate(self, name, node):
+        s = float(node.scale)
+        return [] if np.isfinite(s) and s > 0 else [f"input: scale {s} must be a finite number > 0"]
 
     def interval(self, node, ins):
         return Interval(0, 1) if node.encoding == "spikes" else Interval(0, (1 << node.bits) - 1)

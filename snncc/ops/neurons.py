@@ -11,7 +11,7 @@ from ..errors import SnnccError
 from ..ir.ints import fits_signed
 from ..ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS, THRESHOLD_TESTS
 from ..reference import kernels as K
-from .base import Interval, OpDef, register, value_range
+from .base import Interval, OpDef, _label, not_finite, register, value_range
 
 # the signed limits a state bound is tried against (registers and C storage types)
 I32_MAX = (1 << 31) - 1
@@ -129,6 +129,17 @@ class LIFOp(OpDef):
 
     def scale(self, node, in_scales, name):
         return 1.0  # spikes
+
+    def validate(self, name, node):
+        errs = not_finite(name, node, ("threshold", "bias", "reset_value", "v_init", "state_level", "u_bias"))
+        for f, lo, hi, hi_open in (("beta", 0.0, 1.0, False), ("alpha", 0.0, 1.0, True)):
+            v = getattr(node, f)
+            if not (np.isfinite(v) and lo <= v and (v < hi if hi_open else v <= hi)):
+                errs.append(f"{_label(name, node)}: {f} = {v} outside [{lo:g}, {hi:g}{')' if hi_open else ']'} (a decay "
+                            f"factor per step)")
+        if node.state_quant != "none" and np.any(np.asarray(node.state_level) <= 0):
+            errs.append(f"{_label(name, node)}: state_level must be > 0 for a {node.state_quant} membrane")
+        return errs
 
     def float(self, name, node, xs, rt):
         s, _, _ = self.float_neuron(name, node, *xs[0], rt)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir.ints import fits_signed, shift
 from ..reference import kernels as K
-from .base import Interval, OpDef, per_step, register, value_range
+from .base import Interval, OpDef, not_finite, per_step, register, value_range
 
 
 def _conv_out(n: int, k: int, s: int, p: int, d: int = 1) -> int:
@@ -39,6 +39,9 @@ class _Synapse(OpDef):
         return Interval(lo, hi)
 
     # ---- invariants
+    def validate(self, name, node):
+        return not_finite(name, node, ("weight", "bias") if node.level == "float" else ())
+
     def check(self, name, node, shape):
         if node.level == "float":
             return []

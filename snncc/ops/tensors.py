@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedLayerError
-from .base import Interval, OpDef, per_step, register
+from .base import Interval, OpDef, _label, not_finite, per_step, register
 
 
 @register
@@ -73,6 +73,15 @@ class BatchNormOp(OpDef):
 
     kind = "BatchNorm"
     role = "norm"
+
+    def validate(self, name, node):
+        errs = not_finite(name, node, ("mean", "var", "gamma", "beta"))
+        denom = np.asarray(node.var, np.float64) + node.eps
+        bad = int((denom <= 0).sum())
+        if not errs and bad:
+            errs.append(f"{_label(name, node)}: running_var + eps <= 0 in {bad} channel{'s' * (bad > 1)} "
+                        f"(eps = {node.eps}): the normalization divides by zero; give eps > 0 or retrain")
+        return errs
 
     def float(self, name, node, xs, rt):
         def fn(x):

@@ -8,7 +8,7 @@ from ..errors import BitWidthError
 from ..ir.bounds import Bounds
 from ..ir.graph import Graph
 from ..ir.nodes import DECAY_ONE, IntInput, IntLIF
-from ..ir.ints import round_half_away
+from ..ir.ints import checked_round, round_half_away
 
 
 def decay_constant(factor: float) -> int:
@@ -36,28 +36,42 @@ def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
         op = g.node(name)
         g.set(name, IntInput(source=op.source, shape=op.shape, encoding=op.encoding,
                              scale=op.scale, bits=1 if op.encoding == "spikes" else op.bits))
+    errs: list[str] = []
     for name in g.of_kind("LIF"):
-        op = g.node(name)
-        sigma = op.scale.astype(np.float64)
-
-        def ints(x):
-            return round_half_away(_per_channel(x, sigma)) << a
-
-        thr = ints(op.threshold) if op.fires else np.zeros(1, np.int64)
-        if op.fires and op.threshold_test == "ge":  # v >= T  <=>  v > T - 1 on integers
-            thr = thr - 1
-        bias = round_half_away(_per_channel(op.bias, sigma)) << a
-        u_bias = round_half_away(_per_channel(op.u_bias, sigma)) << a
-        g.set(name, IntLIF(
-            source=op.source, du=DECAY_ONE if not op.alpha else decay_constant(op.alpha),
-            dv=decay_constant(op.beta), act_shift=a, threshold=thr, bias=bias, reset=op.reset,
-            reset_value=ints(op.reset_value) if op.reset == "subtract" else thr.copy(),
-            v_init=round_half_away(_per_channel(np.asarray(op.v_init, np.float64).reshape(-1), sigma) * (1 << a)),
-            state_quant=op.state_quant,
-            state_level=ints(op.state_level) if op.state_quant != "none" else np.ones(1, np.int64),
-            u_bits=cfg.u_bits, u_overflow=cfg.u_overflow, v_bits=cfg.v_bits,
-            v_overflow=cfg.v_overflow, fires=op.fires, scale=sigma / (1 << a), u_bias=u_bias))
+        g.set(name, _int_neuron(g.node(name), name, cfg, errs))
+    if errs:
+        raise BitWidthError(errs, header="neuron constants that no integer register holds")
     return g, True
+
+
+def _int_neuron(op, name: str, cfg: CompileConfig, errs: list[str]) -> IntLIF:
+    """One LIF's integer form; every float -> int cast checked (problems into ``errs``)."""
+    a = cfg.act_shift
+    sigma = op.scale.astype(np.float64)
+    where = f"layer '{op.source or name}'"
+    unit = f" (one unit = {float(sigma.min()):.3g}: the weights into this neuron are that small; check them)"
+
+    def ints(f: str, x, fractional: bool = False):
+        """round(x / sigma) << act_shift (a multiple of 2^act_shift, as on Loihi), or for a
+        state value with fractional bits round(x 2^act_shift / sigma)."""
+        v = _per_channel(np.asarray(x, np.float64).reshape(-1), sigma)
+        n = len(errs)
+        got = checked_round(v * (1 << a) if fractional else v, f"{where}: {f}", errs, 62 - a)
+        if len(errs) > n and "beyond" in errs[-1]:
+            errs[-1] += unit
+        return got if fractional else got << a
+
+    thr = ints("threshold", op.threshold) if op.fires else np.zeros(1, np.int64)
+    if op.fires and op.threshold_test == "ge":  # v >= T  <=>  v > T - 1 on integers
+        thr = thr - 1
+    return IntLIF(
+        source=op.source, du=DECAY_ONE if not op.alpha else decay_constant(op.alpha),
+        dv=decay_constant(op.beta), act_shift=a, threshold=thr, bias=ints("bias", op.bias), reset=op.reset,
+        reset_value=ints("reset_value", op.reset_value) if op.reset == "subtract" else thr.copy(),
+        v_init=ints("v_init", op.v_init, fractional=True), state_quant=op.state_quant,
+        state_level=ints("state_level", op.state_level) if op.state_quant != "none" else np.ones(1, np.int64),
+        u_bits=cfg.u_bits, u_overflow=cfg.u_overflow, v_bits=cfg.v_bits,
+        v_overflow=cfg.v_overflow, fires=op.fires, scale=sigma / (1 << a), u_bias=ints("u_bias", op.u_bias))
 
 
 def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:

@@ -10,7 +10,7 @@ from typing import Callable
 
 from ..config import CompileConfig
 from ..ir.graph import Graph
-from ..ir.verify import verify
+from ..ir.verify import check_values, verify
 from .fold import add_readout, apply_state_quant, fold_batchnorm
 from .integerize import fold_neurons, lower_membrane, set_schedule
 from .lava import latency_reset
@@ -53,6 +53,7 @@ def run_pipeline(graph: Graph, cfg: CompileConfig, passes: list[tuple[Pass, str]
     history = [] if history is None else history
     if not history:
         verify(graph, "float", after="frontend")
+        check_values(graph)
     for fn, stage in passes:
         graph, changed = fn(graph, cfg)
         verify(graph, stage, after=fn.__name__, history=tuple(history))

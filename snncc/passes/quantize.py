@@ -172,7 +172,8 @@ def _quantize_neuron(ctx: _Context, n: str) -> None:
     brs, syn, per_channel = _neuron_synapses(g, n, cfg, ctx.memo, ctx.done)
     quants = [_grid(ctx, b, n, per_channel) for b in syn]
     channels = ctx.shapes[n][0]
-    sigma = shared_scale([q.delta for q in quants], per_channel, channels)
+    sigma = _without_dead_channels(shared_scale([q.delta for q in quants], per_channel, channels), quants, neuron,
+                                   per_channel, cfg.weight_bits)
     syn_bias = np.zeros(channels)
     for q in quants:
         syn_bias += _integer_synapse(ctx, q, sigma)
@@ -186,6 +187,24 @@ def _quantize_neuron(ctx: _Context, n: str) -> None:
         g.set(n, neuron.replace(bias=own.copy(), u_bias=syn_bias, scale=sigma.copy()))
     else:
         g.set(n, neuron.replace(bias=own + syn_bias, scale=sigma.copy()))
+
+
+def _without_dead_channels(sigma: np.ndarray, quants: list, neuron, per_channel: bool, bits: int) -> np.ndarray:
+    """A channel whose synapses all have zero weights gets no input, and its scale would be
+    the quantizer's 1e-12 placeholder, which blows the neuron's constants up: give it the
+    scale that puts its own constants (threshold, bias, reset value) on a ``bits``-bit
+    grid instead (1 if they are all 0)."""
+    live = np.zeros(sigma.size, bool)
+    for q in quants:
+        rows = np.abs(q.w_eff.reshape(q.w_eff.shape[0], -1)).max(axis=1) > 0 if q.w_eff.size else np.zeros(0, bool)
+        live |= rows if per_channel else rows.any()
+    if live.all() or not quants:
+        return sigma
+    per = [np.abs(np.asarray(getattr(neuron, f), np.float64)).reshape(-1) for f in ("threshold", "bias", "reset_value")]
+    n = sigma.size
+    consts = np.max([np.broadcast_to(a, (n,)) if a.size in (1, n) else np.full(n, a.max()) for a in per], axis=0)
+    fallback = np.where(consts > 0, consts / ((1 << (bits - 1)) - 1), 1.0)
+    return np.where(live, sigma, fallback)
 
 
 def _grid(ctx: _Context, b: Branch, n: str, per_channel: bool) -> _Quant:

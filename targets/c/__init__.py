@@ -7,4 +7,10 @@ no malloc) that reproduces the reference interpreter bit for bit.
 from .emitter import emit
 from .runner import build, simulate
 
+
+def runs(out_dir):
+    """The harness built from model.c, with and without state probes."""
+    return [("snncc_model", lambda x: simulate(out_dir, x, probe_state=False), False),
+            ("snncc_model --probe", lambda x: simulate(out_dir, x, probe_state=True), True)]
+
 __all__ = ["emit", "simulate", "build"]

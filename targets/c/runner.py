@@ -46,10 +46,15 @@ def build(out_dir: str | Path, extra_cflags=(), sanitize: bool = False) -> Path:
         raise ArtifactError(f"{out} is not an emitted C project: missing {', '.join(missing)}")
     binary = out / (BINARY_ASAN if sanitize else BINARY)
     cmd = [find_compiler(), *CFLAGS, *(SANITIZE if sanitize else ()), *extra_cflags, "-o", binary.name, *SOURCES]
+    srcs = [out / f for f in SOURCES + ("model.h", "snncc_rt.h")]
+    before = _digest(srcs)
+    _stamp(binary).unlink(missing_ok=True)
     proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SnnccError(f"C compilation failed in {out} (exit {proc.returncode}):\n  $ {' '.join(cmd)}\n"
                          f"{proc.stderr.strip()}")
+    if _digest(srcs) == before:  # the sources did not change while compiling
+        _stamp(binary).write_text(json.dumps({"sources": before, "binary": _digest([binary])}, sort_keys=True))
     return binary
 
 
@@ -60,11 +65,31 @@ def _manifest(out: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _digest(paths) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"<missing>") + b"\0")
+    return h.hexdigest()
+
+
+def _stamp(binary: Path) -> Path:
+    return binary.with_name(binary.name + ".stamp")
+
+
 def _stale(binary: Path, out: Path) -> bool:
-    if not binary.is_file():
+    """A binary is used only if its stamp says it was built from exactly these sources and
+    it is the very file that build produced (an mtime can lie; a copied-in binary has no
+    matching stamp)."""
+    if not binary.is_file() or not _stamp(binary).is_file():
+        return True
+    try:
+        stamp = json.loads(_stamp(binary).read_text())
+    except ValueError:
         return True
     srcs = [out / f for f in SOURCES + ("model.h", "snncc_rt.h")]
-    return binary.stat().st_mtime_ns < max(p.stat().st_mtime_ns for p in srcs if p.is_file())
+    return stamp != {"sources": _digest(srcs), "binary": _digest([binary])}
 
 
 def _input_graph(man: dict) -> Graph:

@@ -15,4 +15,10 @@ from .runner import simulate
 
 BIT_EXACT = True
 
+
+def runs(out_dir):
+    """Both models are verified: the deployed one (spikes and output) and the probe one."""
+    return [(MODEL, lambda x: simulate(out_dir, x, probe_state=False), False),
+            (PROBE_MODEL, lambda x: simulate(out_dir, x, probe_state=True), True)]
+
 __all__ = ["BIT_EXACT", "emit", "simulate", "build_model", "value_bounds", "MODEL", "PROBE_MODEL"]

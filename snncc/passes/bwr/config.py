@@ -5,11 +5,32 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...config import from_dict, read_toml
+from ...config import Spec, check, from_dict, read_toml
 from ...errors import SnnccError
 
 LOSSES = ("both", "membrane", "spikes")
 BLOCKS = ("residual", "layer")
+
+SPECS = {
+    "enabled": Spec(bool, "learned block-wise rounding on (like --bwr)"),
+    "iters": Spec(int, "Adam steps per block", 0),
+    "batch_size": Spec(int, "calibration samples per step", 1),
+    "lr": Spec(float, "Adam's learning rate (default 20 / iters)", 0, lo_open=True, optional=True),
+    "reg_weight": Spec(float, "lambda of the rounding regulariser", 0),
+    "beta_start": Spec(float, "regulariser exponent at the start", 0, lo_open=True),
+    "beta_end": Spec(float, "regulariser exponent at the end", 0, lo_open=True),
+    "warmup": Spec(float, "fraction of iterations without the regulariser", 0, 0.999999),
+    "qdrop": Spec(float, "probability of feeding a block the float input element", 0, 1),
+    "loss": Spec(str, "reconstruction target", choices=LOSSES),
+    "blocks": Spec(str, "block structure", choices=BLOCKS),
+    "clip": Spec(str, "grid range of uniform/asymmetric weights", choices=("mse", "max", "config")),
+    "slope": Spec(float, "arctan surrogate slope", 0, lo_open=True),
+    "calib": Spec(str, "calibration data NAME:N"),
+    "seed": Spec(int, "random seed", 0),
+    "device": Spec(str, "where to fit", choices=("auto", "cpu", "cuda")),
+    "eval_samples": Spec(int, "calibration samples for the reported block errors", 1),
+    "fallback": Spec(bool, "keep round-to-nearest for a block where learning did worse"),
+}
 
 
 @dataclass
@@ -37,27 +58,7 @@ class BWRConfig:
     fallback: bool = True          # keep round-to-nearest for a block where learning did worse
 
     def __post_init__(self) -> None:
-        errs = []
-        if self.lr is not None and self.lr <= 0:
-            errs.append(f"lr = {self.lr}: must be > 0")
-        if self.iters < 0:
-            errs.append(f"iters = {self.iters}: must be >= 0")
-        if self.batch_size < 1:
-            errs.append(f"batch_size = {self.batch_size}: must be >= 1")
-        if not 0.0 <= self.qdrop <= 1.0:
-            errs.append(f"qdrop = {self.qdrop}: a probability in [0, 1]")
-        if not 0.0 <= self.warmup < 1.0:
-            errs.append(f"warmup = {self.warmup}: a fraction in [0, 1)")
-        if self.loss not in LOSSES:
-            errs.append(f"loss = {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if self.blocks not in BLOCKS:
-            errs.append(f"blocks = {self.blocks!r}: choose one of {', '.join(BLOCKS)}")
-        if self.clip not in ("mse", "max", "config"):
-            errs.append(f"clip = {self.clip!r}: choose mse, max or config")
-        if self.device not in ("auto", "cpu", "cuda"):
-            errs.append(f"device = {self.device!r}: choose auto, cpu or cuda")
-        if errs:
-            raise SnnccError("invalid BWR configuration:\n" + "\n".join(f"  - {e}" for e in errs))
+        check(self, SPECS, "BWR configuration")
 
     @classmethod
     def from_dict(cls, d: dict) -> "BWRConfig":
@@ -66,7 +67,10 @@ class BWRConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> "BWRConfig":
         """The ``[bwr]`` table of a TOML file (defaults when it has none)."""
-        return cls.from_dict(read_toml(path).get("bwr", {}))
+        table = read_toml(path).get("bwr", {})
+        if not isinstance(table, dict):
+            raise SnnccError(f"config file {path}: 'bwr' must be a table ([bwr])")
+        return cls.from_dict(table)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
