@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -115,23 +116,41 @@ def _lock(out: Path):
         os.close(fd)
 
 
+def _owned(manifest: dict) -> set[str]:
+    """The top-level names of a build that snncc wrote (its artifacts and target folders)."""
+    try:
+        return ({a.split("/")[0] for a in manifest.get("artifacts", {})} | set(manifest.get("targets", []))
+                | set(OWN_FILES))
+    except (AttributeError, TypeError):
+        return set(OWN_FILES)
+
+
+def user_files(build: str | Path, manifest: dict) -> list[str]:
+    """What a user put into a build directory: snncc neither checks nor runs it."""
+    own = _owned(manifest)
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in Path(build).iterdir()
+                  if p.name not in own and not p.name.startswith("."))
+
+
 def _carry_user_files(out: Path, tmp: Path) -> None:
     """Move what a user added to the old build (neither its artifacts nor its folders)."""
     if not (out / MANIFEST).is_file():
         return
     try:
-        old = json.loads((out / MANIFEST).read_text())
-        owned = {a.split("/")[0] for a in old.get("artifacts", {})} | set(old.get("targets", []))
-    except (ValueError, AttributeError, TypeError):
-        owned = set()
+        own = _owned(json.loads((out / MANIFEST).read_text()))
+    except ValueError:
+        own = set(OWN_FILES)
     for p in out.iterdir():
-        if p.name not in owned and p.name not in OWN_FILES and not (tmp / p.name).exists():
+        if p.name not in own and not (tmp / p.name).exists():
             shutil.move(str(p), str(tmp / p.name))
 
 
 def _replace(out: Path, tmp: Path) -> None:
     if not out.exists():
         os.rename(tmp, out)
+        return
+    if _exchange(tmp, out):  # readers see the old build or the new one, never neither
+        shutil.rmtree(tmp, ignore_errors=True)
         return
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     shutil.rmtree(old, ignore_errors=True)
@@ -140,10 +159,58 @@ def _replace(out: Path, tmp: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system or file system cannot (then two renames leave a moment without ``b``)."""
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 # ----------------------------------------------------------------------------------- read
+READ_TRIES = 5  # a build replaced while it is being read is read again (up to this often)
+
+
+def _raw_manifest(path: Path) -> bytes | None:
+    try:
+        return (path / MANIFEST).read_bytes()
+    except OSError:
+        return None
+
+
+def _consistent(path: str | Path, read: Callable[[Path], tuple]):
+    """``read(path)`` again while a compile swapped the build in the middle of it (its
+    compile.json changed): the result is always of one build, the old or the new."""
+    path = Path(path)
+    for attempt in range(READ_TRIES):
+        raw = _raw_manifest(path)
+        try:
+            out = read(path)
+        except ArtifactError:
+            if attempt + 1 < READ_TRIES and _raw_manifest(path) != raw:
+                continue
+            raise
+        if _raw_manifest(path) == raw:
+            return out
+    raise ArtifactError(f"{path} was replaced {READ_TRIES} times while it was being read; try again")
+
+
 def read_manifest(path: str | Path) -> dict:
     """The manifest of a whole, unmodified build (every artifact present, with its
     checksum); refuses anything else with what is wrong and the fix."""
+    return _consistent(path, _read_manifest)
+
+
+def _read_manifest(path: Path) -> dict:
     path = Path(path)
     if not path.is_dir():
         raise ArtifactError(f"{path} is not an snncc build directory (it does not exist or is a file): "
@@ -177,8 +244,11 @@ def read_manifest(path: str | Path) -> dict:
 
 def load_build(path: str | Path) -> tuple[Graph, dict]:
     """The integer graph and compile manifest of a build directory (checked whole)."""
-    manifest = read_manifest(path)
-    return serialize.load(Path(path)), manifest
+    def read(p: Path) -> tuple[Graph, dict]:
+        manifest = _read_manifest(p)  # every checksum first, then the model
+        return serialize.load(p), manifest
+
+    return _consistent(path, read)
 
 
 def load_float_graph(path: str | Path) -> Graph:
@@ -190,13 +260,17 @@ def load_float_graph(path: str | Path) -> Graph:
     try:
         with np.load(npz, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        return serialize.from_dict(json.loads(jp.read_text()), arrays)
+        return serialize.from_dict(json.loads(jp.read_text()), arrays, stage="float")
     except (ValueError, OSError, KeyError, TypeError) as e:
         raise ArtifactError(f"{path}'s float model cannot be read ({e}); recompile the build") from None
 
 
 def target_dir(build: str | Path, manifest: dict, target: str) -> Path:
     """The folder of an emitted target; a target the manifest does not list does not exist."""
+    from .targets import TARGETS
+
+    if target not in TARGETS and target != "reference":
+        raise SnnccError(f"unknown target {target!r} (targets: reference, {', '.join(TARGETS)})")
     if target not in manifest.get("targets", []):
         have = ", ".join(manifest.get("targets", [])) or "none"
         raise SnnccError(f"{build} has no {target} target (it was compiled for: {have}); compile with "
@@ -207,6 +281,8 @@ def target_dir(build: str | Path, manifest: dict, target: str) -> Path:
 def load_input(path: str | Path) -> np.ndarray:
     """An integer input batch from .npy, or the array ``x`` of an .npz."""
     p = Path(path)
+    if p.is_dir():
+        raise SnnccError(f"input file {p} is a directory, not a file")
     if not p.is_file():
         raise SnnccError(f"input file {p} does not exist")
     try:
@@ -220,6 +296,110 @@ def load_input(path: str | Path) -> np.ndarray:
         raise
     except Exception as e:  # noqa: BLE001
         raise SnnccError(f"{p} is not a readable numpy file: {e}") from None
+
+
+RESULT_BUDGET = 256 << 20  # bytes of results held in memory at a time by simulate_to_file
+
+
+def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | Path,
+                     probe_state: bool = False, budget: int = RESULT_BUDGET) -> dict[str, tuple]:
+    """Run ``x`` on one target of a build and write the results to ``out`` (.npz), a piece
+    at a time: samples in chunks, and for the reference also steps in chunks, each piece
+    written into on-disk arrays, so memory stays near ``budget`` whatever N and T are.
+    Returns {key: shape}."""
+    from .reference import interpreter as R
+    from .targets import spec
+
+    g, manifest = load_build(build)
+    out = _result_path(build, manifest, out)
+    xin = R.prepare_input(g, x)
+    n, t = xin.shape[:2]
+    per = _result_bytes(g, probe_state)  # bytes of results per sample and step
+    if target == "reference":
+        ns = max(1, min(n, 64))
+        ts = max(1, min(t, budget // max(1, ns * per)))
+    else:
+        tdir = target_dir(build, manifest, target)
+        ns, ts = max(1, min(n, budget // max(1, t * per))), t
+    with _ResultWriter(out, n, t) as w:
+        for i in range(0, n, ns):
+            sim = R.Simulation(g, min(ns, n - i), probe_state) if target == "reference" else None
+            for k in range(0, t, ts):
+                piece = xin[i:i + ns, k:k + ts]
+                res = sim.advance(piece) if sim else spec(target).simulate(tdir, np.ascontiguousarray(piece),
+                                                                           probe_state=probe_state)
+                w.put(i, k, res)
+        return w.shapes
+
+
+def _result_path(build, manifest: dict, out) -> Path:
+    out = Path(out)
+    if out.is_dir():
+        raise SnnccError(f"--out {out} is a directory: give a file name, e.g. {out / 'result.npz'}")
+    if not out.parent.is_dir():
+        raise SnnccError(f"--out {out}: the directory {out.parent} does not exist")
+    b = Path(build).resolve()
+    if out.resolve().parent == b and out.name in OWN_FILES or any(
+            out.resolve() == (b / a).resolve() for a in manifest.get("artifacts", {})):
+        raise SnnccError(f"--out {out} would overwrite a file of the build {build}: write the results elsewhere")
+    return out
+
+
+def _result_bytes(g: Graph, probe_state: bool) -> int:
+    shapes = g.shapes()
+    total = 8 * int(np.prod(shapes[g.outputs[0]]))
+    for name, op in g.items():
+        if op.kind == "IntLIF":
+            k = 1 + (1 + (op.du != 4096) if probe_state else 0)
+            total += 8 * k * int(np.prod(shapes[name]))
+    return total
+
+
+class _ResultWriter:
+    """Arrays (N, T, ...) built piece by piece in on-disk .npy files, then zipped into one
+    .npz (deterministic: sorted names, fixed dates), written under a temporary name and
+    renamed into place."""
+
+    def __init__(self, out: Path, n: int, t: int) -> None:
+        import tempfile
+
+        self.out, self.n, self.t = out, n, t
+        self.dir = Path(tempfile.mkdtemp(prefix=".snncc-result-", dir=out.parent))
+        self.arrays: dict[str, np.ndarray] = {}
+        self.shapes: dict[str, tuple] = {}
+
+    def put(self, i: int, k: int, res: dict[str, np.ndarray]) -> None:
+        for key, a in res.items():
+            if key not in self.arrays:
+                shape = (self.n, self.t) + a.shape[2:]
+                path = self.dir / f"{len(self.arrays)}.npy"
+                self.arrays[key] = np.lib.format.open_memmap(path, mode="w+", dtype=np.int64, shape=shape)
+                self.shapes[key] = shape
+            self.arrays[key][i:i + a.shape[0], k:k + a.shape[1]] = a
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        import zipfile
+
+        try:
+            if exc_type is None:
+                tmp = self.out.with_name(f".{self.out.name}.part")
+                with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                    for key in sorted(self.arrays):
+                        m = self.arrays[key]
+                        m.flush()
+                        info = zipfile.ZipInfo(key + ".npy", date_time=serialize._ZIP_DATE)
+                        info.compress_type = zipfile.ZIP_DEFLATED
+                        info.external_attr = 0o644 << 16
+                        with open(m.filename, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                os.replace(tmp, self.out)
+        finally:
+            self.arrays.clear()
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return False
 
 
 def simulate(build: str | Path, target: str, x: np.ndarray, probe_state: bool = False) -> dict:

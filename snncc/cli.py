@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument(_flag(field), dest=f"config_{field}", metavar=spec.type.__name__.upper(), default=None,
                        help=spec.describe(defaults[field]))
     c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR)")
-    c.add_argument("--calib", default="fashion-mnist:1024", help="BWR calibration data NAME:N (train split)")
+    c.add_argument("--calib", help="BWR calibration data NAME:N, the first N of the train split "
+                                   "(default: the [bwr] table's calib, else fashion-mnist:1024)")
     c.add_argument("--bwr-iters", help="BWR iterations per block (default from [bwr] or 2000)")
 
     i = sub.add_parser("inspect", help="the emitted integer model, layer by layer")
@@ -90,15 +91,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     try:
-        args = _parser().parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            print(f"snncc {args.cmd}: error: unrecognized arguments: {' '.join(extra)} (see snncc {args.cmd} "
+                  "--help)", file=sys.stderr)
+            return 2
     except SystemExit as e:  # --help (0) or a usage error (2, already printed)
         return int(e.code or 0)
+    def show(message, category, filename, lineno, file=None, line=None):  # one line per warning, no source
+        print(f"snncc {args.cmd}: warning: {_indented(str(message))}", file=sys.stderr)
+
+    shown, warnings.showwarning = warnings.showwarning, show
     try:
         return {"compile": cmd_compile, "inspect": cmd_inspect, "simulate": cmd_simulate,
                 "verify": cmd_verify, "report": cmd_report, "eval": cmd_eval}[args.cmd](args)
     except SnnccError as e:
-        print(f"snncc {args.cmd}: error: {e}", file=sys.stderr)
+        print(f"snncc {args.cmd}: error: {_indented(str(e))}", file=sys.stderr)
         return 2
     except OSError as e:  # a file the command cannot read or write
         if isinstance(e, BrokenPipeError):  # the reader went away (inspect --json | head)
@@ -109,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        warnings.showwarning = shown
+
+
+def _indented(text: str) -> str:
+    """One error line, every further line indented (lists, compiler output, advice)."""
+    first, *rest = text.rstrip("\n").split("\n")
+    return "\n".join([first] + [r if r.startswith((" ", "\t")) else "  " + r for r in rest])
 
 
 def _silence_stdout() -> None:
@@ -133,15 +151,7 @@ def cmd_compile(args) -> int:
     from .compiler import compile as do_compile
     from .targets import DEFAULT_TARGETS
 
-    bwr = None
-    if args.bwr:
-        from .data import load_spec
-        from .passes.bwr import BWRConfig
-
-        bc = BWRConfig.from_toml(args.config) if args.config else BWRConfig()
-        if args.bwr_iters is not None:
-            bc = BWRConfig.from_dict({**bc.to_dict(), "iters": int_arg(args.bwr_iters, "--bwr-iters", 0)})
-        bwr = (load_spec(args.calib)[0], bc)
+    bwr = _bwr(args)
     targets = DEFAULT_TARGETS if args.target is None else args.target
     with warnings.catch_warnings():  # snncc's own warnings are printed below, once, as notes
         warnings.simplefilter("ignore", SnnccWarning)
@@ -154,6 +164,23 @@ def cmd_compile(args) -> int:
         print(f"{t.notes_title} notes ({len(notes)}" + (f"; {t.notes_hint}" if t.notes_hint else "") + "):")
         print("\n".join(f"  - [{kind}] {msg}" for kind, msg in notes))
     return 0
+
+
+def _bwr(args) -> tuple | None:
+    """(calibration images, BWRConfig) when BWR is on (--bwr, or enabled in [bwr])."""
+    from .passes.bwr import BWRConfig
+
+    bc = BWRConfig.from_toml(args.config) if args.config else BWRConfig()
+    if not (args.bwr or bc.enabled):
+        given = [f for f, v in (("--bwr-iters", args.bwr_iters), ("--calib", args.calib)) if v is not None]
+        if given:
+            raise SnnccError(f"{' and '.join(given)} set BWR options, but BWR is off: add --bwr")
+        return None
+    from .data import load_spec
+
+    if args.bwr_iters is not None:
+        bc = BWRConfig.from_dict({**bc.to_dict(), "iters": int_arg(args.bwr_iters, "--bwr-iters", 0)})
+    return load_spec(args.calib or bc.calib)[0], bc
 
 
 def frontend_options(args) -> dict:
@@ -227,27 +254,26 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .builds import load_input, simulate
-    from .ir.serialize import write_npz
+    from .builds import load_input, simulate_to_file
 
     x = load_input(args.input)
-    res = simulate(args.build, args.target, x, probe_state=args.probe == "state")
-    write_npz(Path(args.out), res)
-    print(f"simulated {x.shape[0]} sample(s) on {args.target}: {len(res)} arrays -> {args.out}")
+    shapes = simulate_to_file(args.build, args.target, x, args.out, probe_state=args.probe == "state")
+    print(f"simulated {x.shape[0]} sample(s) on {args.target}: {len(shapes)} arrays -> {args.out}")
     return 0
 
 
-def _dataset_input(graph, spec: str) -> tuple[np.ndarray, np.ndarray]:
-    from .data import load, parse_spec
+def _chosen_input(args, graph) -> tuple[np.ndarray | None, str]:
+    """The input batch of verify/report: --input or --dataset (test split), not both."""
+    from .builds import load_input
+    from .data import load_test_spec
 
-    name, count = parse_spec(spec)
-    x, y = load(name, "test")
-    if count:
-        x, y = x[:count], y[:count]
-    want = tuple(graph.node(graph.input_name).shape)
-    if x.shape[1:] != want:
-        raise SnnccError(f"dataset {name} has images of shape {x.shape[1:]}, the model takes {want}")
-    return x, y
+    if args.input is not None and args.dataset is not None:
+        raise SnnccError("give --input or --dataset, not both")
+    if args.input is not None:
+        return load_input(args.input), args.input
+    if args.dataset is not None:
+        return load_test_spec(args.dataset, graph.node(graph.input_name).shape)[1], args.dataset
+    return None, ""
 
 
 def _random_input(graph, n: int = 4, seed: int = 0) -> np.ndarray:
@@ -258,38 +284,34 @@ def _random_input(graph, n: int = 4, seed: int = 0) -> np.ndarray:
 
 
 def cmd_verify(args) -> int:
-    from .builds import load_build, load_input
+    from .builds import load_build, user_files
     from .verify import format_comparison, verify_build
 
     g, manifest = load_build(args.build)
-    if args.input:
-        x, desc = load_input(args.input), args.input
-    elif args.dataset:
-        x, desc = _dataset_input(g, args.dataset)[0], args.dataset
-    else:
+    x, desc = _chosen_input(args, g)
+    if x is None:
         x, desc = _random_input(g), "4 random inputs (seed 0)"
     results, skipped = verify_build(args.build, g, manifest, x, args.target)
     ok = all(r["match"] for r in results.values())
+    extra = user_files(args.build, manifest)
     if args.json:
-        print(json.dumps({"input": desc, "match": ok, "targets": results, "skipped": skipped}, indent=1,
-                         sort_keys=True))
+        print(json.dumps({"input": desc, "match": ok, "targets": results, "skipped": skipped,
+                          "not_in_build": extra}, indent=1, sort_keys=True))
     else:
         print(format_comparison(results, desc))
         if skipped:
             print(f"skipped {', '.join(skipped)}: float interchange format, not an integer target")
+        if extra:
+            print(f"not part of the build (not checked, never run): {', '.join(extra)}")
     return 0 if ok else 1
 
 
 def cmd_report(args) -> int:
-    from .builds import load_build, load_input
+    from .builds import load_build
     from .reports.report import build_report, format_report
 
     g, manifest = load_build(args.build)
-    x, desc = None, ""
-    if args.input:
-        x, desc = load_input(args.input), args.input
-    elif args.dataset:
-        x, desc = _dataset_input(g, args.dataset)[0], args.dataset
+    x, desc = _chosen_input(args, g)
     rep = build_report(g, x, desc)
     text = format_report(rep)
     for t, notes in target_notes(g, manifest.get("targets", [])).items():

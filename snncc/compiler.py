@@ -60,6 +60,10 @@ def compile(model, example_input=None, target: str | list[str] | None = None, ou
     pipeline, pipeline_name = choose_pipeline(targets)
     graph, manifest = frontend.load(model, cfg, **opts)
     if frontend.level == "int":
+        floats = [t.name for t in targets if t.needs_float]
+        if floats:
+            raise SnnccError(f"the {', '.join(floats)} target needs a float model, and a {frontend.name} file "
+                             "holds an integer one: compile the trained float model (.pt or .nir) for it")
         verify(graph, "int", after=f"{frontend.name} import")
         return write_build(out, graph, None, targets, cfg, {**manifest, "config": None, "passes": []})
     log: list[str] = []

@@ -207,12 +207,25 @@ class CompileConfig:
         return self.weight_bits
 
 
+#: the tables a config file may hold
+TABLES = ("quantization", "bwr")
+
+
 def toml_table(path: str | Path, table: str) -> dict:
     """The compile options a TOML file sets: its ``[table]`` if present, else its top-level
-    keys (other tables, e.g. ``[bwr]``, are read by their own config)."""
+    keys (other tables, e.g. ``[bwr]``, are read by their own config). Unknown tables, and
+    top-level keys beside a ``[table]``, are refused by name."""
     data = read_toml(path)
+    unknown = sorted(k for k, v in data.items() if isinstance(v, dict) and k not in TABLES)
+    if unknown:
+        raise SnnccError(f"config file {path}: unknown table(s) {', '.join(f'[{k}]' for k in unknown)}; "
+                         f"known: {', '.join(f'[{t}]' for t in TABLES)}")
+    loose = sorted(k for k, v in data.items() if not isinstance(v, dict))
     if table in data:
         if not isinstance(data[table], dict):
             raise SnnccError(f"config file {path}: '{table}' must be a table ([{table}])")
+        if loose:
+            raise SnnccError(f"config file {path}: key(s) {', '.join(loose)} stand outside any table beside "
+                             f"[{table}]; move them into [{table}]")
         return data[table]
-    return {k: v for k, v in data.items() if not isinstance(v, dict)}
+    return {k: data[k] for k in loose}

@@ -93,10 +93,11 @@ def load(name: str, split: str = "test", *, root: str | os.PathLike | None = Non
     return x, y
 
 
-def parse_spec(spec: str) -> tuple[str, int | None]:
+def parse_spec(spec: str, split: str = "train") -> tuple[str, int | None]:
     """Parse ``"name"`` or ``"name:count"`` into ``(name, count or None)``.
 
-    ``count`` means the first ``count`` samples of the *train* split (calibration data).
+    ``count`` means the first ``count`` samples of ``split`` (the *train* split for
+    calibration data, the test split for evaluation), and must not exceed it.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise DatasetError(f"empty dataset spec {spec!r}; write NAME or NAME:COUNT, "
@@ -113,9 +114,10 @@ def parse_spec(spec: str) -> tuple[str, int | None]:
                            f"write NAME:COUNT with a positive integer, e.g. '{key}:256'") from None
     if count <= 0:
         raise DatasetError(f"sample count must be positive in dataset spec {spec!r}, got {count}")
-    if count > TRAIN_SIZES[key]:
+    sizes = TRAIN_SIZES if _check_split(split) == "train" else TEST_SIZES
+    if count > sizes[key]:
         raise DatasetError(f"dataset spec {spec!r} asks for {count} samples but the {key} "
-                           f"train split has only {TRAIN_SIZES[key]}")
+                           f"{split} split has only {sizes[key]}")
     return key, count
 
 
@@ -127,6 +129,19 @@ def load_spec(spec: str, *, root: str | os.PathLike | None = None
     if count is not None:
         x, y = x[:count], y[:count]
     return x, y
+
+
+def load_test_spec(spec: str, shape: tuple | None = None) -> tuple[str, np.ndarray, np.ndarray]:
+    """(name, images, labels): the first ``count`` *test* samples a spec names, checked
+    against the model's input ``shape`` when given."""
+    key, count = parse_spec(spec, "test")
+    x, y = load(key, "test")
+    if count is not None:
+        x, y = x[:count], y[:count]
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        raise DatasetError(f"dataset {key} has images of shape {tuple(x.shape[1:])}, the model takes "
+                           f"{tuple(shape)}")
+    return key, x, y
 
 
 # ---------------------------------------------------------------------------- Fashion-MNIST

@@ -12,20 +12,18 @@ def evaluate(build: str | Path, dataset: str, target: str = "reference", batch: 
              progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from .builds import load_build, load_float_graph
-    from .data import load, parse_spec
+    from .builds import load_build, load_float_graph, target_dir
+    from .data import load_test_spec
     from .reference import interpreter as R
     from .reference.float_sim import run_float
 
-    g, _ = load_build(build)
+    g, manifest = load_build(build)
+    if target != "reference":
+        target_dir(build, manifest, target)  # refused before any work
+    if not isinstance(batch, int) or batch < 1:
+        raise SnnccError(f"batch must be an integer >= 1, got {batch!r}")
     fg = load_float_graph(build) if (Path(build) / "float_model.json").is_file() else None
-    name, count = parse_spec(dataset)
-    x, y = load(name, "test")
-    if count:
-        x, y = x[:count], y[:count]
-    want = tuple(g.node(g.input_name).shape)
-    if x.shape[1:] != want:
-        raise SnnccError(f"dataset {name} has images of shape {x.shape[1:]}, the model takes {want}")
+    name, x, y = load_test_spec(dataset, g.node(g.input_name).shape)
     steps = int(g.meta.get("steps", 1))
     float_steps = int(g.meta.get("input_steps", steps))  # the float model has no latency
     f_ok = i_ok = 0

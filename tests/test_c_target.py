@@ -138,6 +138,7 @@ def test_makefile_builds_standalone(tmp_path):
 
 
 # ------------------------------------------------------------------ sanitizers, build errors
+@pytest.mark.slow  # AddressSanitizer + UBSan builds: 20 s each on 2 cores (make test-slow)
 def test_sanitized_build_runs(tmp_path):
     """ASan + UBSan (fatal), with -DSNNCC_CHECKED: every store checks its value fits."""
     for name, g in (("residual_add", conformance.CASES["residual_add"]()),
@@ -664,6 +665,7 @@ SANITIZED_KERNEL_CASES = ("conv_bands_span", "conv_bands_strided", "conv_padding
                           "conv_acc64_i64_input", "lif_saturate_wrap")
 
 
+@pytest.mark.slow
 def test_sanitized_kernel_paths(tmp_path):
     """ASan + UBSan (fatal) + -DSNNCC_CHECKED over the scatter borders, strides, wide types, chunks."""
     def one(name):

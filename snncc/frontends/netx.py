@@ -90,6 +90,9 @@ class _Layer:
             raise self.err(f"'{key}' holds {a.dtype}, not numbers")
         if a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
             raise self.err(f"'{key}' holds non-integer values; netx stores integer mantissas")
+        if a.dtype.kind in "uf" and a.size and np.max(np.abs(a)) >= 2.0 ** 63:
+            raise self.err(f"'{key}' holds values beyond the 64-bit integer range (largest magnitude "
+                           f"{np.max(np.abs(a)):.4g})")
         return a.astype(I64)
 
     def pair(self, key: str, default: int) -> tuple:
@@ -104,7 +107,36 @@ class _Layer:
 
     def attr(self, key: str, default=None):
         v = self.g.attrs.get(key, default)
-        return json.loads(v) if isinstance(v, str) and key.endswith("_json") else v
+        return _json_attr(v, f"{self.path}: layer {self.i}: attribute {key}") if key.endswith("_json") else v
+
+
+def _json_attr(v, where: str):
+    """A JSON object stored in an HDF5 attribute (snncc's own additions to a netx file)."""
+    if v is None:
+        return None
+    try:
+        d = json.loads(v.decode() if isinstance(v, bytes) else str(v))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelLoadError(f"{where} is not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ModelLoadError(f"{where} must be a JSON object, got {type(d).__name__}")
+    return d
+
+
+def _steps(v, where: str) -> int:
+    a = np.asarray(v.decode() if isinstance(v, bytes) else v)
+    try:
+        n = int(a.reshape(-1)[0]) if a.dtype.kind in "iu" and a.size == 1 else None
+    except (TypeError, ValueError):
+        n = None
+    if n is None or n < 1:
+        raise ModelLoadError(f"{where} must be a whole number of time steps >= 1, got {_show(v)}")
+    return n
+
+
+def _show(v) -> str:
+    r = repr(v.decode() if isinstance(v, bytes) else v.tolist() if isinstance(v, np.ndarray) else v)
+    return r if len(r) <= 40 else r[:37] + "..."
 
 
 def _neuron(L: _Layer, shape: tuple, bias: np.ndarray | None, meta: dict) -> IntLIF:
@@ -202,8 +234,12 @@ def load_netx(path, input_encoding: str | None = None, input_bits: int | None = 
     with f:
         g = _load(f, p, input_encoding, input_bits)
         if reset_interval is None and "snncc_netx_reset" in f.attrs:
-            rec = json.loads(f.attrs["snncc_netx_reset"])
-            reset_interval, reset_offset = int(rec["reset_interval"]), int(rec["reset_offset"])
+            rec = _json_attr(f.attrs["snncc_netx_reset"], f"{p}: attribute snncc_netx_reset")
+            try:
+                reset_interval, reset_offset = int(rec["reset_interval"]), int(rec["reset_offset"])
+            except (KeyError, TypeError, ValueError):
+                raise ModelLoadError(f"{p}: attribute snncc_netx_reset must hold integers reset_interval and "
+                                     f"reset_offset, got {rec}") from None
     if reset_interval is not None:
         _periodic_reset(g, int(reset_interval), int(reset_offset))
     return g
@@ -236,10 +272,12 @@ def _load(f, p: Path, input_encoding, input_bits) -> Graph:
     if not keys or any(not k.isdigit() for k in keys) or [int(k) for k in keys] != list(range(len(keys))):
         raise ModelLoadError(f"{p}: /layer must hold groups 0..n-1, found {list(layers.keys())}")
     g = Graph()
-    meta = json.loads(f.attrs["snncc_meta_json"]) if "snncc_meta_json" in f.attrs else {}
+    meta = _json_attr(f.attrs.get("snncc_meta_json"), f"{p}: attribute snncc_meta_json") or {}
     meta["schedule"] = "lava"
-    if "steps" not in meta and "simulation" in f and "tSample" in f["simulation"]:
-        meta["steps"] = int(np.asarray(f["simulation"]["tSample"][()]).reshape(-1)[0])
+    if "steps" in meta:
+        meta["steps"] = _steps(meta["steps"], f"{p}: snncc_meta_json's steps")
+    elif "simulation" in f and "tSample" in f["simulation"]:
+        meta["steps"] = _steps(f["simulation"]["tSample"][()], f"{p}: /simulation/tSample")
     g.meta = meta
     st = _Reader(g, p, input_encoding, input_bits)
     for i in range(len(keys)):

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import ModelLoadError, SnnccWarning, UnsupportedLayerError
 from ..ir.graph import Graph
-from ..ir.nodes import LIF, Add, AvgPool, Conv, Dense, Flatten, Input
+from ..ir.nodes import LIF, RESETS as NODE_RESETS, STATE_QUANTS, Add, AvgPool, Conv, Dense, Flatten, Input
 from ..ir.verify import problems
 from ..ops import shape_of
 
@@ -111,6 +111,91 @@ def _meta(node) -> dict:
             v = v.decode("utf8")
         out[str(k)] = v
     return out
+
+
+def _real(v) -> np.ndarray:
+    a = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"not a number ({_short(v)})")
+    return a.astype(np.float64)
+
+
+def _short(v) -> str:
+    r = repr(v.decode() if isinstance(v, bytes) else v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _choice(allowed):
+    def parse(v):
+        v = v.decode() if isinstance(v, bytes) else v
+        if v not in allowed:
+            raise ValueError(f"{_short(v)} is not one of {', '.join(allowed)}")
+        return v
+    return parse
+
+
+def _finite(v) -> np.ndarray:
+    a = _real(v)
+    if not np.all(np.isfinite(a)):
+        raise ValueError("not finite (NaN or Inf)")
+    return a
+
+
+def _integer(v) -> int:
+    a = _finite(v).reshape(-1)
+    if a.size != 1 or a[0] != int(a[0]):
+        raise ValueError(f"not an integer ({_short(v)})")
+    return int(a[0])
+
+
+#: the ``snncc.*`` metadata snncc's NIR export writes, and how each value is checked
+_META_KEYS = {
+    "rank": _integer, "steps": _integer, "bits": _integer, "scale": _finite, "beta": _finite, "alpha": _finite,
+    "threshold": _finite, "bias": _finite, "reset_value": _finite, "state_level": _finite, "v_init": _finite,
+    "fires": _choice((True, False, 0, 1)), "encoding": _choice(("direct", "spikes", "counts")),
+    "reset": _choice(NODE_RESETS), "threshold_test": _choice(THRESHOLD_TESTS),
+    "state_quant": _choice(STATE_QUANTS),
+}
+#: NIR fields that may be +inf (a time constant or resistance of inf: no leak)
+_MAY_BE_INF = ("tau", "tau_mem", "tau_syn", "r")
+
+
+def _check_node(nid: str, node) -> None:
+    """Every numeric field of a NIR node is a finite real array (time constants may be
+    +inf) and every ``snncc.*`` metadata value parses: all problems at once."""
+    import dataclasses
+
+    bad = []
+    kind = type(node).__name__
+    for f in dataclasses.fields(node) if dataclasses.is_dataclass(node) else ():
+        v = getattr(node, f.name)
+        if f.name == "metadata" or v is None or isinstance(v, dict):
+            for port, dims in (v.items() if f.name.endswith("_type") and isinstance(v, dict) else ()):
+                if dims is None:  # a shape NIR leaves open (pooling nodes)
+                    continue
+                try:
+                    d = _finite(dims)
+                    if d.ndim > 1 or np.any(d != np.round(d)) or np.any(d < 0):
+                        raise ValueError(f"{_short(dims)} is not a list of sizes")
+                except ValueError as e:
+                    bad.append(f"{f.name}[{port!r}] (the shape): {e}")
+            continue
+        try:
+            a = _real(v)
+        except ValueError as e:
+            bad.append(f"{f.name}: {e}")
+            continue
+        if np.any(np.isnan(a)) or (np.any(np.isinf(a)) and not (f.name in _MAY_BE_INF and np.all(a[np.isinf(a)] > 0))):
+            bad.append(f"{f.name}: not finite (NaN or Inf at {int(np.sum(~np.isfinite(a)))} of {a.size} entries)")
+    for k, v in _meta(node).items():
+        parse = _META_KEYS.get(k[6:]) if k.startswith("snncc.") else None
+        if parse is not None:
+            try:
+                parse(v)
+            except ValueError as e:
+                bad.append(f"metadata {k}: {e}")
+    if bad:
+        raise ModelLoadError(f"NIR node '{nid}' ({kind}) has invalid fields:\n" + "\n".join(f"  - {b}" for b in bad))
 
 
 def _natural(s: str):
@@ -285,6 +370,7 @@ def _read(path_or_graph):
         path = Path(path_or_graph)
         if not path.is_file():
             raise ModelLoadError(f"NIR file not found: {path}")
+        _check_file(path)
         try:
             return nir.read(path, type_check=False)
         except Exception as e:  # noqa: BLE001 - h5py/nir raise many kinds
@@ -292,6 +378,55 @@ def _read(path_or_graph):
     if isinstance(path_or_graph, nir.NIRGraph):
         return path_or_graph
     raise ModelLoadError(f"load_nir takes a .nir path or a nir.NIRGraph, got {type(path_or_graph).__name__}")
+
+
+def _check_file(path: Path) -> None:
+    """What nir.read would assert on or crash over, named: a node type NIR does not define,
+    a field that is not a number, neuron parameters of different shapes."""
+    import h5py
+    import nir
+
+    known = {n for n in dir(nir) if isinstance(getattr(nir, n), type) and issubclass(getattr(nir, n), nir.NIRNode)}
+    bad = []
+
+    def check(sub, name: str, t: str) -> None:
+        shapes = {}
+        for field, d in sub.items():
+            if field in ("type", "metadata") or not isinstance(d, h5py.Dataset):
+                continue
+            if d.dtype.kind not in "biuf":
+                bad.append(f"node '{name}' ({t}): field '{field}' is not a number ({_short(d[()])})")
+            elif field not in ("input_type", "output_type"):
+                shapes[field] = d.shape
+        if t in _NEURONS and len(set(shapes.values())) > 1:
+            bad.append(f"node '{name}' ({t}): its parameters have different shapes ("
+                       + ", ".join(f"{k} {v}" for k, v in sorted(shapes.items())) + "); NIR needs one per neuron")
+
+    def walk(group, where: str) -> None:
+        for name, sub in group.items():
+            if not (isinstance(sub, h5py.Group) and "type" in sub):
+                continue
+            t = sub["type"][()]
+            t = t.decode() if isinstance(t, bytes) else str(t)
+            if t not in known:
+                bad.append(f"node '{where}{name}' has type {t!r}, which NIR does not define "
+                           f"(NIR's types: {', '.join(sorted(known))})")
+            elif t == "NIRGraph":
+                if "nodes" in sub:
+                    walk(sub["nodes"], f"{where}{name}.")
+            else:
+                check(sub, where + name, t)
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "node" not in f or "nodes" not in f["node"]:
+                raise ModelLoadError(f"{path} cannot be read as a NIR graph: it is an HDF5 file without the "
+                                     "node/nodes group NIR writes")
+            walk(f["node"]["nodes"], "")
+    except OSError as e:
+        raise ModelLoadError(f"{path} cannot be read as a NIR graph: not an HDF5 file ({e})") from None
+    if bad:
+        raise ModelLoadError(f"{path} cannot be read as a NIR graph:\n" + "\n".join(f"  - {b}" for b in bad))
 
 
 def _topo(nodes: dict, preds: dict[str, list[str]]) -> list[str]:
@@ -372,7 +507,9 @@ def _structure(ng) -> tuple[dict, dict[str, list[str]], list[str]]:
     bad = []
     for nid, node in nodes.items():
         kind = type(node).__name__
-        if kind not in CONVERTERS:
+        if kind in CONVERTERS:
+            _check_node(nid, node)
+        else:
             why = ("a nested graph (snnTorch writes recurrent layers this way); recurrence is not supported"
                    if kind == "NIRGraph" else "not supported")
             bad.append(f"node '{nid}' of type {kind}: {why}")
@@ -497,7 +634,13 @@ def _finish(imp: _Import, ng) -> Graph:
                   nir_discretization=imp.conv.discretization)
     gmeta = {str(k): (v.decode() if isinstance(v, bytes) else v) for k, v in (ng.metadata or {}).items()}
     if "snncc.steps" in gmeta:
-        g.meta["steps"] = int(gmeta["snncc.steps"])
+        try:
+            steps = _integer(gmeta["snncc.steps"])
+            if steps < 1:
+                raise ValueError(f"{steps} is not >= 1")
+        except ValueError as e:
+            raise ModelLoadError(f"the NIR graph's metadata snncc.steps is invalid: {e}") from None
+        g.meta["steps"] = steps
     errs = problems(g, "float")
     if errs:
         raise UnsupportedLayerError("the imported NIR graph is not a valid snncc network:\n"
@@ -544,8 +687,16 @@ def _affine(imp, nid, node, kind, md, base, src, ins):
     if int(np.prod(in_shape)) != w.shape[1] or len(in_shape) != 1:
         raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}) takes {w.shape[1]} inputs but reads "
                                     f"a tensor of shape {in_shape} (add a Flatten node)")
-    b = _arr(node.bias).reshape(-1) if kind == "Affine" else np.zeros(w.shape[0])
-    return imp.add(base, Dense(source=src, weight=w, bias=np.broadcast_to(b, (w.shape[0],)).copy()), ins)
+    b = _bias(node, w.shape[0], nid, kind) if kind == "Affine" else np.zeros(w.shape[0])
+    return imp.add(base, Dense(source=src, weight=w, bias=b), ins)
+
+
+def _bias(node, n_out: int, nid: str, kind: str) -> np.ndarray:
+    b = _arr(node.bias).reshape(-1)
+    if b.size not in (1, n_out):
+        raise UnsupportedLayerError(f"NIR node '{nid}' ({kind}): bias has {b.size} entries for {n_out} "
+                                    "outputs")
+    return np.broadcast_to(b, (n_out,)).copy()
 
 
 def _conv_padding(node, nid: str, w: np.ndarray, stride, dil) -> tuple[int, int]:
@@ -573,8 +724,7 @@ def _conv(imp, nid, node, kind, md, base, src, ins):
     if in_shape[0] != w.shape[1] * groups:
         raise UnsupportedLayerError(f"NIR node '{nid}' (Conv2d): {w.shape[1]}x{groups} input channels "
                                     f"expected, the input has {in_shape[0]}")
-    b = _arr(node.bias).reshape(-1)
-    return imp.add(base, Conv(source=src, weight=w, bias=np.broadcast_to(b, (w.shape[0],)).copy(),
+    return imp.add(base, Conv(source=src, weight=w, bias=_bias(node, w.shape[0], nid, kind),
                               stride=stride, padding=pad, dilation=dil, groups=groups), ins)
 
 

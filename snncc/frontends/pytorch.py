@@ -15,33 +15,13 @@ def load_torch_model(path: str | Path, trust_pickle: bool = False, arch: str | N
     snncc's allow-list, or (with ``arch="pkg.module:factory"``) a state_dict loaded into
     ``factory()``. ``trust_pickle=True`` unpickles anything: that runs whatever code the
     file carries, so it is only for files you made yourself."""
-    import torch
     from torch import nn
 
-    from .safe_load import load_model
-
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"model file not found: {path}")
+    _check_file(path)
     if arch is not None:
-        model = _factory(arch)()
-        sd = load_model(path) if not trust_pickle else torch.load(path, map_location="cpu", weights_only=False)
-        if isinstance(sd, nn.Module):
-            sd = sd.state_dict()
-        if not isinstance(sd, dict):
-            raise ModelLoadError(f"{path} holds a {type(sd).__name__}, not a state_dict")
-        res = model.load_state_dict(sd, strict=False)
-        if res.missing_keys or res.unexpected_keys:
-            raise ModelLoadError(
-                f"the state_dict in {path} does not match {arch}(): missing keys "
-                f"{res.missing_keys or 'none'}; unexpected keys {res.unexpected_keys or 'none'}")
-        return model
-    if trust_pickle:
-        warnings.warn(f"--trust-pickle: unpickling {path} can execute arbitrary code stored in the "
-                      "file; only do this for files you created yourself", stacklevel=2)
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    else:
-        obj = load_model(path)
+        return _load_state_dict(path, arch, trust_pickle)
+    obj = _load(path, trust_pickle)
     if isinstance(obj, dict):
         raise ModelLoadError(f"{path} holds a state_dict, not a module: pass --arch "
                              "package.module:factory naming a function that builds the model")
@@ -50,41 +30,121 @@ def load_torch_model(path: str | Path, trust_pickle: bool = False, arch: str | N
     return obj
 
 
+def _check_file(path: Path) -> None:
+    """A model file that exists and whose zip archive (torch.save's format) is intact:
+    torch does not check the archive's CRCs, so a damaged file would load silently."""
+    import zipfile
+
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a directory, not a model file")
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}")
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise ModelLoadError(f"{path} is a corrupt torch file (its zip archive cannot be read: {e})") from None
+        if bad is not None:
+            raise ModelLoadError(f"{path} is corrupt: the CRC checksum of '{bad}' inside it does not match "
+                                 "(a damaged or truncated copy); save or copy the model again")
+
+
+def _load(path: Path, trust_pickle: bool):
+    import torch
+
+    from .safe_load import load_model
+
+    if not trust_pickle:
+        return load_model(path)
+    warnings.warn(f"--trust-pickle: unpickling {path} can execute arbitrary code stored in the "
+                  "file; only do this for files you created yourself", stacklevel=3)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise ModelLoadError(f"cannot load {path} as a torch model file ({type(e).__name__}: {e}); it must be "
+                             "written by torch.save") from None
+
+
+def _load_state_dict(path: Path, arch: str, trust_pickle: bool):
+    from torch import nn
+
+    factory = _factory(arch)
+    try:
+        model = factory()
+    except Exception as e:  # noqa: BLE001 - the user's factory
+        raise ModelLoadError(f"--arch {arch}: calling {arch}() raised {type(e).__name__}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise ModelLoadError(f"--arch {arch}: {arch}() returned a {type(model).__name__}, not a torch.nn.Module")
+    sd = _load(path, trust_pickle)
+    if isinstance(sd, nn.Module):
+        sd = sd.state_dict()
+    if not isinstance(sd, dict):
+        raise ModelLoadError(f"{path} holds a {type(sd).__name__}, not a state_dict")
+    try:
+        res = model.load_state_dict(sd, strict=False)
+    except (RuntimeError, TypeError) as e:
+        raise ModelLoadError(f"the state_dict in {path} does not fit {arch}(): {e}") from None
+    if res.missing_keys or res.unexpected_keys:
+        raise ModelLoadError(
+            f"the state_dict in {path} does not match {arch}(): missing keys "
+            f"{res.missing_keys or 'none'}; unexpected keys {res.unexpected_keys or 'none'}")
+    return model
+
+
 def _factory(spec: str):
     mod, sep, fn = spec.partition(":")
     if not sep or not mod or not fn:
         raise ModelLoadError(f"--arch {spec!r} must look like package.module:factory")
+    if str(Path.cwd()) not in sys.path and "" not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # like `python -m`: modules beside you are found
     try:
         return getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as e:
-        raise ModelLoadError(f"--arch {spec!r}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - importing the user's module runs its code
+        raise ModelLoadError(f"--arch {spec!r}: cannot import {fn} from {mod} ({type(e).__name__}: {e})") from None
 
 
 def input_shape(example_input) -> tuple[int, ...]:
     """(C, H, W) or (N,) from a tensor/array or a shape, with or without the batch axis."""
-    shape = tuple(int(d) for d in getattr(example_input, "shape", example_input))
-    return shape[1:] if len(shape) in (2, 4) else shape
+    try:
+        shape = tuple(int(d) for d in getattr(example_input, "shape", example_input))
+    except (TypeError, ValueError):
+        raise SnnccError(f"input shape {example_input!r}: give integers like 1,28,28") from None
+    shape = shape[1:] if len(shape) in (2, 4) else shape
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise SnnccError(f"--input-shape {','.join(map(str, shape))}: give (N,) or (C, H, W) with every size >= 1, "
+                         "e.g. 1,28,28")
+    return shape
 
 
 def guess_input_shape(model) -> tuple[int, ...]:
     from torch import nn
 
-    for m in model.modules():
+    for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
             raise SnnccError("the model starts with a Conv2d: give the input shape, e.g. "
                              "--input-shape 1,28,28")
         if isinstance(m, nn.Linear):
+            if m.in_features < 1:
+                raise SnnccError(f"Linear at '{name}' has in_features=0: a layer with no inputs cannot be "
+                                 "compiled")
             return (m.in_features,)
     raise SnnccError("cannot infer the input shape: give --input-shape")
 
 
 def trace(model, example_input, config) -> Graph:
     """The float graph of a single-step PyTorch SNN (see :mod:`snncc.frontends.torch_fx`)."""
+    from ..ir.verify import problems
     from .torch_fx import from_torch
 
     encoding, scale, bits = config.input_contract()
-    g = from_torch(model, input_shape(example_input), encoding=encoding, input_scale=scale, input_bits=bits)
+    shape = input_shape(example_input)
+    g = from_torch(model, shape, encoding=encoding, input_scale=scale, input_bits=bits)
     g.meta["steps"] = config.steps
+    errs = problems(g, "float")
+    if errs:
+        raise SnnccError(f"the model does not take inputs of shape {shape} (--input-shape):\n"
+                         + "\n".join(f"  - {e}" for e in errs))
     return g
 
 

@@ -137,6 +137,10 @@ class LIFOp(OpDef):
             if not (np.isfinite(v) and lo <= v and (v < hi if hi_open else v <= hi)):
                 errs.append(f"{_label(name, node)}: {f} = {v} outside [{lo:g}, {hi:g}{')' if hi_open else ']'} (a decay "
                             f"factor per step)")
+        thr = np.asarray(node.threshold, np.float64)
+        if node.fires and np.all(np.isfinite(thr)) and np.any(thr <= 0):
+            errs.append(f"{_label(name, node)}: threshold {thr.min():g} must be > 0 (a neuron at rest, or driven "
+                        "by a negative bias, would fire at every step); in a NIR graph: v_threshold > v_reset")
         if node.state_quant != "none" and np.any(np.asarray(node.state_level) <= 0):
             errs.append(f"{_label(name, node)}: state_level must be > 0 for a {node.state_quant} membrane")
         return errs
@@ -205,6 +209,9 @@ class IntLIFOp(OpDef):
         for f in ("u_overflow", "v_overflow"):
             if getattr(op, f) not in OVERFLOWS:
                 errs.append(f"{name}: unknown {f} {getattr(op, f)!r}")
+        for f in ("u_bits", "v_bits"):
+            if not 2 <= getattr(op, f) <= 64:
+                errs.append(f"{name}: {f}={getattr(op, f)} outside [2, 64] (state is held in 64-bit integers)")
         for f in ("du", "dv"):
             d = getattr(op, f)
             if not 0 <= d <= DECAY_ONE:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir.ints import fits_signed, shift
 from ..reference import kernels as K
-from .base import Interval, OpDef, not_finite, per_step, register, value_range
+from .base import Interval, OpDef, _label, not_finite, per_step, register, value_range
 
 
 def _conv_out(n: int, k: int, s: int, p: int, d: int = 1) -> int:
@@ -40,7 +40,12 @@ class _Synapse(OpDef):
 
     # ---- invariants
     def validate(self, name, node):
-        return not_finite(name, node, ("weight", "bias") if node.level == "float" else ())
+        if node.level != "float":
+            return []
+        if node.weight.size == 0:
+            return [f"{_label(name, node)}: an empty {self.kind} (weight of shape {tuple(node.weight.shape)}: 0 "
+                    f"inputs or 0 outputs)"]
+        return not_finite(name, node, ("weight", "bias"))
 
     def check(self, name, node, shape):
         if node.level == "float":

@@ -20,28 +20,84 @@ from . import kernels as K
 
 
 def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.ndarray:
-    """Check an integer input batch and return it as int64 (N, T, *shape)."""
+    """Check an integer input batch and return it as int64 (N, T, *shape); a static input
+    (N, *shape) becomes a read-only view repeated over T (no copy per step)."""
     inp = graph.node(graph.input_name)
     shape = tuple(inp.shape)
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.integer) and x.dtype != bool:
         raise SnnccError(f"input must be an integer array (uint8 pixels or 0/1 spikes), got dtype {x.dtype}")
-    steps = steps or int(graph.meta.get("steps", 1))
-    if x.shape[1:] == shape:
-        x = np.repeat(x[:, None], steps, axis=1)
-    elif x.ndim == len(shape) + 2 and x.shape[2:] == shape:
-        pass
-    else:
+    steps = int(steps or graph.meta.get("steps", 1))
+    static = x.shape[1:] == shape
+    if not static and not (x.ndim == len(shape) + 2 and x.shape[2:] == shape):
         raise SnnccError(f"input has shape {x.shape}; expected (N, T, {', '.join(map(str, shape))}) "
                          f"or (N, {', '.join(map(str, shape))}) for a static input repeated over T")
-    x = x.astype(np.int64)
+    if x.shape[0] == 0:
+        raise SnnccError(f"the input holds no samples (shape {x.shape}): give at least one")
+    if (steps if static else x.shape[1]) < 1:
+        raise SnnccError(f"the input has 0 time steps (shape {x.shape}): give at least one time step")
     lo, hi = (0, 1) if inp.encoding == "spikes" else (0, (1 << inp.bits) - 1)
     if x.size and (x.min() < lo or x.max() > hi):
         hint = ("; binned event data (counts > 1 per bin): compile with --input-encoding counts"
                 if inp.encoding == "spikes" and x.min() >= 0 else "")
         raise SnnccError(f"input values lie in [{x.min()}, {x.max()}] but the model's {inp.encoding} "
                          f"input takes integers in [{lo}, {hi}]{hint}")
-    return x
+    x = x.astype(np.int64)
+    return np.broadcast_to(x[:, None], (x.shape[0], steps) + shape) if static else x
+
+
+class Simulation:
+    """The state of a run (neurons, delay lines, the step t) for a batch of ``n`` samples:
+    :meth:`advance` runs the next steps, so a long run can be taken in pieces."""
+
+    def __init__(self, graph: Graph, n: int, probe_state: bool = False) -> None:
+        verify(graph, "int", after="(reference input)")
+        self.graph, self.probe_state, self.t = graph, probe_state, 0
+        shapes = graph.shapes()
+        self.order = graph.order()
+        self.ops = {name: graph.node(name) for name in self.order}
+        self.defs = {name: op_def(op) for name, op in self.ops.items()}
+        self.inputs = {name: graph.inputs(name) for name in self.order}
+        self.states = {name: self.defs[name].state(op, (n,) + shapes[name])
+                       for name, op in self.ops.items() if isinstance(op, IntLIF)}
+        self.lines = {name: deque([np.zeros((n,) + shapes[name], np.int64)] * op.delay)
+                      for name, op in self.ops.items() if getattr(op, "delay", 0) > 0}
+
+    def advance(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the steps of ``x`` (n, k, ...) (int64, checked by :func:`prepare_input`);
+        returns this piece of what :func:`run` returns, each (n, k, ...)."""
+        rec: dict[str, list[np.ndarray]] = {}
+        for k in range(x.shape[1]):
+            self._step(x[:, k], rec)
+            self.t += 1
+        return {key: np.stack(v, axis=1) for key, v in rec.items()}
+
+    def _step(self, x_t: np.ndarray, rec: dict) -> None:
+        vals: dict[str, np.ndarray] = {}
+        for name in self.order:
+            op = self.ops[name]
+            if not self.inputs[name]:  # the input node
+                vals[name] = x_t
+                continue
+            ins = [vals[s] for s in self.inputs[name]]
+            if name in self.states:
+                st = self.states[name]
+                vals[name] = st.step(ins[0], self.t)
+                rec.setdefault(name, []).append(vals[name])
+                if self.probe_state:
+                    rec.setdefault(f"{name}/v", []).append(st.v)
+                    if op.du != K.DECAY_ONE:
+                        rec.setdefault(f"{name}/u", []).append(st.u)
+                continue
+            out = self.defs[name].reference(op, ins)
+            if name in self.lines:
+                self.lines[name].append(out)
+                out = self.lines[name].popleft()
+            vals[name] = out
+        for o in self.graph.outputs:
+            op = self.ops[o]
+            val = self.states[o].v if isinstance(op, IntLIF) and not op.fires else vals[o]
+            rec.setdefault("output", []).append(val)
 
 
 def run(graph: Graph, x: np.ndarray, steps: int | None = None, probe_state: bool = False) -> dict[str, np.ndarray]:
@@ -52,43 +108,7 @@ def run(graph: Graph, x: np.ndarray, steps: int | None = None, probe_state: bool
     ``output``: the network output per step (a readout's v, or the output spikes)."""
     verify(graph, "int", after="(reference input)")
     x = prepare_input(graph, x, steps)
-    n, t_steps = x.shape[:2]
-    shapes = graph.shapes()
-    order = graph.order()
-    ops = {name: graph.node(name) for name in order}
-    defs = {name: op_def(op) for name, op in ops.items()}
-    states = {name: defs[name].state(op, (n,) + shapes[name]) for name, op in ops.items() if isinstance(op, IntLIF)}
-    lines = {name: deque([np.zeros((n,) + shapes[name], np.int64)] * op.delay)
-             for name, op in ops.items() if getattr(op, "delay", 0) > 0}
-    rec: dict[str, list[np.ndarray]] = {}
-    inputs = {name: graph.inputs(name) for name in order}
-    for t in range(t_steps):
-        vals: dict[str, np.ndarray] = {}
-        for name in order:
-            op = ops[name]
-            if not inputs[name]:  # the input node
-                vals[name] = x[:, t]
-                continue
-            ins = [vals[s] for s in inputs[name]]
-            if name in states:
-                st = states[name]
-                vals[name] = st.step(ins[0], t)
-                rec.setdefault(name, []).append(vals[name])
-                if probe_state:
-                    rec.setdefault(f"{name}/v", []).append(st.v)
-                    if op.du != K.DECAY_ONE:
-                        rec.setdefault(f"{name}/u", []).append(st.u)
-                continue
-            out = defs[name].reference(op, ins)
-            if name in lines:
-                lines[name].append(out)
-                out = lines[name].popleft()
-            vals[name] = out
-        for o in graph.outputs:
-            op = ops[o]
-            val = states[o].v if isinstance(op, IntLIF) and not op.fires else vals[o]
-            rec.setdefault("output", []).append(val)
-    return {k: np.stack(v, axis=1) for k, v in rec.items()}
+    return Simulation(graph, x.shape[0], probe_state).advance(x)
 
 
 def predict(graph: Graph, result: dict[str, np.ndarray]) -> np.ndarray:

@@ -45,14 +45,20 @@ def build(out_dir: str | Path, extra_cflags=(), sanitize: bool = False) -> Path:
     if missing:
         raise ArtifactError(f"{out} is not an emitted C project: missing {', '.join(missing)}")
     binary = out / (BINARY_ASAN if sanitize else BINARY)
-    cmd = [find_compiler(), *CFLAGS, *(SANITIZE if sanitize else ()), *extra_cflags, "-o", binary.name, *SOURCES]
+    tmp = binary.with_name(f".{binary.name}.{os.getpid()}")  # a failed compile leaves the folder as it was
+    cmd = [find_compiler(), *CFLAGS, *(SANITIZE if sanitize else ()), *extra_cflags, "-o", tmp.name, *SOURCES]
     srcs = [out / f for f in SOURCES + ("model.h", "snncc_rt.h")]
     before = _digest(srcs)
-    _stamp(binary).unlink(missing_ok=True)
-    proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SnnccError(f"C compilation failed in {out} (exit {proc.returncode}):\n  $ {' '.join(cmd)}\n"
-                         f"{proc.stderr.strip()}")
+    try:
+        proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
+        if proc.returncode != 0:
+            shown = " ".join(cmd).replace(tmp.name, binary.name)
+            raise SnnccError(f"C compilation failed in {out} (exit {proc.returncode}):\n  $ {shown}\n"
+                             f"{proc.stderr.strip()}")
+        _stamp(binary).unlink(missing_ok=True)
+        os.replace(tmp, binary)
+    finally:
+        tmp.unlink(missing_ok=True)
     if _digest(srcs) == before:  # the sources did not change while compiling
         _stamp(binary).write_text(json.dumps({"sources": before, "binary": _digest([binary])}, sort_keys=True))
     return binary
@@ -62,7 +68,13 @@ def _manifest(out: Path) -> dict:
     path = out / MANIFEST
     if not path.is_file():
         raise ArtifactError(f"{out} is not an emitted C project: {MANIFEST} is missing (run emit first)")
-    return json.loads(path.read_text())
+    try:
+        man = json.loads(path.read_text())
+    except ValueError as e:
+        raise ArtifactError(f"{path} is not valid JSON ({e}); recompile the build") from None
+    if not isinstance(man, dict):
+        raise ArtifactError(f"{path} must hold a JSON object; recompile the build")
+    return man
 
 
 def _digest(paths) -> str:

@@ -24,7 +24,11 @@ def session(path: str | Path, threads: int | None = None):
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise ArtifactError(f"{path} cannot be loaded by onnxruntime ({str(e).strip().splitlines()[0]}); "
+                            "recompile the build") from None
 
 
 def simulate(out_dir: str | Path, x: np.ndarray, probe_state: bool = False,
