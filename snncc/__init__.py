@@ -7,3 +7,11 @@ def compile(model, example_input=None, target=None, out="build", config=None, **
     from .compiler import compile as _compile
 
     return _compile(model, example_input, target=target, out=out, config=config, **kw)
+
+
+def prune(model, criterion="svs", ratio=0.5, calib_data=None, **kw):
+    """Structured channel pruning of a PyTorch SNN -> a smaller module of the same classes
+    (QP-SNN's SVS, SCA, L1); see :func:`snncc.frontends.torch_prune.prune`."""
+    from .frontends.torch_prune import prune as _prune
+
+    return _prune(model, criterion, ratio, calib_data, **kw)

@@ -4,13 +4,14 @@ a build on a target.
 Layout (every file deterministic)::
 
     build/model.json, model.npz          the integer model (the specification)
-    build/float_model.json, .npz         the float graph after tracing (for eval, NIR)
+    build/float_model.json, .npz         the float graph after tracing (and pruning; for eval, NIR)
+    build/unpruned_float_model.json,.npz the float graph before structured pruning (report)
     build/compile.json                   config, targets, pass log, source digest, and the
                                          SHA-256 of every other file ("artifacts")
     build/<target>/                      one folder per emitted target
 
 **Writing** (:func:`write`): everything goes into a hidden sibling directory first; only
-when it is complete does it replace the previous build (two renames), so a compile that
+when it is complete does it replace the previous build (one exchange of directories), so a compile that
 fails, runs out of disk or is interrupted leaves the previous build as it was. A lock file
 beside the build (``.<name>.lock``) keeps two compiles from writing one build at once.
 Files a user put into a build directory (e.g. a ``result.npz``) are carried over.
@@ -40,7 +41,8 @@ from .ir.graph import Graph
 
 MANIFEST = "compile.json"
 #: the files of the build itself (besides the target folders)
-OWN_FILES = ("model.json", "model.npz", "float_model.json", "float_model.npz", MANIFEST)
+OWN_FILES = ("model.json", "model.npz", "float_model.json", "float_model.npz", "unpruned_float_model.json",
+             "unpruned_float_model.npz", MANIFEST)
 
 
 def sha256(path: Path) -> str:
@@ -251,12 +253,14 @@ def load_build(path: str | Path) -> tuple[Graph, dict]:
     return _consistent(path, read)
 
 
-def load_float_graph(path: str | Path) -> Graph:
+def load_float_graph(path: str | Path, stem: str = "float_model") -> Graph:
+    """The build's float model (``stem`` "unpruned_float_model": the one before pruning)."""
     path = Path(path)
-    jp, npz = path / "float_model.json", path / "float_model.npz"
+    jp, npz = path / f"{stem}.json", path / f"{stem}.npz"
     if not jp.is_file() or not npz.is_file():
-        raise SnnccError(f"{path} has no float model (float_model.json/.npz): it was imported from an integer "
-                         "format (netx), or compiled by an older snncc")
+        raise SnnccError(f"{path} has no float model ({stem}.json/.npz): it was imported from an integer "
+                         "format (netx), or compiled by an older snncc" + (", or not pruned" if stem != "float_model"
+                                                                            else ""))
     try:
         with np.load(npz, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -53,8 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument(_flag(field), dest=f"config_{field}", metavar=spec.type.__name__.upper(), default=None,
                        help=spec.describe(defaults[field]))
     c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR)")
-    c.add_argument("--calib", help="BWR calibration data NAME:N, the first N of the train split "
-                                   "(default: the [bwr] table's calib, else fashion-mnist:1024)")
+    c.add_argument("--prune", metavar="CRITERION[:RATIO]",
+                   help="structured channel pruning before quantization (QP-SNN): svs, sca, l1 or random, "
+                        "removing ceil(RATIO n) channels of each prunable layer (default ratio from [prune] or "
+                        "0.5); e.g. svs:0.5")
+    c.add_argument("--calib", help="calibration data NAME:N for BWR and pruning, the first N of the train split "
+                                   "(default: the [bwr]/[prune] table's calib, else fashion-mnist:1024 for "
+                                   "BWR and fashion-mnist:256 for pruning)")
     c.add_argument("--bwr-iters", help="BWR iterations per block (default from [bwr] or 2000)")
 
     i = sub.add_parser("inspect", help="the emitted integer model, layer by layer")
@@ -151,12 +156,14 @@ def cmd_compile(args) -> int:
     from .compiler import compile as do_compile
     from .targets import DEFAULT_TARGETS
 
-    bwr = _bwr(args)
+    bwr, prune = _bwr(args), _prune(args)
+    if args.calib is not None and bwr is None and prune is None:
+        raise SnnccError("--calib gives calibration data, but neither --bwr nor --prune is on")
     targets = DEFAULT_TARGETS if args.target is None else args.target
     with warnings.catch_warnings():  # snncc's own warnings are printed below, once, as notes
         warnings.simplefilter("ignore", SnnccWarning)
         b = do_compile(args.model, target=targets, out=args.out, config=read_config(args), bwr=bwr,
-                       **frontend_options(args))
+                       prune=prune, **frontend_options(args))
     for note in b.notes:
         print(f"snncc compile: note: {note}", file=sys.stderr)
     print(f"compiled {args.model} -> {b.path}/ ({summary(b)}); targets: {', '.join(b.targets)}")
@@ -172,15 +179,31 @@ def _bwr(args) -> tuple | None:
 
     bc = BWRConfig.from_toml(args.config) if args.config else BWRConfig()
     if not (args.bwr or bc.enabled):
-        given = [f for f, v in (("--bwr-iters", args.bwr_iters), ("--calib", args.calib)) if v is not None]
-        if given:
-            raise SnnccError(f"{' and '.join(given)} set BWR options, but BWR is off: add --bwr")
+        if args.bwr_iters is not None:
+            raise SnnccError("--bwr-iters sets a BWR option, but BWR is off: add --bwr")
         return None
     from .data import load_spec
 
     if args.bwr_iters is not None:
         bc = BWRConfig.from_dict({**bc.to_dict(), "iters": int_arg(args.bwr_iters, "--bwr-iters", 0)})
     return load_spec(args.calib or bc.calib)[0], bc
+
+
+def _prune(args) -> tuple | None:
+    """(calibration images or None, PruneConfig) when pruning is on (--prune, or enabled in [prune])."""
+    from .passes.prune import PruneConfig
+    from .passes.prune.scores import DATA_CRITERIA
+
+    pc = PruneConfig.from_toml(args.config) if args.config else PruneConfig()
+    if args.prune is not None:
+        pc = PruneConfig.from_flag(args.prune, pc)
+    if not pc.enabled:
+        return None
+    if pc.criterion not in DATA_CRITERIA:
+        return None, pc
+    from .data import load_spec
+
+    return load_spec(args.calib or pc.calib)[0], pc
 
 
 def frontend_options(args) -> dict:
@@ -242,7 +265,7 @@ def cmd_inspect(args) -> int:
     from .reports.inspect import format_inspect, inspect_rows
 
     g, manifest = load_build(args.build)
-    rows = inspect_rows(g)
+    rows = inspect_rows(g, manifest)
     if args.json:
         doc = {"layers": rows, "meta": g.meta, "outputs": g.outputs}
         if manifest.get("frontend_settings"):
@@ -308,12 +331,17 @@ def cmd_verify(args) -> int:
 
 def cmd_report(args) -> int:
     from .builds import load_build
+    from .reports.pruning import format_pruning, prune_report
     from .reports.report import build_report, format_report
 
     g, manifest = load_build(args.build)
     x, desc = _chosen_input(args, g)
     rep = build_report(g, x, desc)
     text = format_report(rep)
+    pruned = prune_report(args.build, manifest, rep, x, desc)
+    if pruned is not None:
+        rep["pruning"] = pruned
+        text += "\n" + format_pruning(pruned)
     for t, notes in target_notes(g, manifest.get("targets", [])).items():
         rep[t.notes_key] = [{"kind": k, "note": m} for k, m in notes]
         text += f"\n{t.notes_title} ({t.name} target):\n" + "\n".join(f"  - [{k}] {m}" for k, m in notes)

@@ -41,7 +41,8 @@ class Build:
 
 
 def compile(model, example_input=None, target: str | list[str] | None = None, out: str | Path = "build",
-            config: CompileConfig | dict | None = None, *, bwr: tuple | None = None, **options) -> Build:
+            config: CompileConfig | dict | None = None, *, bwr: tuple | None = None, prune: tuple | None = None,
+            **options) -> Build:
     """Compile a model (a PyTorch module or model file, a NIR graph or ``.nir`` file, a
     netx ``.net`` file) into ``out``, for ``target`` (a name or a list; default: the
     default targets, ``snncc.targets.DEFAULT_TARGETS``).
@@ -49,7 +50,10 @@ def compile(model, example_input=None, target: str | list[str] | None = None, ou
     ``example_input``: a tensor or a shape (with or without batch) for PyTorch models;
     inferred from the first Linear when omitted. ``config``: a CompileConfig, or a dict of
     its fields (then the targets' suggested values fill the fields it does not set).
-    ``bwr``: (calibration inputs, BWRConfig) for learned rounding. Frontend options
+    ``bwr``: (calibration inputs, BWRConfig) for learned rounding. ``prune``: (calibration
+    inputs or None, PruneConfig) for structured channel pruning of the float model first
+    (``snncc.passes.prune``; the unpruned float model stays in the build for the report).
+    Frontend options
     (``arch``, ``trust_pickle``, netx's ``reset_interval``/``reset_offset``, NIR's
     ``reset``/``discretization``/``dt``; ``snncc.frontends.FRONTENDS``)
     are refused by name where the model's frontend does not take them."""
@@ -64,12 +68,20 @@ def compile(model, example_input=None, target: str | list[str] | None = None, ou
         if floats:
             raise SnnccError(f"the {', '.join(floats)} target needs a float model, and a {frontend.name} file "
                              "holds an integer one: compile the trained float model (.pt or .nir) for it")
+        if prune is not None or bwr is not None:
+            raise SnnccError(f"pruning and BWR work on float models; a {frontend.name} file holds an integer one")
         verify(graph, "int", after=f"{frontend.name} import")
         return write_build(out, graph, None, targets, cfg, {**manifest, "config": None, "passes": []})
+    unpruned = None
+    if prune is not None:
+        from .passes.prune import prune_graph
+
+        unpruned = graph
+        graph, manifest["prune"] = prune_graph(graph, prune[1], prune[0])
     log: list[str] = []
     g = compile_graph(graph, cfg, pipeline, log, bwr=bwr, manifest=manifest)
     return write_build(out, g, graph, targets, cfg, {**manifest, "config": cfg.to_dict(),
-                                                     "pipeline": pipeline_name, "passes": log})
+                                                     "pipeline": pipeline_name, "passes": log}, unpruned)
 
 
 def _targets(target: str | list[str] | None) -> list:
@@ -151,17 +163,19 @@ def _bwr_step(g: Graph, config: CompileConfig, bwr: tuple, manifest: dict) -> Gr
 
 
 def write_build(out: str | Path, graph: Graph, float_graph: Graph | None, targets: list, config: CompileConfig,
-                manifest: dict) -> Build:
+                manifest: dict, unpruned: Graph | None = None) -> Build:
     """The build directory (written atomically, see :mod:`snncc.builds`): integer model,
-    float model, every target, the manifest with every file's checksum."""
+    float model (and the float model before pruning), every target, the manifest with
+    every file's checksum."""
     names = [t.name for t in targets]
 
     def fill(d: Path) -> dict:
         serialize.save(graph, d)
-        if float_graph is not None:
-            fdoc, farr = serialize.to_dict(float_graph)
-            (d / "float_model.json").write_text(serialize.dump_json(fdoc))
-            serialize.write_npz(d / "float_model.npz", farr)
+        for stem, fg in (("float_model", float_graph), ("unpruned_float_model", unpruned)):
+            if fg is not None:
+                fdoc, farr = serialize.to_dict(fg)
+                (d / f"{stem}.json").write_text(serialize.dump_json(fdoc))
+                serialize.write_npz(d / f"{stem}.npz", farr)
         for t in targets:
             t.emit(graph, d / t.name, float_graph=float_graph)
         return {"snncc": __version__, "targets": names, **manifest}

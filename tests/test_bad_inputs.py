@@ -1153,7 +1153,7 @@ OUT = {
     "out-existing-build-membrane-too-narrow": (_existing_build_out(lambda c: [c.model()], "--v-bits", "4",
                                                                    "--u-overflow", "saturate"), "4-bit membrane"),
     "out-existing-build-netx-refuses": (_existing_build_out(lambda c: [c.model()], "--target", "c,netx",
-                                                            "--weight-bits", "4"), "netx"),
+                                                            "--state-quant", "ternary"), "netx"),
     "out-existing-build-garbage-model": (_existing_build_out(lambda c: [c.file("g.pt", b"garbage")]), "cannot load"),
     "out-simulate-out-is-a-directory": (lambda c: ["simulate", c.build(), "--input", c.x(), "--out", c.dir("r.npz")],
                                         "directory"),

@@ -74,6 +74,23 @@ class OpDef:
         """The real value of one unit of this node's (non-current) output."""
         raise SnnccError(f"cannot determine the scale of '{name}' ({self.kind})")
 
+    # ---- channels (structured pruning, snncc.passes.prune)
+    def channel_flow(self, node) -> str:
+        """How output channels (axis 0 of the output) relate to input channels:
+        "produce" (a synapse: its own output channels, any input channels), "follow"
+        (channel c in -> channel c out: norms, neurons, pools, adds, depthwise convs),
+        "flatten" ((C, H, W) -> C blocks of H*W) or "fixed" (channels cannot change)."""
+        return "fixed"
+
+    def take_out(self, node, keep: np.ndarray):
+        """The node with only output channels ``keep`` (its per-channel parameters)."""
+        return node
+
+    def take_in(self, node, keep: np.ndarray):
+        """A producer reading only the input elements ``keep`` (channels of a (C, H, W)
+        input; positions of a flat input)."""
+        self._no("input channels to remove")
+
     # ---- reports
     def inspect(self, node) -> dict:
         """Fields of the node's row in ``snncc inspect --json``."""
@@ -112,6 +129,17 @@ def not_finite(name: str, node, fields: tuple[str, ...]) -> list[str]:
 
 def _label(name: str, node) -> str:
     return f"layer '{node.source or name}'" + (f" ({name})" if node.source and node.source != name else "")
+
+
+def take_channels(node, keep: np.ndarray, fields: tuple[str, ...]):
+    """``node`` with its per-channel arrays (size > 1 along axis 0) cut to ``keep``; one
+    value for all channels (size 1) stays."""
+    kw = {}
+    for f in fields:
+        a = getattr(node, f, None)
+        if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] > 1:
+            kw[f] = a[keep].copy()
+    return node.replace(**kw) if kw else node
 
 
 def value_range(a: np.ndarray) -> str:

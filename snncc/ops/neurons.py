@@ -11,7 +11,7 @@ from ..errors import SnnccError
 from ..ir.ints import fits_signed
 from ..ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS, THRESHOLD_TESTS
 from ..reference import kernels as K
-from .base import Interval, OpDef, _label, not_finite, register, value_range
+from .base import Interval, OpDef, _label, not_finite, register, take_channels, value_range
 
 # the signed limits a state bound is tried against (registers and C storage types)
 I32_MAX = (1 << 31) - 1
@@ -120,6 +120,13 @@ def state_bounds(op, a_mag: int) -> tuple[int | None, int | None]:
 class LIFOp(OpDef):
     kind = "LIF"
     role = "neuron"
+
+    def channel_flow(self, node):
+        return "follow"
+
+    def take_out(self, node, keep):
+        return take_channels(node, keep, ("threshold", "bias", "reset_value", "v_init", "state_level", "scale",
+                                          "u_bias"))
 
     def check(self, name, node, shape):
         errs = [f"{name}: unknown reset {node.reset!r}"] if node.reset not in RESETS else []

@@ -10,6 +10,9 @@ from .synapses import _conv_out
 class _Pool(OpDef):
     role = "pool"
 
+    def channel_flow(self, node):
+        return "follow"
+
     def shape(self, node, in_shapes):
         c, h, w = in_shapes[0]
         return (c, _conv_out(h, node.kernel[0], node.stride[0], node.padding[0]),

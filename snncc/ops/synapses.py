@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir.ints import fits_signed, shift
 from ..reference import kernels as K
-from .base import Interval, OpDef, _label, not_finite, per_step, register, value_range
+from .base import Interval, OpDef, _label, not_finite, per_step, register, take_channels, value_range
 
 
 def _conv_out(n: int, k: int, s: int, p: int, d: int = 1) -> int:
@@ -85,6 +85,20 @@ class _Synapse(OpDef):
 
 
 class _ConvBase(_Synapse):
+    def channel_flow(self, node):
+        o, cg = node.weight.shape[:2]
+        if node.groups == 1:
+            return "produce"
+        return "follow" if cg == 1 and node.groups == o else "fixed"  # depthwise | grouped
+
+    def take_out(self, node, keep):
+        depthwise = self.channel_flow(node) == "follow"
+        node = take_channels(node, keep, ("weight", "bias", "scale"))
+        return node.replace(groups=len(keep)) if depthwise else node
+
+    def take_in(self, node, keep):
+        return node.replace(weight=node.weight[:, keep].copy())
+
     def shape(self, node, in_shapes):
         _, h, w = in_shapes[0]
         o, _, kh, kw = node.weight.shape
@@ -107,6 +121,15 @@ class _ConvBase(_Synapse):
 
 
 class _DenseBase(_Synapse):
+    def channel_flow(self, node):
+        return "produce"
+
+    def take_out(self, node, keep):
+        return take_channels(node, keep, ("weight", "bias", "scale"))
+
+    def take_in(self, node, keep):
+        return node.replace(weight=node.weight[:, keep].copy())
+
     def shape(self, node, in_shapes):
         return (node.weight.shape[0],)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedLayerError
-from .base import Interval, OpDef, _label, not_finite, per_step, register
+from .base import Interval, OpDef, _label, not_finite, per_step, register, take_channels
 
 
 @register
@@ -13,6 +13,9 @@ class FlattenOp(OpDef):
 
     kind = "Flatten"
     role = "reshape"
+
+    def channel_flow(self, node):
+        return "flatten"
 
     def shape(self, node, in_shapes):
         return (int(np.prod(in_shapes[0])),)
@@ -37,6 +40,9 @@ class AddOp(OpDef):
     kind = "Add"
     role = "add"
     arity = None
+
+    def channel_flow(self, node):
+        return "follow"
 
     def check_inputs(self, name, node, in_shapes):
         if len(in_shapes) < 2:
@@ -73,6 +79,12 @@ class BatchNormOp(OpDef):
 
     kind = "BatchNorm"
     role = "norm"
+
+    def channel_flow(self, node):
+        return "follow"
+
+    def take_out(self, node, keep):
+        return take_channels(node, keep, ("mean", "var", "gamma", "beta"))
 
     def validate(self, name, node):
         errs = not_finite(name, node, ("mean", "var", "gamma", "beta"))

@@ -13,7 +13,7 @@ from ..ir.graph import Graph
 from ..ir.verify import check_values, verify
 from .fold import add_readout, apply_state_quant, fold_batchnorm
 from .integerize import fold_neurons, lower_membrane, set_schedule
-from .lava import latency_reset
+from .lava import LAVA_PASSES, latency_reset
 from .quantize import quantize_synapses
 
 Pass = Callable[[Graph, CompileConfig], tuple[Graph, bool]]
@@ -36,6 +36,13 @@ DEFAULT: list[tuple[Pass, str]] = FLOAT_PASSES + INTEGER_PASSES + [
     (set_schedule, "int"),
     (latency_reset, "int"),  # Lava schedule only: clear each neuron when its input starts
 ]
+
+
+#: Loihi 2 (the lava and netx targets): the Lava schedule, pools into synapses, Loihi's LIF form
+LAVA: list[tuple[Pass, str]] = FLOAT_PASSES + INTEGER_PASSES + LAVA_PASSES + [(latency_reset, "int")]
+#: what a Loihi 2 target needs from the configuration, and what it suggests
+LAVA_CONFIG_FORCED = {"schedule": "lava"}        # Loihi's synapses take one step
+LAVA_CONFIG_DEFAULTS = {"granularity": "tensor"}  # Loihi 2's LIF has one threshold per process
 
 
 def float_prefix(passes: list[tuple[Pass, str]]) -> list[tuple[Pass, str]]:

@@ -74,10 +74,11 @@ class FloatRuntime:
         return vals, vs
 
 
-def run_float(graph: Graph, x: np.ndarray, steps: int | None = None, batch: int = 256) -> np.ndarray:
-    """Output per step, (N, T, ...) float32 (the precision models are trained in): x is the
-    integer input as for the reference, scaled by the input node's ``scale``. The output is
-    the output node's value, or the membrane of a non-firing readout."""
+def float_batches(graph: Graph, x: np.ndarray, steps: int | None = None, batch: int = 256,
+                  want_v: tuple[str, ...] = ()):
+    """Evaluate the float model on ``x`` (the integer input as for the reference, scaled by
+    the input node's ``scale``) a batch at a time, without gradients: yields (values,
+    pre-reset membranes of ``want_v``, steps) per batch (values: name -> (tensor, static))."""
     import torch
 
     inp_name = graph.input_name
@@ -87,16 +88,24 @@ def run_float(graph: Graph, x: np.ndarray, steps: int | None = None, batch: int 
     steps = (steps or int(graph.meta.get("steps", 1))) if static else x.shape[1]
     rt = FloatRuntime(graph, steps)
     order = [n for n in graph.order() if n != inp_name]
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch):
+            xb = torch.as_tensor(x[i:i + batch].astype(np.float32)) * float(inp.scale)
+            vals, vs = rt.run(order, {inp_name: (xb, static)}, want_v=want_v)
+            yield vals, vs, steps
+
+
+def run_float(graph: Graph, x: np.ndarray, steps: int | None = None, batch: int = 256) -> np.ndarray:
+    """Output per step, (N, T, ...) float32 (the precision models are trained in): x is the
+    integer input as for the reference, scaled by the input node's ``scale``. The output is
+    the output node's value, or the membrane of a non-firing readout."""
     (o,) = graph.outputs
     op = graph.node(o)
     key = (o, "v") if op_def(op).role == "neuron" and not op.fires else o
     outs = []
-    with torch.no_grad():
-        for i in range(0, x.shape[0], batch):
-            xb = torch.as_tensor(x[i:i + batch].astype(np.float32)) * float(inp.scale)
-            vals, _ = rt.run(order, {inp_name: (xb, static)})
-            y, st = vals[key]
-            if st:
-                y = y.unsqueeze(1).expand(-1, steps, *y.shape[1:])
-            outs.append(y.numpy())
+    for vals, _, t in float_batches(graph, x, steps, batch):
+        y, st = vals[key]
+        if st:
+            y = y.unsqueeze(1).expand(-1, t, *y.shape[1:])
+        outs.append(y.numpy())
     return np.concatenate(outs, 0)

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ArtifactError
-from ...passes.lava import LAVA_PASSES, latency_reset
-from ...passes.pipeline import FLOAT_PASSES, INTEGER_PASSES
+from ...passes.pipeline import LAVA, LAVA_CONFIG_DEFAULTS, LAVA_CONFIG_FORCED
 from .check import blockers, check, enforce, findings
 from .emitter import emit
 
@@ -30,9 +29,9 @@ __all__ = ["emit", "simulate", "check", "blockers", "enforce", "load_network", "
 #: Loihi 2 has no pooling, no adder and no zero-latency synapse: after the integer passes,
 #: the exact Lava rewrites, then one step of latency per synapse (lava_schedule, the last
 #: of LAVA_PASSES), then the reset that hides that latency
-PIPELINE = FLOAT_PASSES + INTEGER_PASSES + LAVA_PASSES + [(latency_reset, "int")]
-CONFIG_FORCED = {"schedule": "lava"}        # Loihi's synapses take one step
-CONFIG_DEFAULTS = {"granularity": "tensor"}  # Loihi 2's LIF has one threshold per process
+PIPELINE = LAVA
+CONFIG_FORCED = LAVA_CONFIG_FORCED      # Loihi's synapses take one step
+CONFIG_DEFAULTS = LAVA_CONFIG_DEFAULTS  # Loihi 2's LIF has one threshold per process
 NOTES_KEY, NOTES_TITLE = "loihi2", "Loihi 2"
 NOTES_HINT = "the Lava simulation is exact, these concern the chip"
 

@@ -5,8 +5,9 @@
 
 netx (lava-dl 0.6.0, ``lava.lib.dl.netx.hdf5.Network``) expresses a chain of layers:
 an input (optionally with a neuron on it), conv and dense synapses each followed by a
-CUBA LIF neuron, and flatten. The graph must be that chain, already on Lava's schedule
-(every synapse delay >= 1: ``snncc.passes.lava.LAVA_PASSES``), with neurons Lava's LIF
+CUBA LIF neuron, and flatten. The graph must be that chain, on Lava's schedule (the
+target declares the Loihi 2 pipeline, ``snncc.passes.pipeline.LAVA``, as the lava target
+does), with neurons Lava's LIF
 computes exactly (``snncc.targets.lava.check.lif_form``) whose bias is a multiple of 64
 (netx fixes bias_exp = 6) and v starts at 0; a non-firing readout is written as a
 CUBA neuron whose threshold is never reached (vThMant = 2^18 - 1, as slayer does).
@@ -35,8 +36,12 @@ from ...errors import BitWidthError
 from ...frontends.netx import READOUT_VTH
 from ...ir.graph import Graph
 from ...ops import role
+from ...passes.pipeline import LAVA, LAVA_CONFIG_DEFAULTS, LAVA_CONFIG_FORCED
 
 FILE = "network.net"
+PIPELINE = LAVA                         # the Loihi 2 flow, as for --target lava
+CONFIG_FORCED = LAVA_CONFIG_FORCED
+CONFIG_DEFAULTS = LAVA_CONFIG_DEFAULTS
 
 
 def _neuron_problems(graph: Graph, name: str) -> list[str]:

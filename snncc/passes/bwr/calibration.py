@@ -34,3 +34,15 @@ def calibration_array(calib, max_samples: int | None = None) -> np.ndarray:
     if len(x) == 0:
         raise SnnccError("no calibration samples")
     return x
+
+
+def input_layout(g, x: np.ndarray) -> bool:
+    """Whether calibration inputs ``x`` are static (N, *shape) rather than sequences
+    (N, T, *shape) for the model ``g``; a clear error when they are neither."""
+    shape = tuple(g.node(g.input_name).shape)
+    if x.shape[1:] == shape:
+        return True
+    if x.ndim == len(shape) + 2 and x.shape[2:] == shape:
+        return False
+    raise SnnccError(f"calibration data have shape {x.shape}; the model takes (N, {', '.join(map(str, shape))}) "
+                     f"or (N, T, {', '.join(map(str, shape))})")

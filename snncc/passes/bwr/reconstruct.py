@@ -13,7 +13,7 @@ from ...ops import role
 from ...reference.float_sim import FloatRuntime
 from ..quantize import WEIGHT_QUANT, synapse_plan
 from .blocks import Block, find_blocks
-from .calibration import calibration_array
+from .calibration import calibration_array, input_layout
 from .config import BWRConfig
 from .rounding import SoftSynapse, shared_grids
 
@@ -260,13 +260,6 @@ def _calibration(g: Graph, calib_x, input_units: str, max_samples, dev):
 
     inp = g.node(g.input_name)
     x = calibration_array(calib_x, max_samples)
-    shape = tuple(inp.shape)
-    if x.shape[1:] == shape:
-        static = True
-    elif x.ndim == len(shape) + 2 and x.shape[2:] == shape:
-        static = False
-    else:
-        raise SnnccError(f"calibration data have shape {x.shape}; the model takes (N, {', '.join(map(str, shape))}) "
-                         f"or (N, T, {', '.join(map(str, shape))})")
+    static = input_layout(g, x)
     xr = x.astype(np.float32) * (float(inp.scale) if input_units == "int" else 1.0)
     return torch.as_tensor(xr, device=dev), static
