@@ -1,6 +1,6 @@
 # snncc: two commands on a fresh machine (see README.md)
 #   make demo   compile the shipped Fashion-MNIST SNN to C, simulate, verify, report
-#   make test   run the test suite (the fast part; `make test-slow` runs the rest, as CI does)
+#   make test   run the test suite (the fast part; `make test-all` runs everything, as CI does)
 # Both install what they need first (a virtual environment in .venv, the offline dataset).
 
 VENV   ?= .venv
@@ -9,13 +9,13 @@ SNNCC  := $(VENV)/bin/snncc
 EXAMPLE := examples/fashion_mnist
 BUILD  ?= build/fashion_mnist
 
-.PHONY: setup datasets producers demo demo-lava test test-slow clean
+.PHONY: setup datasets producers demo demo-lava test test-slow test-all clean
 
 setup: $(VENV)/.installed
 
 # torch first, pinned: pip then takes the CPU wheel that lies on disk instead of a
 # multi-GB CUDA build. lava-nc 0.10.0 declares Requires-Python <3.11 but runs on 3.11
-# with snncc's import shim (FACTS.md s.1): it alone is installed with
+# with snncc's import shim (targets/lava/_shim.py): it alone is installed with
 # --ignore-requires-python (and --no-deps, so the flag reaches no other package); the
 # project install then resolves lava-nc's dependencies normally.
 $(VENV)/.installed: pyproject.toml
@@ -26,14 +26,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,data,lava,onnx,nir]'
 	touch $@
 
-# Fashion-MNIST ships offline as a Debian package (FACTS.md s.4).
+# Fashion-MNIST ships offline as a Debian package (dataset-fashion-mnist, the IDX files).
 datasets:
 	@test -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz || \
 	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	    else sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist; fi; }
 
 demo: setup datasets
-	$(SNNCC) compile $(EXAMPLE)/model.pt --input-shape 1,28,28 --target c --out $(BUILD)
+	$(SNNCC) compile $(EXAMPLE)/model.pt --target c --out $(BUILD)
 	$(SNNCC) inspect $(BUILD)
 	$(SNNCC) simulate $(BUILD) --target c --input $(EXAMPLE)/samples.npz --out $(BUILD)/result.npz
 	$(SNNCC) verify $(BUILD) --input $(EXAMPLE)/samples.npz
@@ -42,7 +42,7 @@ demo: setup datasets
 # The same model through the Loihi 2 pipeline, simulated on Lava, and checked against the
 # reference, the C runtime and onnxruntime.
 demo-lava: setup datasets
-	$(SNNCC) compile $(EXAMPLE)/model.pt --input-shape 1,28,28 --first-layer-bits 6 --target lava,c,onnx --out $(BUILD)_lava
+	$(SNNCC) compile $(EXAMPLE)/model.pt --target lava,c,onnx --out $(BUILD)_lava
 	$(SNNCC) simulate $(BUILD)_lava --target lava --input $(EXAMPLE)/samples.npz --out $(BUILD)_lava/result.npz
 	$(SNNCC) verify $(BUILD)_lava --input $(EXAMPLE)/samples.npz
 
@@ -60,6 +60,9 @@ producers: setup
 # The slow tests (NIR producers, long end-to-end runs): CI runs them after `make test`.
 test-slow: setup datasets producers
 	$(PY) -m pytest -m slow
+
+# Everything CI runs (.ci/run): the fast suite, then the slow one.
+test-all: test test-slow
 
 clean:
 	rm -rf build

@@ -15,3 +15,11 @@ def prune(model, criterion="svs", ratio=0.5, calib_data=None, **kw):
     from .frontends.torch_prune import prune as _prune
 
     return _prune(model, criterion, ratio, calib_data, **kw)
+
+
+def save(model, path, input_shape=None):
+    """``torch.save(model, path)`` keeping ``input_shape`` (C, H, W) or (N,) in the model, so
+    ``snncc compile path`` needs no ``--input-shape``; loads with snncc's safe loader."""
+    from .frontends.pytorch import save as _save
+
+    return _save(model, path, input_shape)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._version import __version__
 from .errors import SnnccError, SnnccWarning
 from .ops import role
 
@@ -25,7 +26,7 @@ def _flag(field: str) -> str:
 
 
 def _targets_arg(s: str) -> list[str]:
-    return [t for t in s.split(",") if t]
+    return [t.strip() for t in s.split(",") if t.strip()]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,9 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     from .config import SPECS, CompileConfig
 
     p = _Parser(prog="snncc", description="Compile trained PyTorch SNNs to bit-exact integer models.")
+    p.add_argument("--version", action="version", version=f"snncc {__version__}")
+    common = argparse.ArgumentParser(add_help=False)  # every command's own -q / -v
+    loud = common.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes: results and errors only")
+    loud.add_argument("-v", "--verbose", action="store_true", help="also what each compiler pass did and its time")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    c = sub.add_parser("compile", help="trace, quantize and emit a model")
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kw)
+
+    c = command("compile", help="trace, quantize and emit a model")
     c.add_argument("model", help="the model: " + "; ".join(
         f"{f.what} ({', '.join(f'*{x}' for x in f.suffixes) or 'any other file'})" for f in FRONTENDS))
     c.add_argument("--target", type=_targets_arg, default=None,
@@ -46,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--config", help="TOML file with compile options (flags override it)")
     for opt in all_options():  # each frontend's own options (snncc.frontends.FRONTENDS)
         if opt.flag:
-            kw = {"action": "store_true"} if opt.type is None else {"type": int if opt.type is int else str}
+            kw = {"action": "store_true"} if opt.type is None else {
+                "type": int if opt.type is int else str, "metavar": opt.flag.lstrip("-").upper().replace("-", "_")}
             c.add_argument(opt.flag, dest=f"frontend_{opt.name}", help=opt.help, **kw)
     defaults = CompileConfig().to_dict()
     for field, spec in SPECS.items():  # every compile option (snncc.config.SPECS): same checks as the TOML file
@@ -62,31 +72,34 @@ def _parser() -> argparse.ArgumentParser:
                                    "BWR and fashion-mnist:256 for pruning)")
     c.add_argument("--bwr-iters", help="BWR iterations per block (default from [bwr] or 2000)")
 
-    i = sub.add_parser("inspect", help="the emitted integer model, layer by layer")
+    i = command("inspect", help="the emitted integer model, layer by layer")
     i.add_argument("build")
     i.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("simulate", help="run a build on one target")
+    s = command("simulate", help="run a build on one target")
     s.add_argument("build")
     s.add_argument("--target", default="reference", help=f"reference, {', '.join(TARGETS)}")
     s.add_argument("--input", required=True, help="integer .npy (N,T,...) or (N,...); or .npz with key x")
     s.add_argument("--out", default="result.npz")
     s.add_argument("--probe", choices=["spikes", "state"], default="spikes")
 
-    v = sub.add_parser("verify", help="every emitted target bit-exact against the reference")
+    v = command("verify", help="every emitted target bit-exact against the reference")
     v.add_argument("build")
     v.add_argument("--input", help="integer .npy/.npz input (default: --dataset or random inputs)")
     v.add_argument("--dataset", help="NAME[:N] test images, e.g. fashion-mnist:8")
     v.add_argument("--target", type=_targets_arg, help="targets to check (default: those emitted)")
     v.add_argument("--json", action="store_true")
 
-    r = sub.add_parser("report", help="memory, model size, SOPs, energy")
+    r = command("report", help="memory, model size, SOPs, energy")
     r.add_argument("build")
     r.add_argument("--input")
     r.add_argument("--dataset", help="NAME[:N] test images to measure operations on")
+    r.add_argument("--plot", metavar="DIR", help="also write PNG plots and report.html into DIR: spike rates over "
+                   "time, weight codes per layer on their grid, memory and energy per layer, float vs integer "
+                   "accuracy per step (with --dataset)")
     r.add_argument("--json", action="store_true")
 
-    e = sub.add_parser("eval", help="accuracy of the float and the compiled integer model")
+    e = command("eval", help="accuracy of the float and the compiled integer model")
     e.add_argument("build")
     e.add_argument("--dataset", required=True, help="fashion-mnist, mnist5k or digits (test split); NAME:N for the first N")
     e.add_argument("--target", default="reference", help="reference (default) or an emitted target")
@@ -108,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     def show(message, category, filename, lineno, file=None, line=None):  # one line per warning, no source
         print(f"snncc {args.cmd}: warning: {_indented(str(message))}", file=sys.stderr)
 
+    from .progress import configure, log, set_quiet
+
     shown, warnings.showwarning = warnings.showwarning, show
+    handler = configure(args.cmd, quiet=args.quiet, verbose=args.verbose)
     try:
         return {"compile": cmd_compile, "inspect": cmd_inspect, "simulate": cmd_simulate,
                 "verify": cmd_verify, "report": cmd_report, "eval": cmd_eval}[args.cmd](args)
@@ -126,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         warnings.showwarning = shown
+        log.removeHandler(handler)
+        set_quiet(False)
 
 
 def _indented(text: str) -> str:
@@ -164,8 +182,10 @@ def cmd_compile(args) -> int:
         warnings.simplefilter("ignore", SnnccWarning)
         b = do_compile(args.model, target=targets, out=args.out, config=read_config(args), bwr=bwr,
                        prune=prune, **frontend_options(args))
+    from .progress import log
+
     for note in b.notes:
-        print(f"snncc compile: note: {note}", file=sys.stderr)
+        log.info(note)
     print(f"compiled {args.model} -> {b.path}/ ({summary(b)}); targets: {', '.join(b.targets)}")
     for t, notes in target_notes(b.graph, b.targets).items():
         print(f"{t.notes_title} notes ({len(notes)}" + (f"; {t.notes_hint}" if t.notes_hint else "") + "):")
@@ -345,6 +365,16 @@ def cmd_report(args) -> int:
     for t, notes in target_notes(g, manifest.get("targets", [])).items():
         rep[t.notes_key] = [{"kind": k, "note": m} for k, m in notes]
         text += f"\n{t.notes_title} ({t.name} target):\n" + "\n".join(f"  - [{k}] {m}" for k, m in notes)
+    if args.plot is not None:
+        from .reports.plots import write_plots
+
+        labels = None
+        if args.dataset is not None:
+            from .data import load_test_spec
+
+            labels = load_test_spec(args.dataset, g.node(g.input_name).shape)[2]
+        files = write_plots(args.build, g, rep, args.plot, x, labels, desc)
+        text += f"\nplots: {len(files) - 1} PNG(s) and {files[-1]}"
     print(json.dumps(rep, indent=1, sort_keys=True) if args.json else text)
     return 0
 
@@ -361,8 +391,9 @@ def cmd_eval(args) -> int:
         if res["float_accuracy"] is None:
             print(f"  integer model ({res['target']}) {100 * res['int_accuracy']:.2f} %  (no float model: integer import)")
         else:
-            print(f"  float model          {100 * res['float_accuracy']:.2f} %\n"
-                  f"  integer model ({res['target']}) {100 * res['int_accuracy']:.2f} %  "
+            label = f"integer model ({res['target']})"
+            print(f"  {'float model':<{len(label)}} {100 * res['float_accuracy']:6.2f} %\n"
+                  f"  {label} {100 * res['int_accuracy']:6.2f} %  "
                   f"(delta {100 * (res['int_accuracy'] - res['float_accuracy']):+.2f} points)")
     return 0
 

@@ -140,7 +140,10 @@ def compile_graph(float_graph: Graph, config: CompileConfig, pipeline: list | No
     g = run_pipeline(float_graph, config, prefix, log, history)
     if bwr is not None:
         g = _bwr_step(g, config, bwr, manifest if manifest is not None else {})
-    g = run_pipeline(g, config, passes[len(prefix):], log, history)
+    notes: list[str] = []
+    g = run_pipeline(g, config, passes[len(prefix):], log, history, notes)
+    if notes and manifest is not None:
+        manifest["warnings"] = list(manifest.get("warnings", [])) + notes
     # With synapse delays the output lags the input by `latency` steps: a run lasts
     # T + latency steps so that the output integrates T steps of input.
     lat = g.latency()

@@ -9,11 +9,13 @@ import numpy as np
 from .errors import SnnccError
 
 
-def verify_build(build, graph, manifest: dict, x: np.ndarray, wanted: list[str] | None = None):
+def verify_build(build, graph, manifest: dict, x: np.ndarray, wanted: list[str] | None = None,
+                 progress: bool = True):
     """({target: comparison with "artifacts": {artifact: comparison}}, skipped targets):
     every runnable artifact of each bit-exact target (``Target.runs``) against the
     reference; the target's result matches only if all of its artifacts do."""
     from .builds import target_dir
+    from .progress import bar
     from .reference import interpreter as R
     from .targets import spec
 
@@ -25,13 +27,21 @@ def verify_build(build, graph, manifest: dict, x: np.ndarray, wanted: list[str] 
                          + (f" (skipped float interchange formats: {', '.join(skipped)})" if skipped else ""))
     dirs = {t: target_dir(build, manifest, t) for t in targets}
     R.prepare_input(graph, x)
-    ref = {True: R.run(graph, x, probe_state=True)}
-    ref[False] = {k: v for k, v in ref[True].items() if not k.endswith(("/v", "/u"))}
-    results = {}
-    for t in targets:
-        arts = {label: compare(ref[probe], fn(x)) for label, fn, probe in spec(t).runs(Path(dirs[t]))}
-        full = next(iter(reversed(arts.values())))  # the last run: the one with state probes
-        results[t] = {**full, "match": all(a["match"] for a in arts.values()), "artifacts": arts}
+    runs = {t: spec(t).runs(Path(dirs[t])) for t in targets}
+    with bar(total=1 + sum(len(r) for r in runs.values()), desc="verify: reference", unit="run",
+             progress=progress) as pb:
+        ref = {True: R.run(graph, x, probe_state=True)}
+        ref[False] = {k: v for k, v in ref[True].items() if not k.endswith(("/v", "/u"))}
+        pb.update()
+        results = {}
+        for t in targets:
+            arts = {}
+            for label, fn, probe in runs[t]:
+                pb.set_description(f"verify: {t} {label}")
+                arts[label] = compare(ref[probe], fn(x))
+                pb.update()
+            full = next(iter(reversed(arts.values())))  # the last run: the one with state probes
+            results[t] = {**full, "match": all(a["match"] for a in arts.values()), "artifacts": arts}
     return results, skipped
 
 

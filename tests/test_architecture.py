@@ -122,3 +122,22 @@ def test_every_node_kind_has_an_op():
     from snncc.ops import OPS
 
     assert sorted(KINDS) == sorted(OPS)
+
+
+def test_every_folder_is_packaged():
+    """pyproject lists packages by hand (targets/ and runtime/ are mapped into snncc): a new
+    folder missing from the list would be absent from `pip install .` (the editable install
+    the tests use would not notice)."""
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(cfg["packages"])
+    mapped = {v: k for k, v in cfg["package-dir"].items()}
+    found = set()
+    for top, pkg in mapped.items():
+        for d in [ROOT / top, *(p for p in (ROOT / top).rglob("*") if p.is_dir())]:
+            if d.name == "__pycache__" or not any(f.is_file() for f in d.iterdir()):
+                continue
+            found.add(".".join([pkg, *d.relative_to(ROOT / top).parts]))
+    assert found - listed == set(), f"folders missing from pyproject's packages: {sorted(found - listed)}"
+    assert listed - found == set(), f"pyproject lists packages that do not exist: {sorted(listed - found)}"

@@ -21,7 +21,7 @@ from snncc.ir.graph import Graph  # noqa: E402
 from snncc.ir.nodes import (Add, Flatten, IntConv, IntDense, IntInput, IntLIF, MaxPool,  # noqa: E402
                             SumPool)
 from snncc.ir.verify import verify  # noqa: E402
-from snncc.passes.lava import LAVA_PASSES  # noqa: E402
+from snncc.passes.lava import LAVA_PASSES, lava_schedule  # noqa: E402
 from snncc.reference.interpreter import run  # noqa: E402
 from snncc.targets import get  # noqa: E402
 from snncc.targets import lava  # noqa: E402
@@ -250,7 +250,7 @@ def compliant() -> Graph:
     f = g.add("flat", Flatten(), [l1])
     d = g.add("fc", IntDense(weight=rw(rng, (3, 32)), weight_exp=2, delay=40), [f])
     g.outputs = [g.add("out", native(131071, dv=4095), [d])]
-    g, _ = LAVA_PASSES[-1][0](g)  # lava_schedule: 0 -> 1, 40 -> 41
+    g, _ = lava_schedule(g)  # 0 -> 1, 40 -> 41
     return g
 
 

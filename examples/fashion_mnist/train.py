@@ -9,8 +9,9 @@ Inputs are ``uint8 pixels / 255`` (no mean/std normalization: the compiler feeds
 pixels with an input scale of 1/255), presented at each of T steps. The loss is the
 cross-entropy of the time-mean logits. Adam with a per-iteration cosine schedule.
 
-The whole module is saved with ``torch.save`` (state cleared, CPU, eval mode); it loads
-with ``snncc.frontends.safe_load.load_model`` (``torch.load(weights_only=True)``).
+The whole module is saved with ``snncc.save`` (``torch.save`` keeping the input shape
+1x28x28 in the module; state cleared, CPU, eval mode); it loads with
+``snncc.frontends.safe_load.load_model`` (``torch.load(weights_only=True)``).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ if str(HERE) not in sys.path:
 from model_def import T as DEFAULT_T  # noqa: E402
 from model_def import build  # noqa: E402
 
+import snncc  # noqa: E402
 import snncc.nn as snn  # noqa: E402
 from snncc import data  # noqa: E402
 
@@ -142,7 +144,7 @@ def main(argv=None) -> dict:
     snn.reset(model)
     model = model.cpu().eval()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model, args.out)
+    snncc.save(model, args.out, input_shape=(1, 28, 28))
 
     metrics = {
         "float_test_accuracy": round(test_acc, 6),

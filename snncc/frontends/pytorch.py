@@ -117,19 +117,91 @@ def input_shape(example_input) -> tuple[int, ...]:
     return shape
 
 
+#: the attribute snncc.save stores the input shape in (a tuple of ints: the safe loader reads it)
+SHAPE_ATTR = "snncc_input_shape"
+
+
+def save(model, path: str | Path, input_shape=None) -> Path:
+    """``torch.save(model, path)`` with the input shape (C, H, W) or (N,) stored in the
+    module (attribute ``snncc_input_shape``), so that ``snncc compile path`` needs no
+    ``--input-shape``. The file loads with snncc's safe loader like any torch.save'd module."""
+    import torch
+
+    if input_shape is not None:
+        setattr(model, SHAPE_ATTR, _shape_of(input_shape))
+    path = Path(path)
+    torch.save(model, path)
+    return path
+
+
+def _shape_of(example_input) -> tuple[int, ...]:
+    return input_shape(example_input)  # save's argument hides the function's name
+
+
 def guess_input_shape(model) -> tuple[int, ...]:
+    """The input shape of a model without ``--input-shape``: the one snncc.save stored; for a
+    model starting with a Linear its in_features; for one starting with a Conv2d the square
+    image size that the rest of the model accepts, when exactly one size up to 512 does."""
+    return _shape_and_how(model)[0]
+
+
+def _shape_and_how(model) -> tuple[tuple[int, ...], str | None]:
     from torch import nn
 
+    stored = getattr(model, SHAPE_ATTR, None)
+    if stored is not None:
+        return input_shape(stored), None
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
-            raise SnnccError("the model starts with a Conv2d: give the input shape, e.g. "
-                             "--input-shape 1,28,28")
+            return _square_shape(model, name, m), "inferred"
         if isinstance(m, nn.Linear):
             if m.in_features < 1:
                 raise SnnccError(f"Linear at '{name}' has in_features=0: a layer with no inputs cannot be "
                                  "compiled")
-            return (m.in_features,)
+            return (m.in_features,), None
     raise SnnccError("cannot infer the input shape: give --input-shape")
+
+
+def _square_shape(model, name: str, conv) -> tuple[int, int, int]:
+    """(C, S, S) for the one S in 1..512 at which one step of ``model`` runs (C: the first
+    Conv2d's in_channels); an error naming the sizes when none or several do."""
+    import copy
+
+    import torch
+
+    fits = []
+    with torch.no_grad():
+        for s in range(1, 513):
+            try:  # on the meta device: shapes only, no arithmetic
+                copy.deepcopy(model).to("meta").eval()(torch.zeros(1, conv.in_channels, s, s, device="meta"))
+            except Exception:  # noqa: BLE001 - any failure means this size does not fit
+                continue
+            fits.append(s)
+            if len(fits) > 1:
+                break
+    if len(fits) == 1:
+        return (conv.in_channels, fits[0], fits[0])
+    what = ("no square size up to 512 fits it" if not fits else
+            f"square images of {fits[0]}x{fits[0]} and {fits[1]}x{fits[1]} (at least) both fit")
+    raise SnnccError(f"the model starts with a Conv2d at '{name}' ({conv.in_channels} input channels) and {what}: "
+                     f"give the input shape, e.g. --input-shape {conv.in_channels},28,28 (or save the model with "
+                     "snncc.save(model, path, input_shape=...))")
+
+
+def _check_channels(model, shape: tuple[int, ...]) -> None:
+    """The input shape against the first layer: its channels (Conv2d) or features (Linear
+    straight on the input)."""
+    from torch import nn
+
+    given = ",".join(map(str, shape))
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            if len(shape) != 3 or shape[0] != m.in_channels:
+                raise SnnccError(f"the model expects C={m.in_channels} input channels (Conv2d at '{name}'), "
+                                 f"--input-shape gave {given}: give {m.in_channels},H,W")
+            return
+        if isinstance(m, (nn.Linear, nn.Flatten)):
+            return
 
 
 def trace(model, example_input, config) -> Graph:
@@ -139,6 +211,7 @@ def trace(model, example_input, config) -> Graph:
 
     encoding, scale, bits = config.input_contract()
     shape = input_shape(example_input)
+    _check_channels(model, shape)
     g = from_torch(model, shape, encoding=encoding, input_scale=scale, input_bits=bits)
     g.meta["steps"] = config.steps
     errs = problems(g, "float")
@@ -157,7 +230,10 @@ def load(source, config, example_input=None, arch: str | None = None, trust_pick
         model = load_torch_model(path, trust_pickle=trust_pickle, arch=arch)
         manifest["source_sha256"] = _sha256(path)
     if example_input is None:
-        example_input = guess_input_shape(model)
+        example_input, how = _shape_and_how(model)
+        if how:
+            manifest["warnings"] = [f"input shape {','.join(map(str, example_input))} {how}: the only square "
+                                    "image size the model accepts (give --input-shape to choose another)"]
     return trace(model, example_input, config), manifest
 
 

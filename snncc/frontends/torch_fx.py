@@ -129,8 +129,8 @@ def _leaky(name, m, bad):
     problems = []
     if beta.numel() != 1 or thr.numel() != 1:
         problems.append("only scalar beta and threshold are supported")
-    if not m.init_hidden or getattr(m, "output", False):
-        problems.append("use init_hidden=True and output=False so the module returns spikes only")
+    if not m.init_hidden:
+        problems.append("use init_hidden=True (the module then holds its own membrane between steps)")
     if getattr(m, "inhibition", False):
         problems.append("inhibition=True is not supported")
     if getattr(m, "state_quant", False):
@@ -199,6 +199,7 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
     g = Graph()
     env: dict[str, str] = {}
     bad = _Problems()
+    pairs: dict[str, str] = {}  # fx node -> module name, for snntorch Leaky(output=True)
     scale = 1.0 if encoding == "spikes" else input_scale
     for node in traced.nodes:
         if node.op == "placeholder":
@@ -220,6 +221,17 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
             op = fn(node.target, m, bad)
             if op is not None and None not in src:
                 env[node.name] = g.add(g.unique(node.target), op, src)
+                if getattr(m, "output", False) is True and fn is _leaky:
+                    pairs[node.name] = node.target  # returns (spikes, membrane)
+        elif node.op == "call_function" and node.target is operator.getitem \
+                and isinstance(node.args[0], fx.Node) and node.args[0].name in pairs:
+            if node.args[1] == 0:
+                env[node.name] = env.get(node.args[0].name)
+            elif node.users:  # an unused `spk, mem = lif(x)` is fine
+                bad.append(f"the membrane of snntorch Leaky(output=True) at '{pairs[node.args[0].name]}' "
+                           "(element 1 of what it returns) is used; snncc outputs what the model returns last: "
+                           "a Leaky's spikes, or, for a model that ends with its Linear layer, that "
+                           "layer's output accumulated over time (a non-firing readout's membrane)")
         elif node.op == "call_function" and node.target in (operator.add, torch.add) \
                 and all(isinstance(a, fx.Node) for a in node.args) and not node.kwargs:
             src = [env.get(a.name) for a in node.args]
@@ -236,7 +248,7 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
             if not isinstance(out, fx.Node):
                 bad.append("forward must return a single tensor (the output of one step)")
             elif env.get(out.name):
-                g.outputs = [env[out.name]]
+                g.outputs = [env[out.name]]  # an output=True Leaky: its spikes (element 0)
         else:
             what = getattr(node.target, "__name__", str(node.target))
             bad.append(f"operation {node.op} '{what}' (graph node '{node.name}', from "

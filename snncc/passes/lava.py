@@ -360,6 +360,45 @@ def latency_reset(graph: Graph, cfg=None) -> tuple[Graph, bool]:
     return g, changed
 
 
+def _loihi_neuron_limits() -> dict:
+    import tomllib
+    from importlib import resources
+
+    return tomllib.loads((resources.files("snncc.targets") / "hw" / "loihi2.toml").read_text())["neuron"]
+
+
+def loihi_bias(graph: Graph, cfg=None) -> tuple[Graph, bool | str]:
+    """Round every neuron bias onto Loihi 2's grid, mant << exp with a 13-bit signed
+    mantissa and exp in [0, 7] (``targets/hw/loihi2.toml``): per neuron the smallest exp
+    whose mantissa holds round(bias / 2^exp), half away from zero. A bias already on the
+    grid is unchanged; one that is not would make the layer simulation-only. The change is
+    at most 2^(exp-1) in v units (exp 6: 32 of a bias of about 2^18, 1e-4 relative) and is
+    reported in the build's notes; the rounded model is the specification every target
+    reproduces. Not exact, so not one of the rewrites above: a choice of the Loihi flow."""
+    from ..ir.ints import round_half_away
+
+    lim = _loihi_neuron_limits()
+    half, max_exp = 1 << (lim["bias_mant_bits"] - 1), (1 << lim["bias_exp_bits"]) - 1
+    g, notes = graph.copy(), []
+    for name in g.order():
+        op = g.node(name)
+        if not isinstance(op, IntLIF) or not op.bias.any():
+            continue
+        b = op.bias.astype(I64)
+        new, done = b.copy(), np.zeros(b.shape, bool)
+        for e in range(max_exp + 1):
+            m = round_half_away(b / float(1 << e))
+            ok = ~done & (m >= -half) & (m <= half - 1)
+            new[ok], done = m[ok] << e, done | ok
+        if np.array_equal(new, b):
+            continue
+        d = int(np.abs(new - b).max())
+        g.set(name, op.replace(bias=new.reshape(op.bias.shape)))
+        notes.append(f"layer '{name}': bias rounded onto Loihi 2's 13-bit mantissa << exp grid "
+                     f"(largest change {d}, bias up to {int(np.abs(b).max())})")
+    return g, "; ".join(notes) if notes else False
+
+
 # (pass, IR stage of its output), in the order the Lava target needs them
 LAVA_PASSES = [
     (fuse_sumpool, "int"),
@@ -367,4 +406,5 @@ LAVA_PASSES = [
     (lava_fanin, "int"),
     (lava_conv_wrap, "int"),
     (lava_schedule, "int"),
+    (loihi_bias, "int"),
 ]

@@ -54,17 +54,28 @@ def float_prefix(passes: list[tuple[Pass, str]]) -> list[tuple[Pass, str]]:
 
 
 def run_pipeline(graph: Graph, cfg: CompileConfig, passes: list[tuple[Pass, str]],
-                 log: list[str] | None = None, history: list[str] | None = None) -> Graph:
+                 log: list[str] | None = None, history: list[str] | None = None,
+                 notes: list[str] | None = None) -> Graph:
     """Run ``passes`` in order, verifying the IR after each; ``log`` collects one line per
-    pass, ``history`` the names of the passes run so far (for error messages)."""
+    pass, ``history`` the names of the passes run so far (for error messages), ``notes``
+    what passes that make a choice (not an exact rewrite) say they changed."""
     history = [] if history is None else history
     if not history:
         verify(graph, "float", after="frontend")
         check_values(graph)
+    from time import perf_counter
+
+    from ..progress import log as logger
+
     for fn, stage in passes:
-        graph, changed = fn(graph, cfg)
+        t0 = perf_counter()
+        graph, changed = fn(graph, cfg)  # changed: a bool, or what changed (a note for the user)
         verify(graph, stage, after=fn.__name__, history=tuple(history))
         history.append(fn.__name__)
+        line = f"{fn.__name__}: {changed if isinstance(changed, str) else 'changed' if changed else 'no change'}"
+        logger.debug("pass %s (%.0f ms)", line, 1e3 * (perf_counter() - t0))
         if log is not None:
-            log.append(f"{fn.__name__}: {'changed' if changed else 'no change'}")
+            log.append(line)
+        if notes is not None and isinstance(changed, str):
+            notes.append(changed)
     return graph

@@ -43,24 +43,47 @@ def r_utilize(w: np.ndarray, bits: int) -> float:
     return float(len(np.unique(w)) / ((1 << bits) - 1))
 
 
-def measure_ops(graph: Graph, x: np.ndarray) -> dict[str, dict]:
+def measure_ops(graph: Graph, x: np.ndarray, chunk: int = 64, progress: bool = True) -> dict[str, dict]:
     """Per synapse: MACs and ACs per sample (summed over steps); per neuron layer: updates
-    and spikes per sample. Runs the reference with the same schedule as the model; the
-    values entering each synapse are re-derived from the recorded spikes (synapse
-    outputs, i.e. currents, are not inputs of further synapses)."""
+    and spikes per sample. Runs the reference with the same schedule as the model, ``chunk``
+    samples at a time; the values entering each synapse are re-derived from the recorded
+    spikes (synapse outputs, i.e. currents, are not inputs of further synapses). A synapse
+    counts ACs only if every value entering it, over all samples, is 0 or 1."""
+    from ..progress import bar
+    from ..reference.interpreter import prepare_input
+
+    prepare_input(graph, x)  # a bad input is refused before any bar is drawn
+    n = len(x)
+    events: dict[str, float] = {}
+    binary: dict[str, bool] = {}
+    ops: dict[str, dict] = {}
+    with bar(total=n, desc="report: operations", unit="sample", progress=progress) as pb:
+        for i in range(0, n, chunk):
+            _count_ops(graph, x[i:i + chunk], ops, events, binary)
+            pb.update(min(chunk, n - i))
+    for name, ev in events.items():
+        ops[name]["acs" if binary[name] else "macs"] = ev / n
+    for rec in ops.values():
+        if "spikes" in rec:
+            rec["spikes"] /= n
+    return ops
+
+
+def _count_ops(graph: Graph, x: np.ndarray, ops: dict, events: dict, binary: dict) -> None:
+    """Add one chunk's counts: spikes and events summed (divided by N at the end)."""
     from ..reference import interpreter as R
 
     res = R.run(graph, x)
     n, t_steps = res["output"].shape[:2]
     shapes = graph.shapes()
     acts = {graph.input_name: R.prepare_input(graph, x)}
-    ops: dict[str, dict] = {}
     for name, op in graph.items():
         d = op_def(op)
         if d.role == "neuron":
             acts[name] = res.get(name, np.zeros((n, t_steps) + shapes[name], np.int64))
-            ops[name] = {"neuron_updates": float(np.prod(acts[name].shape[2:]) * t_steps),
-                         "spikes": float(acts[name].sum() / n)}
+            rec = ops.setdefault(name, {"neuron_updates": float(np.prod(acts[name].shape[2:]) * t_steps),
+                                        "spikes": 0.0})
+            rec["spikes"] += float(acts[name].sum())
             continue
         ins = [acts.get(s) for s in graph.inputs(name)]
         if d.role == "input" or not ins or any(a is None for a in ins):
@@ -69,16 +92,16 @@ def measure_ops(graph: Graph, x: np.ndarray) -> dict[str, dict]:
         flat = [a.reshape((n * t_steps,) + a.shape[2:]) for a in ins]
         if d.role == "synapse":
             nz = (flat[0] != 0).astype(np.int64)
-            binary = bool(flat[0].size == 0 or (flat[0].min() >= 0 and flat[0].max() <= 1))
-            ops[name] = {"acs": 0.0, "macs": 0.0, "dense_macs": float(d.dense_macs(op, ins[0].shape[2:]))}
-            ops[name]["acs" if binary else "macs"] = float(d.events(op, nz) / n)
+            is_binary = bool(flat[0].size == 0 or (flat[0].min() >= 0 and flat[0].max() <= 1))
+            ops.setdefault(name, {"acs": 0.0, "macs": 0.0, "dense_macs": float(d.dense_macs(op, ins[0].shape[2:]))})
+            events[name] = events.get(name, 0.0) + float(d.events(op, nz))
+            binary[name] = binary.get(name, True) and is_binary
             acts[name] = None  # currents are not inputs of further synapses
         elif d.role == "add":
             acts[name] = None
         else:
             out = d.reference(op, flat)
             acts[name] = out.reshape((n, t_steps) + out.shape[1:])
-    return ops
 
 
 def build_report(graph: Graph, x: np.ndarray | None = None, input_desc: str = "") -> dict:

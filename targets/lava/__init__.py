@@ -62,4 +62,6 @@ def simulate(out_dir, x: np.ndarray, probe_state: bool = False) -> dict[str, np.
     ``snncc.reference.interpreter.run`` returns: every neuron layer's spikes (N, T, ...),
     with ``probe_state`` also ``<layer>/v`` and ``<layer>/u`` (where du != 4096), and
     ``output``."""
-    return load_network(out_dir).run(x, probe_state=probe_state)
+    from snncc.progress import shown
+
+    return load_network(out_dir).run(x, probe_state=probe_state, progress=shown())

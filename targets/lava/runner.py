@@ -11,6 +11,7 @@ snncc's reference interpreter returns. Tensors are (W, H, C) inside Lava.
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -19,6 +20,16 @@ import snncc_lava_shim  # noqa: F401  (must precede every other lava import)
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 from snncc_lava_procs import Recorder  # noqa: E402
+
+
+def _read_input(path: str) -> np.ndarray:
+    """The I/O contract's input: an .npy array, or an .npz with the array under "x"."""
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z.files:
+                raise SystemExit(f"{path}: an .npz input must hold the array 'x' (it has {', '.join(z.files) or 'none'})")
+            return z["x"]
+    return np.load(path, allow_pickle=False)
 
 
 def full(a, shape):
@@ -98,13 +109,21 @@ class Network:
             raise ValueError(f"input values lie in [{x.min()}, {x.max()}], expected {self.input_range}")
         return x
 
-    def run(self, x, probe_state=False, steps=None):
+    def run(self, x, probe_state=False, steps=None, progress=False):
         """Simulate a batch: x (N, T, *input_shape) or static (N, *input_shape) repeated
         over ``steps`` (default: the model's). Every sample starts from the reset state
-        (one Lava run per sample). Returns the same dict as snncc's reference interpreter."""
+        (one Lava run per sample; ``progress``: a bar over samples where tqdm is installed).
+        Returns the same dict as snncc's reference interpreter."""
         x = self._input(x, steps)
         P = self.load_params()
-        per = [self.run_one(P, xi, probe_state) for xi in x]
+        samples = x
+        if progress:
+            try:
+                from tqdm import tqdm
+                samples = tqdm(x, desc="lava", unit="sample", mininterval=0.5, leave=False)
+            except ImportError:  # the standalone network runs with lava-nc and numpy alone
+                pass
+        per = [self.run_one(P, xi, probe_state) for xi in samples]
         res = {}
         for layer, (_, has_u, _) in self.layers.items():
             res[layer] = np.stack([p[layer]["s"] for p in per])
@@ -122,11 +141,13 @@ class Network:
 
     def main(self, argv=None):
         ap = argparse.ArgumentParser(description=self.doc)
-        ap.add_argument("--input", required=True, help=".npy with integer input (N, T, ...) or (N, ...)")
+        ap.add_argument("--input", required=True, help=".npy with integer input (N, T, ...) or (N, ...), "
+                        "or an .npz holding it as array x")
         ap.add_argument("--out", required=True, help=".npz to write the results to")
         ap.add_argument("--probe-state", action="store_true", help="also record v and u of every layer")
         ap.add_argument("--steps", type=int, default=None, help=f"steps for a static input (default {self.steps})")
         args = ap.parse_args(argv)
-        res = self.run(np.load(args.input), probe_state=args.probe_state, steps=args.steps)
+        res = self.run(_read_input(args.input), probe_state=args.probe_state, steps=args.steps,
+                       progress=sys.stderr.isatty())
         np.savez(args.out, **res)
         print(f"wrote {args.out}: " + ", ".join(f"{k} {v.shape}" for k, v in res.items()))

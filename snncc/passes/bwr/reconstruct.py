@@ -204,13 +204,13 @@ class _Job:
     def _optimize(self, blk: Block, soft: list[SoftSynapse], tgt, label: str, progress: bool) -> None:
         """Adam on the rounding variables: reconstruction + the annealed regulariser."""
         import torch
-        from tqdm import tqdm
+
+        from ...progress import bar as progress_bar
 
         bc, (tgt_s, tgt_v) = self.bc, tgt
         opt = torch.optim.Adam([s.V for s in soft], lr=bc.lr if bc.lr is not None else 20.0 / bc.iters)
         warm = int(bc.warmup * bc.iters)
-        bar = tqdm(range(bc.iters), desc=f"BWR {label} {blk.name}", disable=not progress, mininterval=1.0,
-                   leave=False)
+        bar = progress_bar(range(bc.iters), desc=f"BWR {label} {blk.name}", progress=progress, leave=False)
         for it in bar:
             idx = torch.randint(0, self.N, (min(bc.batch_size, self.N),), generator=self.gen)
             s_, v_ = self.forward(blk, idx, {s.plan.name: s.soft() for s in soft}, self.qc, train=True,

@@ -75,13 +75,13 @@ def _l1(w: np.ndarray) -> np.ndarray:
 def _activity(g: Graph, neurons: dict[str, Group], criterion: str, x: np.ndarray, steps, epsilon: float,
               batch: int, progress: bool) -> dict[str, np.ndarray]:
     """Per neuron layer, the per-channel criterion summed over the calibration samples."""
-    from tqdm import tqdm
+    from ...progress import bar as progress_bar
 
     from ...reference.float_sim import float_batches
 
     sums = {n: np.zeros(grp.channels) for n, grp in neurons.items()}
     want = tuple(neurons) if criterion == "sca" else ()
-    bar = tqdm(total=len(x), desc=f"prune: {criterion} scores", unit="sample", disable=not progress)
+    bar = progress_bar(total=len(x), desc=f"prune: {criterion} scores", unit="sample", progress=progress)
     done = 0
     for vals, vs, _ in float_batches(g, x, steps, batch, want_v=want):
         nb = min(batch, len(x) - done)
