@@ -302,11 +302,11 @@ RESULT_BUDGET = 256 << 20  # bytes of results held in memory at a time by simula
 
 
 def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | Path,
-                     probe_state: bool = False, budget: int = RESULT_BUDGET) -> dict[str, tuple]:
+                     probe_state: bool = False, budget: int = RESULT_BUDGET, arch: str = "host") -> dict[str, tuple]:
     """Run ``x`` on one target of a build and write the results to ``out`` (.npz), a piece
     at a time: samples in chunks, and for the reference also steps in chunks, each piece
     written into on-disk arrays, so memory stays near ``budget`` whatever N and T are.
-    Returns {key: shape}."""
+    Returns {key: shape}. ``arch="cortex-m4"`` runs the C target on the emulated M4."""
     from .reference import interpreter as R
     from .targets import spec
 
@@ -326,8 +326,14 @@ def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | P
             sim = R.Simulation(g, min(ns, n - i), probe_state) if target == "reference" else None
             for k in range(0, t, ts):
                 piece = xin[i:i + ns, k:k + ts]
-                res = sim.advance(piece) if sim else spec(target).simulate(tdir, np.ascontiguousarray(piece),
-                                                                           probe_state=probe_state)
+                if sim:
+                    res = sim.advance(piece)
+                elif arch == "cortex-m4":
+                    from .targets.c import m4
+
+                    res = m4.simulate(tdir, np.ascontiguousarray(piece), probe_state=probe_state)
+                else:
+                    res = spec(target).simulate(tdir, np.ascontiguousarray(piece), probe_state=probe_state)
                 w.put(i, k, res)
         return w.shapes
 

@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--input", required=True, help="integer .npy (N,T,...) or (N,...); or .npz with key x")
     s.add_argument("--out", default="result.npz")
     s.add_argument("--probe", choices=["spikes", "state"], default="spikes")
+    s.add_argument("--arch", choices=["host", "cortex-m4"], default="host",
+                   help="--target c only: run on this machine (host) or on an emulated Arm Cortex-M4 "
+                        "(arm-none-eabi-gcc + qemu-system-arm; docs/c_runtime.md)")
 
     v = sub.add_parser("verify", help="every emitted target bit-exact against the reference")
     v.add_argument("build")
@@ -257,8 +260,21 @@ def cmd_simulate(args) -> int:
     from .builds import load_input, simulate_to_file
 
     x = load_input(args.input)
-    shapes = simulate_to_file(args.build, args.target, x, args.out, probe_state=args.probe == "state")
-    print(f"simulated {x.shape[0]} sample(s) on {args.target}: {len(shapes)} arrays -> {args.out}")
+    if args.arch != "host" and args.target != "c":
+        raise SnnccError(f"--arch {args.arch} is for --target c, not {args.target}")
+    shapes = simulate_to_file(args.build, args.target, x, args.out, probe_state=args.probe == "state",
+                              arch=args.arch)
+    on = args.target + (f" ({args.arch}, emulated)" if args.arch != "host" else "")
+    print(f"simulated {x.shape[0]} sample(s) on {on}: {len(shapes)} arrays -> {args.out}")
+    if args.arch == "cortex-m4":
+        from .builds import load_build, target_dir
+        from .targets.c import m4
+
+        _, manifest = load_build(args.build)
+        st = m4.last_stats(target_dir(args.build, manifest, "c"))
+        if st:
+            print(f"cortex-m4: {st['per_inference']:.0f} instructions per inference "
+                  f"({st['per_step']:.0f} per step, T = {st['steps']})")
     return 0
 
 
@@ -301,6 +317,9 @@ def cmd_verify(args) -> int:
         print(format_comparison(results, desc))
         if skipped:
             print(f"skipped {', '.join(skipped)}: float interchange format, not an integer target")
+        for t, r in results.items():
+            for label, why in r.get("not_run", {}).items():
+                print(f"{t}: {label} not run: {why}")
         if extra:
             print(f"not part of the build (not checked, never run): {', '.join(extra)}")
     return 0 if ok else 1
@@ -314,6 +333,14 @@ def cmd_report(args) -> int:
     x, desc = _chosen_input(args, g)
     rep = build_report(g, x, desc)
     text = format_report(rep)
+    from .builds import target_dir
+    from .targets import spec
+
+    for t in manifest.get("targets", []):
+        fn = getattr(spec(t).module, "report", None)
+        if fn is not None:
+            rep[f"{t}_target"], lines = fn(target_dir(args.build, manifest, t), rep["memory"], x)
+            text += "\n" + "\n".join(lines)
     for t, notes in target_notes(g, manifest.get("targets", [])).items():
         rep[t.notes_key] = [{"kind": k, "note": m} for k, m in notes]
         text += f"\n{t.notes_title} ({t.name} target):\n" + "\n".join(f"  - [{k}] {m}" for k, m in notes)

@@ -32,6 +32,9 @@ def verify_build(build, graph, manifest: dict, x: np.ndarray, wanted: list[str] 
         arts = {label: compare(ref[probe], fn(x)) for label, fn, probe in spec(t).runs(Path(dirs[t]))}
         full = next(iter(reversed(arts.values())))  # the last run: the one with state probes
         results[t] = {**full, "match": all(a["match"] for a in arts.values()), "artifacts": arts}
+        not_run = getattr(spec(t).module, "not_run", None)
+        if not_run is not None and not_run():
+            results[t]["not_run"] = not_run()
     return results, skipped
 
 
