@@ -7,9 +7,10 @@ Runtimes (every figure is milliseconds per image, T = 4 steps, the fastest of --
 rounds; the rounds interleave the runtimes so that other load on the machine affects all
 of them alike):
 
-* C: the emitted C99 harness (``snncc_model``, cc -O2, one process, one core) on all
-  images, timed as the wall time of the process (start-up, reading the input file and
-  writing the output included), once writing every layer's spikes (the default) and once
+* C: the emitted C99 harness (``snncc_model``, built as snncc builds it: cc -O2, with GCC
+  also -fvect-cost-model=dynamic; one process, one core) on all images, timed as the
+  wall time of the process (start-up, reading the input file and writing the output
+  included), once writing every layer's spikes (the default) and once
   with ``--output-only`` (only the network output is written, where the harness has it);
 * PyTorch eager (float32, ``torch.set_num_threads(1)``, ``snncc.nn.run`` under
   ``torch.inference_mode``) at batch 1 and at each batch size of --batches; the best

@@ -67,9 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--input", required=True, help="integer .npy (N,T,...) or (N,...); or .npz with key x")
     s.add_argument("--out", default="result.npz")
     s.add_argument("--probe", choices=["spikes", "state"], default="spikes")
-    s.add_argument("--arch", choices=["host", "cortex-m4"], default="host",
-                   help="--target c only: run on this machine (host) or on an emulated Arm Cortex-M4 "
-                        "(arm-none-eabi-gcc + qemu-system-arm; docs/c_runtime.md)")
+    s.add_argument("--arch", default="host",
+                   help="host (default), or a machine the target can also run on, emulated: the C "
+                        "target's cortex-m4 (arm-none-eabi-gcc + qemu-system-arm; docs/c_runtime.md)")
 
     v = sub.add_parser("verify", help="every emitted target bit-exact against the reference")
     v.add_argument("build")
@@ -257,24 +257,16 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .builds import load_input, simulate_to_file
+    from .builds import arch_note, load_input, simulate_to_file
 
     x = load_input(args.input)
-    if args.arch != "host" and args.target != "c":
-        raise SnnccError(f"--arch {args.arch} is for --target c, not {args.target}")
     shapes = simulate_to_file(args.build, args.target, x, args.out, probe_state=args.probe == "state",
                               arch=args.arch)
     on = args.target + (f" ({args.arch}, emulated)" if args.arch != "host" else "")
     print(f"simulated {x.shape[0]} sample(s) on {on}: {len(shapes)} arrays -> {args.out}")
-    if args.arch == "cortex-m4":
-        from .builds import load_build, target_dir
-        from .targets.c import m4
-
-        _, manifest = load_build(args.build)
-        st = m4.last_stats(target_dir(args.build, manifest, "c"))
-        if st:
-            print(f"cortex-m4: {st['per_inference']:.0f} instructions per inference "
-                  f"({st['per_step']:.0f} per step, T = {st['steps']})")
+    note = arch_note(args.build, args.target, args.arch)
+    if note:
+        print(note)
     return 0
 
 

@@ -83,6 +83,15 @@ def test_example_fits_the_part_and_verifies(tmp_path):
     p = rep["cortex_m4"]
     assert p["flash"] <= 512 * 1024 and p["ram"] + 12 * 1024 <= 160 * 1024
     assert p["instructions_per_inference"] > 0 and "instructions per inference" in lines[-1]
+    from snncc.cli import main
+
+    np.savez(tmp_path / "x.npz", x=x)
+    assert main(["simulate", str(out), "--target", "c", "--arch", "cortex-m4", "--input", str(tmp_path / "x.npz"),
+                 "--out", str(tmp_path / "r.npz")]) == 0
+    got = np.load(tmp_path / "r.npz")
+    assert np.array_equal(got["output"], interpreter.run(g, x)["output"])
+    assert main(["simulate", str(out), "--target", "reference", "--arch", "cortex-m4", "--input",
+                 str(tmp_path / "x.npz"), "--out", str(tmp_path / "r2.npz")]) == 2
 
 
 def test_missing_toolchain_is_a_clear_message(tmp_path, monkeypatch):

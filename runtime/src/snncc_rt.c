@@ -6,7 +6,7 @@
  *
  * Speed notes: a buffer's format is switched on once per row or chunk, never per element
  * in a hot loop; synapse accumulation is a contiguous add over output channels written
- * in blocks of 8 with restrict pointers (vectorized at -O2 on any target); the neuron
+ * in blocks of 8 with restrict pointers (vectorized on any target); the neuron
  * update runs on chunks in int32_t wherever the emitter proved it exact. */
 #include "snncc_rt.h"
 
@@ -429,7 +429,7 @@ typedef struct {
 } snn_acc_ctx;
 
 /* a[o] += w[o] (spikes) and a[o] += w[o] * x for o < n: contiguous, restrict, blocks of 8
- * (a fixed trip count the -O2 vectorizer turns into SIMD adds) plus a scalar tail, with
+ * (a fixed trip count the vectorizer turns into SIMD adds) plus a scalar tail, with
  * weights read as int8_t in place (W_T = int8_t) or decoded into the accumulator's type.
  * Every product and partial sum fits ACC_T (the emitter proves it), so every conversion
  * is exact. */

@@ -21,6 +21,24 @@ def runs(out_dir):
     return arts
 
 
+ARCHS = ("cortex-m4",)
+
+
+def simulate_arch(out_dir, x, probe_state: bool = False, arch: str = "cortex-m4"):
+    """simulate on an emulated machine (ARCHS): the Cortex-M4 under QEMU (m4.py)."""
+    from . import m4
+
+    return m4.simulate(out_dir, x, probe_state=probe_state)
+
+
+def arch_note(out_dir, arch: str):
+    from . import m4
+
+    st = m4.last_stats(out_dir)
+    return (f"{arch}: {st['per_inference']:,.0f} instructions per inference ({st['per_step']:,.0f} per step, "
+            f"T = {st['steps']}; QEMU icount)") if st else None
+
+
 def not_run():
     """{artifact: why} for what `snncc verify` cannot run here (the M4 path without its tools)."""
     from . import m4

@@ -23,6 +23,21 @@ from ...reference.interpreter import prepare_input
 from .emitter import BINARY, BINARY_ASAN, MANIFEST, SOURCES
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
+# GCC only: the vectorizer's full cost model (-O2 uses the "very cheap" one): 1.4x faster on
+# the example for 1.4x the compile time (-O3: 1.65x faster, 4x the compile time)
+GCC_CFLAGS = ("-fvect-cost-model=dynamic",)
+_is_gcc: dict[str, bool] = {}
+
+
+def compiler_flags(cc: str) -> tuple[str, ...]:
+    """CFLAGS, plus GCC_CFLAGS when ``cc`` is GCC (clang rejects them under -Werror)."""
+    if cc not in _is_gcc:
+        try:
+            out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        _is_gcc[cc] = "Free Software Foundation" in out and "clang" not in out.lower()
+    return CFLAGS + (GCC_CFLAGS if _is_gcc[cc] else ())
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
 _OUT_HEADER = struct.Struct("<4sIIIII")
 
@@ -46,7 +61,8 @@ def build(out_dir: str | Path, extra_cflags=(), sanitize: bool = False) -> Path:
         raise ArtifactError(f"{out} is not an emitted C project: missing {', '.join(missing)}")
     binary = out / (BINARY_ASAN if sanitize else BINARY)
     tmp = binary.with_name(f".{binary.name}.{os.getpid()}")  # a failed compile leaves the folder as it was
-    cmd = [find_compiler(), *CFLAGS, *(SANITIZE if sanitize else ()), *extra_cflags, "-o", tmp.name, *SOURCES]
+    cc = find_compiler()
+    cmd = [cc, *compiler_flags(cc), *(SANITIZE if sanitize else ()), *extra_cflags, "-o", tmp.name, *SOURCES]
     srcs = [out / f for f in SOURCES + ("model.h", "snncc_rt.h")]
     before = _digest(srcs)
     try:
