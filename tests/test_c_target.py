@@ -691,3 +691,16 @@ def test_sanitized_kernel_paths(tmp_path):
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
         results = dict(zip(SANITIZED_KERNEL_CASES, pool.map(one, SANITIZED_KERNEL_CASES)))
     assert all(results.values()), [k for k, ok in results.items() if not ok]
+
+
+@pytest.mark.slow  # compiles the example three times (~1.5 min on 2 cores)
+def test_example_memory_is_within_115_percent_of_eq28(tmp_path):
+    """Issue 14's memory target, benchmarks/bench_c_memory.py: model.o flash + RAM <= 1.15 x
+    SpQuant-SNN Eq. 28 for the default, 4-bit and ternary builds of the shipped example."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_c_memory.py"
+    spec = importlib.util.spec_from_file_location("bench_c_memory", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--keep", str(tmp_path)]) == 0
