@@ -7,7 +7,7 @@ for the input and output files (docs/c_runtime.md).
     build(out_dir)   -> Path          snncc_model.elf (the link fails if it does not fit)
     size(out_dir)    -> dict          flash / RAM bytes from arm-none-eabi-size
     simulate(out_dir, x, ...) -> dict the reference's result dict, like runner.simulate
-    last_stats(out_dir) -> dict       instructions of the last run (per inference, per step)
+    last_stats(out_dir) -> dict       instructions of this process's last run there (per inference, per step)
 
 Instructions are counted by the emulator: under ``-icount shift=0`` every guest
 instruction advances QEMU's virtual clock by exactly 1 ns, and the board's timer (CMSDK
@@ -16,7 +16,6 @@ snncc_step call, so ticks x 40 are the instructions the model executed (the harn
 file I/O excluded), to within 40 instructions per timed call."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
@@ -33,7 +32,6 @@ from .runner import _input_graph, _manifest, _mode, parse_output
 
 ARCH = "cortex-m4"
 ELF = "snncc_model.elf"
-STATS = "m4_last_run.json"
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
 QEMU = "qemu-system-arm"
@@ -121,7 +119,8 @@ def size(out_dir: str | Path) -> dict[str, int]:
 def simulate(out_dir: str | Path, x: np.ndarray, probe_state: bool = False, *, steps: int | None = None,
              output_only: bool = False) -> dict[str, np.ndarray]:
     """Run the model on the emulated Cortex-M4 on ``x``: the same result as the reference
-    (and as runner.simulate). The run's instruction count is kept in m4_last_run.json."""
+    (and as runner.simulate). The run's instruction count is kept for last_stats (in
+    memory: a run writes nothing into the build)."""
     _require()
     mode = _mode(probe_state, output_only)
     out = Path(out_dir)
@@ -148,9 +147,8 @@ def simulate(out_dir: str | Path, x: np.ndarray, probe_state: bool = False, *, s
     ticks = _ticks(proc.stdout + proc.stderr)
     if ticks is not None and n * t > 0:
         instr = ticks * INSTR_PER_TICK
-        (out / STATS).write_text(json.dumps({"samples": n, "steps": t, "instructions": instr,
-                                             "per_inference": instr / n, "per_step": instr / (n * t),
-                                             "mode": mode}, sort_keys=True))
+        _STATS[str(out.resolve())] = {"samples": n, "steps": t, "instructions": instr, "per_inference": instr / n,
+                                      "per_step": instr / (n * t), "mode": mode}
     return parse_output(data, man, probe_state, output_only)
 
 
@@ -161,9 +159,13 @@ def _ticks(text: str) -> int | None:
     return None
 
 
+_STATS: dict[str, dict] = {}
+
+
 def last_stats(out_dir: str | Path) -> dict | None:
-    p = Path(out_dir) / STATS
-    return json.loads(p.read_text()) if p.is_file() else None
+    """The instruction counts of the last run in ``out_dir`` by this process (None: none)."""
+    st = _STATS.get(str(Path(out_dir).resolve()))
+    return dict(st) if st else None
 
 
 def profile(out_dir: str | Path, x: np.ndarray) -> dict:
