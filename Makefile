@@ -9,7 +9,7 @@ SNNCC  := $(VENV)/bin/snncc
 EXAMPLE := examples/fashion_mnist
 BUILD  ?= build/fashion_mnist
 
-.PHONY: setup datasets producers demo demo-lava test test-slow test-all clean
+.PHONY: setup datasets toolchain-arm producers demo demo-lava demo-m4 test test-slow test-all clean
 
 setup: $(VENV)/.installed
 
@@ -32,10 +32,26 @@ datasets:
 	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	    else sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist; fi; }
 
+# The Arm Cortex-M4 path of the C target (docs/c_runtime.md): cross compiler, newlib and
+# QEMU, from Debian like the dataset. `snncc verify` runs the M4 build when they are there.
+ARM_PKGS = gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+toolchain-arm:
+	@command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null && \
+	  test -f /usr/lib/arm-none-eabi/newlib/thumb/v7e-m/nofp/librdimon.a || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $(ARM_PKGS); \
+	    else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends $(ARM_PKGS); fi; }
+
 demo: setup datasets
 	$(SNNCC) compile $(EXAMPLE)/model.pt --target c --out $(BUILD)
 	$(SNNCC) inspect $(BUILD)
 	$(SNNCC) simulate $(BUILD) --target c --input $(EXAMPLE)/samples.npz --out $(BUILD)/result.npz
+	$(SNNCC) verify $(BUILD) --input $(EXAMPLE)/samples.npz
+	$(SNNCC) report $(BUILD) --input $(EXAMPLE)/samples.npz
+
+# The example on an emulated Arm Cortex-M4 (512 KB flash / 160 KB RAM), bit-exact.
+demo-m4: setup datasets toolchain-arm
+	$(SNNCC) compile $(EXAMPLE)/model.pt --input-shape 1,28,28 --target c --out $(BUILD)
+	$(SNNCC) simulate $(BUILD) --target c --arch cortex-m4 --input $(EXAMPLE)/samples.npz --out $(BUILD)/result_m4.npz
 	$(SNNCC) verify $(BUILD) --input $(EXAMPLE)/samples.npz
 	$(SNNCC) report $(BUILD) --input $(EXAMPLE)/samples.npz
 
@@ -46,7 +62,7 @@ demo-lava: setup datasets
 	$(SNNCC) simulate $(BUILD)_lava --target lava --input $(EXAMPLE)/samples.npz --out $(BUILD)_lava/result.npz
 	$(SNNCC) verify $(BUILD)_lava --input $(EXAMPLE)/samples.npz
 
-test: setup datasets
+test: setup datasets toolchain-arm
 	$(PY) -m pytest -m "not slow"
 
 # Other tools' NIR exporters, for tests/test_nir_producers.py (test-only; docs/nir.md).
@@ -58,7 +74,7 @@ producers: setup
 	$(PY) -m pip install -q --no-deps sinabs==3.1.3 pbr==7.1.3
 
 # The slow tests (NIR producers, long end-to-end runs): CI runs them after `make test`.
-test-slow: setup datasets producers
+test-slow: setup datasets toolchain-arm producers
 	$(PY) -m pytest -m slow
 
 # Everything CI runs (.ci/run): the fast suite, then the slow one.

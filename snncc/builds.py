@@ -305,16 +305,30 @@ def load_input(path: str | Path) -> np.ndarray:
 RESULT_BUDGET = 256 << 20  # bytes of results held in memory at a time by simulate_to_file
 
 
+def arch_note(build: str | Path, target: str, arch: str) -> str | None:
+    """What the target says about its last run on ``arch`` (e.g. instructions counted)."""
+    from .targets import spec
+
+    if arch == "host" or target == "reference":
+        return None
+    _, manifest = load_build(build)
+    fn = getattr(spec(target).module, "arch_note", None)
+    return fn(target_dir(build, manifest, target), arch) if fn else None
+
+
 def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | Path,
-                     probe_state: bool = False, budget: int = RESULT_BUDGET) -> dict[str, tuple]:
+                     probe_state: bool = False, budget: int = RESULT_BUDGET, arch: str = "host") -> dict[str, tuple]:
     """Run ``x`` on one target of a build and write the results to ``out`` (.npz), a piece
     at a time: samples in chunks, and for the reference also steps in chunks, each piece
     written into on-disk arrays, so memory stays near ``budget`` whatever N and T are.
-    Returns {key: shape}."""
+    Returns {key: shape}. ``arch="cortex-m4"`` runs the C target on the emulated M4."""
     from .reference import interpreter as R
     from .targets import spec
 
     g, manifest = load_build(build)
+    if arch != "host" and (target == "reference" or arch not in spec(target).archs):
+        have = "host" if target == "reference" else ", ".join(("host",) + spec(target).archs)
+        raise SnnccError(f"--arch {arch}: target {target} runs on {have}")
     out = _result_path(build, manifest, out)
     xin = R.prepare_input(g, x)
     n, t = xin.shape[:2]
@@ -330,8 +344,11 @@ def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | P
             sim = R.Simulation(g, min(ns, n - i), probe_state) if target == "reference" else None
             for k in range(0, t, ts):
                 piece = xin[i:i + ns, k:k + ts]
-                res = sim.advance(piece) if sim else spec(target).simulate(tdir, np.ascontiguousarray(piece),
-                                                                           probe_state=probe_state)
+                if sim:
+                    res = sim.advance(piece)
+                else:
+                    res = spec(target).simulate(tdir, np.ascontiguousarray(piece), probe_state=probe_state,
+                                                arch=arch)
                 w.put(i, k, res)
         return w.shapes
 

@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--input", required=True, help="integer .npy (N,T,...) or (N,...); or .npz with key x")
     s.add_argument("--out", default="result.npz")
     s.add_argument("--probe", choices=["spikes", "state"], default="spikes")
+    s.add_argument("--arch", default="host",
+                   help="host (default), or a machine the target can also run on, emulated: the C "
+                        "target's cortex-m4 (arm-none-eabi-gcc + qemu-system-arm; docs/c_runtime.md)")
 
     v = command("verify", help="every emitted target bit-exact against the reference")
     v.add_argument("build")
@@ -297,11 +300,16 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .builds import load_input, simulate_to_file
+    from .builds import arch_note, load_input, simulate_to_file
 
     x = load_input(args.input)
-    shapes = simulate_to_file(args.build, args.target, x, args.out, probe_state=args.probe == "state")
-    print(f"simulated {x.shape[0]} sample(s) on {args.target}: {len(shapes)} arrays -> {args.out}")
+    shapes = simulate_to_file(args.build, args.target, x, args.out, probe_state=args.probe == "state",
+                              arch=args.arch)
+    on = args.target + (f" ({args.arch}, emulated)" if args.arch != "host" else "")
+    print(f"simulated {x.shape[0]} sample(s) on {on}: {len(shapes)} arrays -> {args.out}")
+    note = arch_note(args.build, args.target, args.arch)
+    if note:
+        print(note)
     return 0
 
 
@@ -344,13 +352,16 @@ def cmd_verify(args) -> int:
         print(format_comparison(results, desc))
         if skipped:
             print(f"skipped {', '.join(skipped)}: float interchange format, not an integer target")
+        for t, r in results.items():
+            for label, why in r.get("not_run", {}).items():
+                print(f"{t}: {label} not run: {why}")
         if extra:
             print(f"not part of the build (not checked, never run): {', '.join(extra)}")
     return 0 if ok else 1
 
 
 def cmd_report(args) -> int:
-    from .builds import load_build
+    from .builds import load_build, target_dir
     from .reports.pruning import format_pruning, prune_report
     from .reports.report import build_report, format_report
 
@@ -362,6 +373,13 @@ def cmd_report(args) -> int:
     if pruned is not None:
         rep["pruning"] = pruned
         text += "\n" + format_pruning(pruned)
+    from .targets import spec
+
+    for t in manifest.get("targets", []):  # a target's own figures (C: sections, M4 flash/RAM)
+        fn = getattr(spec(t).module, "report", None)
+        if fn is not None:
+            rep[f"{t}_target"], lines = fn(target_dir(args.build, manifest, t), rep["memory"], x)
+            text += "\n" + "\n".join(lines)
     for t, notes in target_notes(g, manifest.get("targets", [])).items():
         rep[t.notes_key] = [{"kind": k, "note": m} for k, m in notes]
         text += f"\n{t.notes_title} ({t.name} target):\n" + "\n".join(f"  - [{k}] {m}" for k, m in notes)

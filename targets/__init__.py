@@ -14,6 +14,10 @@ optionally declaring (module attributes; :func:`spec` fills in the defaults):
     NEEDS_FLOAT       emit also takes ``float_graph=`` (the traced float model)
     notes(graph)      non-blocking findings [(kind, message)], printed at compile time
     runs(out_dir)     every runnable artifact for `snncc verify` (default: simulate)
+    not_run()         {artifact: why} that verify cannot run here (it prints them)
+    report(out_dir, memory, x)  (dict, text lines) added to `snncc report`
+    ARCHS, simulate_arch(out_dir, x, probe_state, arch), arch_note(out_dir, arch)
+                      other machines it runs on (emulated), for `simulate --arch`
     NOTES_KEY/TITLE   where `report --json` and the terminal show those notes
 
 Targets are imported lazily so that a missing optional backend gives a clear message.
@@ -62,13 +66,17 @@ class Target:
     notes_key: str = ""
     notes_title: str = ""
     notes_hint: str = ""
+    archs: tuple = ()  # machines besides the host it runs on (emulated): module ARCHS
+
 
     def emit(self, graph, out_dir, float_graph=None):
         if self.needs_float:
             return self.module.emit(graph, out_dir, float_graph=float_graph)
         return self.module.emit(graph, out_dir)
 
-    def simulate(self, out_dir, x, probe_state: bool = False):
+    def simulate(self, out_dir, x, probe_state: bool = False, arch: str = "host"):
+        if arch != "host":
+            return self.module.simulate_arch(out_dir, x, probe_state=probe_state, arch=arch)
         return self.module.simulate(out_dir, x, probe_state=probe_state)
 
     def runs(self, out_dir) -> list[tuple[str, Callable, bool]]:
@@ -91,4 +99,5 @@ def spec(name: str) -> Target:
                   config_defaults=dict(getattr(m, "CONFIG_DEFAULTS", {})),
                   config_forced=dict(getattr(m, "CONFIG_FORCED", {})), bit_exact=getattr(m, "BIT_EXACT", True),
                   needs_float=getattr(m, "NEEDS_FLOAT", False), notes_key=getattr(m, "NOTES_KEY", name),
-                  notes_title=getattr(m, "NOTES_TITLE", name), notes_hint=getattr(m, "NOTES_HINT", ""))
+                  notes_title=getattr(m, "NOTES_TITLE", name), notes_hint=getattr(m, "NOTES_HINT", ""),
+                  archs=tuple(getattr(m, "ARCHS", ())))

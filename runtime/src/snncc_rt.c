@@ -1,13 +1,13 @@
 /* snncc_rt.c - integer kernels and the layer-table driver (see snncc_rt.h).
  *
- * Each kernel names the reference function it reproduces (snncc/reference/kernels.py
- * or interpreter.py).  C99, no floats, no dynamic memory.
+ * Each kernel names the reference function it reproduces (snncc/reference/kernels.py,
+ * interpreter.py, snncc/ops/neurons.py).  C99, no floats, no dynamic memory, no static
+ * data: every buffer, scratch included, is declared by the generated model.c.
  *
- * Speed notes: the type of a buffer is switched on once per row or chunk, never per
- * element; the innermost loops have no bounds checks (the window geometry is resolved
- * per row and per input position before them); the convolution's innermost loop is a
- * contiguous add over output channels written in blocks of 8 with restrict pointers,
- * which compilers vectorize at -O2 without any target-specific flag. */
+ * Speed notes: a buffer's format is switched on once per row or chunk, never per element
+ * in a hot loop; synapse accumulation is a contiguous add over output channels written
+ * in blocks of 8 with restrict pointers (vectorized on any target); the neuron
+ * update runs on chunks in int32_t wherever the emitter proved it exact. */
 #include "snncc_rt.h"
 
 #ifdef SNNCC_CHECKED
@@ -15,22 +15,100 @@
 #include <stdlib.h>
 #endif
 
-/* int64_t scratch of the element-wise kernels (one layer runs at a time) */
-static int64_t chunk_a[SNN_CHUNK], chunk_b[SNN_CHUNK], chunk_c[SNN_CHUNK];
+static inline int32_t min32(int32_t a, int32_t b)
+{
+    return a < b ? a : b;
+}
 
-/* ------------------------------------------------------------------ element access */
+static inline int32_t max32(int32_t a, int32_t b)
+{
+    return a > b ? a : b;
+}
+
+static inline int32_t ctz32(uint32_t v) /* v != 0 */
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(v);
+#else
+    int32_t n = 0;
+    while (!(v & 1u)) {
+        v >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+static void zero_bytes(void *p, int32_t nbytes)
+{
+    uint8_t *b = (uint8_t *)p;
+    int32_t i;
+    for (i = 0; i < nbytes; i++)
+        b[i] = 0;
+}
+
 int32_t snn_type_size(uint8_t type)
 {
     return (int32_t)1 << type;
 }
 
+/* ------------------------------------------------------------------------ bit planes */
+static inline int32_t words(int32_t n)
+{
+    return (n + 31) >> 5;
+}
+
+static inline uint32_t bit_get(const uint32_t *w, int32_t i)
+{
+    return (w[i >> 5] >> (i & 31)) & 1u;
+}
+
+/* bits i0 .. i0 + len - 1 (1 <= len <= 32), bit i0 first */
+static inline uint32_t bits_field(const uint32_t *w, int32_t i0, int32_t len)
+{
+    const uint32_t sh = (uint32_t)i0 & 31u;
+    uint32_t r = w[i0 >> 5] >> sh;
+    if (sh + (uint32_t)len > 32u)
+        r |= w[(i0 >> 5) + 1] << (32u - sh);
+    return len == 32 ? r : r & ((1u << len) - 1u);
+}
+
+/* the low len bits of `bits` into positions i0 .. i0 + len - 1 (1 <= len <= 32) */
+static inline void bits_put(uint32_t *w, int32_t i0, uint32_t bits, int32_t len)
+{
+    const uint32_t sh = (uint32_t)i0 & 31u, mask = len == 32 ? 0xffffffffu : (1u << len) - 1u;
+    uint32_t *p = w + (i0 >> 5);
+    bits &= mask;
+    p[0] = (p[0] & ~(mask << sh)) | (bits << sh);
+    if (sh + (uint32_t)len > 32u)
+        p[1] = (p[1] & ~(mask >> (32u - sh))) | (bits >> (32u - sh));
+}
+
+/* ------------------------------------------------------------------ element access */
+static inline int32_t s24(const snn_tensor_t *t, int32_t i)
+{
+    const uint16_t *lo = (const uint16_t *)t->data;
+    const uint8_t *hi = (const uint8_t *)(lo + t->n);
+    return ((int32_t)(hi[i] ^ 0x80u) - 0x80) * 65536 + (int32_t)lo[i];
+}
+
 static inline int64_t ld(const snn_tensor_t *t, int32_t i)
 {
-    switch (t->type) {
-    case SNN_I8: return ((const int8_t *)t->data)[i];
-    case SNN_I16: return ((const int16_t *)t->data)[i];
-    case SNN_I32: return ((const int32_t *)t->data)[i];
-    default: return ((const int64_t *)t->data)[i];
+    const uint8_t *b = (const uint8_t *)t->data;
+    switch (t->fmt) {
+    case SNN_U1: return bit_get((const uint32_t *)t->data, i);
+    case SNN_U4: return (b[i >> 1] >> (4 * (i & 1))) & 15;
+    case SNN_S4: return (int64_t)(((b[i >> 1] >> (4 * (i & 1))) & 15) ^ 8) - 8;
+    case SNN_U8: return b[i];
+    case SNN_S8: return ((const int8_t *)t->data)[i];
+    case SNN_U16: return ((const uint16_t *)t->data)[i];
+    case SNN_S16: return ((const int16_t *)t->data)[i];
+    case SNN_S24: return s24(t, i);
+    case SNN_S32: return ((const int32_t *)t->data)[i];
+    case SNN_S64: return ((const int64_t *)t->data)[i];
+    default: /* SNN_T2 */
+        return (int64_t)bit_get((const uint32_t *)t->data, i) -
+               (int64_t)bit_get((const uint32_t *)t->data + words(t->n), i);
     }
 }
 
@@ -42,24 +120,47 @@ int64_t snn_ld(const snn_tensor_t *t, int32_t i)
 #ifdef SNNCC_CHECKED
 static void check_fits(const snn_tensor_t *t, int64_t v)
 {
-    int32_t bits = 8 * snn_type_size(t->type);
-    if (bits < 64 && (v < -((int64_t)1 << (bits - 1)) || v >= ((int64_t)1 << (bits - 1)))) {
-        fprintf(stderr, "snncc: value %lld does not fit int%d_t\n", (long long)v, (int)bits);
+    static const int64_t lo[] = {0, 0, -8, 0, -128, 0, -32768, -8388608, -2147483647 - 1, 0, -1};
+    static const int64_t hi[] = {1, 15, 7, 255, 127, 65535, 32767, 8388607, 2147483647, 0, 1};
+    if (t->fmt != SNN_S64 && (v < lo[t->fmt] || v > hi[t->fmt])) {
+        fprintf(stderr, "snncc: value %lld does not fit storage format %d\n", (long long)v, (int)t->fmt);
         abort();
     }
 }
+#define SNN_CHECK(t, v) check_fits(t, v)
+#else
+#define SNN_CHECK(t, v) ((void)0)
 #endif
 
 static inline void st(const snn_tensor_t *t, int32_t i, int64_t v)
 {
-#ifdef SNNCC_CHECKED
-    check_fits(t, v);
-#endif
-    switch (t->type) {
-    case SNN_I8: ((int8_t *)t->data)[i] = (int8_t)v; break;
-    case SNN_I16: ((int16_t *)t->data)[i] = (int16_t)v; break;
-    case SNN_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
-    default: ((int64_t *)t->data)[i] = v; break;
+    uint8_t *b = (uint8_t *)t->data;
+    SNN_CHECK(t, v);
+    switch (t->fmt) {
+    case SNN_U1: bits_put((uint32_t *)t->data, i, (uint32_t)v & 1u, 1); break;
+    case SNN_U4:
+    case SNN_S4: {
+        const uint32_t sh = 4u * ((uint32_t)i & 1u);
+        b[i >> 1] = (uint8_t)((b[i >> 1] & ~(15u << sh)) | (((uint32_t)((uint64_t)v & 15u)) << sh));
+        break;
+    }
+    case SNN_U8: b[i] = (uint8_t)v; break;
+    case SNN_S8: ((int8_t *)t->data)[i] = (int8_t)v; break;
+    case SNN_U16: ((uint16_t *)t->data)[i] = (uint16_t)v; break;
+    case SNN_S16: ((int16_t *)t->data)[i] = (int16_t)v; break;
+    case SNN_S24: {
+        uint16_t *lo = (uint16_t *)t->data;
+        uint8_t *hi = (uint8_t *)(lo + t->n);
+        lo[i] = (uint16_t)((uint64_t)v & 0xffffu);
+        hi[i] = (uint8_t)(((uint64_t)v >> 16) & 0xffu);
+        break;
+    }
+    case SNN_S32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+    case SNN_S64: ((int64_t *)t->data)[i] = v; break;
+    default: /* SNN_T2 */
+        bits_put((uint32_t *)t->data, i, v > 0, 1);
+        bits_put((uint32_t *)t->data + words(t->n), i, v < 0, 1);
+        break;
     }
 }
 
@@ -68,110 +169,130 @@ void snn_st(const snn_tensor_t *t, int32_t i, int64_t v)
     st(t, i, v);
 }
 
-static inline int64_t vget(const snn_vec_t *v, int32_t ch)
-{
-    int32_t i = v->n == 1 ? 0 : ch;
-    switch (v->type) {
-    case SNN_I8: return ((const int8_t *)v->data)[i];
-    case SNN_I16: return ((const int16_t *)v->data)[i];
-    case SNN_I32: return ((const int32_t *)v->data)[i];
-    default: return ((const int64_t *)v->data)[i];
-    }
-}
-
-int64_t snn_vget(const snn_vec_t *v, int32_t ch)
-{
-    return vget(v, ch);
-}
-
-/* dst[k] = t[i0 + k] for k < n: one type switch per chunk; blocks of 8 (a fixed trip
- * count the -O2 vectorizer accepts) and a scalar tail. */
-#define SNN_LOAD_LOOP(T)                                   \
-    {                                                      \
-        const T *restrict s_ = (const T *)t->data + i0;    \
-        for (k = 0; k + 8 <= n; k += 8)                    \
-            for (j = 0; j < 8; j++)                        \
-                dst[k + j] = s_[k + j];                    \
-        for (; k < n; k++)                                 \
-            dst[k] = s_[k];                                \
-    }                                                      \
+/* dst[k] = t[i0 + k] for k < n, as type T: one format switch per chunk. */
+#define SNN_LOAD_PLAIN(ST, T)                                                               \
+    {                                                                                       \
+        const ST *restrict s_ = (const ST *)t->data + i0;                                   \
+        for (k = 0; k < n; k++)                                                             \
+            dst[k] = (T)s_[k];                                                              \
+    }                                                                                       \
     break
-static void load_chunk(const snn_tensor_t *t, int32_t i0, int64_t *restrict dst, int32_t n)
-{
-    int32_t k, j;
-    switch (t->type) {
-    case SNN_I8: SNN_LOAD_LOOP(int8_t);
-    case SNN_I16: SNN_LOAD_LOOP(int16_t);
-    case SNN_I32: SNN_LOAD_LOOP(int32_t);
-    default: SNN_LOAD_LOOP(int64_t);
+#define SNN_DEFINE_LOAD(NAME, T)                                                            \
+    static void NAME(const snn_tensor_t *t, int32_t i0, int32_t n, T *restrict dst)         \
+    {                                                                                       \
+        int32_t k, j;                                                                       \
+        switch (t->fmt) {                                                                   \
+        case SNN_U8: SNN_LOAD_PLAIN(uint8_t, T);                                               \
+        case SNN_S8: SNN_LOAD_PLAIN(int8_t, T);                                                \
+        case SNN_U16: SNN_LOAD_PLAIN(uint16_t, T);                                             \
+        case SNN_S16: SNN_LOAD_PLAIN(int16_t, T);                                              \
+        case SNN_S32: SNN_LOAD_PLAIN(int32_t, T);                                              \
+        case SNN_S64: SNN_LOAD_PLAIN(int64_t, T);                                              \
+        case SNN_S24: {                                                                     \
+            const uint16_t *restrict lo = (const uint16_t *)t->data + i0;                   \
+            const uint8_t *restrict hi = (const uint8_t *)((const uint16_t *)t->data + t->n) + i0; \
+            for (k = 0; k < n; k++)                                                         \
+                dst[k] = (T)(((int32_t)(hi[k] ^ 0x80u) - 0x80) * 65536 + (int32_t)lo[k]);   \
+            break;                                                                          \
+        }                                                                                   \
+        case SNN_U1:                                                                        \
+        case SNN_T2:                                                                        \
+            for (k = 0; k < n; k += 32) {                                                   \
+                const int32_t m_ = min32(32, n - k);                                        \
+                const uint32_t f_ = bits_field((const uint32_t *)t->data, i0 + k, m_);      \
+                for (j = 0; j < m_; j++)                                                    \
+                    dst[k + j] = (T)((f_ >> j) & 1u);                                       \
+                if (t->fmt == SNN_T2) {                                                     \
+                    const uint32_t g_ =                                                     \
+                        bits_field((const uint32_t *)t->data + words(t->n), i0 + k, m_);    \
+                    for (j = 0; j < m_; j++)                                                \
+                        dst[k + j] -= (T)((g_ >> j) & 1u);                                  \
+                }                                                                           \
+            }                                                                               \
+            break;                                                                          \
+        default:                                                                            \
+            for (k = 0; k < n; k++)                                                         \
+                dst[k] = (T)ld(t, i0 + k);                                                  \
+        }                                                                                   \
     }
-}
+SNN_DEFINE_LOAD(load32, int32_t)
+SNN_DEFINE_LOAD(load64, int64_t)
 
-/* acc[k] += t[i0 + k] for k < n. */
-#define SNN_ADD_LOOP(T)                                    \
-    {                                                      \
-        const T *s_ = (const T *)t->data + i0;             \
-        for (k = 0; k < n; k++)                            \
-            acc[k] += s_[k];                               \
-    }                                                      \
+/* t[i0 + k] = src[k] for k < n (the values fit the format: the emitter proves it). */
+#define SNN_STORE_PLAIN(ST)                                                                 \
+    {                                                                                       \
+        ST *restrict d_ = (ST *)t->data + i0;                                               \
+        for (k = 0; k < n; k++)                                                             \
+            d_[k] = (ST)src[k];                                                             \
+    }                                                                                       \
     break
-static void add_chunk(const snn_tensor_t *t, int32_t i0, int64_t *acc, int32_t n)
-{
-    int32_t k;
-    switch (t->type) {
-    case SNN_I8: SNN_ADD_LOOP(int8_t);
-    case SNN_I16: SNN_ADD_LOOP(int16_t);
-    case SNN_I32: SNN_ADD_LOOP(int32_t);
-    default: SNN_ADD_LOOP(int64_t);
+#define SNN_DEFINE_STORE(NAME, T, UT)                                                       \
+    static void NAME(const snn_tensor_t *t, int32_t i0, int32_t n, const T *restrict src)   \
+    {                                                                                       \
+        int32_t k, j;                                                                       \
+        for (k = 0; k < n; k++)                                                             \
+            SNN_CHECK(t, src[k]);                                                           \
+        switch (t->fmt) {                                                                   \
+        case SNN_U8: SNN_STORE_PLAIN(uint8_t);                                              \
+        case SNN_S8: SNN_STORE_PLAIN(int8_t);                                               \
+        case SNN_U16: SNN_STORE_PLAIN(uint16_t);                                            \
+        case SNN_S16: SNN_STORE_PLAIN(int16_t);                                             \
+        case SNN_S32: SNN_STORE_PLAIN(int32_t);                                             \
+        case SNN_S64: SNN_STORE_PLAIN(int64_t);                                             \
+        case SNN_S24: {                                                                     \
+            uint16_t *restrict lo = (uint16_t *)t->data + i0;                               \
+            uint8_t *restrict hi = (uint8_t *)((uint16_t *)t->data + t->n) + i0;            \
+            for (k = 0; k < n; k++) {                                                       \
+                lo[k] = (uint16_t)((UT)src[k] & 0xffffu);                                   \
+                hi[k] = (uint8_t)(((UT)src[k] >> 16) & 0xffu);                              \
+            }                                                                               \
+            break;                                                                          \
+        }                                                                                   \
+        case SNN_U1:                                                                        \
+        case SNN_T2:                                                                        \
+            for (k = 0; k < n; k += 32) {                                                   \
+                const int32_t m_ = min32(32, n - k);                                        \
+                uint32_t f_ = 0, g_ = 0;                                                    \
+                for (j = 0; j < m_; j++) {                                                  \
+                    f_ |= (uint32_t)(src[k + j] > 0) << j;                                  \
+                    g_ |= (uint32_t)(src[k + j] < 0) << j;                                  \
+                }                                                                           \
+                bits_put((uint32_t *)t->data, i0 + k, f_, m_);                              \
+                if (t->fmt == SNN_T2)                                                       \
+                    bits_put((uint32_t *)t->data + words(t->n), i0 + k, g_, m_);            \
+            }                                                                               \
+            break;                                                                          \
+        default:                                                                            \
+            for (k = 0; k < n; k++)                                                         \
+                st(t, i0 + k, src[k]);                                                      \
+        }                                                                                   \
     }
-}
+SNN_DEFINE_STORE(store32, int32_t, uint32_t)
+SNN_DEFINE_STORE(store64, int64_t, uint64_t)
 
-/* t[i0 + k] = src[k] for k < n (values fit the type: the emitter proves it). */
-#define SNN_STORE_LOOP(T)                                  \
-    {                                                      \
-        T *restrict d_ = (T *)t->data + i0;                \
-        for (k = 0; k + 8 <= n; k += 8)                    \
-            for (j = 0; j < 8; j++)                        \
-                d_[k + j] = (T)src[k + j];                 \
-        for (; k < n; k++)                                 \
-            d_[k] = (T)src[k];                             \
-    }                                                      \
-    break
-static void store_chunk(const snn_tensor_t *t, int32_t i0, const int64_t *restrict src, int32_t n)
+/* ------------------------------------------------------------------ probe output */
+int32_t snn_write_probe(const snn_probe_t *p, int32_t i0, int32_t n, uint8_t *dst)
 {
-    int32_t k, j;
-#ifdef SNNCC_CHECKED
-    for (k = 0; k < n; k++)
-        check_fits(t, src[k]);
-#endif
-    switch (t->type) {
-    case SNN_I8: SNN_STORE_LOOP(int8_t);
-    case SNN_I16: SNN_STORE_LOOP(int16_t);
-    case SNN_I32: SNN_STORE_LOOP(int32_t);
-    default: SNN_STORE_LOOP(int64_t);
+    const snn_tensor_t *t = p->t;
+    const int32_t size = snn_type_size(p->io);
+    int64_t v[64];
+    int32_t k, j, m, b = 0;
+    for (k = 0; k < n; k += m) {
+        m = min32(64, n - k);
+        load64(t, i0 + k, m, v);
+        if (p->level != 0)
+            for (j = 0; j < m; j++) {
+                const int32_t c = (i0 + k + j) % t->c;
+                v[j] *= p->wide ? ((const int64_t *)p->level)[c] : ((const int32_t *)p->level)[c];
+            }
+        for (j = 0; j < m; j++) {
+            const uint64_t u = (uint64_t)v[j];
+            int32_t q;
+            for (q = 0; q < size; q++)
+                dst[b++] = (uint8_t)(u >> (8 * q));
+        }
     }
-}
-
-static inline int32_t min32(int32_t a, int32_t b)
-{
-    return a < b ? a : b;
-}
-
-int32_t snn_write_le(const snn_tensor_t *t, uint8_t *dst)
-{
-    int32_t i, k, size = snn_type_size(t->type);
-    if (t->type == SNN_I8) {
-        const int8_t *s = (const int8_t *)t->data;
-        for (i = 0; i < t->n; i++)
-            dst[i] = (uint8_t)s[i];
-        return t->n;
-    }
-    for (i = 0; i < t->n; i++) {
-        uint64_t v = (uint64_t)ld(t, i);
-        for (k = 0; k < size; k++)
-            dst[i * size + k] = (uint8_t)(v >> (8 * k));
-    }
-    return t->n * size;
+    return b;
 }
 
 /* ---------------------------------------------------------------- scalar arithmetic */
@@ -219,38 +340,55 @@ int64_t snn_shift(int64_t x, int32_t e)
 }
 
 /* kernels.decay: sign(x (4096 - d)) (|x (4096 - d)| >> 12), rounding toward zero. */
-static inline int64_t decay(int64_t x, int64_t keep) /* keep = 4096 - d */
+static inline int64_t decay64(int64_t x, int64_t keep) /* keep = 4096 - d */
 {
     return x * keep / SNN_DECAY_ONE; /* C99 division truncates toward zero: exactly this */
 }
 
+/* The same in 32 bits for any |x| < 2^31: |x| keep = (hi 4096 + lo) keep, so
+ * (|x| keep) >> 12 = hi keep + ((lo keep) >> 12), and neither product overflows. */
+static inline int32_t decay32(int32_t x, int32_t keep)
+{
+    const uint32_t a = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
+    const uint32_t r = (a >> 12) * (uint32_t)keep + (((a & 4095u) * (uint32_t)keep) >> 12);
+    return x < 0 ? -(int32_t)r : (int32_t)r;
+}
+
 int64_t snn_decay(int64_t x, int32_t d)
 {
-    return decay(x, SNN_DECAY_ONE - d);
+    return decay64(x, SNN_DECAY_ONE - d);
 }
 
-/* kernels.overflow into a register of 2m values (m = 2^(bits-1), 1 <= bits <= 62). */
-static inline int64_t ovf_saturate(int64_t x, int64_t m) /* symmetric clip */
+int32_t snn_decay32(int32_t x, int32_t d)
 {
-    return x > m - 1 ? m - 1 : (x < -(m - 1) ? -(m - 1) : x);
+    return decay32(x, SNN_DECAY_ONE - d);
 }
 
-static inline int64_t ovf_wrap(int64_t x, int64_t m) /* two's complement */
-{
-    return (int64_t)(((uint64_t)x + (uint64_t)m) & (2u * (uint64_t)m - 1u)) - m;
-}
-
-static inline int64_t ovf_wrap_lava(int64_t x, int64_t m) /* a single fold */
-{
-    return x > m ? x - 2 * m : (x <= -m ? x + 2 * m : x);
-}
+/* kernels.overflow into a register of 2m values (m = 2^(bits-1)): symmetric clip, two's
+ * complement wrap, Lava's single fold.  T is int32_t (bits <= 30, |x| < 2^30: the
+ * emitter proves it) or int64_t (bits <= 62). */
+#define SNN_DEFINE_OVF(SUFFIX, T, UT)                                                       \
+    static inline T ovf_saturate##SUFFIX(T x, T m)                                          \
+    {                                                                                       \
+        return x > m - 1 ? m - 1 : (x < -(m - 1) ? -(m - 1) : x);                           \
+    }                                                                                       \
+    static inline T ovf_wrap##SUFFIX(T x, T m)                                              \
+    {                                                                                       \
+        return (T)(((UT)x + (UT)m) & (2u * (UT)m - 1u)) - m;                                \
+    }                                                                                       \
+    static inline T ovf_wrap_lava##SUFFIX(T x, T m)                                         \
+    {                                                                                       \
+        return x > m ? x - 2 * m : (x <= -m ? x + 2 * m : x);                               \
+    }
+SNN_DEFINE_OVF(32, int32_t, uint32_t)
+SNN_DEFINE_OVF(64, int64_t, uint64_t)
 
 static inline int64_t overflow(int64_t x, int64_t m, int32_t mode)
 {
     switch (mode) {
-    case SNN_SATURATE: return ovf_saturate(x, m);
-    case SNN_WRAP: return ovf_wrap(x, m);
-    default: return ovf_wrap_lava(x, m);
+    case SNN_SATURATE: return ovf_saturate64(x, m);
+    case SNN_WRAP: return ovf_wrap64(x, m);
+    default: return ovf_wrap_lava64(x, m);
     }
 }
 
@@ -260,7 +398,7 @@ int64_t snn_overflow(int64_t x, int32_t bits, int32_t mode)
 }
 
 /* kernels.state_quant: q = 1 if 2v >= L, -1 if 2v <= -L (ternary only), else 0; q * L. */
-static inline int64_t quant(int64_t v, int64_t level, int32_t kind)
+int64_t snn_quant(int64_t v, int64_t level, int32_t kind)
 {
     int64_t q;
     if (kind == SNN_QUANT_NONE)
@@ -271,12 +409,6 @@ static inline int64_t quant(int64_t v, int64_t level, int32_t kind)
     return q * level;
 }
 
-int64_t snn_quant(int64_t v, int64_t level, int32_t kind)
-{
-    return quant(v, level, kind);
-}
-
-/* ------------------------------------------------------------------ synapse kernels */
 /* interpreter._eval: shift by weight_exp, then wrap to out_bits when out_bits > 0. */
 static inline int64_t synapse_out(int64_t acc, int32_t exp, int32_t out_bits)
 {
@@ -284,566 +416,529 @@ static inline int64_t synapse_out(int64_t acc, int32_t exp, int32_t out_bits)
     return out_bits > 0 ? overflow(acc, (int64_t)1 << (out_bits - 1), SNN_WRAP) : acc;
 }
 
-/* The positions k < n of the nonzero values of t[i0 .. i0 + n) into nz (branch-free);
- * returns their count; *ones = 1 if every nonzero value is 1 (binary spikes). */
-#define SNN_NZ_LOOP(T)                                                 \
-    {                                                                  \
-        const T *s_ = (const T *)t->data + i0;                         \
-        for (k = 0; k < n; k++) {                                      \
-            nz[m] = k;                                                 \
-            m += s_[k] != 0;                                           \
-            other |= (s_[k] != 0) & (s_[k] != 1);                      \
-        }                                                              \
-    }                                                                  \
+/* ------------------------------------------------------------------ synapses: scatter */
+/* What one synapse adds into one tile's accumulator. */
+typedef struct {
+    const snn_syn_t *s;
+    void *acc;             /* the tile: conv (rows, xhi - xlo, O) from (lo, xlo); dense outputs lo .. hi - 1 */
+    void *wbuf;            /* decoded weights of one run (acc type) */
+    int32_t O, og, cg;     /* outputs per pixel, outputs and input channels per group */
+    int32_t lo, hi;        /* conv: output rows [lo, hi); dense: outputs [lo, hi) */
+    int32_t xlo, xhi;      /* conv: output columns [xlo, xhi) (the whole width, or one row's part) */
+    int span;              /* conv with stride 1, dilation 1, one group: kw taps are one run */
+} snn_acc_ctx;
+
+/* a[o] += w[o] (spikes) and a[o] += w[o] * x for o < n: contiguous, restrict, blocks of 8
+ * (a fixed trip count the vectorizer turns into SIMD adds) plus a scalar tail, with
+ * weights read as int8_t in place (W_T = int8_t) or decoded into the accumulator's type.
+ * Every product and partial sum fits ACC_T (the emitter proves it), so every conversion
+ * is exact. */
+#define SNN_DEFINE_AXPY(ADD, MAC, ACC_T, W_T)                                               \
+    static inline void ADD(ACC_T *restrict a, const W_T *restrict w, int32_t n)             \
+    {                                                                                       \
+        int32_t o = 0, k;                                                                   \
+        for (; o + 8 <= n; o += 8)                                                          \
+            for (k = 0; k < 8; k++)                                                         \
+                a[o + k] = (ACC_T)(a[o + k] + w[o + k]);                                    \
+        for (; o < n; o++)                                                                  \
+            a[o] = (ACC_T)(a[o] + w[o]);                                                    \
+    }                                                                                       \
+    static inline void MAC(ACC_T *restrict a, const W_T *restrict w, ACC_T x, int32_t n)    \
+    {                                                                                       \
+        int32_t o = 0, k;                                                                   \
+        for (; o + 8 <= n; o += 8)                                                          \
+            for (k = 0; k < 8; k++)                                                         \
+                a[o + k] = (ACC_T)(a[o + k] + w[o + k] * x);                                \
+        for (; o < n; o++)                                                                  \
+            a[o] = (ACC_T)(a[o] + w[o] * x);                                                \
+    }
+SNN_DEFINE_AXPY(add16_w8, mac16_w8, int16_t, int8_t)
+SNN_DEFINE_AXPY(add32_w8, mac32_w8, int32_t, int8_t)
+SNN_DEFINE_AXPY(add64_w8, mac64_w8, int64_t, int8_t)
+SNN_DEFINE_AXPY(add16_ww, mac16_ww, int16_t, int16_t)
+SNN_DEFINE_AXPY(add32_ww, mac32_ww, int32_t, int32_t)
+SNN_DEFINE_AXPY(add64_ww, mac64_ww, int64_t, int64_t)
+
+/* weights i0 .. i0 + n - 1 of a packed array, decoded (4-bit runs two at a time) */
+#define SNN_DEFINE_DECODE(NAME, T)                                                          \
+    static void NAME(T *restrict dst, const uint8_t *restrict w, uint32_t i0, int32_t n,    \
+                     uint32_t bits)                                                         \
+    {                                                                                       \
+        int32_t k = 0;                                                                      \
+        if (bits == 4 && (i0 & 1u) == 0) {                                                  \
+            const uint8_t *restrict b = w + (i0 >> 1);                                      \
+            for (; k + 2 <= n; k += 2) {                                                    \
+                dst[k] = (T)((int32_t)((b[k >> 1] & 15u) ^ 8u) - 8);                        \
+                dst[k + 1] = (T)((int32_t)((b[k >> 1] >> 4) ^ 8u) - 8);                     \
+            }                                                                               \
+        }                                                                                   \
+        for (; k < n; k++)                                                                  \
+            dst[k] = (T)wget(w, i0 + (uint32_t)k, bits);                                    \
+    }
+SNN_DEFINE_DECODE(decode16, int16_t)
+SNN_DEFINE_DECODE(decode32, int32_t)
+SNN_DEFINE_DECODE(decode64, int64_t)
+
+/* a[0 .. n) += x * (weights w0 .. w0 + n - 1 of the synapse) */
+#define SNN_DEFINE_RUN(NAME, ACC_T, ADD8, MAC8, ADDW, MACW, DECODE)                         \
+    static inline void NAME(const snn_acc_ctx *q, ACC_T *a, uint32_t w0, ACC_T x, int32_t n) \
+    {                                                                                       \
+        const snn_syn_t *s = q->s;                                                          \
+        if (s->bits == 8) {                                                                 \
+            const int8_t *w = (const int8_t *)s->w + w0;                                    \
+            if (x == 1)                                                                     \
+                ADD8(a, w, n);                                                              \
+            else                                                                            \
+                MAC8(a, w, x, n);                                                           \
+        } else {                                                                            \
+            ACC_T *wb = (ACC_T *)q->wbuf;                                                   \
+            DECODE(wb, s->w, w0, n, s->bits);                                               \
+            if (x == 1)                                                                     \
+                ADDW(a, wb, n);                                                             \
+            else                                                                            \
+                MACW(a, wb, x, n);                                                          \
+        }                                                                                   \
+    }
+SNN_DEFINE_RUN(run16, int16_t, add16_w8, mac16_w8, add16_ww, mac16_ww, decode16)
+SNN_DEFINE_RUN(run32, int32_t, add32_w8, mac32_w8, add32_ww, mac32_ww, decode32)
+SNN_DEFINE_RUN(run64, int64_t, add64_w8, mac64_w8, add64_ww, mac64_ww, decode64)
+
+/* kernels.conv2d as a scatter: the input value x at (iy, ix, c) adds, for each kernel
+ * tap (i, j) that maps it onto an output (oy, ox) of the tile (oy * sh = iy + ph - i * dh,
+ * ox * sw = ix + pw - j * dw), x * W[group outputs, c % cg, i, j] to acc[oy, ox, group
+ * outputs].  With stride 1, dilation 1 and one group, the kw taps of an interior input
+ * reach kw adjacent outputs whose sums are adjacent, as are their weights: one run. */
+#define SNN_DEFINE_CONV_EVENT(NAME, ACC_T, RUN)                                             \
+    static void NAME(const snn_acc_ctx *q, int32_t iy, int32_t ix, int32_t c, int64_t xv)   \
+    {                                                                                       \
+        const snn_syn_t *s = q->s;                                                          \
+        const int32_t O = q->O, og = q->og, kw = s->kw, xlo = q->xlo, xhi = q->xhi;         \
+        const int32_t g = s->groups == 1 ? 0 : c / q->cg;                                   \
+        int32_t i, j;                                                                       \
+        for (i = 0; i < s->kh; i++) {                                                       \
+            const int32_t ty = iy + s->ph - i * s->dh, ox0 = ix + s->pw - (kw - 1);         \
+            const uint32_t w0 = (uint32_t)((c * s->kh + i) * kw) * (uint32_t)og;            \
+            int32_t oy;                                                                     \
+            ACC_T *arow;                                                                    \
+            if (ty < 0)                                                                     \
+                break; /* ty decreases with i */                                            \
+            if (s->sh == 1)                                                                 \
+                oy = ty;                                                                    \
+            else if (ty % s->sh != 0)                                                       \
+                continue;                                                                   \
+            else                                                                            \
+                oy = ty / s->sh;                                                            \
+            if (oy < q->lo || oy >= q->hi)                                                  \
+                continue;                                                                   \
+            arow = (ACC_T *)q->acc + (oy - q->lo) * (xhi - xlo) * O + g * og;               \
+            if (q->span && ox0 >= xlo && ix + s->pw < xhi) {                                \
+                RUN(q, arow + (ox0 - xlo) * O, w0, (ACC_T)xv, kw * O);                      \
+                continue;                                                                   \
+            }                                                                               \
+            for (j = 0; j < kw; j++) {                                                      \
+                const int32_t tx = ix + s->pw - j * s->dw;                                  \
+                int32_t ox;                                                                 \
+                if (tx < 0)                                                                 \
+                    break;                                                                  \
+                if (s->sw == 1)                                                             \
+                    ox = tx;                                                                \
+                else if (tx % s->sw != 0)                                                   \
+                    continue;                                                               \
+                else                                                                        \
+                    ox = tx / s->sw;                                                        \
+                if (ox >= xlo && ox < xhi)                                                  \
+                    RUN(q, arow + (ox - xlo) * O, w0 + (uint32_t)((kw - 1 - j) * og), (ACC_T)xv, og); \
+            }                                                                               \
+        }                                                                                   \
+    }
+SNN_DEFINE_CONV_EVENT(conv_event16, int16_t, run16)
+SNN_DEFINE_CONV_EVENT(conv_event32, int32_t, run32)
+SNN_DEFINE_CONV_EVENT(conv_event64, int64_t, run64)
+
+/* kernels.dense as a scatter: the input value x at (storage) position i adds x * W[:, i]
+ * (the run of weights i * O + lo .. i * O + hi - 1) to the tile's outputs. */
+#define SNN_DEFINE_DENSE_EVENT(NAME, ACC_T, RUN)                                            \
+    static void NAME(const snn_acc_ctx *q, int32_t i, int64_t xv)                           \
+    {                                                                                       \
+        RUN(q, (ACC_T *)q->acc, (uint32_t)i * (uint32_t)q->O + (uint32_t)q->lo, (ACC_T)xv,  \
+            q->hi - q->lo);                                                                 \
+    }
+SNN_DEFINE_DENSE_EVENT(dense_event16, int16_t, run16)
+SNN_DEFINE_DENSE_EVENT(dense_event32, int32_t, run32)
+SNN_DEFINE_DENSE_EVENT(dense_event64, int64_t, run64)
+
+/* Calls EVENT(position, value) for every nonzero value of t[i0 .. i0 + n), in order:
+ * spikes word by word (set bits), 4-bit values byte by byte, others element by element. */
+#define SNN_SCAN_PLAIN(ST, t, i0, n, EVENT)                                                  \
+    {                                                                                       \
+        const ST *s_ = (const ST *)(t)->data + (i0);                                        \
+        for (k = 0; k < (n); k++)                                                           \
+            if (s_[k] != 0)                                                                 \
+                EVENT(k, (int64_t)s_[k]);                                                   \
+    }                                                                                       \
     break
-static int32_t nonzeros(const snn_tensor_t *t, int32_t i0, int32_t n, int32_t *nz, int *ones)
-{
-    int32_t k, m = 0;
-    int other = 0;
-    switch (t->type) {
-    case SNN_I8: SNN_NZ_LOOP(int8_t);
-    case SNN_I16: SNN_NZ_LOOP(int16_t);
-    case SNN_I32: SNN_NZ_LOOP(int32_t);
-    default: SNN_NZ_LOOP(int64_t);
+#define SNN_SCAN(t, i0, n, EVENT)                                                           \
+    switch ((t)->fmt) {                                                                     \
+    case SNN_U1:                                                                            \
+        for (k = 0; k < n; k += 32) {                                                       \
+            uint32_t f_ = bits_field((const uint32_t *)t->data, i0 + k, min32(32, n - k));  \
+            while (f_) {                                                                    \
+                EVENT(k + ctz32(f_), 1);                                                    \
+                f_ &= f_ - 1u;                                                              \
+            }                                                                               \
+        }                                                                                   \
+        break;                                                                              \
+    case SNN_U8: SNN_SCAN_PLAIN(uint8_t, t, i0, n, EVENT);                                                   \
+    case SNN_S8: SNN_SCAN_PLAIN(int8_t, t, i0, n, EVENT);                                                    \
+    case SNN_S16: SNN_SCAN_PLAIN(int16_t, t, i0, n, EVENT);                                                  \
+    case SNN_S32: SNN_SCAN_PLAIN(int32_t, t, i0, n, EVENT);                                                  \
+    case SNN_U4:                                                                            \
+        if (((i0) & 1) == 0) {                                                              \
+            const uint8_t *b_ = (const uint8_t *)t->data + ((i0) >> 1);                     \
+            for (k = 0; k < n; k += 2) {                                                    \
+                const uint32_t v_ = b_[k >> 1];                                             \
+                if (v_ == 0)                                                                \
+                    continue;                                                               \
+                if (v_ & 15u)                                                               \
+                    EVENT(k, (int64_t)(v_ & 15u));                                          \
+                if ((v_ >> 4) && k + 1 < n)                                                 \
+                    EVENT(k + 1, (int64_t)(v_ >> 4));                                       \
+            }                                                                               \
+            break;                                                                          \
+        } /* fall through */                                                                \
+    default:                                                                                \
+        for (k = 0; k < n; k++) {                                                           \
+            const int64_t v_ = ld(t, (i0) + k);                                             \
+            if (v_ != 0)                                                                    \
+                EVENT(k, v_);                                                               \
+        }                                                                                   \
     }
-    *ones = !other;
-    return m;
+
+/* One conv synapse into a tile: the input rows that reach output rows lo .. hi - 1, each
+ * scanned once, pixel by pixel (spikes: a pixel's channels are one bit field). */
+#define SNN_DEFINE_CONV_ACC(NAME, EVENT_FN)                                                 \
+    static void NAME(const snn_acc_ctx *q)                                                  \
+    {                                                                                       \
+        const snn_syn_t *s = q->s;                                                          \
+        const snn_tensor_t *t = s->x;                                                       \
+        const int32_t C = t->c, W = t->w, kw_ = s->kw;                                      \
+        const int32_t iy0 = max32(0, q->lo * s->sh - s->ph);                                \
+        const int32_t iy1 = min32(t->h, (q->hi - 1) * s->sh - s->ph + (s->kh - 1) * s->dh + 1); \
+        const int32_t ix0 = max32(0, q->xlo * s->sw - s->pw);                               \
+        const int32_t ix1 = min32(W, (q->xhi - 1) * s->sw - s->pw + (kw_ - 1) * s->dw + 1); \
+        int32_t iy, ix, c0, k;                                                              \
+        for (iy = iy0; iy < iy1 && ix0 < ix1; iy++) {                                       \
+            const int32_t base = (iy * W + ix0) * C;                                        \
+            if (t->fmt == SNN_U1 && C > 1) {                                                \
+                const uint32_t *bits = (const uint32_t *)t->data;                       \
+                for (ix = ix0; ix < ix1; ix++)                                              \
+                    for (c0 = 0; c0 < C; c0 += 32) {                                        \
+                        uint32_t f = bits_field(bits, base + (ix - ix0) * C + c0, min32(32, C - c0)); \
+                        while (f) {                                                         \
+                            EVENT_FN(q, iy, ix, c0 + ctz32(f), 1);                          \
+                            f &= f - 1u;                                                    \
+                        }                                                                   \
+                    }                                                                       \
+            } else {                                                                        \
+                const int32_t n = (ix1 - ix0) * C;                                          \
+                int32_t cc = 0, px = ix0, last = 0; /* position k = (px - ix0) * C + cc */  \
+                SNN_SCAN(t, base, n, SNN_CONV_AT)                                           \
+            }                                                                               \
+        }                                                                                   \
+    }
+/* position k of the row -> (px, cc) by stepping from the last position (no division) */
+#define SNN_CONV_AT(pos, val)                                                               \
+    do {                                                                                    \
+        const int32_t pos_ = (pos);                                                         \
+        if (C == 1) {                                                                       \
+            px = ix0 + pos_;                                                                \
+            cc = 0;                                                                         \
+        } else {                                                                            \
+            cc += pos_ - last;                                                              \
+            while (cc >= C) {                                                               \
+                cc -= C;                                                                    \
+                px++;                                                                       \
+            }                                                                               \
+            last = pos_;                                                                    \
+        }                                                                                   \
+        CONV_EVENT_NOW(q, iy, px, cc, (val));                                               \
+    } while (0)
+#define CONV_EVENT_NOW conv_event16
+SNN_DEFINE_CONV_ACC(conv_acc16, conv_event16)
+#undef CONV_EVENT_NOW
+#define CONV_EVENT_NOW conv_event32
+SNN_DEFINE_CONV_ACC(conv_acc32, conv_event32)
+#undef CONV_EVENT_NOW
+#define CONV_EVENT_NOW conv_event64
+SNN_DEFINE_CONV_ACC(conv_acc64, conv_event64)
+#undef CONV_EVENT_NOW
+
+/* One dense synapse into a tile: every nonzero input (storage order) once. */
+#define SNN_DEFINE_DENSE_ACC(NAME, EVENT_FN)                                                \
+    static void NAME(const snn_acc_ctx *q)                                                  \
+    {                                                                                       \
+        const snn_tensor_t *t = q->s->x;                                                    \
+        const int32_t n = t->n;                                                             \
+        int32_t k;                                                                          \
+        SNN_SCAN(t, 0, n, SNN_DENSE_AT)                                                     \
+    }
+#define SNN_DENSE_AT(pos, val) DENSE_EVENT_NOW(q, (pos), (val))
+#define DENSE_EVENT_NOW dense_event16
+SNN_DEFINE_DENSE_ACC(dense_acc16, dense_event16)
+#undef DENSE_EVENT_NOW
+#define DENSE_EVENT_NOW dense_event32
+SNN_DEFINE_DENSE_ACC(dense_acc32, dense_event32)
+#undef DENSE_EVENT_NOW
+#define DENSE_EVENT_NOW dense_event64
+SNN_DEFINE_DENSE_ACC(dense_acc64, dense_event64)
+#undef DENSE_EVENT_NOW
+
+/* The synapses of layer L into its tile lo .. hi - 1 (rows or outputs) of n values. */
+static void accumulate(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo, int32_t xhi, int32_t n)
+{
+    const snn_tile_t *tl = L->tile;
+    int32_t k;
+    zero_bytes(tl->acc, n * snn_type_size(tl->type));
+    for (k = 0; k < L->n_syn; k++) {
+        const snn_syn_t *s = L->syn[k];
+        snn_acc_ctx q;
+        q.s = s;
+        q.acc = tl->acc;
+        q.wbuf = tl->wbuf;
+        q.O = s->conv ? L->out->c : L->out->n;
+        q.og = q.O / (s->conv ? s->groups : 1);
+        q.cg = s->conv ? s->x->c / s->groups : 1;
+        q.lo = lo;
+        q.hi = hi;
+        q.xlo = xlo;
+        q.xhi = xhi;
+        q.span = s->conv && s->sw == 1 && s->dw == 1 && s->groups == 1;
+        if (s->conv)
+            switch (tl->type) {
+            case SNN_I16: conv_acc16(&q); break;
+            case SNN_I32: conv_acc32(&q); break;
+            default: conv_acc64(&q); break;
+            }
+        else
+            switch (tl->type) {
+            case SNN_I16: dense_acc16(&q); break;
+            case SNN_I32: dense_acc32(&q); break;
+            default: dense_acc64(&q); break;
+            }
+    }
 }
 
-/* a[o] += w[o] (spikes) and a[o] += w[o] * x, o < n: contiguous, restrict, blocks of 8
- * (a fixed trip count the -O2 vectorizer turns into SIMD adds, widening int16 weights
- * to int32 sums where needed) plus a scalar tail.  The sums fit ACC_T and the
- * products fit int (int16 x int16) or W_T (emitter), so every conversion is exact. */
-#define SNN_DEFINE_AXPY(ADD, MAC, ACC_T, W_T)                                        \
-    static inline void ADD(ACC_T *restrict a, const W_T *restrict w, int32_t n)      \
-    {                                                                                \
-        int32_t o = 0, k;                                                            \
-        for (; o + 8 <= n; o += 8)                                                   \
-            for (k = 0; k < 8; k++)                                                  \
-                a[o + k] = (ACC_T)(a[o + k] + w[o + k]);                             \
-        for (; o < n; o++)                                                           \
-            a[o] = (ACC_T)(a[o] + w[o]);                                             \
-    }                                                                                \
-    static inline void MAC(ACC_T *restrict a, const W_T *restrict w, W_T x,          \
-                           int32_t n)                                                \
-    {                                                                                \
-        int32_t o = 0, k;                                                            \
-        for (; o + 8 <= n; o += 8)                                                   \
-            for (k = 0; k < 8; k++)                                                  \
-                a[o + k] = (ACC_T)(a[o + k] + w[o + k] * x);                         \
-        for (; o < n; o++)                                                           \
-            a[o] = (ACC_T)(a[o] + w[o] * x);                                         \
+/* dst[k] = acc[i0 + k] as T (k < n) */
+#define SNN_DEFINE_ACC_LOAD(NAME, T)                                                        \
+    static void NAME(const void *acc, uint8_t type, int32_t i0, int32_t n, T *restrict dst) \
+    {                                                                                       \
+        int32_t k;                                                                          \
+        if (type == SNN_I16) {                                                              \
+            const int16_t *restrict s_ = (const int16_t *)acc + i0;                         \
+            for (k = 0; k < n; k++)                                                         \
+                dst[k] = (T)s_[k];                                                          \
+        } else if (type == SNN_I32) {                                                       \
+            const int32_t *restrict s_ = (const int32_t *)acc + i0;                         \
+            for (k = 0; k < n; k++)                                                         \
+                dst[k] = (T)s_[k];                                                          \
+        } else {                                                                            \
+            const int64_t *restrict s_ = (const int64_t *)acc + i0;                         \
+            for (k = 0; k < n; k++)                                                         \
+                dst[k] = (T)s_[k];                                                          \
+        }                                                                                   \
     }
-SNN_DEFINE_AXPY(add_a16w16, mac_a16w16, int16_t, int16_t)
-SNN_DEFINE_AXPY(add_a32w16, mac_a32w16, int32_t, int16_t)
-SNN_DEFINE_AXPY(add_a64w64, mac_a64w64, int64_t, int64_t)
+SNN_DEFINE_ACC_LOAD(acc_load32, int32_t)
+SNN_DEFINE_ACC_LOAD(acc_load64, int64_t)
 
-/* y[o, oy0 .. oy1 - 1, :] = synapse_out(acc[oy - oy0, :, o]) for the output type OUT_T
- * (inside SNN_DEFINE_CONV). */
-#ifdef SNNCC_CHECKED
-#define SNN_CONV_CHECK(v) check_fits(y, v)
-#else
-#define SNN_CONV_CHECK(v) ((void)0)
-#endif
-#define SNN_CONV_OUT(OUT_T, ACC_T)                                                        \
-    for (o = 0; o < O; o++) {                                                             \
-        OUT_T *restrict d_ = (OUT_T *)y->data + o * OH * OW + oy0 * OW;                   \
-        const ACC_T *restrict s_ = acc + o;                                               \
-        const int32_t nq = (oy1 - oy0) * OW;                                              \
-        if (exp == 0 && out_bits == 0) {                                                  \
-            for (k = 0; k < nq; k++) {                                                    \
-                SNN_CONV_CHECK(s_[k * O]);                                                \
-                d_[k] = (OUT_T)s_[k * O];                                                 \
-            }                                                                             \
-        } else {                                                                          \
-            for (k = 0; k < nq; k++) {                                                    \
-                const int64_t v_ = synapse_out(s_[k * O], exp, out_bits);                 \
-                SNN_CONV_CHECK(v_);                                                       \
-                d_[k] = (OUT_T)v_;                                                        \
-            }                                                                             \
-        }                                                                                 \
-    }
-
-/* kernels.conv2d as a scatter, accumulating in ACC_T with weights decoded to W_T (see
- * snncc_rt.h), in bands of `band` output rows (the accumulator holds one band):
- *   for each input channel c (group g) and each input row iy that reaches the band,
- *   if the row has a nonzero value: decode channel c's weights into wb, laid out
- *   (kH, kW reversed, O/groups) (once per band); for each kernel row i that maps iy to
- *   an output row oy of the band (oy * sh = iy + ph - i * dh), each nonzero x at column
- *   ix and each kernel column j that maps ix to an output column ox:
- *   acc[oy - oy0, ox, g*og .. g*og+og) += x * W[g*og .. g*og+og, c % cg, i, j].
- * Then y[o, oy, ox] = synapse_out(acc[oy - oy0, ox, o]).  Integer addition is
- * associative, so the order of the sums does not change the exact result. */
-#define SNN_DEFINE_CONV(NAME, ACC_T, W_T, ADD, MAC)                                        \
-    static void NAME(const snn_conv_t *p, const snn_tensor_t *x, const snn_tensor_t *y)   \
-    {                                                                                     \
-        ACC_T *acc = (ACC_T *)p->acc_buf;                                                 \
-        W_T *restrict wb = (W_T *)p->w_buf;                                               \
-        int32_t *restrict nz = p->nz;                                                     \
-        const int32_t O = y->c, og = O / p->groups, cg = x->c / p->groups;                \
-        const int32_t kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw, ph = p->ph;         \
-        const int32_t pw = p->pw, dh = p->dh, dw = p->dw, exp = p->exp;                   \
-        const int32_t out_bits = p->out_bits, bits = p->bits;                             \
-        const int32_t H = x->h, W = x->w, OH = y->h, OW = y->w;                           \
-        /* stride 1, dilation 1, one group: the kw taps of an input reach kw adjacent      \
-         * outputs, whose O sums are adjacent in (H, W, O), as are their weights in wb */ \
-        const int span = sw == 1 && dw == 1 && og == O;                                   \
-        int32_t oy0, oy1, c, iy, i, j, k, n, o, t;                                        \
-        for (oy0 = 0; oy0 < OH; oy0 = oy1) {                                              \
-            /* the input rows iy_lo .. iy_hi - 1 reach the output rows oy0 .. oy1 - 1 */ \
-            const int32_t iy_lo = oy0 * sh - ph > 0 ? oy0 * sh - ph : 0;                  \
-            int32_t iy_hi;                                                                \
-            oy1 = min32(OH, oy0 + p->band);                                               \
-            iy_hi = min32(H, (oy1 - 1) * sh - ph + (kh - 1) * dh + 1);                    \
-            for (k = 0; k < (oy1 - oy0) * OW * O; k++)                                    \
-                acc[k] = 0;                                                               \
-            for (c = 0; c < x->c; c++) {                                                  \
-                const int32_t g = c / cg;                                                 \
-                int decoded = 0, ones;                                                    \
-                for (iy = iy_lo; iy < iy_hi; iy++) {                                      \
-                    const int32_t row = (c * H + iy) * W;                                 \
-                    n = nonzeros(x, row, W, nz, &ones);                                   \
-                    if (n == 0)                                                           \
-                        continue;                                                         \
-                    if (!decoded) { /* channel c's run of the packed (C, kH, kW, O/g) */  \
-                        for (t = 0; t < kh * kw; t++) { /* tap (i, j) -> wb[i, kw-1-j] */ \
-                            const int32_t i_ = t / kw, j_ = t - i_ * kw;                  \
-                            W_T *restrict dst = wb + (i_ * kw + kw - 1 - j_) * og;        \
-                            const uint32_t w0 = (uint32_t)((c * kh * kw + t) * og);       \
-                            if (bits == 8) {                                              \
-                                const int8_t *restrict src = (const int8_t *)p->w + w0;   \
-                                for (o = 0; o + 16 <= og; o += 16)                        \
-                                    for (k = 0; k < 16; k++)                              \
-                                        dst[o + k] = src[o + k];                          \
-                                for (; o < og; o++)                                       \
-                                    dst[o] = src[o];                                      \
-                            } else {                                                      \
-                                for (o = 0; o < og; o++)                                  \
-                                    dst[o] = (W_T)wget(p->w, w0 + (uint32_t)o,            \
-                                                       (uint32_t)bits);                   \
-                            }                                                             \
-                        }                                                                 \
-                        decoded = 1;                                                      \
-                    }                                                                     \
-                    for (i = 0; i < kh; i++) {                                            \
-                        const int32_t ty = iy + ph - i * dh;                              \
-                        int32_t oy;                                                       \
-                        ACC_T *arow;                                                      \
-                        const W_T *wrow;                                                  \
-                        if (ty < 0)                                                       \
-                            break; /* ty decreases with i */                              \
-                        if (sh == 1)                                                      \
-                            oy = ty;                                                      \
-                        else if (ty % sh != 0)                                            \
-                            continue;                                                     \
-                        else                                                              \
-                            oy = ty / sh;                                                 \
-                        if (oy < oy0 || oy >= oy1)                                        \
-                            continue;                                                     \
-                        arow = acc + (oy - oy0) * OW * O + g * og;                        \
-                        wrow = wb + i * kw * og;                                          \
-                        for (k = 0; k < n; k++) {                                         \
-                            const int32_t ix = nz[k], ox0 = ix + pw - (kw - 1);           \
-                            const W_T xv = ones ? (W_T)1 : (W_T)ld(x, row + ix);          \
-                            if (span && ox0 >= 0 && ix + pw < OW) {                       \
-                                /* all kw taps land on ox0 .. ox0 + kw - 1: one run */    \
-                                if (xv == 1)                                              \
-                                    ADD(arow + ox0 * O, wrow, kw * O);                    \
-                                else                                                      \
-                                    MAC(arow + ox0 * O, wrow, xv, kw * O);                \
-                                continue;                                                 \
-                            }                                                             \
-                            for (j = 0; j < kw; j++) {                                    \
-                                const int32_t tx = ix + pw - j * dw;                      \
-                                int32_t ox;                                               \
-                                if (tx < 0)                                               \
-                                    break;                                                \
-                                if (sw == 1)                                              \
-                                    ox = tx;                                              \
-                                else if (tx % sw != 0)                                    \
-                                    continue;                                             \
-                                else                                                      \
-                                    ox = tx / sw;                                         \
-                                if (ox >= OW)                                             \
-                                    continue;                                             \
-                                if (xv == 1)                                              \
-                                    ADD(arow + ox * O, wrow + (kw - 1 - j) * og, og);     \
-                                else                                                      \
-                                    MAC(arow + ox * O, wrow + (kw - 1 - j) * og, xv, og); \
-                            }                                                             \
-                        }                                                                 \
-                    }                                                                     \
-                }                                                                         \
-            }                                                                             \
-            switch (y->type) { /* (H, W, O) sums -> (O, H, W) outputs */                 \
-            case SNN_I8: SNN_CONV_OUT(int8_t, ACC_T); break;                              \
-            case SNN_I16: SNN_CONV_OUT(int16_t, ACC_T); break;                            \
-            case SNN_I32: SNN_CONV_OUT(int32_t, ACC_T); break;                            \
-            default: SNN_CONV_OUT(int64_t, ACC_T); break;                                 \
-            }                                                                             \
-        }                                                                                 \
-    }
-SNN_DEFINE_CONV(conv_a16w16, int16_t, int16_t, add_a16w16, mac_a16w16)
-SNN_DEFINE_CONV(conv_a32w16, int32_t, int16_t, add_a32w16, mac_a32w16)
-SNN_DEFINE_CONV(conv_a64w64, int64_t, int64_t, add_a64w64, mac_a64w64)
-
-/* A depthwise 1x1 convolution with stride 1 and no padding (one input and one output
- * channel per group: the identity synapse of a residual shortcut) is a per-channel
- * scale, y[c, q] = synapse_out(W[c] x[c, q]); it needs no scratch. */
-static int is_channel_scale(const snn_conv_t *p, const snn_tensor_t *x, const snn_tensor_t *y)
+/* The tiles of a layer with synapses: conv outputs in bands of `rows` output rows, or
+ * (rows == 1, cols > 0) parts of one row of `cols` columns; dense outputs in runs of
+ * `rows`.  The tile (rows [lo, hi), columns [xlo, xhi)) holds the contiguous elements
+ * e0 .. e0 + n - 1 (channel-last). */
+static int32_t tile_span(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo, int32_t xhi, int32_t *e0)
 {
-    return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph == 0 && p->pw == 0 &&
-           x->c == p->groups && y->c == p->groups;
+    if (!L->syn[0]->conv) {
+        *e0 = lo;
+        return hi - lo;
+    }
+    *e0 = (lo * L->out->w + xlo) * L->out->c;
+    return (hi - lo) * (xhi - xlo) * L->out->c;
 }
 
-static void conv_channel_scale(const snn_conv_t *p, const snn_tensor_t *x, const snn_tensor_t *y)
+static int32_t tile_count(const snn_layer_t *L)
 {
-    const int32_t hw = y->h * y->w;
-    int32_t c, i, k, m;
-    for (c = 0; c < y->c; c++) {
-        const int64_t w = wget(p->w, (uint32_t)c, p->bits);
-        for (i = c * hw; i < (c + 1) * hw; i += m) {
-            m = min32(SNN_CHUNK, (c + 1) * hw - i);
-            load_chunk(x, i, chunk_a, m);
-            if (p->exp == 0 && p->out_bits == 0)
-                for (k = 0; k < m; k++)
-                    chunk_a[k] *= w;
-            else
-                for (k = 0; k < m; k++)
-                    chunk_a[k] = synapse_out(chunk_a[k] * w, p->exp, p->out_bits);
-            store_chunk(y, i, chunk_a, m);
+    return L->syn[0]->conv ? L->out->h : L->out->n;
+}
+
+/* columns of a conv tile (the whole output width unless the tile is part of a row) */
+static int32_t tile_width(const snn_layer_t *L)
+{
+    return L->syn[0]->conv ? L->out->w : 1;
+}
+
+static int32_t tile_cols(const snn_layer_t *L)
+{
+    return L->syn[0]->conv && L->tile->cols > 0 ? L->tile->cols : tile_width(L);
+}
+
+/* A synapse layer that stores its result (interpreter._eval). */
+static void synapse_layer(const snn_layer_t *L)
+{
+    const snn_tile_t *tl = L->tile;
+    const snn_syn_t *s = L->syn[0];
+    const int32_t total = tile_count(L), width = tile_width(L), cols = tile_cols(L);
+    int32_t lo, hi, xlo, xhi, e0, n, k, j, m;
+    for (lo = 0; lo < total; lo = hi) {
+        hi = min32(total, lo + tl->rows);
+        for (xlo = 0; xlo < width; xlo = xhi) {
+            xhi = min32(width, xlo + cols);
+            n = tile_span(L, lo, hi, xlo, xhi, &e0);
+            accumulate(L, lo, hi, xlo, xhi, n);
+            for (k = 0; k < n; k += m) {
+                m = min32(SNN_TMP, n - k);
+                acc_load64(tl->acc, tl->type, k, m, tl->tmp);
+                if (s->exp != 0 || s->out_bits != 0)
+                    for (j = 0; j < m; j++)
+                        tl->tmp[j] = synapse_out(tl->tmp[j], s->exp, s->out_bits);
+                store64(L->out, e0 + k, m, tl->tmp);
+            }
         }
-    }
-}
-
-/* kernels.conv2d: cross-correlation, zero padding, groups, stride, dilation (+ out_bits). */
-void snn_conv2d(const snn_layer_t *L)
-{
-    const snn_conv_t *p = (const snn_conv_t *)L->p;
-    if (is_channel_scale(p, L->in[0], L->out))
-        conv_channel_scale(p, L->in[0], L->out);
-    else if (p->acc == SNN_I16)
-        conv_a16w16(p, L->in[0], L->out);
-    else if (p->acc == SNN_I32)
-        conv_a32w16(p, L->in[0], L->out);
-    else
-        conv_a64w64(p, L->in[0], L->out);
-}
-
-/* kernels.dense as a gather over the nonzero inputs: y[o] = (sum_{i: x[i] != 0}
- * w[o, i] x[i]) << exp, x read flat (C-major) (+ out_bits).  One function per
- * accumulator type; 8-bit weights are read in place, spikes (x == 1) need no product. */
-#define SNN_DEFINE_DENSE(NAME, ACC_T)                                                      \
-    static void NAME(const snn_dense_t *p, const snn_tensor_t *x, const snn_tensor_t *y,   \
-                     int32_t n, int ones)                                                  \
-    {                                                                                      \
-        const int32_t *nz = p->nz;                                                         \
-        int32_t o, k, m = 0, o0 = 0;                                                       \
-        for (o = 0; o < y->n; o++) {                                                       \
-            const uint32_t w0 = (uint32_t)o * (uint32_t)x->n;                              \
-            ACC_T acc = 0;                                                                 \
-            if (p->bits == 8) {                                                            \
-                const uint8_t *wr = p->w + w0;                                             \
-                if (ones)                                                                  \
-                    for (k = 0; k < n; k++)                                                \
-                        acc += (ACC_T)w8(wr[nz[k]]);                                       \
-                else                                                                       \
-                    for (k = 0; k < n; k++)                                                \
-                        acc += (ACC_T)w8(wr[nz[k]]) * (ACC_T)ld(x, nz[k]);                 \
-            } else if (ones) {                                                             \
-                for (k = 0; k < n; k++)                                                    \
-                    acc += (ACC_T)wget(p->w, w0 + (uint32_t)nz[k], p->bits);               \
-            } else {                                                                       \
-                for (k = 0; k < n; k++)                                                    \
-                    acc += (ACC_T)wget(p->w, w0 + (uint32_t)nz[k], p->bits) * (ACC_T)ld(x, nz[k]); \
-            }                                                                              \
-            chunk_a[m++] = synapse_out((int64_t)acc, p->exp, p->out_bits);                 \
-            if (m == SNN_CHUNK) {                                                          \
-                store_chunk(y, o0, chunk_a, m);                                            \
-                o0 += m;                                                                   \
-                m = 0;                                                                     \
-            }                                                                              \
-        }                                                                                  \
-        store_chunk(y, o0, chunk_a, m);                                                    \
-    }
-SNN_DEFINE_DENSE(dense32, int32_t)
-SNN_DEFINE_DENSE(dense64, int64_t)
-
-void snn_dense(const snn_layer_t *L)
-{
-    const snn_dense_t *p = (const snn_dense_t *)L->p;
-    const snn_tensor_t *x = L->in[0], *y = L->out;
-    int ones;
-    int32_t n = nonzeros(x, 0, x->n, p->nz, &ones);
-    if (p->acc64 || x->type == SNN_I64)
-        dense64(p, x, y, n, ones);
-    else
-        dense32(p, x, y, n, ones);
-}
-
-/* ------------------------------------------------------------------ pooling, shapes */
-/* kernels.sum_pool / kernels.max_pool: zero padding, so a window position outside the
- * input contributes the value 0 (to the max as well).  Output columns lo <= ox < hi of
- * rows whose window rows lie inside the input take a path without bounds checks. */
-#define SNN_POOL_SUM(acc, v) ((acc) += (v))
-#define SNN_POOL_MAX(acc, v) ((acc) = (v) > (acc) ? (v) : (acc))
-#define SNN_DEFINE_POOL(NAME, IS_MAX, OP, LD)                                             \
-    static void NAME(const snn_pool_t *p, const snn_tensor_t *x, const snn_tensor_t *y)  \
-    {                                                                                    \
-        const int32_t kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw, ph = p->ph;        \
-        const int32_t pw = p->pw, H = x->h, W = x->w, OH = y->h, OW = y->w;              \
-        const int32_t lo = min32((pw + sw - 1) / sw, OW);                                \
-        const int32_t hi = W + pw - kw >= 0 ? min32((W + pw - kw) / sw + 1, OW) : 0;     \
-        int32_t c, oy, ox, ox0, i, j, m;                                                 \
-        for (c = 0; c < y->c; c++)                                                       \
-            for (oy = 0; oy < OH; oy++) {                                                \
-                const int32_t y0 = oy * sh - ph;                                         \
-                const int inside = y0 >= 0 && y0 + kh <= H;                              \
-                const int32_t plane = c * H * W;                                         \
-                for (ox0 = 0; ox0 < OW; ox0 += m) {                                      \
-                    m = min32(SNN_CHUNK, OW - ox0);                                      \
-                    for (ox = ox0; ox < ox0 + m; ox++) {                                 \
-                        const int32_t x0 = ox * sw - pw;                                 \
-                        int64_t acc = 0;                                                 \
-                        if (inside && ox >= lo && ox < hi) {                             \
-                            int32_t r = plane + y0 * W + x0;                             \
-                            if (IS_MAX)                                                  \
-                                acc = LD(x, r);                                          \
-                            if (kw == 2)                                                 \
-                                for (i = 0; i < kh; i++, r += W) {                       \
-                                    OP(acc, LD(x, r));                                   \
-                                    OP(acc, LD(x, r + 1));                               \
-                                }                                                        \
-                            else                                                         \
-                                for (i = 0; i < kh; i++, r += W)                         \
-                                    for (j = 0; j < kw; j++)                             \
-                                        OP(acc, LD(x, r + j));                           \
-                        } else {                                                         \
-                            int first = 1;                                               \
-                            for (i = 0; i < kh; i++)                                     \
-                                for (j = 0; j < kw; j++) {                               \
-                                    const int32_t iy = y0 + i, ix = x0 + j;              \
-                                    const int64_t v = (iy < 0 || iy >= H || ix < 0 ||    \
-                                                       ix >= W)                          \
-                                                          ? 0                            \
-                                                          : LD(x, plane + iy * W + ix);  \
-                                    if (first && IS_MAX)                                 \
-                                        acc = v;                                         \
-                                    OP(acc, v);                                          \
-                                    first = 0;                                           \
-                                }                                                        \
-                        }                                                                \
-                        chunk_a[ox - ox0] = acc;                                         \
-                    }                                                                    \
-                    store_chunk(y, (c * OH + oy) * OW + ox0, chunk_a, m);                \
-                }                                                                        \
-            }                                                                            \
-    }
-#define SNN_LD_I8(t, i) ((int64_t)((const int8_t *)(t)->data)[i])
-SNN_DEFINE_POOL(sum_pool_i8, 0, SNN_POOL_SUM, SNN_LD_I8)
-SNN_DEFINE_POOL(sum_pool_any, 0, SNN_POOL_SUM, ld)
-SNN_DEFINE_POOL(max_pool_i8, 1, SNN_POOL_MAX, SNN_LD_I8)
-SNN_DEFINE_POOL(max_pool_any, 1, SNN_POOL_MAX, ld)
-
-/* one function for spikes (int8_t), one for every other input type */
-void snn_sum_pool(const snn_layer_t *L)
-{
-    if (L->in[0]->type == SNN_I8)
-        sum_pool_i8((const snn_pool_t *)L->p, L->in[0], L->out);
-    else
-        sum_pool_any((const snn_pool_t *)L->p, L->in[0], L->out);
-}
-
-void snn_max_pool(const snn_layer_t *L)
-{
-    if (L->in[0]->type == SNN_I8)
-        max_pool_i8((const snn_pool_t *)L->p, L->in[0], L->out);
-    else
-        max_pool_any((const snn_pool_t *)L->p, L->in[0], L->out);
-}
-
-/* Flatten is a reshape: the emitter aliases the output to the input buffer, so this
- * copies only if it was given a separate buffer. */
-void snn_flatten(const snn_layer_t *L)
-{
-    int32_t i, m;
-    if (L->out->data == L->in[0]->data)
-        return;
-    for (i = 0; i < L->out->n; i += m) {
-        m = min32(SNN_CHUNK, L->out->n - i);
-        load_chunk(L->in[0], i, chunk_a, m);
-        store_chunk(L->out, i, chunk_a, m);
-    }
-}
-
-/* interpreter._eval "Add": element-wise sum of n_in same-shape inputs. */
-void snn_add(const snn_layer_t *L)
-{
-    int32_t i, k, m;
-    for (i = 0; i < L->out->n; i += m) {
-        m = min32(SNN_CHUNK, L->out->n - i);
-        load_chunk(L->in[0], i, chunk_a, m);
-        for (k = 1; k < L->n_in; k++)
-            add_chunk(L->in[k], i, chunk_a, m);
-        store_chunk(L->out, i, chunk_a, m);
     }
 }
 
 /* ---------------------------------------------------------------------------- neuron */
-/* chunk_b[k] = state_quant(chunk_b[k], level of the channel of element i0 + k). */
-static void quant_chunk(const snn_lif_t *p, int32_t i0, int32_t m)
-{
-    const int32_t hw = p->v->h * p->v->w;
-    int32_t k;
-    for (k = 0; k < m; k++)
-        chunk_b[k] = quant(chunk_b[k], vget(&p->level, (i0 + k) / hw), p->quant);
-}
-
-/* snncc.ops.neurons.NeuronState.step, element-wise (constants per channel c):
- *   u = ovf_u(decay(u, du) + (a << act_shift) + u_bias)
+/* snncc.ops.neurons.NeuronState.step on elements e0 .. e0 + m - 1 (channel e % C), with
+ * the input current in A (already a << act_shift + u_bias) and T the update's type:
+ *   u = ovf_u(decay(u, du) + a)               (decay(u, 4096) = 0: no current state)
  *   v = ovf_v(decay(v, dv) + u + bias)
  *   s = fires && v > threshold;  v = s ? (0 | v - reset_value | v) : v
  *   v = state_quant(v, level)
- * in chunks of SNN_CHUNK elements widened to int64_t (a then s, v, u in chunk_a, _b,
- * _c), in runs of one channel with its constants; the (u, v) overflow mode pair is
- * switched on once per run.  Spike and reset are branch-free: with the mask f = -s,
- * v -= f & ((v & ~keep) + sub), where (keep, sub) is (0, 0) for reset zero,
- * (-1, reset_value) for subtract and (-1, 0) for none.
- * SNN_LIF_RUN is one run, elements k .. e - 1, for the overflow modes OVF_U, OVF_V. */
-#define SNN_LIF_RUN(OVF_U, OVF_V)                                                           \
-    if (has_u)                                                                              \
-        for (; k < e; k++) {                                                                \
-            const int64_t u = OVF_U(chunk_a[k] * in_mul + ub + decay(chunk_c[k], keep_u), mu); \
-            const int64_t v = OVF_V(decay(chunk_b[k], keep_v) + u + bias, mv);              \
-            const int64_t sp = fire & (int64_t)(v > thr);                                   \
-            chunk_a[k] = sp;                                                                \
-            chunk_b[k] = v - (-sp & ((v & drop) + sub));                                    \
-            chunk_c[k] = u;                                                                 \
-        }                                                                                   \
-    else                                                                                    \
-        for (; k < e; k++) {                                                                \
-            const int64_t v = OVF_V(decay(chunk_b[k], keep_v) + OVF_U(chunk_a[k] * in_mul + ub, mu) + bias, mv); \
-            const int64_t sp = fire & (int64_t)(v > thr);                                   \
-            chunk_a[k] = sp;                                                                \
-            chunk_b[k] = v - (-sp & ((v & drop) + sub));                                    \
-        }                                                                                   \
+ * per run of channels with their constants, one branch-free loop per (u, v) overflow
+ * mode pair: with the mask f = -s, v -= f & ((v & drop) + (rv & sub)), where (drop,
+ * sub) is (-1, 0) for reset zero, (0, -1) for subtract and (0, 0) for none. */
+#define SNN_LIF_RUNS(T, OVF_U, OVF_V, DECAY)                                                \
+    for (k = 0, c = c_first; k < m; c = 0) {                                                \
+        const int32_t e = k + min32(m - k, C - c);                                          \
+        const T *restrict th = thr + c, *restrict bi = bias + c, *restrict r = rv + c;     \
+        int32_t i;                                                                          \
+        if (has_u)                                                                          \
+            for (i = 0; i < e - k; i++) {                                                   \
+                const T u = OVF_U(DECAY(U[k + i], keep_u) + A[k + i], mu);                 \
+                const T v = OVF_V(DECAY(V[k + i], keep_v) + u + bi[i], mv);                \
+                const T sp = fire & (T)(v > th[i]);                                         \
+                S[k + i] = sp;                                                              \
+                V[k + i] = v - (-sp & ((v & drop) + (r[i] & sub)));                         \
+                U[k + i] = u;                                                               \
+            }                                                                               \
+        else                                                                                \
+            for (i = 0; i < e - k; i++) {                                                   \
+                const T v = OVF_V(DECAY(V[k + i], keep_v) + OVF_U(A[k + i], mu) + bi[i], mv); \
+                const T sp = fire & (T)(v > th[i]);                                         \
+                S[k + i] = sp;                                                              \
+                V[k + i] = v - (-sp & ((v & drop) + (r[i] & sub)));                         \
+            }                                                                               \
+        k = e;                                                                              \
+    }                                                                                       \
     break
 
-void snn_lif(const snn_layer_t *L)
+#define SNN_DEFINE_LIF_CHUNK(NAME, T, SFX, LOAD, STORE)                                     \
+    static void NAME(const snn_lif_t *p, const snn_tensor_t *out, int32_t e0, int32_t m,    \
+                     T *restrict A, T *restrict U, T *restrict V, T *restrict S)            \
+    {                                                                                       \
+        const int32_t C = out->c, c_first = e0 % C;                                         \
+        const T *thr = (const T *)(p->fires ? p->thr : p->bias);                            \
+        const T *bias = (const T *)p->bias, *lvl = (const T *)p->level;                     \
+        const T *rv = (const T *)(p->rv ? p->rv : p->bias);                                 \
+        const T keep_u = SNN_DECAY_ONE - p->du, keep_v = SNN_DECAY_ONE - p->dv;            \
+        const T mu = (T)1 << (p->u_bits - 1), mv = (T)1 << (p->v_bits - 1);                 \
+        const T drop = p->reset == SNN_RESET_ZERO ? -1 : 0;                                 \
+        const T sub = p->reset == SNN_RESET_SUBTRACT ? -1 : 0, fire = p->fires ? 1 : 0;     \
+        const int has_u = p->u != 0, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;    \
+        int32_t k, c;                                                                       \
+        LOAD(p->v, e0, m, V);                                                               \
+        if (coded)                                                                          \
+            for (k = 0, c = c_first; k < m; k++, c = c + 1 == C ? 0 : c + 1)                \
+                V[k] *= lvl[c];                                                             \
+        if (has_u)                                                                          \
+            LOAD(p->u, e0, m, U);                                                           \
+        switch (3 * p->u_ovf + p->v_ovf) { /* [u overflow][v overflow] */                   \
+        case 0: SNN_LIF_RUNS(T, ovf_saturate##SFX, ovf_saturate##SFX, decay##SFX);          \
+        case 1: SNN_LIF_RUNS(T, ovf_saturate##SFX, ovf_wrap##SFX, decay##SFX);              \
+        case 2: SNN_LIF_RUNS(T, ovf_saturate##SFX, ovf_wrap_lava##SFX, decay##SFX);         \
+        case 3: SNN_LIF_RUNS(T, ovf_wrap##SFX, ovf_saturate##SFX, decay##SFX);              \
+        case 4: SNN_LIF_RUNS(T, ovf_wrap##SFX, ovf_wrap##SFX, decay##SFX);                  \
+        case 5: SNN_LIF_RUNS(T, ovf_wrap##SFX, ovf_wrap_lava##SFX, decay##SFX);             \
+        case 6: SNN_LIF_RUNS(T, ovf_wrap_lava##SFX, ovf_saturate##SFX, decay##SFX);         \
+        case 7: SNN_LIF_RUNS(T, ovf_wrap_lava##SFX, ovf_wrap##SFX, decay##SFX);             \
+        default: SNN_LIF_RUNS(T, ovf_wrap_lava##SFX, ovf_wrap_lava##SFX, decay##SFX);       \
+        }                                                                                   \
+        if (p->quant != SNN_QUANT_NONE) /* q = (2v >= L) - (2v <= -L); codes or q * L */    \
+            for (k = 0, c = c_first; k < m; k++, c = c + 1 == C ? 0 : c + 1) {              \
+                const T L_ = lvl[c];                                                        \
+                T q_ = (T)(2 * V[k] >= L_);                                                 \
+                if (p->quant == SNN_QUANT_TERNARY)                                          \
+                    q_ -= (T)(2 * V[k] <= -L_);                                             \
+                V[k] = coded ? q_ : q_ * L_;                                                \
+            }                                                                               \
+        STORE(p->v, e0, m, V);                                                              \
+        if (has_u)                                                                          \
+            STORE(p->u, e0, m, U);                                                          \
+        STORE(out, e0, m, S);                                                               \
+    }
+SNN_DEFINE_LIF_CHUNK(lif_chunk32, int32_t, 32, load32, store32)
+SNN_DEFINE_LIF_CHUNK(lif_chunk64, int64_t, 64, load64, store64)
+
+/* The input current of elements e0 .. e0 + m - 1 into A: the tile's accumulator at
+ * offset k (after the synapse's shift and wrap when it has them), plus every stored
+ * input term, then a << act_shift + u_bias. */
+#define SNN_DEFINE_LIF_INPUT(NAME, T, ACC_LOAD, LOAD)                                       \
+    static void NAME(const snn_layer_t *L, int32_t e0, int32_t k0, int32_t m, T *restrict A, \
+                     T *restrict X)                                                         \
+    {                                                                                       \
+        const snn_lif_t *p = (const snn_lif_t *)L->p;                                       \
+        const int32_t C = L->out->c;                                                        \
+        const T in_mul = (T)1 << p->act_shift;                                              \
+        int32_t k, j, c;                                                                    \
+        if (L->n_syn > 0) {                                                                 \
+            const snn_syn_t *s = L->syn[0];                                                 \
+            ACC_LOAD(L->tile->acc, L->tile->type, k0, m, A);                                \
+            if (L->n_syn == 1 && (s->exp != 0 || s->out_bits != 0))                         \
+                for (k = 0; k < m; k++)                                                     \
+                    A[k] = (T)synapse_out(A[k], s->exp, s->out_bits);                       \
+        } else                                                                              \
+            for (k = 0; k < m; k++)                                                         \
+                A[k] = 0;                                                                   \
+        for (j = 0; j < L->n_in; j++) {                                                     \
+            LOAD(L->in[j], e0, m, X);                                                       \
+            for (k = 0; k < m; k++)                                                         \
+                A[k] += X[k];                                                               \
+        }                                                                                   \
+        for (k = 0; k < m; k++)                                                             \
+            A[k] *= in_mul;                                                                 \
+        if (p->u_bias != 0)                                                                 \
+            for (k = 0, c = e0 % C; k < m; k++, c = c + 1 == C ? 0 : c + 1)                 \
+                A[k] += ((const T *)p->u_bias)[c];                                          \
+    }
+SNN_DEFINE_LIF_INPUT(lif_input32, int32_t, acc_load32, load32)
+SNN_DEFINE_LIF_INPUT(lif_input64, int64_t, acc_load64, load64)
+
+/* The neuron update of elements e0 .. e0 + n - 1, whose current is in the tile's
+ * accumulator from offset 0 (or only in stored inputs). */
+static void lif_span(const snn_layer_t *L, int32_t e0, int32_t n)
 {
     const snn_lif_t *p = (const snn_lif_t *)L->p;
-    const snn_tensor_t *a = L->in[0], *s = L->out;
-    const int32_t hw = s->h * s->w, modes = 3 * (p->u_ovf % 3) + p->v_ovf % 3;
-    const int64_t in_mul = (int64_t)1 << p->act_shift;
-    const int64_t keep_u = SNN_DECAY_ONE - p->du, keep_v = SNN_DECAY_ONE - p->dv;
-    const int64_t mu = (int64_t)1 << (p->u_bits - 1), mv = (int64_t)1 << (p->v_bits - 1);
-    const int64_t drop = p->reset == SNN_RESET_ZERO ? -1 : 0; /* ~keep */
-    const int64_t fire = p->fires ? 1 : 0;
-    const int has_u = p->u != 0; /* no current state: decay(u, 4096) = 0 */
-    int32_t i0, k, m, c = 0, r = 0; /* element i0 + k is at offset r of channel c */
-    for (i0 = 0; i0 < s->n; i0 += m) {
-        m = min32(SNN_CHUNK, s->n - i0);
-        load_chunk(a, i0, chunk_a, m);
-        load_chunk(p->v, i0, chunk_b, m);
-        if (has_u)
-            load_chunk(p->u, i0, chunk_c, m);
-        for (k = 0; k < m;) { /* a run of channel c: elements k .. e - 1 */
-            const int32_t e = k + min32(m - k, hw - r);
-            const int64_t thr = vget(&p->threshold, c), bias = vget(&p->bias, c);
-            const int64_t sub = p->reset == SNN_RESET_SUBTRACT ? vget(&p->reset_value, c) : 0;
-            const int64_t ub = p->u_bias.n ? vget(&p->u_bias, c) : 0;
-            r += e - k;
-            if (r == hw) {
-                r = 0;
-                c++;
-            }
-            switch (modes) { /* [u overflow][v overflow] */
-            case 0: SNN_LIF_RUN(ovf_saturate, ovf_saturate);
-            case 1: SNN_LIF_RUN(ovf_saturate, ovf_wrap);
-            case 2: SNN_LIF_RUN(ovf_saturate, ovf_wrap_lava);
-            case 3: SNN_LIF_RUN(ovf_wrap, ovf_saturate);
-            case 4: SNN_LIF_RUN(ovf_wrap, ovf_wrap);
-            case 5: SNN_LIF_RUN(ovf_wrap, ovf_wrap_lava);
-            case 6: SNN_LIF_RUN(ovf_wrap_lava, ovf_saturate);
-            case 7: SNN_LIF_RUN(ovf_wrap_lava, ovf_wrap);
-            default: SNN_LIF_RUN(ovf_wrap_lava, ovf_wrap_lava);
-            }
+    const int32_t ch = p->chunk;
+    int32_t k, m;
+    for (k = 0; k < n; k += m) {
+        m = min32(ch, n - k);
+        if (p->wide) {
+            int64_t *t = (int64_t *)p->tmp;
+            lif_input64(L, e0 + k, k, m, t, t + ch);
+            lif_chunk64(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch);
+        } else {
+            int32_t *t = (int32_t *)p->tmp;
+            lif_input32(L, e0 + k, k, m, t, t + ch);
+            lif_chunk32(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch);
         }
-        if (p->quant != SNN_QUANT_NONE)
-            quant_chunk(p, i0, m);
-        if (has_u)
-            store_chunk(p->u, i0, chunk_c, m);
-        store_chunk(p->v, i0, chunk_b, m);
-        store_chunk(s, i0, chunk_a, m);
-    }
-}
-
-/* ---------------------------------------------------------------------------- driver */
-typedef void (*snn_kernel_fn)(const snn_layer_t *L);
-static const snn_kernel_fn kernels[SNN_N_KINDS] = {
-    snn_conv2d, snn_dense, snn_sum_pool, snn_max_pool, snn_flatten, snn_add, snn_lif,
-};
-
-/* The layer has just written its fresh result to L->out: swap it with the oldest slot
- * of the ring, so L->out holds what was computed `depth` steps ago (zeros at first). */
-static void delay_swap(const snn_layer_t *L)
-{
-    snn_delay_t *d = L->delay;
-    int32_t nbytes = L->out->n * snn_type_size(L->out->type), i;
-    uint8_t *a = (uint8_t *)L->out->data, *b = (uint8_t *)d->ring + d->head * nbytes;
-    for (i = 0; i < nbytes; i++) {
-        uint8_t t = a[i];
-        a[i] = b[i];
-        b[i] = t;
-    }
-    d->head = d->head + 1 == d->depth ? 0 : d->head + 1;
-}
-
-static void zero_bytes(void *p, int32_t nbytes)
-{
-    uint8_t *b = (uint8_t *)p;
-    int32_t i;
-    for (i = 0; i < nbytes; i++)
-        b[i] = 0;
-}
-
-/* Initial state: empty delay lines, u = 0, v = v_init (per channel), step 0. */
-void snncc_reset(const snn_model_t *m)
-{
-    int32_t k, i;
-    *m->step = 0;
-    for (k = 0; k < m->n_layers; k++) {
-        const snn_layer_t *L = &m->layers[k];
-        if (L->delay != 0) {
-            zero_bytes(L->delay->ring, L->delay->depth * L->out->n * snn_type_size(L->out->type));
-            L->delay->head = 0;
-        }
-        if (L->kind == SNN_LIF) {
-            const snn_lif_t *p = (const snn_lif_t *)L->p;
-            const int32_t hw = p->v->h * p->v->w;
-            int32_t c, n;
-            if (p->u != 0)
-                zero_bytes(p->u->data, p->u->n * snn_type_size(p->u->type));
-            for (c = 0; c < p->v->c; c++) /* channel by channel, in chunks */
-                for (i = c * hw; i < (c + 1) * hw; i += n) {
-                    int32_t k;
-                    n = min32(SNN_CHUNK, (c + 1) * hw - i);
-                    for (k = 0; k < n; k++)
-                        chunk_a[k] = vget(&p->v_init, c);
-                    store_chunk(p->v, i, chunk_a, n);
-                }
-        }
-    }
-}
-
-void snncc_set_input(const snn_model_t *m, const int32_t *x)
-{
-    int32_t i, k, n;
-    for (i = 0; i < m->input->n; i += n) {
-        n = min32(SNN_CHUNK, m->input->n - i);
-        for (k = 0; k < n; k++)
-            chunk_a[k] = x[i + k];
-        store_chunk(m->input, i, chunk_a, n);
     }
 }
 
@@ -852,9 +947,215 @@ static void periodic_reset(const snn_lif_t *p, int64_t t)
 {
     if (p->reset_interval > 0 && t % p->reset_interval == p->reset_offset) {
         if (p->u != 0)
-            zero_bytes(p->u->data, p->u->n * snn_type_size(p->u->type));
-        zero_bytes(p->v->data, p->v->n * snn_type_size(p->v->type));
+            zero_bytes(p->u->data, p->u->bytes);
+        zero_bytes(p->v->data, p->v->bytes);
     }
+}
+
+static void lif_layer(const snn_layer_t *L, int64_t t)
+{
+    periodic_reset((const snn_lif_t *)L->p, t);
+    if (L->n_syn == 0) {
+        lif_span(L, 0, L->out->n);
+    } else {
+        const int32_t total = tile_count(L), width = tile_width(L), cols = tile_cols(L);
+        int32_t lo, hi, xlo, xhi, e0, n;
+        for (lo = 0; lo < total; lo = hi) {
+            hi = min32(total, lo + L->tile->rows);
+            for (xlo = 0; xlo < width; xlo = xhi) {
+                xhi = min32(width, xlo + cols);
+                n = tile_span(L, lo, hi, xlo, xhi, &e0);
+                accumulate(L, lo, hi, xlo, xhi, n);
+                lif_span(L, e0, n);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ pooling, shapes */
+/* 16 bits -> 16 nibbles (bit i -> bit 4i) */
+static inline uint64_t spread16(uint32_t f)
+{
+    uint64_t x = f & 0xffffu;
+    x = (x | (x << 24)) & 0x000000ff000000ffu;
+    x = (x | (x << 12)) & 0x000f000f000f000fu;
+    x = (x | (x << 6)) & 0x0303030303030303u;
+    return (x | (x << 3)) & 0x1111111111111111u;
+}
+
+/* kernels.sum_pool / kernels.max_pool per output pixel, zero padding (a window position
+ * outside the input contributes 0, to the max as well).  Spike inputs: a sum of at most
+ * 15 spikes into 4-bit outputs adds 16 channels at once as nibbles; a max is an OR. */
+static int pool_bits(const snn_layer_t *L, int is_max, int32_t oy, int32_t ox)
+{
+    const snn_pool_t *p = (const snn_pool_t *)L->p;
+    const snn_tensor_t *x = L->in[0], *y = L->out;
+    const uint32_t *bits = (const uint32_t *)x->data;
+    const int32_t C = x->c, step = is_max ? 32 : 16;
+    int32_t c0, i, j;
+    if (x->fmt != SNN_U1 || y->fmt != (is_max ? SNN_U1 : SNN_U4) || (!is_max && (C & 1 || p->kh * p->kw > 15)))
+        return 0;
+    for (c0 = 0; c0 < C; c0 += step) {
+        const int32_t m = min32(step, C - c0);
+        uint64_t acc = 0;
+        for (i = 0; i < p->kh; i++) {
+            const int32_t iy = oy * p->sh - p->ph + i;
+            if (iy < 0 || iy >= x->h)
+                continue;
+            for (j = 0; j < p->kw; j++) {
+                const int32_t ix = ox * p->sw - p->pw + j;
+                if (ix >= 0 && ix < x->w) {
+                    const uint32_t f = bits_field(bits, (iy * x->w + ix) * C + c0, m);
+                    acc = is_max ? (acc | f) : acc + spread16(f);
+                }
+            }
+        }
+        if (is_max) {
+            bits_put((uint32_t *)y->data, (oy * y->w + ox) * C + c0, (uint32_t)acc, m);
+        } else {
+            uint8_t *d = (uint8_t *)y->data + (((oy * y->w + ox) * C + c0) >> 1);
+            for (i = 0; i < (m >> 1); i++)
+                d[i] = (uint8_t)((acc >> (8 * i)) & 0xffu);
+        }
+    }
+    return 1;
+}
+
+static void pool_layer(const snn_layer_t *L, int is_max)
+{
+    const snn_pool_t *p = (const snn_pool_t *)L->p;
+    const snn_tensor_t *x = L->in[0], *y = L->out;
+    const int32_t C = x->c;
+    int64_t *acc = p->tmp, *val = p->tmp + min32(C, SNN_TMP);
+    int32_t oy, ox, c0, i, j, k, m;
+    for (oy = 0; oy < y->h; oy++)
+        for (ox = 0; ox < y->w; ox++) {
+            if (pool_bits(L, is_max, oy, ox))
+                continue;
+            for (c0 = 0; c0 < C; c0 += m) {
+                int first = 1;
+                m = min32(SNN_TMP, C - c0);
+                for (k = 0; k < m; k++)
+                    acc[k] = 0;
+                for (i = 0; i < p->kh; i++)
+                    for (j = 0; j < p->kw; j++) {
+                        const int32_t iy = oy * p->sh - p->ph + i, ix = ox * p->sw - p->pw + j;
+                        if (iy < 0 || iy >= x->h || ix < 0 || ix >= x->w)
+                            for (k = 0; k < m; k++)
+                                val[k] = 0;
+                        else
+                            load64(x, (iy * x->w + ix) * C + c0, m, val);
+                        for (k = 0; k < m; k++)
+                            acc[k] = !is_max ? acc[k] + val[k] : (first || val[k] > acc[k] ? val[k] : acc[k]);
+                        first = 0;
+                    }
+                store64(y, (oy * y->w + ox) * C + c0, m, acc);
+            }
+        }
+}
+
+/* Flatten: the emitter aliases the output to the input's buffer where the order does
+ * not matter (its consumers are dense synapses, whose weights it permutes, or the input
+ * is (C, 1, 1) or (1, H, W)); otherwise this copies into (C, H, W) order. */
+static void flatten_layer(const snn_layer_t *L)
+{
+    const snn_tensor_t *x = L->in[0], *y = L->out;
+    const int32_t hw = x->h * x->w;
+    int32_t c, q;
+    if (y->data == x->data)
+        return;
+    for (c = 0; c < x->c; c++)
+        for (q = 0; q < hw; q++)
+            st(y, c * hw + q, ld(x, q * x->c + c));
+}
+
+/* interpreter._eval "Add": element-wise sum of n_in same-shape inputs. */
+static void add_layer(const snn_layer_t *L)
+{
+    int64_t *a = L->tile->tmp, *b = L->tile->tmp + SNN_TMP;
+    int32_t i, j, k, m;
+    for (i = 0; i < L->out->n; i += m) {
+        m = min32(SNN_TMP, L->out->n - i);
+        load64(L->in[0], i, m, a);
+        for (j = 1; j < L->n_in; j++) {
+            load64(L->in[j], i, m, b);
+            for (k = 0; k < m; k++)
+                a[k] += b[k];
+        }
+        store64(L->out, i, m, a);
+    }
+}
+
+/* ---------------------------------------------------------------------------- driver */
+/* The layer has just written its fresh result to L->out: swap it with the oldest slot
+ * of the ring, so L->out holds what was computed `depth` steps ago (zeros at first). */
+static void delay_swap(const snn_layer_t *L)
+{
+    snn_delay_t *d = L->delay;
+    const int32_t nbytes = L->out->bytes;
+    uint8_t *a = (uint8_t *)L->out->data, *b = (uint8_t *)d->ring + d->head * nbytes;
+    int32_t i;
+    for (i = 0; i < nbytes; i++) {
+        const uint8_t t = a[i];
+        a[i] = b[i];
+        b[i] = t;
+    }
+    d->head = d->head + 1 == d->depth ? 0 : d->head + 1;
+}
+
+/* Initial state: empty delay lines, u = 0, v = v_init (per channel; a quantized
+ * membrane stores the code sign(v_init)), step 0. */
+void snncc_reset(const snn_model_t *m)
+{
+    int32_t k, i, n;
+    *m->step = 0;
+    for (k = 0; k < m->n_layers; k++) {
+        const snn_layer_t *L = &m->layers[k];
+        if (L->delay != 0) {
+            zero_bytes(L->delay->ring, L->delay->depth * L->out->bytes);
+            L->delay->head = 0;
+        }
+        if (L->kind == SNN_LIF) {
+            const snn_lif_t *p = (const snn_lif_t *)L->p;
+            const int32_t C = p->v->c, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;
+            int64_t *t = (int64_t *)p->tmp; /* chunk >= 1 values of 4 * 4 bytes: 2 int64 per chunk */
+            const int32_t ch = p->chunk;
+            if (p->u != 0)
+                zero_bytes(p->u->data, p->u->bytes);
+            for (i = 0; i < p->v->n; i += n) {
+                int32_t j;
+                n = min32(ch, p->v->n - i);
+                for (j = 0; j < n; j++) {
+                    const int32_t c = (i + j) % C;
+                    const int64_t v0 = p->v_init == 0 ? 0
+                                       : p->wide ? ((const int64_t *)p->v_init)[c]
+                                                 : ((const int32_t *)p->v_init)[c];
+                    t[j] = coded ? (v0 > 0) - (v0 < 0) : v0;
+                }
+                store64(p->v, i, n, t);
+            }
+        }
+    }
+}
+
+/* values i0 .. i0 + n - 1 of the input in (C, H, W) order, stored channel-last */
+void snncc_set_input_range(const snn_model_t *m, int32_t i0, int32_t n, const int32_t *x)
+{
+    const snn_tensor_t *t = m->input;
+    const int32_t hw = t->h * t->w;
+    int32_t k, c = i0 / hw, q = i0 % hw;
+    for (k = 0; k < n; k++) {
+        st(t, q * t->c + c, x[k]);
+        if (++q == hw) {
+            q = 0;
+            c++;
+        }
+    }
+}
+
+void snncc_set_input(const snn_model_t *m, const int32_t *x)
+{
+    snncc_set_input_range(m, 0, m->input->n, x);
 }
 
 /* One time step: every layer in topological order (interpreter.run's inner loop). */
@@ -863,9 +1164,15 @@ void snncc_step(const snn_model_t *m)
     int32_t k;
     for (k = 0; k < m->n_layers; k++) {
         const snn_layer_t *L = &m->layers[k];
-        if (L->kind == SNN_LIF)
-            periodic_reset((const snn_lif_t *)L->p, *m->step);
-        kernels[L->kind](L);
+        switch (L->kind) {
+        case SNN_CONV:
+        case SNN_DENSE: synapse_layer(L); break;
+        case SNN_SUMPOOL: pool_layer(L, 0); break;
+        case SNN_MAXPOOL: pool_layer(L, 1); break;
+        case SNN_FLATTEN: flatten_layer(L); break;
+        case SNN_ADD: add_layer(L); break;
+        default: lif_layer(L, *m->step); break;
+        }
         if (L->delay != 0)
             delay_swap(L);
     }

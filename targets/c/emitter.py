@@ -1,15 +1,29 @@
 """C99 emitter: an integer graph -> a standalone C project (model.c/.h, main.c, Makefile,
 the runtime library) that reproduces ``snncc.reference.interpreter.run`` bit for bit.
 
-The work splits in two. ``plan(graph)`` turns the graph into plain data: one record per
-layer with its C identifiers, buffers, packed weights and constants, and the element
-type of every buffer, chosen from worst-case value bounds (``snncc.ir.bounds``) so that int8
-holds spikes, wider types appear only where a value can need them, and every value the
-reference can compute is stored exactly. The same bounds pick each convolution's
-accumulator type (int16/32/64) and size the scratch buffers the runtime's event-driven
-kernels share (see snncc_rt.h). The Jinja2 templates in ``templates/`` then lay that
-data out; all behaviour lives in the runtime (``runtime/src/snncc_rt.c``).
-Output is deterministic: graph order, sorted JSON, no timestamps.
+``plan(graph)`` turns the graph into plain data, in four decisions (snncc_rt.h and
+DEVELOPERS.md describe the runtime side):
+
+1. **Fusion.** A synapse (no delay) whose only reader is a neuron layer, directly or
+   through an Add whose only reader is that neuron, is computed inside the neuron
+   layer, tile by tile: its result is never stored. Everything else that is read
+   later is stored.
+2. **Formats.** Every stored tensor gets the narrowest storage format that holds every
+   value the one bounds analysis (``snncc.ir.bounds``) allows: bits for spikes,
+   nibbles for small counts, 8/16/24/32/64 bits otherwise, ternary/binary membrane
+   codes as bit planes. Tensors are channel-last; a dense synapse reading a (C, H, W)
+   tensor gets its weight rows permuted to that storage order, so Flatten is free.
+3. **Tiles and types.** Each layer with synapses runs in tiles of output rows (conv) or
+   outputs (dense) whose accumulator fits ``ACC_SCRATCH_BUDGET``, in the narrowest of
+   int16/32/64 that holds every partial sum; a neuron update runs in int32 where every
+   intermediate provably fits, else int64.
+4. **The arena.** Buffers that live only within a step (the input, stored
+   intermediate results, all scratch) get offsets in one static arena (``arena.plan``);
+   state, spikes, delay lines live in their own static arrays.
+
+The Jinja2 templates in ``templates/`` lay that data out; all behaviour lives in the
+runtime (``runtime/src/snncc_rt.c``). Output is deterministic: graph order, sorted
+JSON, no timestamps.
 """
 from __future__ import annotations
 
@@ -27,7 +41,11 @@ from ...ir.ints import shift
 from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS, IntLIF
 from ...ir.verify import verify
 from ...ops import role
-from ...ops.neurons import I32_MAX, SAFE
+from ...ops.neurons import I32_MAX, SAFE, overflow_magnitude
+from . import arena
+from .cspell import _check, _rows, c_comment, c_ident, c_int, c_string, pack_weights, type_for
+from .formats import IO_DTYPES, IO_ENUMS, Format, fmt_for, nbytes
+from .lowering import LOWER, LIF_CHUNK, ACC_SCRATCH_BUDGET
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BINARY = "snncc_model"
@@ -35,105 +53,44 @@ BINARY_ASAN = "snncc_model_asan"
 SOURCES = ("main.c", "model.c", "snncc_rt.c")
 MANIFEST = "c_manifest.json"
 
-# element types, index = the runtime's SNN_I8 .. SNN_I64
+# scalar types, index = the runtime's SNN_I8 .. SNN_I64
 CTYPES = ("int8_t", "int16_t", "int32_t", "int64_t")
 ENUMS = ("SNN_I8", "SNN_I16", "SNN_I32", "SNN_I64")
-NPTYPES = ("<i1", "<i2", "<i4", "<i8")
-KIND_ENUM = {"IntConv": "SNN_CONV", "IntDense": "SNN_DENSE", "SumPool": "SNN_SUMPOOL",
-             "MaxPool": "SNN_MAXPOOL", "Flatten": "SNN_FLATTEN", "Add": "SNN_ADD", "IntLIF": "SNN_LIF"}
-# RAM for a conv's accumulator (runtime: one band of output rows at a time); a bigger band
-# scans fewer input rows twice and decodes weights fewer times, a smaller one saves RAM
-ACC_SCRATCH_BUDGET = 8192
-
-
-#: snn_lif_t's constant vectors, in the IntLIF fields' order
-LIF_VECS = ("threshold", "bias", "reset_value", "v_init", "level")
-
-
-# ------------------------------------------------------------------------ C spelling
-def c_ident(index: int, name: str) -> str:
-    """Deterministic, unique C identifier for the node at position ``index``."""
-    return f"L{index:03d}_" + re.sub(r"[^0-9A-Za-z_]", "_", name)[:48]
-
-
-def c_comment(text: str) -> str:
-    """Text safe inside /* */: printable ASCII, no comment end, no trigraphs."""
-    s = "".join(ch if " " <= ch <= "~" else "?" for ch in str(text))
-    return s.replace("*/", "*_/").replace("??", "?_?")
-
-
-def c_string(text: str) -> str:
-    """A C string literal body for ``text`` (UTF-8; octal escapes; no trigraphs)."""
-    out = []
-    for b in str(text).encode("utf-8"):
-        ch = chr(b)
-        if ch in "\\\"?":
-            out.append("\\" + ch)
-        elif 32 <= b < 127:
-            out.append(ch)
-        else:
-            out.append(f"\\{b:03o}")
-    return "".join(out)
-
-
-def c_int(v: int) -> str:
-    v = int(v)
-    return "(-9223372036854775807 - 1)" if v == -(1 << 63) else str(v)
-
-
-def _rows(items: list[str], per_row: int) -> list[str]:
-    return [", ".join(items[i:i + per_row]) for i in range(0, len(items), per_row)]
-
-
-def type_for(lo: int, hi: int) -> int:
-    """Index of the narrowest signed type holding [lo, hi]."""
-    for t, bits in enumerate((8, 16, 32, 64)):
-        if -(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1)):
-            return t
-    raise SnnccError(f"values in [{lo}, {hi}] do not fit in 64 bits")
-
-
-def pack_weights(w: np.ndarray, bits: int) -> bytes:
-    """``bits``-bit two's complement, little-endian bit order (see snncc_rt.h)."""
-    flat = np.ascontiguousarray(w, dtype=np.int64).reshape(-1)
-    raw = (flat.view(np.uint64) & np.uint64((1 << bits) - 1)).astype("<u8")
-    allbits = np.unpackbits(raw.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
-    return np.packbits(allbits[:, :bits].reshape(-1), bitorder="little").tobytes()
-
-
+NPTYPES = IO_DTYPES
+KIND_ENUM = {"IntConv": "SNN_CONV", "IntDense": "SNN_DENSE", "SumPool": "SNN_SUMPOOL", "MaxPool": "SNN_MAXPOOL",
+             "Flatten": "SNN_FLATTEN", "Add": "SNN_ADD", "IntLIF": "SNN_LIF"}
 # ------------------------------------------------------------------- value bounds
 class _CBounds:
     """The C target's reading of the one bounds analysis (``snncc.ir.bounds.Bounds``):
-    per tensor its [lo, hi]; per synapse whether it needs an int64 accumulator, the range
-    of every weight, input and partial sum (the accumulator type) and its input range;
-    per neuron the |u| and |v| it carries. Refuses values beyond exact int64 arithmetic."""
+    per tensor its [lo, hi]; per synapse the interval of every partial sum of its
+    accumulation (widened to hold each input value and weight, which the runtime casts
+    to the accumulator type); per neuron the |u| and |v| it carries. Refuses values
+    beyond exact int64 arithmetic."""
 
     def __init__(self, graph: Graph) -> None:
         b = Bounds(graph)
         self.iv = {n: (iv.lo, iv.hi) for n, iv in b.iv.items()}
-        self.acc64: dict[str, bool] = {}
         self.acc_iv: dict[str, tuple[int, int]] = {}
-        self.syn_in: dict[str, tuple[int, int, int]] = {}
         self.state: dict[str, tuple[int | None, int | None]] = {}
+        self.a_mag: dict[str, int] = {}
         for name, op in graph.items():
             if role(op) == "synapse":
                 self._synapse(name, op, b.input_of(name), b.acc[name])
             if role(op) == "neuron":
                 self.state[name] = b.neuron(name)
+                self.a_mag[name] = b.input_of(name).mag
             lo, hi = self.iv[name]
             _check(max(-lo, hi) < 1 << 62, f"{name}: values may reach [{lo}, {hi}], beyond exact int64 arithmetic")
 
     def _synapse(self, name, op, x, acc) -> None:
         w = op.weight
         wmax = int(np.abs(w).max()) if w.size else 0
-        self.acc64[name] = max(-acc.lo, acc.hi) > I32_MAX or max(-x.lo, x.hi) > I32_MAX
         self.acc_iv[name] = (min(acc.lo, x.lo, -wmax), max(acc.hi, x.hi, wmax))
-        self.syn_in[name] = (x.lo, x.hi, wmax)
         lo, hi = shift(acc.lo, op.weight_exp), shift(acc.hi, op.weight_exp)
         _check(max(-lo, hi) < 1 << 62, f"{name}: values may reach [{lo}, {hi}], beyond exact int64 arithmetic")
 
 
-# ---------------------------------------------------------------------------- planning
+# ---------------------------------------------------------------------------- tensors
 def _dims(shape: tuple) -> tuple[int, int, int]:
     if len(shape) == 1:
         return shape[0], 1, 1
@@ -142,28 +99,23 @@ def _dims(shape: tuple) -> tuple[int, int, int]:
     raise SnnccError(f"the C target supports tensors of shape (N,) or (C, H, W), got {shape}")
 
 
-def _tensor(cname: str, shape: tuple, t: int, buf: str | None = None) -> dict:
+def _tensor(cname: str, shape: tuple, fmt: Format, buf: str, order: tuple | None) -> dict:
+    """A tensor descriptor: ``buf`` names its buffer; ``order`` is the (C, H, W) shape whose
+    channel-last order its elements are stored in (None: plain order)."""
     c, h, w = _dims(shape)
-    return {"cname": cname, "buf": buf or cname.removesuffix("_t") + "_buf", "own": buf is None, "ctype": CTYPES[t],
-            "enum": ENUMS[t], "type": t, "c": c, "h": h, "w": w, "n": c * h * w, "shape": list(shape)}
+    return {"cname": cname, "buf": buf, "fmt": fmt, "enum": fmt.enum, "c": c, "h": h, "w": w, "n": c * h * w,
+            "bytes": nbytes(fmt, c * h * w), "shape": list(shape), "order": order}
 
 
-def _vec(cname: str, a: np.ndarray) -> dict:
-    vals = [int(v) for v in np.asarray(a).reshape(-1)]
-    t = type_for(min(vals), max(vals))
-    return {"cname": cname, "ctype": CTYPES[t], "enum": ENUMS[t], "n": len(vals),
-            "rows": _rows([c_int(v) for v in vals], 16), "bytes": len(vals) << t}
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise SnnccError(msg)
+def _hwc(shape: tuple) -> tuple | None:
+    """The (C, H, W) shape if channel-last storage differs from (C, H, W) order."""
+    return tuple(shape) if len(shape) == 3 and shape[0] > 1 and shape[1] * shape[2] > 1 else None
 
 
 class _Plan:
-    """Walks the graph once: a tensor descriptor per node and a layer record per
-    computing node (through the lowering table LOWER); then the probes, the scratch
-    buffers and the sizes."""
+    """Walks the graph once: fusion groups, a tensor per stored node, a layer record per
+    computing node (through the lowering table LOWER); then the arena, the probes and
+    the sizes."""
 
     def __init__(self, graph: Graph) -> None:
         verify(graph, "int", after="(C target)")
@@ -173,38 +125,109 @@ class _Plan:
         self.cnames = {n: c_ident(i, n) for i, n in enumerate(graph.order())}
         self.tensors: dict[str, dict] = {}
         self.layers: list[dict] = []
+        self.fused: dict[str, str] = {}      # synapse / add -> the neuron computing it
+        self.groups: dict[str, dict] = {}    # neuron -> {"syn": [...], "in": [...]}
+        self.buffers: dict[str, dict] = {}   # buffer name -> {"size", "arena", "first", "last", "ctype"}
+        self.consts: dict[tuple, dict] = {}  # (ctype, values) -> array record (shared)
+        self.structs: list[dict] = []        # C objects in declaration order
+        self._fusion()
 
-    def layer(self, name: str, op) -> dict:
-        """The common layer record; its output tensor aliases the input's buffer for Flatten."""
-        c, ins = self.cnames[name], self.graph.inputs(name)
-        t = 0 if role(op) == "neuron" else type_for(*self.bounds.iv[name])
-        alias = self.tensors[ins[0]]["buf"] if role(op) == "reshape" else None
-        if alias is not None:
-            t = self.tensors[ins[0]]["type"]
-        out = self.tensors[name] = _tensor(f"{c}_t", self.shapes[name], t, alias)
-        return {"name": name, "comment": c_comment(name), "cstr": c_string(name), "cname": c,
-                "kind": op.kind, "enum": KIND_ENUM[op.kind], "out": out,
-                "inputs": [self.tensors[s]["cname"] for s in ins], "delay": None, "params": None,
-                "weights": None, "lif": None, "info": _describe(op)}
+    # ---- 1. fusion
+    def _sole(self, name: str) -> bool:
+        return len(self.graph.users(name)) == 1 and name not in self.graph.outputs
 
-    # ---- lowering, one method per IR kind
-    def synapse(self, name: str, op, L: dict) -> None:
-        b = self.bounds
-        L.update(_synapse(name, op, L["cname"], self.tensors[self.graph.inputs(name)[0]], b.acc64[name],
-                          b.acc_iv[name], b.syn_in[name], L["out"]))
+    def _fusible(self, name: str, alone: bool) -> bool:
+        op = self.graph.node(name)
+        return (role(op) == "synapse" and op.delay == 0 and self._sole(name)
+                and (alone or (op.weight_exp == 0 and op.out_bits == 0)))
 
-    def pool(self, name: str, op, L: dict) -> None:
-        _check(len(self.shapes[self.graph.inputs(name)[0]]) == 3, f"{name}: pooling needs a (C, H, W) input")
-        vals = (*op.kernel, *op.stride, *op.padding)
-        L["params"] = {"cname": f"{L['cname']}_p", "ctype": "snn_pool_t",
-                       "fields": list(zip(("kh", "kw", "sh", "sw", "ph", "pw"), (str(int(v)) for v in vals)))}
+    def _fusion(self) -> None:
+        g = self.graph
+        for name, op in g.items():
+            if role(op) != "neuron":
+                continue
+            src = g.inputs(name)[0]
+            if self._fusible(src, alone=True):
+                group = {"syn": [src], "in": []}
+            elif role(g.node(src)) == "add" and self._sole(src):
+                syns = [s for s in g.inputs(src) if self._fusible(s, alone=False)]
+                group = {"syn": syns, "in": [s for s in g.inputs(src) if s not in syns]}
+                self.fused[src] = name
+            else:
+                group = {"syn": [], "in": [src]}
+            kinds = {g.node(s).kind for s in group["syn"]}
+            if len(kinds) > 1:  # conv and dense into one add: not possible with equal shapes
+                group = {"syn": [], "in": [src]}
+                self.fused.pop(src, None)
+            for s in group["syn"]:
+                self.fused[s] = name
+            self.groups[name] = group
 
-    def lif(self, name: str, op, L: dict) -> None:
-        L["lif"] = _lif(name, op, L["cname"], self.shapes[name], self.bounds.state[name])
-        L["params"] = {"cname": f"{L['cname']}_p", "ctype": "snn_lif_t", "fields": L["lif"]["fields"]}
+    # ---- buffers and tensors
+    def buffer(self, name: str, size: int, ctype: str, persistent: bool, layer: int) -> str:
+        """A buffer: static (``persistent``: it outlives a step) or in the arena, live from
+        ``layer`` on; returns a reference the struct fields and tensors resolve later."""
+        self.buffers[name] = {"size": size, "ctype": ctype, "arena": not persistent, "first": layer,
+                              "last": layer, "count": elements_of(ctype, size)}
+        return "@" + name
 
-    def passthrough(self, name: str, op, L: dict) -> None:
-        """Flatten (a view of its input's buffer) and Add (the runtime sums the inputs)."""
+    def read(self, node: str, layer: int) -> None:
+        """Layer ``layer`` reads the tensor of ``node``: its buffer lives until then."""
+        b = self.buffers[self.tensors[node]["buf"]]
+        b["last"] = max(b["last"], layer)
+
+    def stored_as(self, name: str, cname: str, shape: tuple, fmt: Format, layer: int,
+                  persistent: bool = True) -> dict:
+        t = _tensor(cname + "_t", shape, fmt, cname, _hwc(shape))
+        self.buffer(cname, t["bytes"], fmt.ctype, persistent, layer)
+        return t
+
+    def stored(self, name: str, lo_hi: tuple[int, int], layer: int) -> dict:
+        """The tensor of node ``name`` in the narrowest format for its values, in the arena
+        (the network output: live until the harness has read it after the step)."""
+        t = self.stored_as(name, f"{self.cnames[name]}_buf", self.shapes[name], fmt_for(*lo_hi), layer, False)
+        t["cname"] = f"{self.cnames[name]}_t"
+        if name in self.graph.outputs:
+            self.buffers[t["buf"]]["last"] = 1 << 30
+        self.tensors[name] = t
+        return t
+
+    def scratch(self, L: dict, what: str, size: int) -> str:
+        """A buffer live only while layer L runs."""
+        return self.buffer(f"{L['cname']}_{what}", size, "int64_t", False, L["index"])
+
+    def const(self, values, wide: bool) -> str | None:
+        """A per-channel constant array (int32_t or int64_t), shared between layers."""
+        if values is None:
+            return None
+        vals = tuple(int(v) for v in np.asarray(values).reshape(-1))
+        ctype = "int64_t" if wide else "int32_t"
+        key = (ctype, vals)
+        if key not in self.consts:
+            self.consts[key] = {"cname": f"snn_const_{len(self.consts)}", "ctype": ctype, "n": len(vals),
+                                "rows": _rows([c_int(v) for v in vals], 12), "bytes": len(vals) * (8 if wide else 4)}
+        return self.consts[key]["cname"]
+
+    def struct(self, ctype: str, cname: str, fields: list[tuple[str, object]], mutable: bool = False) -> str:
+        self.structs.append({"ctype": ctype, "cname": cname, "fields": [(k, str(v)) for k, v in fields],
+                             "mutable": mutable})
+        return "&" + cname
+
+    def address(self, ref: str) -> str:
+        """The C address of a buffer reference ("@name"); other values unchanged."""
+        if not ref.startswith("@"):
+            return ref
+        b = self.buffers[ref[1:]]
+        return f"SNN_ARENA({b['offset']})" if b["arena"] else ref[1:]
+
+    # ---- layers
+    def layer(self, name: str, op, kind: str | None = None) -> dict:
+        L = {"name": name, "comment": c_comment(name), "cstr": c_string(name), "cname": self.cnames[name],
+             "kind": kind or op.kind, "enum": KIND_ENUM[kind or op.kind], "index": len(self.layers), "in": [],
+             "syn": [], "p": "0", "tile": "0", "delay": None, "info": _describe(op), "out": None, "acc": None,
+             "weights": [], "fused": []}
+        self.layers.append(L)
+        return L
 
     def data(self) -> dict:
         g = self.graph
@@ -213,100 +236,52 @@ class _Plan:
         for name, op in g.items():
             _check(all(d > 0 for d in self.shapes[name]), f"{name}: empty tensor of shape {self.shapes[name]}")
             if role(op) == "input":
-                self.tensors[name] = _tensor(f"{self.cnames[name]}_t", self.shapes[name],
-                                             type_for(*self.bounds.iv[name]))
+                self.stored(name, self.bounds.iv[name], -1)
                 continue
             if op.kind not in LOWER:
                 raise SnnccError(f"{name}: the C target has no kernel for {op.kind}")
-            L = self.layer(name, op)
-            LOWER[op.kind](self, name, op, L)
-            self.layers.append(L)
+            if name in self.fused:
+                continue  # computed inside its neuron layer
+            LOWER[op.kind](self, name, op)
         _check(bool(self.layers), "the graph has no layer to compute")
-        probes = _probes(g, self.layers, self.tensors)
-        scratch = _scratch(self.layers)
+        return self._finish()
+
+    def _finish(self) -> dict:
+        g = self.graph
+        probes = _probes(self)
+        bufs = [arena.Buffer(k, b["size"], b["first"], min(b["last"], len(self.layers))) for k, b in
+                sorted(self.buffers.items()) if b["arena"]]
+        offsets, arena_size = arena.plan(bufs)
+        for k, off in offsets.items():
+            self.buffers[k]["offset"] = off
+        for s in self.structs:
+            s["fields"] = [(k, self.address(v)) for k, v in s["fields"]]
+        tensors = [self.tensors[n] for n in g.order() if n in self.tensors]
+        tensors += [t for L in self.layers if L["kind"] == "IntLIF" for t in (L["lif"]["u"], L["lif"]["v"]) if t]
+        for t in tensors:
+            t["data"] = self.address("@" + t["buf"])
+        inp = self.tensors[g.input_name]
         return {
             "graph_name": c_comment(g.meta.get("name", "model")),
-            "input": self.tensors[g.input_name] | {"name": g.input_name, "comment": c_comment(g.input_name),
-                                                   "encoding": inp.encoding, "bits": int(inp.bits)},
+            "input": inp | {"name": g.input_name, "comment": c_comment(g.input_name),
+                            "encoding": g.node(g.input_name).encoding, "bits": int(g.node(g.input_name).bits)},
             "layers": self.layers, "probes": probes, "steps": int(g.meta.get("steps", 1)),
-            "outputs": list(g.outputs), "scratch": scratch,
-            "step_bytes": max(1, sum(q["tensor"]["n"] << q["tensor"]["type"] for q in probes)),
-            "sizes": _sizes(self.layers, self.tensors, scratch),
+            "outputs": list(g.outputs), "arena_size": arena_size, "arena_count": max(1, (arena_size + 7) // 8),
+            "statics": [dict(b, cname=k) for k, b in sorted(self.buffers.items()) if not b["arena"]],
+            "tensors": tensors, "consts": sorted(self.consts.values(), key=lambda c: int(c["cname"][10:])),
+            "structs": self.structs, "weights": [w for L in self.layers for w in L["weights"]],
+            "sizes": _sizes(self, arena_size, bufs),
         }
 
 
-#: IR kind -> its layer record (the runtime's kernel is KIND_ENUM[kind])
-LOWER = {"IntConv": _Plan.synapse, "IntDense": _Plan.synapse, "SumPool": _Plan.pool, "MaxPool": _Plan.pool,
-         "IntLIF": _Plan.lif, "Flatten": _Plan.passthrough, "Add": _Plan.passthrough}
+def elements_of(ctype: str, size: int) -> int:
+    width = {"uint8_t": 1, "int8_t": 1, "uint16_t": 2, "int16_t": 2, "uint32_t": 4, "int32_t": 4, "int64_t": 8}
+    return max(1, (size + width[ctype] - 1) // width[ctype])
 
 
 def plan(graph: Graph) -> dict:
     """Everything the templates and the manifest need, as plain data."""
     return _Plan(graph).data()
-
-
-def _probes(graph: Graph, layers: list[dict], tensors: dict) -> list[dict]:
-    """The tensors a harness reads after each step, in the reference interpreter's order."""
-    probes = []
-    for L in layers:
-        if L["lif"] is not None:
-            probes.append({"key": L["name"], "tensor": L["out"], "state": False})
-            probes.append({"key": L["name"] + "/v", "tensor": L["lif"]["v"], "state": True})
-            if L["lif"]["u"] is not None:
-                probes.append({"key": L["name"] + "/u", "tensor": L["lif"]["u"], "state": True})
-    for o in graph.outputs:
-        op = graph.node(o)
-        src = next((L for L in layers if L["name"] == o), None)
-        t = src["lif"]["v"] if isinstance(op, IntLIF) and not op.fires else tensors[o]
-        probes.append({"key": "output", "tensor": t, "state": False})
-    for p in probes:
-        p["cstr"] = c_string(p["key"])
-        p["comment"] = c_comment(p["key"])
-    return probes
-
-
-def _sizes(layers: list[dict], tensors: dict, scratch: list[dict]) -> dict:
-    """Bytes of weights, neuron state (and delay lines), activations, constants, scratch."""
-    state_bytes = sum((t["n"] << t["type"]) for L in layers if L["lif"]
-                      for t in (L["lif"]["u"], L["lif"]["v"]) if t is not None)
-    state_bytes += sum(L["delay"]["depth"] * (L["out"]["n"] << L["out"]["type"]) for L in layers if L["delay"])
-    return {"weights_bits": sum(L["weights"]["count"] * L["weights"]["bits"] for L in layers if L["weights"]),
-            "weights_bytes": sum(L["weights"]["bytes"] for L in layers if L["weights"]),
-            "state_bytes": state_bytes,
-            "activation_bytes": sum(t["n"] << t["type"] for t in tensors.values() if t["own"]),
-            "constant_bytes": sum(v["bytes"] for L in layers if L["lif"] for v in L["lif"]["consts"]),
-            "scratch_bytes": sum(b["bytes"] for b in scratch)}
-
-
-SCRATCH_NZ = "snn_scratch_nz"
-
-
-def _scratch_acc(t: int) -> str:
-    return f"snn_scratch_acc_i{8 << t}"
-
-
-def _scratch_w(t: int) -> str:
-    return f"snn_scratch_w_i{8 << t}"
-
-
-def _scratch(layers: list[dict]) -> list[dict]:
-    """The static scratch buffers the synapse kernels share (one layer runs at a time):
-    the nonzero positions of an input row (conv) or vector (dense), and per conv
-    accumulator type the (H, W, O) sums and one input channel's decoded weights."""
-    need: dict[str, tuple[int, int]] = {}  # cname -> (type, elements)
-
-    def want(cname, t, n):
-        need[cname] = (t, max(n, need.get(cname, (t, 0))[1]))
-
-    for L in layers:
-        if L["kind"] == "IntConv" and L["scratch"] is not None:
-            s = L["scratch"]
-            want(SCRATCH_NZ, 2, s["nz"])
-            want(_scratch_acc(s["acc"]), s["acc"], s["acc_n"])
-            want(_scratch_w(s["wt"]), s["wt"], s["w_n"])
-        elif L["kind"] == "IntDense":
-            want(SCRATCH_NZ, 2, L["scratch"]["nz"])
-    return [{"cname": k, "ctype": CTYPES[t], "n": n, "bytes": n << t} for k, (t, n) in sorted(need.items())]
 
 
 def _describe(op) -> str:
@@ -318,83 +293,45 @@ def _describe(op) -> str:
     return c_comment(", ".join(parts))
 
 
-def _synapse(name: str, op, c: str, x: dict, acc64: bool, acc_iv: tuple[int, int], syn_in: tuple[int, int, int],
-             y: dict) -> dict:
-    bits = int(op.weight_bits)
-    _check(1 <= bits <= 32, f"{name}: the C target packs weights of 1..32 bits, got {bits}")
-    _check(-62 <= op.weight_exp <= 62, f"{name}: weight_exp {op.weight_exp} out of range")
-    acc64 = acc64 or x["type"] == 3
-    out_bits = int(op.out_bits)
-    _check(0 <= out_bits <= 62, f"{name}: out_bits {out_bits} must be 0..62")
-    weight = op.weight
-    if op.kind == "IntConv":
-        _check(len(x["shape"]) == 3, f"{name}: conv needs a (C, H, W) input")
-        o, cg, kh, kw = op.weight.shape
-        _check(cg * op.groups == x["c"] and o % op.groups == 0,
-               f"{name}: weight {op.weight.shape} does not match {x['c']} input channels in {op.groups} groups")
-        # packed input channel first, (C, kH, kW, O/groups): the runtime's scatter reads one run per channel
-        weight = weight.reshape(op.groups, o // op.groups, cg, kh, kw).transpose(0, 2, 3, 4, 1)
-    else:
-        _check(op.weight.shape[1] == x["n"], f"{name}: weight {op.weight.shape} does not match {x['n']} inputs")
-    packed = pack_weights(weight, bits)
-    w = {"cname": f"{c}_w", "bits": bits, "count": int(op.weight.size), "bytes": len(packed),
-         "rows": _rows([f"0x{b:02x}" for b in packed], 16)}
-    if op.kind == "IntConv":
-        acc = max(1, type_for(*acc_iv))  # int16 at least: holds every weight, input value and partial sum
-        lo, hi, wmax = syn_in
-        # the runtime has int16/int16, int32/int16 (a widening multiply-add) and int64/int64 kernels for
-        # (sums, decoded weights): int32 sums need weights and inputs in int16, else they go int64
-        if acc == 2 and type_for(min(lo, -wmax), max(hi, wmax)) > 1:
-            acc = 3
-        wt = 1 if acc <= 2 else 3
-        geometry = zip(("kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "groups"),
-                       (kh, kw, *op.stride, *op.padding, *op.dilation, op.groups))
-        fields = [("w", w["cname"]), ("bits", bits), ("exp", op.weight_exp), ("acc", ENUMS[acc]),
-                  ("wtype", ENUMS[wt]), ("out_bits", out_bits), *((k, int(v)) for k, v in geometry)]
-        # the runtime's is_channel_scale(): a depthwise 1x1 conv is a per-channel scale, without scratch
-        if (kh, kw, *op.stride, *op.padding) == (1, 1, 1, 1, 0, 0) and cg == 1 and o == op.groups:
-            scratch = None
-            fields += [("band", 0), ("acc_buf", 0), ("w_buf", 0), ("nz", 0)]
-        else:  # output rows per accumulator band: within ACC_SCRATCH_BUDGET, at least one row
-            row = y["w"] * y["c"]
-            band = max(1, min(y["h"], ACC_SCRATCH_BUDGET // (row << acc)))
-            scratch = {"acc": acc, "wt": wt, "acc_n": band * row, "w_n": kh * kw * (o // op.groups), "nz": x["w"]}
-            fields += [("band", band), ("acc_buf", _scratch_acc(acc)), ("w_buf", _scratch_w(wt)), ("nz", SCRATCH_NZ)]
-        params = {"cname": f"{c}_p", "ctype": "snn_conv_t", "fields": [(k, str(v)) for k, v in fields]}
-        acc_name = CTYPES[acc].removesuffix("_t")
-    else:
-        fields = [("w", w["cname"]), ("bits", bits), ("exp", op.weight_exp), ("acc64", int(acc64)),
-                  ("out_bits", out_bits), ("nz", SCRATCH_NZ)]
-        params = {"cname": f"{c}_p", "ctype": "snn_dense_t", "fields": [(k, str(v)) for k, v in fields]}
-        scratch = {"nz": x["n"]}
-        acc_name = "int64" if acc64 else "int32"
-    delay = {"depth": int(op.delay), "buf": f"{c}_ring", "cname": f"{c}_delay"} if op.delay > 0 else None
-    return {"weights": w, "params": params, "delay": delay, "acc": acc_name, "scratch": scratch}
+# ---------------------------------------------------------------------------- probes
+def _probes(p: _Plan) -> list[dict]:
+    """The tensors a harness reads after each step, in the reference interpreter's order."""
+    probes = []
+    for L in p.layers:
+        if L["kind"] == "IntLIF":
+            lif = L["lif"]
+            probes.append({"key": L["name"], "tensor": L["out"], "state": False, "io": 0, "level": "0"})
+            probes.append({"key": L["name"] + "/v", "tensor": lif["v"], "state": True, **lif["v_io"]})
+            if lif["u"] is not None:
+                probes.append({"key": L["name"] + "/u", "tensor": lif["u"], "state": True, **lif["u_io"]})
+    for o in p.graph.outputs:
+        op = p.graph.node(o)
+        L = next((L for L in p.layers if L["name"] == o), None)
+        if isinstance(op, IntLIF) and not op.fires:
+            probes.append({"key": "output", "tensor": L["lif"]["v"], "state": False, **L["lif"]["v_io"]})
+        else:
+            lo, hi = p.bounds.iv[o]
+            probes.append({"key": "output", "tensor": p.tensors[o], "state": False, "io": type_for(lo, hi),
+                           "level": "0"})
+    for q in probes:
+        q.update(cstr=c_string(q["key"]), comment=c_comment(q["key"]), io_enum=IO_ENUMS[q["io"]],
+                 wide=int(q.get("wide", 0)))
+    return probes
 
 
-def _lif(name: str, op: IntLIF, c: str, shape: tuple, state: tuple) -> dict:
-    _check(1 <= op.u_bits <= 62 and 1 <= op.v_bits <= 62, f"{name}: u_bits/v_bits must be 1..62")
-    _check(0 <= op.act_shift <= 62, f"{name}: act_shift {op.act_shift} must be 0..62")
-    u_b, v_b = state
-    for f, b in (("u", u_b), ("v", v_b)):
-        _check(b is None or b < SAFE, f"{name}: {f} may reach {b}, beyond exact int64 arithmetic")
-    u = None if op.du == DECAY_ONE else _tensor(f"{c}_u", shape, 3 if u_b is None else type_for(-u_b, u_b))
-    v = _tensor(f"{c}_v", shape, 3 if v_b is None else type_for(-v_b, v_b))
-    consts = [_vec(f"{c}_{f}", getattr(op, f)) for f in ("threshold", "bias", "reset_value", "v_init", "state_level")]
-    scal = (op.du, op.dv, op.act_shift, op.u_bits, OVERFLOWS.index(op.u_overflow), op.v_bits,
-            OVERFLOWS.index(op.v_overflow), RESETS.index(op.reset), STATE_QUANTS.index(op.state_quant), int(op.fires))
-    _check(0 <= op.reset_interval < 1 << 31, f"{name}: reset_interval {op.reset_interval} must be 0..2^31-1")
-    fields = [*zip(("du", "dv", "act_shift", "u_bits", "u_ovf", "v_bits", "v_ovf", "reset", "quant", "fires"),
-                   (str(int(x)) for x in scal)),
-              *((f, f"{{ .data = {v['cname']}, .type = {v['enum']}, .n = {v['n']} }}")
-                for f, v in zip(LIF_VECS, consts)),
-              ("u", "&" + u["cname"] if u else "0"), ("v", "&" + v["cname"]),
-              ("reset_interval", str(int(op.reset_interval))), ("reset_offset", str(int(op.reset_offset)))]
-    if op.u_bias.any():  # omitted: a zero-initialized vector of n == 0, no constant current
-        ub = _vec(f"{c}_u_bias", op.u_bias)
-        consts.append(ub)
-        fields.append(("u_bias", f"{{ .data = {ub['cname']}, .type = {ub['enum']}, .n = {ub['n']} }}"))
-    return {"u": u, "v": v, "consts": consts, "fields": fields}
+def _sizes(p: _Plan, arena_size: int, bufs: list) -> dict:
+    """Bytes of every kind of memory the emitted model.c declares (c_manifest.json)."""
+    st = {k: b for k, b in p.buffers.items() if not b["arena"]}
+    state = sum(b["size"] for k, b in st.items() if k.endswith(("_u", "_v", "_ring")))
+    spikes = sum(b["size"] for k, b in st.items() if k.endswith("_s"))
+    return {"weights_bits": sum(w["bits"] * w["count"] for L in p.layers for w in L["weights"]),
+            "weights_bytes": sum(w["bytes"] for L in p.layers for w in L["weights"]),
+            "constant_bytes": sum(c["bytes"] for c in p.consts.values()),
+            "state_bytes": state, "spike_bytes": spikes,
+            "other_static_bytes": sum(b["size"] for b in st.values()) - state - spikes,
+            "arena_bytes": arena_size, "arena_peak_bytes": arena.peak(bufs),
+            "scratch_bytes": sum(b["size"] for k, b in p.buffers.items() if b["arena"] and k.endswith(
+                ("_acc", "_wbuf", "_tmp")))}
 
 
 # ------------------------------------------------------------------------------ emit
@@ -410,20 +347,28 @@ def manifest(p: dict) -> dict:
     """The machine-readable summary written as c_manifest.json (read by runner.simulate)."""
     inp = p["input"]
     return {
-        "format": "snncc-c", "version": 1, "binary": BINARY, "steps": p["steps"], "outputs": p["outputs"],
+        "format": "snncc-c", "version": 2, "binary": BINARY, "steps": p["steps"], "outputs": p["outputs"],
         "input": {"name": inp["name"], "shape": inp["shape"], "encoding": inp["encoding"], "bits": inp["bits"],
-                  "dtype": CTYPES[inp["type"]]},
-        "probes": [{"key": q["key"], "shape": q["tensor"]["shape"], "dtype": NPTYPES[q["tensor"]["type"]],
-                    "state": q["state"]} for q in p["probes"]],
-        "layers": [{"name": L["name"], "cname": L["cname"], "kind": L["kind"], "out_dtype": L["out"]["ctype"],
-                    "acc": L.get("acc"), "delay": L["delay"]["depth"] if L["delay"] else 0,
-                    "weight_bits": L["weights"]["bits"] if L["weights"] else None,
-                    "weights": L["weights"]["count"] if L["weights"] else 0,
-                    "weights_bytes": L["weights"]["bytes"] if L["weights"] else 0,
-                    "u_dtype": L["lif"]["u"]["ctype"] if L["lif"] and L["lif"]["u"] else None,
-                    "v_dtype": L["lif"]["v"]["ctype"] if L["lif"] else None} for L in p["layers"]],
+                  "format": inp["fmt"].name},
+        "probes": [{"key": q["key"], "shape": q["tensor"]["shape"], "dtype": NPTYPES[q["io"]], "state": q["state"],
+                    "layout": "hwc" if q["tensor"]["order"] is not None else "chw",
+                    "format": q["tensor"]["fmt"].name} for q in p["probes"]],
+        "layers": [_layer_summary(L) for L in p["layers"]],
         **p["sizes"],
     }
+
+
+def _layer_summary(L: dict) -> dict:
+    lif = L.get("lif")
+    return {"name": L["name"], "cname": L["cname"], "kind": L["kind"], "out_format": L["out"]["fmt"].name,
+            "fused": L["fused"], "acc": L["acc"], "tile_rows": L.get("rows"), "tile_cols": L.get("cols"),
+            "tile_bytes": L.get("tile_bytes"),
+            "delay": L["delay"]["depth"] if L["delay"] else 0,
+            "weight_bits": [w["bits"] for w in L["weights"]], "weights": sum(w["count"] for w in L["weights"]),
+            "weights_bytes": sum(w["bytes"] for w in L["weights"]),
+            "u_format": lif["u"]["fmt"].name if lif and lif["u"] else None,
+            "v_format": lif["v"]["fmt"].name if lif else None,
+            "update": ("int64" if lif["wide"] else "int32") if lif else None}
 
 
 def emit(graph: Graph, out_dir: str | Path) -> list[Path]:
@@ -440,8 +385,11 @@ def emit(graph: Graph, out_dir: str | Path) -> list[Path]:
     for fname, text in sorted(texts.items()):
         (out / fname).write_text(text)
         written.append(out / fname)
-    for src in (runtime.ROOT / "include" / "snncc_rt.h", runtime.ROOT / "src" / "snncc_rt.c",
-                runtime.ROOT / "harness" / "main.c", runtime.ROOT / "harness" / "Makefile"):
-        shutil.copyfile(src, out / src.name)
-        written.append(out / src.name)
+    for src in runtime.FILES:
+        shutil.copyfile(runtime.ROOT / src, out / Path(src).name)
+        written.append(out / Path(src).name)
     return sorted(written)
+
+
+__all__ = ["emit", "plan", "manifest", "pack_weights", "type_for", "c_ident", "c_comment", "c_string", "c_int",
+           "LOWER", "LIF_CHUNK", "ACC_SCRATCH_BUDGET"]

@@ -1,0 +1,256 @@
+"""The C target's lowering table: one function per IR kind, turning a node into runtime
+records (snncc_rt.h) on the emitter's plan (``emitter._Plan``: ``layer``, ``stored``,
+``read``, ``scratch``, ``const``, ``struct``, ``buffer``).
+
+A synapse reaches this table only when it is stored (the emitter fuses the others into
+their neuron layer, see ``lif``); Flatten becomes a view of its input where the order of
+its elements does not matter, else a copy into (C, H, W) order."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS
+from ...ops.neurons import overflow_magnitude
+from .cspell import _check, _rows, c_int, pack_weights, type_for
+from .formats import FORMATS, fmt_for, nbytes
+
+#: bytes of a tile's accumulator (a bigger tile rescans fewer input rows, a smaller one
+#: saves RAM); a conv row over it is split into parts of columns
+ACC_SCRATCH_BUDGET = 512
+#: elements per chunk of the neuron update (its arena scratch: 4 chunks of int32/int64)
+LIF_CHUNK = 16
+#: int64 values of scratch for stored synapse results, pools and adds (per array):
+#: the runtime's SNN_TMP (snncc_rt.h)
+TMP_VALUES = 32
+#: the int32 neuron update needs every intermediate below this (so 2v and v + rv fit too)
+I32_SAFE = 1 << 30
+
+
+# ------------------------------------------------------------------------- synapses
+def storage_index(order: tuple | None, n: int) -> np.ndarray:
+    """For each storage position, the (C, H, W)-order index of the element stored there."""
+    if order is None:
+        return np.arange(n)
+    c, h, w = order
+    return np.arange(n).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+
+
+def _packed(op, x: dict) -> np.ndarray:
+    """Weights in the runtime's order: conv (C, kH, kW reversed, O/groups), dense (I, O)
+    with I in the storage order of the input."""
+    if op.kind == "IntConv":
+        o, cg, kh, kw = op.weight.shape
+        _check(len(x["shape"]) == 3 and cg * op.groups == x["c"] and o % op.groups == 0,
+               f"weight {op.weight.shape} does not match the input {x['shape']} in {op.groups} groups")
+        w = op.weight.reshape(op.groups, o // op.groups, cg, kh, kw)[..., ::-1]
+        return w.transpose(0, 2, 3, 4, 1)
+    _check(op.weight.shape[1] == x["n"], f"weight {op.weight.shape} does not match {x['n']} inputs")
+    return op.weight[:, storage_index(x["order"], x["n"])].T
+
+
+def syn(p, name: str, op, L: dict) -> str:
+    """The snn_syn_t of synapse ``name`` (its packed weights go into L); returns its address."""
+    bits = int(op.weight_bits)
+    _check(1 <= bits <= 32, f"{name}: the C target packs weights of 1..32 bits, got {bits}")
+    _check(-62 <= op.weight_exp <= 62, f"{name}: weight_exp {op.weight_exp} out of range")
+    _check(0 <= op.out_bits <= 62, f"{name}: out_bits {op.out_bits} must be 0..62")
+    x = p.graph.inputs(name)[0]
+    p.read(x, L["index"])
+    xt = p.tensors[x]
+    try:
+        packed = pack_weights(_packed(op, xt), bits)
+    except Exception as e:  # noqa: BLE001 - shape mismatches become one clear message
+        raise type(e)(f"{name}: {e}") from None
+    cname = p.cnames[name]
+    L["weights"].append({"cname": f"{cname}_w", "bits": bits, "count": int(op.weight.size), "bytes": len(packed),
+                         "rows": _rows([f"0x{b:02x}" for b in packed], 16), "layer": name})
+    conv = op.kind == "IntConv"
+    geo = (*op.weight.shape[2:], *op.stride, *op.padding, *op.dilation, op.groups) if conv else (1,) * 9
+    fields = [("w", f"{cname}_w"), ("x", "&" + xt["cname"]), ("conv", int(conv)), ("bits", bits),
+              ("exp", int(op.weight_exp)), ("out_bits", int(op.out_bits)),
+              *zip(("kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "groups"), (int(v) for v in geo))]
+    return p.struct("snn_syn_t", f"{cname}_syn", fields)
+
+
+def tile(p, L: dict, syns: list[str], out: dict, tmp: bool) -> str:
+    """The snn_tile_t of a layer computing ``syns`` into ``out``: the accumulator type that
+    holds every partial sum of them all, rows per tile within ACC_SCRATCH_BUDGET."""
+    ivs = [p.bounds.acc_iv[s] for s in syns]
+    acc = max(1, type_for(sum(lo for lo, _ in ivs), sum(hi for _, hi in ivs)))
+    ops = [p.graph.node(s) for s in syns]
+    conv = ops[0].kind == "IntConv"
+    per_row, total = (out["w"] * out["c"], out["h"]) if conv else (1, out["n"])
+    rows = max(1, min(total, ACC_SCRATCH_BUDGET // (per_row << acc)))
+    cols = 0
+    if conv and per_row << acc > ACC_SCRATCH_BUDGET and out["w"] > 1:  # one row is over: part of a row
+        cols = max(1, min(out["w"] - 1, ACC_SCRATCH_BUDGET // (out["c"] << acc)))
+        per_row = cols * out["c"]
+    run = max(op.weight.shape[3] * op.weight.shape[0] // op.groups if conv else rows for op in ops)
+    L.update(acc=("int16", "int32", "int64")[acc - 1], rows=rows, cols=cols, tile_bytes=rows * per_row << acc)
+    fields = [("acc", p.scratch(L, "acc", rows * per_row << acc)),
+              ("wbuf", p.scratch(L, "wbuf", run << acc) if any(op.weight_bits != 8 for op in ops) else "0"),
+              ("tmp", p.scratch(L, "tmp", 8 * TMP_VALUES) if tmp else "0"),
+              ("type", ("SNN_I16", "SNN_I32", "SNN_I64")[acc - 1]), ("rows", rows), ("cols", cols)]
+    return p.struct("snn_tile_t", f"{L['cname']}_tile", fields)
+
+
+def synapse(p, name: str, op) -> None:
+    """A stored synapse: its own layer, writing its result (delayed through a ring)."""
+    L = p.layer(name, op)
+    L["syn"] = [syn(p, name, op, L)]
+    L["out"] = out = p.stored(name, p.bounds.iv[name], L["index"])
+    L["tile"] = tile(p, L, [name], out, tmp=True)
+    if op.delay > 0:
+        ring = p.buffer(f"{L['cname']}_ring", op.delay * out["bytes"], "int64_t", True, L["index"])
+        L["delay"] = {"depth": int(op.delay), "cname": f"{L['cname']}_delay"}
+        p.struct("snn_delay_t", L["delay"]["cname"], [("ring", ring), ("depth", int(op.delay)), ("head", 0)],
+                 mutable=True)
+
+
+# ---------------------------------------------------------------------- pools, shapes
+def pool(p, name: str, op) -> None:
+    x = p.graph.inputs(name)[0]
+    _check(len(p.shapes[x]) == 3, f"{name}: pooling needs a (C, H, W) input")
+    L = p.layer(name, op)
+    p.read(x, L["index"])
+    L["in"] = [p.tensors[x]["cname"]]
+    L["out"] = p.stored(name, p.bounds.iv[name], L["index"])
+    tmp = p.scratch(L, "tmp", 16 * min(p.shapes[x][0], TMP_VALUES))
+    vals = (*op.kernel, *op.stride, *op.padding)
+    L["p"] = p.struct("snn_pool_t", f"{L['cname']}_p",
+                      [*zip(("kh", "kw", "sh", "sw", "ph", "pw"), (int(v) for v in vals)), ("tmp", tmp)])
+
+
+def flatten(p, name: str, op) -> None:
+    """A view of the input's buffer where the storage order is the (C, H, W) order, or
+    where only dense synapses read it (their weights follow the storage order)."""
+    x = p.graph.inputs(name)[0]
+    xt = p.tensors[x]
+    users = [p.graph.node(u).kind for u in p.graph.users(name)]
+    if xt["order"] is None or (all(k == "IntDense" for k in users) and name not in p.graph.outputs):
+        p.tensors[name] = dict(xt, cname=f"{p.cnames[name]}_t", shape=list(p.shapes[name]), c=xt["n"], h=1, w=1)
+        return
+    L = p.layer(name, op)
+    p.read(x, L["index"])
+    L["in"] = [xt["cname"]]
+    L["out"] = p.stored(name, p.bounds.iv[name], L["index"])
+
+
+def add(p, name: str, op) -> None:
+    """A stored Add (the neuron layers compute the others)."""
+    L = p.layer(name, op)
+    for s in p.graph.inputs(name):
+        p.read(s, L["index"])
+    L["in"] = [p.tensors[s]["cname"] for s in p.graph.inputs(name)]
+    L["out"] = p.stored(name, p.bounds.iv[name], L["index"])
+    L["tile"] = p.struct("snn_tile_t", f"{L['cname']}_tile",
+                         [("acc", "0"), ("wbuf", "0"), ("tmp", p.scratch(L, "tmp", 16 * TMP_VALUES)),
+                          ("type", "SNN_I64"), ("rows", 0), ("cols", 0)])
+
+
+# ---------------------------------------------------------------------------- neurons
+def _mag(a) -> int:
+    return int(np.abs(a).max()) if np.asarray(a).size else 0
+
+
+def wide_update(op, a_mag: int, state: tuple) -> bool:
+    """False where every intermediate of the neuron update provably lies below 2^30 in
+    magnitude (the runtime's int32 path is then exact), else True (int64)."""
+    u_state, v_state = state
+    if v_state is None or (op.du != DECAY_ONE and u_state is None):
+        return True
+    if max(op.u_bits, op.v_bits, op.act_shift) > 30:
+        return True
+    amp = (a_mag << op.act_shift) + _mag(op.u_bias)
+    u_pre = (u_state or 0) + amp
+    u_post = overflow_magnitude(u_pre, op.u_bits, op.u_overflow)
+    v_pre = v_state + u_post + _mag(op.bias)
+    need = (a_mag, amp, u_pre, v_pre + _mag(op.reset_value), _mag(op.threshold), _mag(op.state_level),
+            _mag(op.v_init))
+    return max(need) >= I32_SAFE
+
+
+def _coded(op, channels: int) -> bool:
+    """A quantized membrane whose initial value is a level too: stored as codes."""
+    if op.state_quant == "none":
+        return False
+    v0 = np.broadcast_to(op.v_init, (channels,))
+    lvl = np.broadcast_to(op.state_level, (channels,))
+    ok = (v0 == 0) | (v0 == lvl) | ((v0 == -lvl) if op.state_quant == "ternary" else False)
+    return bool(ok.all())
+
+
+def _state(p, L: dict, what: str, fmt, bound_io: tuple) -> tuple[dict, dict]:
+    shape = p.shapes[L["name"]]
+    t = p.stored_as(L["name"], f"{L['cname']}_{what}", shape, fmt, L["index"])
+    return t, {"io": type_for(*bound_io)}
+
+
+def lif_states(p, name: str, op, L: dict, wide: bool) -> dict:
+    """The u and v tensors of a neuron layer (state formats) and their probes' types."""
+    _check(1 <= op.u_bits <= 62 and 1 <= op.v_bits <= 62, f"{name}: u_bits/v_bits must be 1..62")
+    u_b, v_b = p.bounds.state[name]
+    ch = p.shapes[name][0]
+    if _coded(op, ch):
+        lmax = _mag(op.state_level)
+        v, v_io = _state(p, L, "v", FORMATS["T2" if op.state_quant == "ternary" else "U1"], (-lmax, lmax))
+        v_io.update(level=p.const(np.broadcast_to(op.state_level, (ch,)), wide), wide=int(wide))
+    else:
+        fmt = FORMATS["S64"] if v_b is None else fmt_for(-v_b, v_b)
+        v, v_io = _state(p, L, "v", fmt, (-(1 << 62), 1 << 62) if v_b is None else (-v_b, v_b))
+        v_io["level"] = "0"
+    u = u_io = None
+    if op.du != DECAY_ONE:
+        fmt = FORMATS["S64"] if u_b is None else fmt_for(-u_b, u_b)
+        u, u_io = _state(p, L, "u", fmt, (-(1 << 62), 1 << 62) if u_b is None else (-u_b, u_b))
+        u_io["level"] = "0"
+    return {"u": u, "v": v, "v_io": v_io, "u_io": u_io, "wide": wide}
+
+
+def _consts(p, op, ch: int, wide: bool) -> list[tuple[str, str]]:
+    """The per-channel constant arrays (absent ones NULL: the runtime needs no zeros)."""
+    def vec(a, needed=True):
+        return p.const(np.broadcast_to(a, (ch,)), wide) if needed else None
+
+    have = {"thr": vec(op.threshold, op.fires), "bias": vec(op.bias),
+            "rv": vec(op.reset_value, op.fires and op.reset == "subtract"),
+            "level": vec(op.state_level, op.state_quant != "none"),
+            "u_bias": vec(op.u_bias, bool(op.u_bias.any())), "v_init": vec(op.v_init, bool(op.v_init.any()))}
+    return [(k, v or "0") for k, v in have.items()]
+
+
+def lif(p, name: str, op) -> None:
+    """A neuron layer, computing its fused synapses tile by tile (see snncc_rt.h)."""
+    _check(0 <= op.act_shift <= 62, f"{name}: act_shift {op.act_shift} must be 0..62")
+    _check(0 <= op.reset_interval < 1 << 31, f"{name}: reset_interval {op.reset_interval} must be 0..2^31-1")
+    L = p.layer(name, op)
+    group = p.groups[name]
+    for s in group["in"]:
+        p.read(s, L["index"])
+    L["in"] = [p.tensors[s]["cname"] for s in group["in"]]
+    L["syn"] = [syn(p, s, p.graph.node(s), L) for s in group["syn"]]
+    L["fused"] = list(group["syn"]) + [a for a, n in p.fused.items() if n == name and a not in group["syn"]]
+    L["out"] = out = p.tensors[name] = p.stored_as(name, f"{L['cname']}_s", p.shapes[name], FORMATS["U1"],
+                                                    L["index"])
+    wide = wide_update(op, p.bounds.a_mag[name], p.bounds.state[name])
+    L["lif"] = lif_states(p, name, op, L, wide)
+    if group["syn"]:
+        L["tile"] = tile(p, L, group["syn"], out, tmp=False)
+    scal = (op.du, op.dv, op.act_shift, op.u_bits, OVERFLOWS.index(op.u_overflow), op.v_bits,
+            OVERFLOWS.index(op.v_overflow), RESETS.index(op.reset), STATE_QUANTS.index(op.state_quant),
+            int(op.fires), int(wide))
+    lf = L["lif"]
+    fields = [*zip(("du", "dv", "act_shift", "u_bits", "u_ovf", "v_bits", "v_ovf", "reset", "quant", "fires",
+                    "wide"), (int(x) for x in scal)),
+              *_consts(p, op, p.shapes[name][0], wide),
+              ("u", "&" + lf["u"]["cname"] if lf["u"] else "0"), ("v", "&" + lf["v"]["cname"]),
+              ("reset_interval", int(op.reset_interval)), ("reset_offset", int(op.reset_offset)),
+              ("chunk", LIF_CHUNK), ("tmp", p.scratch(L, "tmp", 4 * LIF_CHUNK * (8 if wide else 4)))]
+    L["p"] = p.struct("snn_lif_t", f"{L['cname']}_p", fields)
+
+
+#: IR kind -> its lowering (the runtime's kernel is emitter.KIND_ENUM[kind])
+LOWER = {"IntConv": synapse, "IntDense": synapse, "SumPool": pool, "MaxPool": pool, "IntLIF": lif,
+         "Flatten": flatten, "Add": add}
+
+__all__ = ["LOWER", "c_int", "nbytes"]
