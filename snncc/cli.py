@@ -52,10 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     for field, spec in SPECS.items():  # every compile option (snncc.config.SPECS): same checks as the TOML file
         c.add_argument(_flag(field), dest=f"config_{field}", metavar=spec.type.__name__.upper(), default=None,
                        help=spec.describe(defaults[field]))
-    c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR)")
-    c.add_argument("--calib", help="BWR calibration data NAME:N, the first N of the train split "
-                                   "(default: the [bwr] table's calib, else fashion-mnist:1024)")
+    c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR; [bwr] mode "
+                                                      "snn or ann)")
+    c.add_argument("--calib", help="calibration data NAME:N, the first N of the train split, for BWR and ANN "
+                                   "conversion (default: the [bwr]/[convert] table's calib, else fashion-mnist:1024)")
+    c.add_argument("--dataset", help="the dataset the model takes: calibration images (NAME:N, N from the "
+                                     "config, else 1024) and, without --input-shape, the input shape")
     c.add_argument("--bwr-iters", help="BWR iterations per block (default from [bwr] or 2000)")
+    c.add_argument("--tnp", action="store_true", help="test-time neuron pruning (SNNQ TNP): --presim steps per "
+                                                      "sample first (default 4), then T counted steps")
 
     i = sub.add_parser("inspect", help="the emitted integer model, layer by layer")
     i.add_argument("build")
@@ -151,12 +156,14 @@ def cmd_compile(args) -> int:
     from .compiler import compile as do_compile
     from .targets import DEFAULT_TARGETS
 
+    from .conversion.options import conversion_options, dataset_options
+
     bwr = _bwr(args)
     targets = DEFAULT_TARGETS if args.target is None else args.target
+    opts = {**frontend_options(args), **dataset_options(args), **conversion_options(args)}  # + ANN conversion
     with warnings.catch_warnings():  # snncc's own warnings are printed below, once, as notes
         warnings.simplefilter("ignore", SnnccWarning)
-        b = do_compile(args.model, target=targets, out=args.out, config=read_config(args), bwr=bwr,
-                       **frontend_options(args))
+        b = do_compile(args.model, target=targets, out=args.out, config=read_config(args), bwr=bwr, **opts)
     for note in b.notes:
         print(f"snncc compile: note: {note}", file=sys.stderr)
     print(f"compiled {args.model} -> {b.path}/ ({summary(b)}); targets: {', '.join(b.targets)}")
@@ -170,17 +177,20 @@ def _bwr(args) -> tuple | None:
     """(calibration images, BWRConfig) when BWR is on (--bwr, or enabled in [bwr])."""
     from .passes.bwr import BWRConfig
 
+    from .conversion.options import calib_spec
+
     bc = BWRConfig.from_toml(args.config) if args.config else BWRConfig()
     if not (args.bwr or bc.enabled):
         given = [f for f, v in (("--bwr-iters", args.bwr_iters), ("--calib", args.calib)) if v is not None]
-        if given:
-            raise SnnccError(f"{' and '.join(given)} set BWR options, but BWR is off: add --bwr")
+        if given and not (given == ["--calib"] and args.frontend_convert):
+            raise SnnccError(f"{' and '.join(given)} set{'s' * (len(given) == 1)} calibration for BWR (or ANN "
+                             "conversion), but neither is on: add --bwr (or --convert)")
         return None
     from .data import load_spec
 
     if args.bwr_iters is not None:
         bc = BWRConfig.from_dict({**bc.to_dict(), "iters": int_arg(args.bwr_iters, "--bwr-iters", 0)})
-    return load_spec(args.calib or bc.calib)[0], bc
+    return load_spec(calib_spec(args, bc.calib))[0], bc
 
 
 def frontend_options(args) -> dict:
@@ -221,6 +231,10 @@ def read_config(args) -> dict:
         text = getattr(args, f"config_{field}", None)
         if text is not None:
             base[field] = spec.parse(_flag(field), text)
+    if getattr(args, "tnp", False) and not base.get("presim"):  # --tnp: SRP's / SNNQ's 4 presimulation steps
+        from .passes.tnp import DEFAULT_PRESIM
+
+        base["presim"] = DEFAULT_PRESIM
     return base
 
 

@@ -140,6 +140,10 @@ typedef struct {
     int32_t reset_interval; /* > 0: u = v = 0 before the step t with t % reset_interval == reset_offset */
     int32_t reset_offset;
     snn_vec_t u_bias;       /* constant input current added to u each step; n == 0: none */
+    int32_t presim;         /* > 0: test-time neuron pruning (TNP): before step presim, keep = v > prune_level,
+                             * u = 0, v = v_init; from then on the spikes are s & keep */
+    snn_vec_t prune_level;
+    const snn_tensor_t *keep; /* TNP's 0/1 per neuron (int8); NULL for a readout */
 } snn_lif_t;
 
 typedef struct {

@@ -807,10 +807,26 @@ static void zero_bytes(void *p, int32_t nbytes)
         b[i] = 0;
 }
 
+/* A neuron's initial state: u = 0, v = v_init (per channel). */
+static void lif_start(const snn_lif_t *p)
+{
+    const int32_t hw = p->v->h * p->v->w;
+    int32_t c, i, k, n;
+    if (p->u != 0)
+        zero_bytes(p->u->data, p->u->n * snn_type_size(p->u->type));
+    for (c = 0; c < p->v->c; c++) /* channel by channel, in chunks */
+        for (i = c * hw; i < (c + 1) * hw; i += n) {
+            n = min32(SNN_CHUNK, (c + 1) * hw - i);
+            for (k = 0; k < n; k++)
+                chunk_a[k] = vget(&p->v_init, c);
+            store_chunk(p->v, i, chunk_a, n);
+        }
+}
+
 /* Initial state: empty delay lines, u = 0, v = v_init (per channel), step 0. */
 void snncc_reset(const snn_model_t *m)
 {
-    int32_t k, i;
+    int32_t k;
     *m->step = 0;
     for (k = 0; k < m->n_layers; k++) {
         const snn_layer_t *L = &m->layers[k];
@@ -818,21 +834,42 @@ void snncc_reset(const snn_model_t *m)
             zero_bytes(L->delay->ring, L->delay->depth * L->out->n * snn_type_size(L->out->type));
             L->delay->head = 0;
         }
-        if (L->kind == SNN_LIF) {
-            const snn_lif_t *p = (const snn_lif_t *)L->p;
-            const int32_t hw = p->v->h * p->v->w;
-            int32_t c, n;
-            if (p->u != 0)
-                zero_bytes(p->u->data, p->u->n * snn_type_size(p->u->type));
-            for (c = 0; c < p->v->c; c++) /* channel by channel, in chunks */
-                for (i = c * hw; i < (c + 1) * hw; i += n) {
-                    int32_t k;
-                    n = min32(SNN_CHUNK, (c + 1) * hw - i);
-                    for (k = 0; k < n; k++)
-                        chunk_a[k] = vget(&p->v_init, c);
-                    store_chunk(p->v, i, chunk_a, n);
-                }
-        }
+        if (L->kind == SNN_LIF)
+            lif_start((const snn_lif_t *)L->p);
+    }
+}
+
+/* TNP (NeuronState.step): before step presim, keep = v > prune_level, then start again. */
+static void tnp_start(const snn_lif_t *p, int64_t t)
+{
+    const int32_t hw = p->v->h * p->v->w;
+    int32_t i, k, n;
+    if (p->presim <= 0 || t != p->presim)
+        return;
+    for (i = 0; p->keep != 0 && i < p->v->n; i += n) {
+        n = min32(SNN_CHUNK, p->v->n - i);
+        load_chunk(p->v, i, chunk_a, n);
+        for (k = 0; k < n; k++)
+            chunk_a[k] = chunk_a[k] > vget(&p->prune_level, (i + k) / hw);
+        store_chunk(p->keep, i, chunk_a, n);
+    }
+    lif_start(p);
+}
+
+/* TNP: from step presim on, only the kept neurons' spikes leave the layer. */
+static void tnp_mask(const snn_layer_t *L, int64_t t)
+{
+    const snn_lif_t *p = (const snn_lif_t *)L->p;
+    int32_t i, k, n;
+    if (p->presim <= 0 || t < p->presim || p->keep == 0)
+        return;
+    for (i = 0; i < L->out->n; i += n) {
+        n = min32(SNN_CHUNK, L->out->n - i);
+        load_chunk(L->out, i, chunk_a, n);
+        load_chunk(p->keep, i, chunk_b, n);
+        for (k = 0; k < n; k++)
+            chunk_a[k] &= chunk_b[k];
+        store_chunk(L->out, i, chunk_a, n);
     }
 }
 
@@ -863,9 +900,13 @@ void snncc_step(const snn_model_t *m)
     int32_t k;
     for (k = 0; k < m->n_layers; k++) {
         const snn_layer_t *L = &m->layers[k];
-        if (L->kind == SNN_LIF)
+        if (L->kind == SNN_LIF) {
             periodic_reset((const snn_lif_t *)L->p, *m->step);
+            tnp_start((const snn_lif_t *)L->p, *m->step);
+        }
         kernels[L->kind](L);
+        if (L->kind == SNN_LIF)
+            tnp_mask(L, *m->step);
         if (L->delay != 0)
             delay_swap(L);
     }

@@ -35,8 +35,12 @@ def _is_neuron(m: nn.Module) -> bool:
 
 
 class _Tracer(fx.Tracer):
+    def __init__(self, leaf=None) -> None:
+        super().__init__()
+        self.leaf = leaf  # more leaf modules (ANN conversion: activation modules such as QCFS)
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return _is_neuron(m) or super().is_leaf_module(m, qualname)
+        return _is_neuron(m) or (self.leaf is not None and self.leaf(m)) or super().is_leaf_module(m, qualname)
 
 
 def _pair(v) -> tuple[int, int]:
@@ -181,13 +185,19 @@ def _is_flatten_call(node: fx.Node) -> bool:
 
 
 def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str = "direct",
-               input_scale: float = 1.0 / 255.0, input_bits: int = 8) -> Graph:
+               input_scale: float = 1.0 / 255.0, input_bits: int = 8, extra=None,
+               supported: str = SUPPORTED) -> Graph:
     """Trace ``model`` (single-step, see snncc.nn) into a float-level Graph.
 
-    ``input_shape`` excludes the batch: (C, H, W) or (N,)."""
+    ``input_shape`` excludes the batch: (C, H, W) or (N,). ``extra(node, module, g, env,
+    bad)`` is tried first on every call node (ANN conversion's activations,
+    :mod:`snncc.conversion.trace`): it returns the graph node now standing for the fx
+    node, "" when it refused the node (the reason added to ``bad``), or None when the
+    node is not its own (its ``is_leaf(module)``, if any, names more leaf modules);
+    ``supported`` lists the layers in messages."""
     model = model.eval()
     try:
-        traced = _Tracer().trace(model)  # an fx.Graph
+        traced = _Tracer(getattr(extra, "is_leaf", None)).trace(model)  # an fx.Graph
     except Exception as e:  # noqa: BLE001 - tracing errors are the user's model
         raise UnsupportedLayerError(
             f"torch.fx cannot trace {type(model).__name__}: {e}\n"
@@ -201,6 +211,11 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
     bad = _Problems()
     scale = 1.0 if encoding == "spikes" else input_scale
     for node in traced.nodes:
+        if extra is not None and node.op.startswith("call_"):
+            got = extra(node, modules.get(node.target) if node.op == "call_module" else None, g, env, bad)
+            if got is not None:
+                env.update({node.name: got} if got else {})
+                continue
         if node.op == "placeholder":
             if env:
                 bad.append(f"forward takes more than one input ('{node.name}'); snncc compiles one input tensor")
@@ -215,7 +230,7 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
                 continue
             fn = next((convert[c] for c in type(m).__mro__ if c in convert), None)
             if fn is None:
-                bad.add(node.target, m, f"unsupported layer type; supported: {SUPPORTED}")
+                bad.add(node.target, m, f"unsupported layer type; supported: {supported}")
                 continue
             op = fn(node.target, m, bad)
             if op is not None and None not in src:
@@ -229,8 +244,8 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
             src = env.get(node.args[0].name)
             if src is not None:
                 env[node.name] = g.add(g.unique(node.name), Flatten(source=node.name), [src])
-        elif node.op == "call_method" and node.target == "size":
-            continue
+        elif (node.op == "call_method" and node.target == "size") or (node.op == "get_attr" and not node.users):
+            continue  # shapes, and the parameters torch.fx lists for a leaf module
         elif node.op == "output":
             out = node.args[0]
             if not isinstance(out, fx.Node):
@@ -241,7 +256,7 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
             what = getattr(node.target, "__name__", str(node.target))
             bad.append(f"operation {node.op} '{what}' (graph node '{node.name}', from "
                        f"{node.meta.get('stack_trace', '').strip().splitlines()[-1:] or 'forward'}) is not supported; "
-                       f"supported: {SUPPORTED}")
+                       f"supported: {supported}")
     if bad:
         raise UnsupportedLayerError(
             f"cannot compile {type(model).__name__}: {len(bad)} unsupported layer(s)/operation(s):\n"

@@ -268,7 +268,7 @@ def _probes(graph: Graph, layers: list[dict], tensors: dict) -> list[dict]:
 def _sizes(layers: list[dict], tensors: dict, scratch: list[dict]) -> dict:
     """Bytes of weights, neuron state (and delay lines), activations, constants, scratch."""
     state_bytes = sum((t["n"] << t["type"]) for L in layers if L["lif"]
-                      for t in (L["lif"]["u"], L["lif"]["v"]) if t is not None)
+                      for t in (L["lif"]["u"], L["lif"]["v"], L["lif"]["keep"]) if t is not None)
     state_bytes += sum(L["delay"]["depth"] * (L["out"]["n"] << L["out"]["type"]) for L in layers if L["delay"])
     return {"weights_bits": sum(L["weights"]["count"] * L["weights"]["bits"] for L in layers if L["weights"]),
             "weights_bytes": sum(L["weights"]["bytes"] for L in layers if L["weights"]),
@@ -394,7 +394,16 @@ def _lif(name: str, op: IntLIF, c: str, shape: tuple, state: tuple) -> dict:
         ub = _vec(f"{c}_u_bias", op.u_bias)
         consts.append(ub)
         fields.append(("u_bias", f"{{ .data = {ub['cname']}, .type = {ub['enum']}, .n = {ub['n']} }}"))
-    return {"u": u, "v": v, "consts": consts, "fields": fields}
+    keep = None
+    if op.presim:  # TNP (omitted without: presim 0, no keep tensor)
+        _check(0 < op.presim < 1 << 31, f"{name}: presim {op.presim} must be 1..2^31-1")
+        pl = _vec(f"{c}_prune_level", op.prune_level)
+        keep = _tensor(f"{c}_keep", shape, 0) if op.fires else None
+        consts.append(pl)
+        fields += [("presim", str(int(op.presim))),
+                   ("prune_level", f"{{ .data = {pl['cname']}, .type = {pl['enum']}, .n = {pl['n']} }}"),
+                   ("keep", "&" + keep["cname"] if keep else "0")]
+    return {"u": u, "v": v, "keep": keep, "consts": consts, "fields": fields}
 
 
 # ------------------------------------------------------------------------------ emit
