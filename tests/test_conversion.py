@@ -268,3 +268,16 @@ def test_cli_snnq_command_shape_with_a_yaml_config(tmp_path):
     assert g.meta["presim"] == 4 and g.meta["steps"] == 8
     assert all(op.presim == 4 for op in (g.node(n) for n in g.of_kind("IntLIF")))
     assert main(["verify", str(out)]) == 0
+
+
+def test_converted_ann_runs_bit_exactly_on_lava(tmp_path):
+    """Without TNP a converted ANN runs on the Lava target (subtract reset and v_init as
+    its custom SnnccLIF process, simulation only): equal to the reference."""
+    pytest.importorskip("lava", reason="the Lava target needs lava-nc")
+    from snncc.builds import simulate
+
+    b = do_compile(small_ann(act=nn.ReLU6, pool=nn.AvgPool2d), (1, 12, 12), target="lava", out=tmp_path / "b",
+                   config={"steps": 3}, convert=True)
+    ref = R.run(b.graph, X[:2], probe_state=True)
+    got = simulate(tmp_path / "b", "lava", X[:2], probe_state=True)
+    assert all(np.array_equal(ref[k], got[k]) for k in ref)
