@@ -248,6 +248,17 @@ class CompileConfig:
 TABLES = ("quantization", "bwr", "convert")
 
 
+#: SNNQ's exp/config.yaml keys and where the same setting lives in snncc's schema
+SNNQ_KEYS = {"w_qconfig": "[quantization] weight_bits (bit), quantizer", "recon": "[bwr] iters, batch_size, "
+             "warmup (warm_up), reg_weight (weight), beta_start/beta_end (b_range)", "calibrate": "[bwr] calib = \"NAME:N\""}
+
+
+def _snnq_hint(keys) -> str:
+    known = [f"{k} -> {SNNQ_KEYS[k]}" for k in keys if k in SNNQ_KEYS]
+    return ("\n  (an SNNQ config: snncc reads one schema, TOML or YAML; SNNQ's keys map to: " + "; ".join(known)
+            + "; docs/conversion.md)") if known else ""
+
+
 def toml_table(path: str | Path, table: str) -> dict:
     """The compile options a TOML file sets: its ``[table]`` if present, else its top-level
     keys (other tables, e.g. ``[bwr]``, are read by their own config). Unknown tables, and
@@ -256,7 +267,7 @@ def toml_table(path: str | Path, table: str) -> dict:
     unknown = sorted(k for k, v in data.items() if isinstance(v, dict) and k not in TABLES)
     if unknown:
         raise SnnccError(f"config file {path}: unknown table(s) {', '.join(f'[{k}]' for k in unknown)}; "
-                         f"known: {', '.join(f'[{t}]' for t in TABLES)}")
+                         f"known: {', '.join(f'[{t}]' for t in TABLES)}" + _snnq_hint(unknown))
     loose = sorted(k for k, v in data.items() if not isinstance(v, dict))
     if table in data:
         if not isinstance(data[table], dict):

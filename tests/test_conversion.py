@@ -281,3 +281,13 @@ def test_converted_ann_runs_bit_exactly_on_lava(tmp_path):
     ref = R.run(b.graph, X[:2], probe_state=True)
     got = simulate(tmp_path / "b", "lava", X[:2], probe_state=True)
     assert all(np.array_equal(ref[k], got[k]) for k in ref)
+
+
+def test_an_snnq_config_is_refused_with_the_mapping(tmp_path, capsys):
+    from snncc.cli import main
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("w_qconfig:\n  bit: 2\ncalibrate: 1024\nrecon:\n  iters: 20000\n")
+    assert main(["compile", str(EXAMPLE_ANN), "--convert", "--config", str(cfg), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown table(s) [recon], [w_qconfig]" in err and "w_qconfig -> [quantization] weight_bits" in err
