@@ -124,6 +124,7 @@ def test_seed_layouts_compile_bit_exactly(layout, tmp_path):
         assert sorted(got) == sorted(ref) and all(np.array_equal(ref[k], got[k]) for k in ref), t
 
 
+@pytest.mark.slow  # ~11 s: two short reconstructions
 def test_ann_mode_bwr(tmp_path):
     from snncc.passes.bwr import BWRConfig, bwr
 
