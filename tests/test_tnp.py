@@ -151,3 +151,11 @@ def test_cli_tnp_flag_counts_presim_in_the_run(tmp_path, example_model):
     assert main(["compile", str(tmp_path / "m.pt"), "--input-shape", "1,28,28", "--tnp", "--presim", "2",
                  "--out", str(tmp_path / "b2"), "--target", "onnx"]) == 0
     assert load_build(tmp_path / "b2")[0].meta["steps"] == 6
+
+
+def test_nir_refuses_tnp_by_name():
+    from snncc.errors import UnsupportedLayerError
+    from snncc.targets.nir import _refuse_conversion
+
+    with pytest.raises(UnsupportedLayerError, match=r"'if': test-time neuron pruning \(presim=2\)"):
+        _refuse_conversion(hand_graph(), Graph())
