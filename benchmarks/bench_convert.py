@@ -107,11 +107,12 @@ def table(res: dict) -> str:
         rows.setdefault((r["method"], -r["bits"], r["presim"], r["test_images"]), {})[r["presim"] + r["steps"]] = r
     ann = res.get("ann", {})
     out = [f"ANN (torch, float): {100 * v:.2f} % on {k} test images" for k, v in sorted(ann.items())]
-    out += ["", "| method | weight bits | TNP presim P | " + " | ".join(f"P+T={t}" for t in lats) + " | test images |",
-            "|---|---|---|" + "---|" * len(lats) + "---|"]
+    out += ["", "| method | weight bits | TNP presim P | " + " | ".join(f"P+T={t}" for t in lats) + " | test images | ANN on them |",
+            "|---|---|---|" + "---|" * len(lats) + "---|---|"]
     for (method, nb, p, n), cells in sorted(rows.items(), key=lambda kv: (kv[0][0] != "rtn", kv[0])):
         vals = [f"{100 * cells[t]['int_accuracy']:.2f}" if t in cells else "-" for t in lats]
-        out.append(f"| {method} | {-nb} | {p or '-'} | " + " | ".join(vals) + f" | {n} |")
+        out.append(f"| {method} | {-nb} | {p or '-'} | " + " | ".join(vals) + f" | {n} | "
+                   + (f"{100 * ann[str(n)]:.2f} |" if str(n) in ann else "- |"))
     return "\n".join(out)
 
 
