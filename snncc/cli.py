@@ -29,24 +29,12 @@ def _targets_arg(s: str) -> list[str]:
     return [t.strip() for t in s.split(",") if t.strip()]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _compile_options(c: argparse.ArgumentParser) -> None:
+    """The compile command's arguments: the frontends' options and the config schema's."""
+    from .config import SPECS, CompileConfig
     from .frontends import FRONTENDS, all_options
     from .targets import DEFAULT_TARGETS, TARGETS
 
-    from .config import SPECS, CompileConfig
-
-    p = _Parser(prog="snncc", description="Compile trained PyTorch SNNs to bit-exact integer models.")
-    p.add_argument("--version", action="version", version=f"snncc {__version__}")
-    common = argparse.ArgumentParser(add_help=False)  # every command's own -q / -v
-    loud = common.add_mutually_exclusive_group()
-    loud.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes: results and errors only")
-    loud.add_argument("-v", "--verbose", action="store_true", help="also what each compiler pass did and its time")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-
-    def command(name: str, **kw) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], **kw)
-
-    c = command("compile", help="trace, quantize and emit a model")
     c.add_argument("model", help="the model: " + "; ".join(
         f"{f.what} ({', '.join(f'*{x}' for x in f.suffixes) or 'any other file'})" for f in FRONTENDS))
     c.add_argument("--target", type=_targets_arg, default=None,
@@ -62,15 +50,37 @@ def _parser() -> argparse.ArgumentParser:
     for field, spec in SPECS.items():  # every compile option (snncc.config.SPECS): same checks as the TOML file
         c.add_argument(_flag(field), dest=f"config_{field}", metavar=spec.type.__name__.upper(), default=None,
                        help=spec.describe(defaults[field]))
-    c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR)")
+    c.add_argument("--bwr", action="store_true", help="block-wise learned weight rounding (SNNQ BWR; [bwr] mode "
+                                                      "snn or ann)")
     c.add_argument("--prune", metavar="CRITERION[:RATIO]",
                    help="structured channel pruning before quantization (QP-SNN): svs, sca, l1 or random, "
                         "removing ceil(RATIO n) channels of each prunable layer (default ratio from [prune] or "
                         "0.5); e.g. svs:0.5")
-    c.add_argument("--calib", help="calibration data NAME:N for BWR and pruning, the first N of the train split "
-                                   "(default: the [bwr]/[prune] table's calib, else fashion-mnist:1024 for "
-                                   "BWR and fashion-mnist:256 for pruning)")
+    c.add_argument("--calib", help="calibration data NAME:N, the first N of the train split, for BWR, pruning and "
+                                   "ANN conversion (default: the [bwr]/[prune]/[convert] table's calib, else "
+                                   "fashion-mnist:1024, and fashion-mnist:256 for pruning)")
+    c.add_argument("--dataset", help="the dataset the model takes: calibration images (NAME:N, N from the "
+                                     "config, else 1024) and, without --input-shape, the input shape")
     c.add_argument("--bwr-iters", help="BWR iterations per block (default from [bwr] or 2000)")
+    c.add_argument("--tnp", action="store_true", help="test-time neuron pruning (SNNQ TNP): --presim steps per "
+                                                      "sample first (default 4), then T counted steps")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .targets import TARGETS
+
+    p = _Parser(prog="snncc", description="Compile trained PyTorch SNNs to bit-exact integer models.")
+    p.add_argument("--version", action="version", version=f"snncc {__version__}")
+    common = argparse.ArgumentParser(add_help=False)  # every command's own -q / -v
+    loud = common.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes: results and errors only")
+    loud.add_argument("-v", "--verbose", action="store_true", help="also what each compiler pass did and its time")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kw)
+
+    _compile_options(command("compile", help="trace, quantize and emit a model"))
 
     i = command("inspect", help="the emitted integer model, layer by layer")
     i.add_argument("build")
@@ -177,14 +187,18 @@ def cmd_compile(args) -> int:
     from .compiler import compile as do_compile
     from .targets import DEFAULT_TARGETS
 
+    from .conversion.options import conversion_options, dataset_options
+
     bwr, prune = _bwr(args), _prune(args)
-    if args.calib is not None and bwr is None and prune is None:
-        raise SnnccError("--calib gives calibration data, but neither --bwr nor --prune is on")
+    if args.calib is not None and bwr is None and prune is None and not args.frontend_convert:
+        raise SnnccError("--calib gives calibration data for BWR, pruning or ANN conversion, but none of them is "
+                         "on: add --bwr, --prune or --convert")
     targets = DEFAULT_TARGETS if args.target is None else args.target
+    opts = {**frontend_options(args), **dataset_options(args), **conversion_options(args)}  # + ANN conversion
     with warnings.catch_warnings():  # snncc's own warnings are printed below, once, as notes
         warnings.simplefilter("ignore", SnnccWarning)
         b = do_compile(args.model, target=targets, out=args.out, config=read_config(args), bwr=bwr,
-                       prune=prune, **frontend_options(args))
+                       prune=prune, **opts)
     from .progress import log
 
     for note in b.notes:
@@ -200,6 +214,8 @@ def _bwr(args) -> tuple | None:
     """(calibration images, BWRConfig) when BWR is on (--bwr, or enabled in [bwr])."""
     from .passes.bwr import BWRConfig
 
+    from .conversion.options import calib_spec
+
     bc = BWRConfig.from_toml(args.config) if args.config else BWRConfig()
     if not (args.bwr or bc.enabled):
         if args.bwr_iters is not None:
@@ -209,7 +225,7 @@ def _bwr(args) -> tuple | None:
 
     if args.bwr_iters is not None:
         bc = BWRConfig.from_dict({**bc.to_dict(), "iters": int_arg(args.bwr_iters, "--bwr-iters", 0)})
-    return load_spec(args.calib or bc.calib)[0], bc
+    return load_spec(calib_spec(args, bc.calib))[0], bc
 
 
 def _prune(args) -> tuple | None:
@@ -267,6 +283,10 @@ def read_config(args) -> dict:
         text = getattr(args, f"config_{field}", None)
         if text is not None:
             base[field] = spec.parse(_flag(field), text)
+    if getattr(args, "tnp", False) and not base.get("presim"):  # --tnp: SRP's / SNNQ's 4 presimulation steps
+        from .passes.tnp import DEFAULT_PRESIM
+
+        base["presim"] = DEFAULT_PRESIM
     return base
 
 

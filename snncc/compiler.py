@@ -147,8 +147,10 @@ def compile_graph(float_graph: Graph, config: CompileConfig, pipeline: list | No
     # With synapse delays the output lags the input by `latency` steps: a run lasts
     # T + latency steps so that the output integrates T steps of input.
     lat = g.latency()
-    g.meta = {"steps": config.steps + lat, "input_steps": config.steps, "latency": lat,
+    g.meta = {"steps": config.presim + config.steps + lat, "input_steps": config.steps, "latency": lat,
               "snncc": __version__, "schedule": config.schedule}
+    if config.presim:  # TNP: the presimulation steps come first, and count in every latency
+        g.meta["presim"] = config.presim
     return g
 
 

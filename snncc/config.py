@@ -85,8 +85,15 @@ def check(obj, specs: dict[str, Spec], what: str) -> None:
         raise SnnccError(f"invalid {what}:\n" + "\n".join(f"  - {e}" for e in errs))
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
 def read_toml(path: str | Path) -> dict:
-    """A TOML config file as a dict, with a clear error when missing or malformed."""
+    """A config file as a dict, with a clear error when missing or malformed: TOML, or
+    YAML (``.yaml``/``.yml``, the shape of SNNQ's exp/config.yaml) with the same tables
+    and keys (one schema)."""
+    if Path(path).suffix.lower() in YAML_SUFFIXES:
+        return _read_yaml(path)
     try:
         return tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -97,6 +104,26 @@ def read_toml(path: str | Path) -> dict:
         raise SnnccError(f"config file {path} is not a text (UTF-8) file") from None
     except tomllib.TOMLDecodeError as e:
         raise SnnccError(f"config file {path} is not valid TOML: {e}") from None
+
+
+def _read_yaml(path: str | Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise SnnccError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise SnnccError(f"config file {path} is a directory") from None
+    except UnicodeDecodeError:
+        raise SnnccError(f"config file {path} is not a text (UTF-8) file") from None
+    except yaml.YAMLError as e:
+        raise SnnccError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SnnccError(f"config file {path}: expected tables of keys and values, got a YAML {type(data).__name__}")
+    return data
 
 
 def from_dict(cls, d: dict, what: str):
@@ -140,6 +167,13 @@ SPECS: dict[str, Spec] = {
                          choices=("mean", "max", "percentile")),
     "rescaw_percentile": Spec(float, "x of Psi_x = max(|P_(1-x)(W)|, |P_x(W)|)", 0.5, 1.0, lo_open=True),
     "pot_alpha": Spec(str, "PoT/APoT alpha (auto: pot pow2, apot mse)", choices=("auto", "pow2", "max", "mse")),
+    "presim": Spec(int, "test-time neuron pruning (SNNQ's TNP): presimulation steps per sample before the T counted "
+                   "steps, 0: off (docs/conversion.md)", 0, (1 << 20)),
+    "tnp_eps": Spec(float, "TNP: a neuron whose membrane after the presimulation is <= tnp_eps x threshold is "
+                    "silenced (SRP: 1e-3)", 0, 1),
+    "neuron_constants": Spec(str, "threshold, bias and reset value in whole units << act_shift (Loihi's mantissas) "
+                             "or with act_shift fractional bits; auto: fractional for converted ANNs",
+                             choices=("auto", "whole", "fractional")),
 }
 CHOICES = {k: s.choices for k, s in SPECS.items() if s.choices}
 
@@ -173,6 +207,9 @@ class CompileConfig:
     rescaw_gamma: str = "mean"       # QP-SNN ReScaW gamma: mean|W|, max|W| or percentile Psi_x
     rescaw_percentile: float = 0.99  # x of Psi_x = max(|P_(1-x)(W)|, |P_x(W)|)
     pot_alpha: str = "auto"          # PoT/APoT alpha: pow2 (SpQuant Eq. 15), max, mse; auto: pot pow2, apot mse
+    presim: int = 0                  # TNP presimulation steps per sample (0: off); a run lasts presim + T steps
+    tnp_eps: float = 1e-3            # TNP: silence neurons whose membrane after presim is <= eps x threshold
+    neuron_constants: str = "auto"   # whole (<< act_shift) | fractional | auto (fractional for converted ANNs)
 
     def __post_init__(self) -> None:
         check(self, SPECS, "compile configuration")
@@ -208,7 +245,18 @@ class CompileConfig:
 
 
 #: the tables a config file may hold
-TABLES = ("quantization", "bwr", "prune")
+TABLES = ("quantization", "bwr", "prune", "convert")
+
+
+#: SNNQ's exp/config.yaml keys and where the same setting lives in snncc's schema
+SNNQ_KEYS = {"w_qconfig": "[quantization] weight_bits (bit), quantizer", "recon": "[bwr] iters, batch_size, "
+             "warmup (warm_up), reg_weight (weight), beta_start/beta_end (b_range)", "calibrate": "[bwr] calib = \"NAME:N\""}
+
+
+def _snnq_hint(keys) -> str:
+    known = [f"{k} -> {SNNQ_KEYS[k]}" for k in keys if k in SNNQ_KEYS]
+    return ("\n  (an SNNQ config: snncc reads one schema, TOML or YAML; SNNQ's keys map to: " + "; ".join(known)
+            + "; docs/conversion.md)") if known else ""
 
 
 def toml_table(path: str | Path, table: str) -> dict:
@@ -219,7 +267,7 @@ def toml_table(path: str | Path, table: str) -> dict:
     unknown = sorted(k for k, v in data.items() if isinstance(v, dict) and k not in TABLES)
     if unknown:
         raise SnnccError(f"config file {path}: unknown table(s) {', '.join(f'[{k}]' for k in unknown)}; "
-                         f"known: {', '.join(f'[{t}]' for t in TABLES)}")
+                         f"known: {', '.join(f'[{t}]' for t in TABLES)}" + _snnq_hint(unknown))
     loose = sorted(k for k, v in data.items() if not isinstance(v, dict))
     if table in data:
         if not isinstance(data[table], dict):

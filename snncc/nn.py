@@ -182,3 +182,44 @@ class Residual(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return super().forward(x) + x
+
+
+class _FloorSTE(torch.autograd.Function):
+    """floor(x) forward, identity gradient (the straight-through estimator QCFS trains with)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return grad
+
+
+class QCFS(nn.Module):
+    """The quantization-clip-floor-shift activation of low-latency ANN-to-SNN conversion
+    (Bu et al., ICLR 2022), an ANN layer::
+
+        y = up * clamp(floor(x * levels / up + 1/2) / levels, 0, 1)
+
+    ``up`` (lambda) is trained; ``levels`` (L) is the number of quantization steps. An IF
+    neuron with threshold ``up`` and initial membrane ``up / 2`` reproduces it in rate
+    (``snncc compile --convert``, docs/conversion.md). Attribute names follow the public
+    QCFS code (``up``, ``t``), so models written with it convert as well.
+    """
+
+    def __init__(self, up: float = 8.0, levels: int = 4) -> None:
+        super().__init__()
+        if not up > 0:
+            raise ValueError(f"up must be > 0, got {up}")
+        if int(levels) < 1:
+            raise ValueError(f"levels must be >= 1, got {levels}")
+        self.up = nn.Parameter(torch.tensor([float(up)]))
+        self.t = int(levels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _FloorSTE.apply(x * (self.t / self.up) + 0.5) / self.t
+        return torch.clamp(y, 0.0, 1.0) * self.up
+
+    def extra_repr(self) -> str:
+        return f"up={float(self.up.detach()):g}, levels={self.t}"

@@ -43,8 +43,9 @@ def verify_build(build, graph, manifest: dict, x: np.ndarray, wanted: list[str] 
             full = next(iter(reversed(arts.values())))  # the last run: the one with state probes
             results[t] = {**full, "match": all(a["match"] for a in arts.values()), "artifacts": arts}
             not_run = getattr(spec(t).module, "not_run", None)
-            if not_run is not None and not_run():
-                results[t]["not_run"] = not_run()
+            skipped_here = not_run(Path(dirs[t])) if not_run is not None else {}
+            if skipped_here:
+                results[t]["not_run"] = skipped_here
     return results, skipped
 
 

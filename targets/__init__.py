@@ -14,7 +14,7 @@ optionally declaring (module attributes; :func:`spec` fills in the defaults):
     NEEDS_FLOAT       emit also takes ``float_graph=`` (the traced float model)
     notes(graph)      non-blocking findings [(kind, message)], printed at compile time
     runs(out_dir)     every runnable artifact for `snncc verify` (default: simulate)
-    not_run()         {artifact: why} that verify cannot run here (it prints them)
+    not_run(out_dir)  {artifact: why} that verify cannot run here (it prints them)
     report(out_dir, memory, x)  (dict, text lines) added to `snncc report`
     ARCHS, simulate_arch(out_dir, x, probe_state, arch), arch_note(out_dir, arch)
                       other machines it runs on (emulated), for `simulate --arch`

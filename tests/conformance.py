@@ -516,7 +516,31 @@ def case_periodic_reset() -> Graph:
     ], steps=11)
 
 
+def case_tnp() -> Graph:
+    """Test-time neuron pruning (SNNQ's TNP): 3 presimulation steps, per-channel prune
+    levels, a converted-ANN style IF layer (subtract reset, v_init), a current-state layer,
+    and a readout that starts again at the end of the presimulation."""
+    c = _rng()
+    return _chain("tnp", IntInput(shape=(2, 6, 6), bits=8), [
+        ("conv", IntConv(weight=weights(c, (4, 2, 3, 3), 4), weight_bits=4, padding=(1, 1))),
+        ("if", IntLIF(reset="subtract", threshold=np.array([1500], I64), reset_value=np.array([1501], I64),
+                      v_init=np.array([750], I64), act_shift=1, bias=c.array(-200, 100, 4), presim=3,
+                      prune_level=np.array([0, 10, -5, 300], I64))),
+        ("flat", Flatten()),
+        ("fc", IntDense(weight=weights(c, (5, 144), 6), weight_bits=6)),
+        ("lif", IntLIF(threshold=np.array([150], I64), du=1000, dv=200, act_shift=2, presim=3, reset="subtract",
+                       prune_level=c.array(-50, 50, 5))),
+        ("fc2", IntDense(weight=weights(c, (3, 5), 4), weight_bits=4)),
+        ("readout", IntLIF(fires=False, presim=3, v_init=np.array([7], I64))),
+    ], steps=9)
+
+
+#: cases a target refuses by name instead of running (what the refusal says); the C
+#: runtime in declared widths has no TNP kernel yet
+REFUSED = {"c": {"tnp": "test-time neuron pruning"}}
+
 CASES: dict[str, Callable[[], Graph]] = {
+    "tnp": case_tnp,
     "periodic_reset": case_periodic_reset,
     "lava_cuba_lif": case_lava_cuba_lif,
     "ternary_membrane": case_ternary_membrane,
@@ -562,6 +586,8 @@ def features(graph: Graph) -> set[str]:
                      "fires" if op.fires else "readout", "current_decay" if op.du != DECAY_ONE else "no_current"}
             if op.reset_interval:
                 tags.add("periodic_reset")
+            if op.presim:
+                tags.add("tnp")
             for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
                 tags.add("per_channel" if getattr(op, f).size > 1 else "scalar")
             if op.u_bias.any():

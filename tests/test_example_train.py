@@ -103,3 +103,22 @@ def test_shipped_model_loads_safely():
     x = torch.from_numpy(samples["x"]).float() / 255
     pred = snn.run(model, x, steps=4).mean(1).argmax(1).numpy()
     assert (pred == samples["y"]).mean() >= 0.75  # 16 images of a ~90 % model
+
+
+@have_fmnist
+def test_ann_train_script_tiny_run(tmp_path):
+    """examples/fashion_mnist_ann/train.py (the ANN of SNNQ's flow): runs, writes a model
+    that loads through the allow-list (QCFS included) and converts."""
+    out = tmp_path / "model.pt"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "fashion_mnist_ann" / "train.py"), "--epochs", "1",
+         "--batch-size", "64", "--limit-train", "64", "--limit-test", "64", "--threads", "1", "--no-progress",
+         "--out", str(out)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["train_images"] == 64 and len(metrics["qcfs_up"]) == 3
+    from snncc.conversion import convert
+
+    g = convert(load_model(out), (1, 28, 28))
+    assert len(g.meta["converted"]["neurons"]) == 3

@@ -235,7 +235,7 @@ def test_config_table_and_api(tmp_path, example_model, pixels):
     (["--prune", "svs:-0.1"], "ratio = -0.1: must lie in [0, 1)"),
     (["--prune", "svs:half"], "write CRITERION:RATIO"),
     (["--prune", "l1:0.99"], "ratio 0.99 removes all 32 channels"),
-    (["--calib", "digits:4"], "neither --bwr nor --prune is on"),
+    (["--calib", "digits:4"], "none of them is on: add --bwr, --prune or --convert"),
 ])
 def test_bad_pruning_input(args, expect, tmp_path, example_model, capsys):
     p = tmp_path / "model.pt"

@@ -94,7 +94,12 @@ FRONTENDS = (
         Option("example_input", "--input-shape", "input shape without batch, e.g. 1,28,28", shape_arg),
         Option("arch", "--arch", "package.module:factory building the model for a state_dict file"),
         Option("trust_pickle", "--trust-pickle", "unpickle a model file with arbitrary classes: runs code "
-               "from the file, only for files you made yourself", None))),
+               "from the file, only for files you made yourself", None),
+        Option("convert", "--convert", "the model is an ANN (ReLU/clip/QCFS activations): convert it into an "
+               "SNN of IF neurons ([convert] table, docs/conversion.md)", None),
+        Option("calib", None, "conversion: calibration images for percentile thresholds (--calib / --dataset)",
+               None, requires="convert"),
+        Option("conversion", None, "conversion: a ConvertConfig (the [convert] table)", None, requires="convert"))),
 )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import ModelLoadError, SnnccError
 from ..ir.graph import Graph
+from .shapes import input_shape  # noqa: F401 - part of this module's API
 
 
 def load_torch_model(path: str | Path, trust_pickle: bool = False, arch: str | None = None):
@@ -104,19 +105,6 @@ def _factory(spec: str):
         raise ModelLoadError(f"--arch {spec!r}: cannot import {fn} from {mod} ({type(e).__name__}: {e})") from None
 
 
-def input_shape(example_input) -> tuple[int, ...]:
-    """(C, H, W) or (N,) from a tensor/array or a shape, with or without the batch axis."""
-    try:
-        shape = tuple(int(d) for d in getattr(example_input, "shape", example_input))
-    except (TypeError, ValueError):
-        raise SnnccError(f"input shape {example_input!r}: give integers like 1,28,28") from None
-    shape = shape[1:] if len(shape) in (2, 4) else shape
-    if len(shape) not in (1, 3) or min(shape) < 1:
-        raise SnnccError(f"--input-shape {','.join(map(str, shape))}: give (N,) or (C, H, W) with every size >= 1, "
-                         "e.g. 1,28,28")
-    return shape
-
-
 #: the attribute snncc.save stores the input shape in (a tuple of ints: the safe loader reads it)
 SHAPE_ATTR = "snncc_input_shape"
 
@@ -205,14 +193,16 @@ def _check_channels(model, shape: tuple[int, ...]) -> None:
 
 
 def trace(model, example_input, config) -> Graph:
-    """The float graph of a single-step PyTorch SNN (see :mod:`snncc.frontends.torch_fx`)."""
+    """The float graph of a single-step PyTorch SNN (see :mod:`snncc.frontends.torch_fx`);
+    an ANN activation in it is refused with the way to convert (``convert=True``)."""
+    from ..conversion.trace import activation_hint
     from ..ir.verify import problems
     from .torch_fx import from_torch
 
     encoding, scale, bits = config.input_contract()
     shape = input_shape(example_input)
     _check_channels(model, shape)
-    g = from_torch(model, shape, encoding=encoding, input_scale=scale, input_bits=bits)
+    g = from_torch(model, shape, encoding=encoding, input_scale=scale, input_bits=bits, extra=activation_hint)
     g.meta["steps"] = config.steps
     errs = problems(g, "float")
     if errs:
@@ -221,8 +211,11 @@ def trace(model, example_input, config) -> Graph:
     return g
 
 
-def load(source, config, example_input=None, arch: str | None = None, trust_pickle: bool = False):
-    """(float graph, manifest fields) of a module or a model file."""
+def load(source, config, example_input=None, arch: str | None = None, trust_pickle: bool = False,
+         convert: bool = False, calib=None, conversion=None):
+    """(float graph, manifest fields) of a module or a model file; with ``convert`` the
+    model is an ANN, converted into an SNN (:mod:`snncc.conversion`; ``calib``: its
+    calibration images, ``conversion``: a ConvertConfig or a dict of its fields)."""
     manifest = {"source_sha256": None}
     model = source
     if isinstance(source, (str, Path)):
@@ -234,7 +227,17 @@ def load(source, config, example_input=None, arch: str | None = None, trust_pick
         if how:
             manifest["warnings"] = [f"input shape {','.join(map(str, example_input))} {how}: the only square "
                                     "image size the model accepts (give --input-shape to choose another)"]
-    return trace(model, example_input, config), manifest
+    if not convert:
+        if calib is not None or conversion is not None:
+            raise SnnccError("calib= and conversion= are settings of ANN conversion: add convert=True (--convert)")
+        return trace(model, example_input, config), manifest
+    from ..conversion import ConvertConfig
+    from ..conversion import convert as to_snn
+
+    cc = ConvertConfig.from_dict(conversion) if isinstance(conversion, dict) else conversion or ConvertConfig()
+    g = to_snn(model, example_input, config, calib=calib, conversion=cc)
+    manifest["conversion"] = {k: v for k, v in cc.to_dict().items() if k not in ("enabled", "calib")}
+    return g, manifest
 
 
 def _sha256(path: Path) -> str:

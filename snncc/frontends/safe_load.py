@@ -24,7 +24,7 @@ from snncc.errors import ModelLoadError
 def safe_globals() -> list[type]:
     """The classes a model file may name: torch's own ``torch.nn`` module classes (their
     constructors run no code from the file; unsupported ones are then reported by the
-    frontend with their place in the model) and snncc's neurons."""
+    frontend with their place in the model), snncc's neurons and its QCFS activation."""
     import inspect
 
     from torch import nn
@@ -35,7 +35,7 @@ def safe_globals() -> list[type]:
         (c for _, c in inspect.getmembers(nn, inspect.isclass)
          if issubclass(c, nn.Module) and c.__module__.startswith("torch.nn.modules")),
         key=lambda c: f"{c.__module__}.{c.__qualname__}")
-    allowed += [snn.LIF, snn.IF, snn.Residual]
+    allowed += [snn.LIF, snn.IF, snn.Residual, snn.QCFS]
     try:
         import snntorch
     except Exception:  # not installed (or broken): its classes are simply not allowed

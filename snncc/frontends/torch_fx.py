@@ -35,8 +35,12 @@ def _is_neuron(m: nn.Module) -> bool:
 
 
 class _Tracer(fx.Tracer):
+    def __init__(self, leaf=None) -> None:
+        super().__init__()
+        self.leaf = leaf  # more leaf modules (ANN conversion: activation modules such as QCFS)
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return _is_neuron(m) or super().is_leaf_module(m, qualname)
+        return _is_neuron(m) or (self.leaf is not None and self.leaf(m)) or super().is_leaf_module(m, qualname)
 
 
 def _pair(v) -> tuple[int, int]:
@@ -180,14 +184,48 @@ def _is_flatten_call(node: fx.Node) -> bool:
     return False
 
 
+def _module_node(node, m, g: Graph, env: dict, bad, convert: dict, pairs: dict, supported: str) -> None:
+    """A call of a leaf module: its IR node (or nothing, for a pass-through), or a problem."""
+    src = [env.get(a.name) for a in node.args if isinstance(a, fx.Node)]
+    if isinstance(m, PASS_THROUGH):
+        env[node.name] = src[0] if src else None
+        return
+    fn = next((convert[c] for c in type(m).__mro__ if c in convert), None)
+    if fn is None:
+        bad.add(node.target, m, f"unsupported layer type; supported: {supported}")
+        return
+    op = fn(node.target, m, bad)
+    if op is not None and None not in src:
+        env[node.name] = g.add(g.unique(node.target), op, src)
+        if getattr(m, "output", False) is True and fn is _leaky:
+            pairs[node.name] = node.target  # returns (spikes, membrane)
+
+
+def _pair_item(node, env: dict, bad, pairs: dict) -> None:
+    """``spk, mem = leaky(x)`` of an snntorch Leaky(output=True): its spikes are element 0."""
+    if node.args[1] == 0:
+        env[node.name] = env.get(node.args[0].name)
+    elif node.users:  # an unused `spk, mem = lif(x)` is fine
+        bad.append(f"the membrane of snntorch Leaky(output=True) at '{pairs[node.args[0].name]}' "
+                   "(element 1 of what it returns) is used; snncc outputs what the model returns last: "
+                   "a Leaky's spikes, or, for a model that ends with its Linear layer, that "
+                   "layer's output accumulated over time (a non-firing readout's membrane)")
+
+
 def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str = "direct",
-               input_scale: float = 1.0 / 255.0, input_bits: int = 8) -> Graph:
+               input_scale: float = 1.0 / 255.0, input_bits: int = 8, extra=None,
+               supported: str = SUPPORTED) -> Graph:
     """Trace ``model`` (single-step, see snncc.nn) into a float-level Graph.
 
-    ``input_shape`` excludes the batch: (C, H, W) or (N,)."""
+    ``input_shape`` excludes the batch: (C, H, W) or (N,). ``extra(node, module, g, env,
+    bad)`` is tried first on every call node (ANN conversion's activations,
+    :mod:`snncc.conversion.trace`): it returns the graph node now standing for the fx
+    node, "" when it refused the node (the reason added to ``bad``), or None when the
+    node is not its own (its ``is_leaf(module)``, if any, names more leaf modules);
+    ``supported`` lists the layers in messages."""
     model = model.eval()
     try:
-        traced = _Tracer().trace(model)  # an fx.Graph
+        traced = _Tracer(getattr(extra, "is_leaf", None)).trace(model)  # an fx.Graph
     except Exception as e:  # noqa: BLE001 - tracing errors are the user's model
         raise UnsupportedLayerError(
             f"torch.fx cannot trace {type(model).__name__}: {e}\n"
@@ -202,6 +240,11 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
     pairs: dict[str, str] = {}  # fx node -> module name, for snntorch Leaky(output=True)
     scale = 1.0 if encoding == "spikes" else input_scale
     for node in traced.nodes:
+        if extra is not None and node.op.startswith("call_"):
+            got = extra(node, modules.get(node.target) if node.op == "call_module" else None, g, env, bad)
+            if got is not None:
+                env.update({node.name: got} if got else {})
+                continue
         if node.op == "placeholder":
             if env:
                 bad.append(f"forward takes more than one input ('{node.name}'); snncc compiles one input tensor")
@@ -209,29 +252,10 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
             env[node.name] = g.add("input", Input(source="input", shape=tuple(input_shape),
                                                   encoding=encoding, scale=scale, bits=input_bits))
         elif node.op == "call_module":
-            m = modules[node.target]
-            src = [env.get(a.name) for a in node.args if isinstance(a, fx.Node)]
-            if isinstance(m, PASS_THROUGH):
-                env[node.name] = src[0] if src else None
-                continue
-            fn = next((convert[c] for c in type(m).__mro__ if c in convert), None)
-            if fn is None:
-                bad.add(node.target, m, f"unsupported layer type; supported: {SUPPORTED}")
-                continue
-            op = fn(node.target, m, bad)
-            if op is not None and None not in src:
-                env[node.name] = g.add(g.unique(node.target), op, src)
-                if getattr(m, "output", False) is True and fn is _leaky:
-                    pairs[node.name] = node.target  # returns (spikes, membrane)
+            _module_node(node, modules[node.target], g, env, bad, convert, pairs, supported)
         elif node.op == "call_function" and node.target is operator.getitem \
                 and isinstance(node.args[0], fx.Node) and node.args[0].name in pairs:
-            if node.args[1] == 0:
-                env[node.name] = env.get(node.args[0].name)
-            elif node.users:  # an unused `spk, mem = lif(x)` is fine
-                bad.append(f"the membrane of snntorch Leaky(output=True) at '{pairs[node.args[0].name]}' "
-                           "(element 1 of what it returns) is used; snncc outputs what the model returns last: "
-                           "a Leaky's spikes, or, for a model that ends with its Linear layer, that "
-                           "layer's output accumulated over time (a non-firing readout's membrane)")
+            _pair_item(node, env, bad, pairs)
         elif node.op == "call_function" and node.target in (operator.add, torch.add) \
                 and all(isinstance(a, fx.Node) for a in node.args) and not node.kwargs:
             src = [env.get(a.name) for a in node.args]
@@ -241,8 +265,8 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
             src = env.get(node.args[0].name)
             if src is not None:
                 env[node.name] = g.add(g.unique(node.name), Flatten(source=node.name), [src])
-        elif node.op == "call_method" and node.target == "size":
-            continue
+        elif (node.op == "call_method" and node.target == "size") or (node.op == "get_attr" and not node.users):
+            continue  # shapes, and the parameters torch.fx lists for a leaf module
         elif node.op == "output":
             out = node.args[0]
             if not isinstance(out, fx.Node):
@@ -253,7 +277,7 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], *, encoding: str 
             what = getattr(node.target, "__name__", str(node.target))
             bad.append(f"operation {node.op} '{what}' (graph node '{node.name}', from "
                        f"{node.meta.get('stack_trace', '').strip().splitlines()[-1:] or 'forward'}) is not supported; "
-                       f"supported: {SUPPORTED}")
+                       f"supported: {supported}")
     if bad:
         raise UnsupportedLayerError(
             f"cannot compile {type(model).__name__}: {len(bad)} unsupported layer(s)/operation(s):\n"

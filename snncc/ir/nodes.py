@@ -218,6 +218,12 @@ class LIF(Node):
         s = v > threshold            (only if fires; v >= threshold with threshold_test "ge")
         v = 0 | v - reset_value | v  (reset "zero" | "subtract" | "none", where s)
         v = Q(v)                     (state_quant "ternary"/"binary", SpQuant-SNN Eq. 7, 19-20)
+        out = spike_value * s        (the real value one spike carries; 1 but for converted ANNs)
+
+    Test-time neuron pruning (``presim`` = P > 0, SNNQ's TNP on ANN2SNN_SRP's rule): at
+    step t = P, before integrating, ``keep = v > prune_level``, u = 0, v = v_init; from
+    then on the output is ``out * keep`` (the neuron integrates, fires and resets as
+    before; only its output is silenced). See docs/conversion.md.
 
     ``bias`` is per channel: the neuron's own (NIR's leak towards v_leak) plus, once
     quantized, the biases of the incoming synapses when there is no current state. With a
@@ -241,6 +247,9 @@ class LIF(Node):
     scale: np.ndarray = field(default_factory=lambda: np.ones(1))
     u_bias: np.ndarray = field(default_factory=lambda: np.zeros(1))
     threshold_test: str = "gt"   # "ge" for tools that spike at v >= threshold (NIR: SpikingJelly, Sinabs)
+    spike_value: float = 1.0     # real value of one spike (ANN-to-SNN conversion: the threshold)
+    presim: int = 0              # TNP presimulation steps P (0: no pruning)
+    prune_level: np.ndarray = field(default_factory=lambda: np.zeros(1))  # TNP: keep where v > this at t = P
 
 
 @_register
@@ -268,7 +277,16 @@ class IntLIF(Node):
     is Lava's ``LIFReset``: streamed samples of ``reset_interval`` steps each, the state
     cleared before each sample reaches the layer (lava-dl's netx staggers the offset by
     one step per layer). ``reset_interval`` = 0: never (each run starts from u = 0,
-    v = v_init)."""
+    v = v_init).
+
+    Test-time neuron pruning (``presim`` = P > 0; SNNQ's TNP, ANN2SNN_SRP's residual
+    membrane rule; docs/conversion.md)::
+
+        at t == P, before integrating:  keep = v > prune_level;  u = 0;  v = v_init
+        for t >= P:                     s = s & keep    (state updates as without pruning)
+
+    (``prune_level`` per channel like the threshold; a neuron with TNP has no periodic
+    reset.)"""
 
     level: ClassVar[str] = "int"
     du: int = DECAY_ONE
@@ -290,6 +308,8 @@ class IntLIF(Node):
     reset_interval: int = 0
     reset_offset: int = 0
     u_bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    presim: int = 0
+    prune_level: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
 
 
 NEURONS = ("LIF", "IntLIF")

@@ -35,6 +35,7 @@ class NeuronState:
         self.thr, self.bias = _chan(op.threshold, nd), _chan(op.bias, nd)
         self.rv, self.level = _chan(op.reset_value, nd), _chan(op.state_level, nd)
         self.u_bias = _chan(op.u_bias, nd)
+        self.keep: np.ndarray | None = None  # TNP: the neurons left firing after the presimulation
 
     def step(self, a: np.ndarray, t: int) -> np.ndarray:
         """Step ``t`` (0-based) with input current ``a``; returns the spikes."""
@@ -42,6 +43,10 @@ class NeuronState:
         if op.reset_interval and t % op.reset_interval == op.reset_offset:  # Lava's LIFReset
             self.u = np.zeros_like(self.u)
             self.v = np.zeros_like(self.v)
+        if op.presim and t == op.presim:  # TNP: prune by the residual membrane, start again
+            self.keep = self.v > _chan(op.prune_level, self.v.ndim)
+            self.u = np.zeros_like(self.u)
+            self.v = np.broadcast_to(_chan(op.v_init, self.v.ndim), self.v.shape).astype(np.int64)
         self.u = K.overflow(K.decay(self.u, op.du) + (a << op.act_shift) + self.u_bias, op.u_bits, op.u_overflow)
         v = K.overflow(K.decay(self.v, op.dv) + self.u + self.bias, op.v_bits, op.v_overflow)
         if op.fires:
@@ -53,6 +58,8 @@ class NeuronState:
         else:
             s = np.zeros(v.shape, bool)
         self.v = K.state_quant(v, self.level, op.state_quant)
+        if self.keep is not None:
+            s = s & self.keep
         return s.astype(np.int64)
 
 
@@ -115,6 +122,21 @@ def state_bounds(op, a_mag: int) -> tuple[int | None, int | None]:
     return u_state, _invariant(g_v, vinit, cands)
 
 
+def _tnp_problems(name: str, op, shape) -> list[str]:
+    """Test-time neuron pruning fields: presim an integer >= 0, prune_level per channel,
+    no periodic reset beside it."""
+    p = op.presim
+    if not isinstance(p, (int, np.integer)) or isinstance(p, bool) or p < 0:
+        return [f"{name}: presim={p!r}: the TNP presimulation steps must be an integer >= 0 (0: no pruning)"]
+    pl = np.asarray(op.prune_level)
+    errs = [] if pl.ndim == 1 and pl.shape[0] in (1, shape[0]) else [
+        f"{name}: prune_level has shape {pl.shape}, expected (1,) or ({shape[0]},)"]
+    if p and getattr(op, "reset_interval", 0):
+        errs.append(f"{name}: test-time neuron pruning (presim={p}) and a periodic reset (reset_interval="
+                    f"{op.reset_interval}) do not combine: a streamed sample has no presimulation")
+    return errs
+
+
 # --------------------------------------------------------------------------- the ops
 @register
 class LIFOp(OpDef):
@@ -132,10 +154,7 @@ class LIFOp(OpDef):
         errs = [f"{name}: unknown reset {node.reset!r}"] if node.reset not in RESETS else []
         if node.threshold_test not in THRESHOLD_TESTS:
             errs.append(f"{name}: threshold_test {node.threshold_test!r}: choose gt (v > threshold) or ge (v >=)")
-        return errs
-
-    def scale(self, node, in_scales, name):
-        return 1.0  # spikes
+        return errs + _tnp_problems(name, node, shape)
 
     def validate(self, name, node):
         errs = not_finite(name, node, ("threshold", "bias", "reset_value", "v_init", "state_level", "u_bias"))
@@ -150,11 +169,39 @@ class LIFOp(OpDef):
                         "by a negative bias, would fire at every step); in a NIR graph: v_threshold > v_reset")
         if node.state_quant != "none" and np.any(np.asarray(node.state_level) <= 0):
             errs.append(f"{_label(name, node)}: state_level must be > 0 for a {node.state_quant} membrane")
-        return errs
+        if not (np.isfinite(node.spike_value) and node.spike_value > 0):
+            errs.append(f"{_label(name, node)}: spike_value = {node.spike_value} must be a number > 0 (the real value "
+                        "of one spike)")
+        return errs + not_finite(name, node, ("prune_level",))
+
+    def scale(self, node, in_scales, name):
+        return float(node.spike_value)  # one spike is worth spike_value (1, or a converted ANN's threshold)
 
     def float(self, name, node, xs, rt):
         s, _, _ = self.float_neuron(name, node, *xs[0], rt)
         return s, False
+
+    def ann(self, name, op, x, static, rt):
+        """The activation a converted neuron stands for, on its one-step input (N, 1, ...):
+        clamp(x, 0, theta), or QCFS theta clamp(floor(x L / theta + 1/2) / L, 0, 1) with
+        L = meta["converted"] levels (straight-through floor); a readout passes x."""
+        from ..nn import _FloorSTE
+
+        x = x.unsqueeze(1) if static else x
+        c = (1, 1, -1) + (1,) * (x.dim() - 3)
+        x = x + rt.const((name, "bias"), op.bias).reshape(c)
+        if not op.fires:
+            return x
+        info = rt.g.meta.get("converted", {}).get("neurons", {}).get(name)
+        if info is None:
+            raise SnnccError(f"neuron '{name}' ({op.source}) is a spiking neuron of the model, not a converted ANN "
+                             "activation: an ANN-mode evaluation (BWR mode \"ann\") needs a model compiled with "
+                             "--convert")
+        thr = float(np.asarray(op.threshold).reshape(-1)[0])
+        if info["levels"]:
+            q = _FloorSTE.apply(x * (info["levels"] / thr) + 0.5) / info["levels"]
+            return rt.torch.clamp(q, 0.0, 1.0) * thr
+        return rt.torch.clamp(x, min=0.0, max=thr)
 
     def float_neuron(self, name, op, x, static, rt, keep_post: bool = False):
         """Run the neuron over time: (spikes, v before the reset, v after the step or None
@@ -168,11 +215,14 @@ class LIFOp(OpDef):
         thr = rt.const((name, "thr"), op.threshold).reshape(c)
         bias = rt.const((name, "bias"), op.bias).reshape(c)
         u_bias = rt.const((name, "u_bias"), op.u_bias).reshape(c) if op.u_bias.any() else None
-        v = torch.zeros_like(x0) + rt.const((name, "v_init"), np.asarray(op.v_init, np.float64).reshape(-1)).reshape(c)
-        u = torch.zeros_like(x0)
+        v0 = rt.const((name, "v_init"), np.asarray(op.v_init, np.float64).reshape(-1)).reshape(c)
+        v, u, keep = torch.zeros_like(x0) + v0, torch.zeros_like(x0), None
         spikes, vpre, vpost = [], [], []
         for t in range(rt.steps if static else x.shape[1]):
             xt = x if static else x[:, t]
+            if op.presim and t == op.presim:  # TNP: prune by the residual membrane, start again
+                keep = (v > rt.const((name, "prune"), op.prune_level).reshape(c)).to(v.dtype)
+                v, u = torch.zeros_like(x0) + v0, torch.zeros_like(x0)
             u = op.alpha * u + xt if op.alpha else xt
             if u_bias is not None:
                 u = u + u_bias
@@ -190,7 +240,9 @@ class LIFOp(OpDef):
             if op.state_quant != "none":
                 lvl = rt.const((name, "level"), op.state_level).reshape(c)
                 v = _StateQuant.apply(v, lvl, -1 if op.state_quant == "ternary" else 0)
-            spikes.append(s)
+            if keep is not None:
+                s = s * keep
+            spikes.append(s if op.spike_value == 1.0 else s * op.spike_value)
             if keep_post:
                 vpost.append(v)
         return torch.stack(spikes, 1), torch.stack(vpre, 1), torch.stack(vpost, 1) if keep_post else None
@@ -239,19 +291,22 @@ class IntLIFOp(OpDef):
         if not all(isinstance(x, (int, np.integer)) for x in (ri, ro)) or ri < 0 or not (0 <= ro < max(ri, 1)):
             errs.append(f"{name}: reset_interval={ri!r}, reset_offset={ro!r}: need integers with reset_interval >= 0 "
                         f"(0: no periodic reset) and 0 <= reset_offset < reset_interval (0 when there is none)")
-        return errs
+        if op.prune_level.dtype != np.int64:
+            errs.append(f"{name}: prune_level must be int64, got {op.prune_level.dtype}")
+        return errs + _tnp_problems(name, op, shape)
 
     def state_bits(self, op) -> int:
         """Bits of state per neuron (SpQuant-SNN Eq. 28's u_p): v (ternary 2, binary 1),
         plus u where a current is kept."""
         v = {"ternary": 2, "binary": 1}.get(op.state_quant, op.v_bits)
-        return v + (op.u_bits if op.du != DECAY_ONE else 0)
+        return v + (op.u_bits if op.du != DECAY_ONE else 0) + (1 if op.presim and op.fires else 0)  # TNP's keep bit
 
     def report(self, op, shape):
         n = int(np.prod(shape))
         consts = sum(getattr(op, f).size for f in ("threshold", "bias", "reset_value", "v_init"))
         consts += op.state_level.size if op.state_quant != "none" else 0
         consts += op.u_bias.size if op.u_bias.any() else 0
+        consts += op.prune_level.size if op.presim else 0
         return {"params": int(consts), "bits": op.v_bits, "size_bits": int(consts) * op.v_bits + 2 * 12,
                 "neurons": n, "state_bits": self.state_bits(op)}
 
@@ -263,7 +318,8 @@ class IntLIFOp(OpDef):
                 "u_bits": op.u_bits, "u_overflow": op.u_overflow, "v_bits": op.v_bits,
                 "v_overflow": op.v_overflow, "fires": op.fires, "scale": value_range(op.scale),
                 "reset_interval": op.reset_interval, "reset_offset": op.reset_offset,
-                "u_bias": value_range(op.u_bias)}
+                "u_bias": value_range(op.u_bias), "presim": op.presim,
+                "prune_level": value_range(op.prune_level) if op.presim else "-"}
 
     def describe(self, r):
         return (f"thr {r['threshold']} bias {r['bias']}" + (f" u_bias {r['u_bias']}" if r["u_bias"] != "0" else "")
@@ -273,4 +329,5 @@ class IntLIFOp(OpDef):
                 + (f" u {r['u_bits']}b/{r['u_overflow']}" if r["du"] != 4096 else "")
                 + (f" state {r['state_quant']} L={r['state_level']}" if r["state_quant"] != "none" else "")
                 + (f" u=v=0 at t%{r['reset_interval']}=={r['reset_offset']}" if r["reset_interval"] else "")
+                + (f" TNP: keep v>{r['prune_level']} at t={r['presim']}" if r.get("presim") else "")
                 + ("" if r["fires"] else " READOUT (no firing; v is the output)"))

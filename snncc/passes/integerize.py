@@ -37,23 +37,40 @@ def fold_neurons(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
         g.set(name, IntInput(source=op.source, shape=op.shape, encoding=op.encoding,
                              scale=op.scale, bits=1 if op.encoding == "spikes" else op.bits))
     errs: list[str] = []
+    frac = fractional_constants(g, cfg)
+    wide: list[str] = []
     for name in g.of_kind("LIF"):
-        g.set(name, _int_neuron(g.node(name), name, cfg, errs))
+        op = _fit_v(_int_neuron(g.node(name), name, cfg, errs, frac))
+        wide += too_wide(op, op.source or name)
+        g.set(name, op)
     if errs:
         raise BitWidthError(errs, header="neuron constants that no integer register holds")
+    if wide:  # what lower_membrane would list, said before an IntLIF that cannot hold its constants exists
+        raise BitWidthError(wide, header="neurons do not fit the declared membrane widths")
     return g, True
 
 
-def _int_neuron(op, name: str, cfg: CompileConfig, errs: list[str]) -> IntLIF:
-    """One LIF's integer form; every float -> int cast checked (problems into ``errs``)."""
+def fractional_constants(g: Graph, cfg: CompileConfig) -> bool:
+    """Whether threshold, bias and reset value keep act_shift fractional bits
+    (``cfg.neuron_constants``; auto: for a converted ANN, whose IF neurons count charge
+    to the threshold exactly, so a threshold off by half a weight unit is a rate error)."""
+    if cfg.neuron_constants == "auto":
+        return bool(g.meta.get("converted"))
+    return cfg.neuron_constants == "fractional"
+
+
+def _int_neuron(op, name: str, cfg: CompileConfig, errs: list[str], frac: bool = False) -> IntLIF:
+    """One LIF's integer form; every float -> int cast checked (problems into ``errs``).
+    ``frac``: threshold, bias, reset value, level and u_bias with act_shift fractional
+    bits (round(x 2^act_shift / sigma)) rather than whole units << act_shift."""
     a = cfg.act_shift
     sigma = op.scale.astype(np.float64)
     where = f"layer '{op.source or name}'"
     unit = f" (one unit = {float(sigma.min()):.3g}: the weights into this neuron are that small; check them)"
 
-    def ints(f: str, x, fractional: bool = False):
-        """round(x / sigma) << act_shift (a multiple of 2^act_shift, as on Loihi), or for a
-        state value with fractional bits round(x 2^act_shift / sigma)."""
+    def ints(f: str, x, fractional: bool = frac):
+        """round(x / sigma) << act_shift (a multiple of 2^act_shift, as on Loihi), or with
+        fractional bits round(x 2^act_shift / sigma)."""
         v = _per_channel(np.asarray(x, np.float64).reshape(-1), sigma)
         n = len(errs)
         got = checked_round(v * (1 << a) if fractional else v, f"{where}: {f}", errs, 62 - a)
@@ -71,7 +88,49 @@ def _int_neuron(op, name: str, cfg: CompileConfig, errs: list[str]) -> IntLIF:
         v_init=ints("v_init", op.v_init, fractional=True), state_quant=op.state_quant,
         state_level=ints("state_level", op.state_level) if op.state_quant != "none" else np.ones(1, np.int64),
         u_bits=cfg.u_bits, u_overflow=cfg.u_overflow, v_bits=cfg.v_bits,
-        v_overflow=cfg.v_overflow, fires=op.fires, scale=sigma / (1 << a), u_bias=ints("u_bias", op.u_bias))
+        v_overflow=cfg.v_overflow, fires=op.fires, scale=sigma / (1 << a), u_bias=ints("u_bias", op.u_bias),
+        presim=int(op.presim), prune_level=_prune_level(op, sigma, a))
+
+
+def _prune_level(op, sigma: np.ndarray, a: int) -> np.ndarray:
+    """TNP's level on the integer membrane: floor(level 2^act_shift / sigma), so that for an
+    integer v, v > it exactly when v's real value exceeds the float level."""
+    if not op.presim:
+        return np.zeros(1, np.int64)
+    return np.floor(_per_channel(np.asarray(op.prune_level, np.float64).reshape(-1), sigma) * (1 << a)).astype(np.int64)
+
+
+CONSTANTS = ("threshold", "bias", "reset_value", "state_level", "v_init", "u_bias", "prune_level")
+
+
+def shift_constants(op: IntLIF, k: int) -> IntLIF:
+    """Drop k fractional membrane bits: act_shift - k, every constant / 2^k (exact for the
+    multiples of 2^act_shift), the real value of one unit x 2^k."""
+    return op.replace(act_shift=op.act_shift - k, scale=op.scale * (1 << k),
+                      **{f: round_half_away(getattr(op, f) / (1 << k)) for f in CONSTANTS})
+
+
+def too_wide(op: IntLIF, src: str) -> list[str]:
+    """The constants of a neuron that its v register cannot hold, with the fix."""
+    vlim = (1 << (op.v_bits - 1)) - 1
+    out = []
+    for f in CONSTANTS:
+        m = int(np.abs(getattr(op, f)).max())
+        if m > vlim:
+            out.append(f"layer '{src}': {f} reaches {m}, beyond the {op.v_bits}-bit membrane (max {vlim}); fix: "
+                       f"raise --v-bits to {m.bit_length() + 1} or lower --weight-bits")
+    return out
+
+
+def _fit_v(op: IntLIF) -> IntLIF:
+    """The fewest fractional bits dropped so that every constant fits the v register (a
+    neuron's integer form must hold its own constants; lower_membrane then fits the input)."""
+    vlim = (1 << (op.v_bits - 1)) - 1
+    big = max(int(np.abs(getattr(op, f)).max()) for f in CONSTANTS)
+    k = 0
+    while k < op.act_shift and (big >> k) > vlim:
+        k += 1
+    return shift_constants(op, k) if k else op
 
 
 def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
@@ -85,7 +144,7 @@ def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
     g = graph.copy()
     bounds = Bounds(g)
     problems, changed = [], False
-    fields = ("threshold", "bias", "reset_value", "state_level", "v_init", "u_bias")
+    fields = CONSTANTS
     for name in g.of_kind("IntLIF"):
         op = g.node(name)
         vlim = (1 << (op.v_bits - 1)) - 1
@@ -103,17 +162,11 @@ def lower_membrane(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
         while not fits(k) and k < op.act_shift:
             k += 1
         if k:
-            op = op.replace(act_shift=op.act_shift - k, scale=op.scale * (1 << k),
-                            **{f: round_half_away(getattr(op, f) / (1 << k)) for f in fields})
+            op = shift_constants(op, k)
             g.set(name, op)
             changed = True
         src = op.source or name
-        for f in fields:
-            arr = getattr(op, f)
-            if np.abs(arr).max() > vlim:
-                problems.append(f"layer '{src}': {f} reaches {int(np.abs(arr).max())}, beyond the "
-                                f"{op.v_bits}-bit membrane (max {vlim}); fix: raise --v-bits to "
-                                f"{int(np.abs(arr).max()).bit_length() + 1} or lower --weight-bits")
+        problems += too_wide(op, src)
         if op.fires and (op.threshold < 0).any():
             problems.append(f"layer '{src}': negative threshold {int(op.threshold.min())}")
         if op.u_overflow != "saturate" and ((a << op.act_shift) + int(np.abs(op.u_bias).max())) * gain > ulim:

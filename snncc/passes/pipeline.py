@@ -15,6 +15,7 @@ from .fold import add_readout, apply_state_quant, fold_batchnorm
 from .integerize import fold_neurons, lower_membrane, set_schedule
 from .lava import LAVA_PASSES, latency_reset
 from .quantize import quantize_synapses
+from .tnp import apply_tnp
 
 Pass = Callable[[Graph, CompileConfig], tuple[Graph, bool]]
 
@@ -24,6 +25,7 @@ FLOAT_PASSES: list[tuple[Pass, str]] = [
     (fold_batchnorm, "float"),
     (add_readout, "float"),
     (apply_state_quant, "float"),
+    (apply_tnp, "float"),  # --tnp / presim > 0 only: SNNQ's test-time neuron pruning
 ]
 #: float graph -> integer graph in its declared widths
 INTEGER_PASSES: list[tuple[Pass, str]] = [

@@ -22,9 +22,11 @@ class FloatRuntime:
 
     ``weights`` passed to :meth:`run` replace a synapse's weights (a tensor per node name,
     e.g. soft-rounded weights that carry gradients); ``train`` makes neurons spike through
-    the arctan surrogate of slope ``slope``."""
+    the arctan surrogate of slope ``slope``. With ``ann`` the graph of a converted ANN is
+    evaluated as that ANN (each neuron its activation, one step; ``LIF.ann``), for
+    threshold calibration and BWR's ANN mode."""
 
-    def __init__(self, g: Graph, steps: int, device=None, slope: float = 2.0):
+    def __init__(self, g: Graph, steps: int, device=None, slope: float = 2.0, ann: bool = False):
         import torch
         import torch.nn.functional as F
 
@@ -34,6 +36,7 @@ class FloatRuntime:
         self.device = device
         self.slope = slope
         self.train = False
+        self.ann = ann
         self._weights: dict = {}
         self._const: dict = {}
 
@@ -60,7 +63,11 @@ class FloatRuntime:
                 if d.role == "input":
                     raise SnnccError(f"the input node '{n}' is given, not evaluated")
                 ins = [vals[s] for s in self.g.inputs(n)]
-                if d.role == "neuron":
+                if d.role == "neuron" and self.ann:  # the ANN's activation: output = "membrane"
+                    y = d.ann(n, op, *ins[0], self)
+                    vals[n] = vals[(n, "v")] = (y, False)
+                    vs.update({n: y} if n in want_v else {})
+                elif d.role == "neuron":
                     s, vpre, vpost = d.float_neuron(n, op, *ins[0], self, keep_post=not op.fires)
                     vals[n] = (s, False)
                     if n in want_v:

@@ -15,7 +15,7 @@ def runs(out_dir):
     from . import m4
 
     arts = [("snncc_model", lambda x: simulate(out_dir, x, probe_state=False), False)]
-    if m4.available() is None:
+    if not not_run(out_dir):
         arts.append(("snncc_model.elf (cortex-m4, qemu)", lambda x: m4.simulate(out_dir, x, probe_state=True), True))
     arts.append(("snncc_model --probe", lambda x: simulate(out_dir, x, probe_state=True), True))
     return arts
@@ -39,11 +39,12 @@ def arch_note(out_dir, arch: str):
             f"T = {st['steps']}; QEMU icount)") if st else None
 
 
-def not_run():
-    """{artifact: why} for what `snncc verify` cannot run here (the M4 path without its tools)."""
+def not_run(out_dir):
+    """{artifact: why} for what `snncc verify` cannot run here: the M4 path without its
+    tools, or a model that does not fit the part (its link says so)."""
     from . import m4
 
-    why = m4.available()
+    why = m4.available() or m4.unfit(out_dir)
     return {"snncc_model.elf (cortex-m4, qemu)": why} if why else {}
 
 
@@ -74,7 +75,7 @@ def report(out_dir, memory: dict, x=None):
              f"(weights {buf['weights_bytes'] / 1024:.2f}, neuron constants {buf['constant_bytes'] / 1024:.2f}, "
              f"state {buf['state_bytes'] / 1024:.2f}, spikes {buf['spike_bytes'] / 1024:.2f}, "
              f"other {buf['other_static_bytes'] / 1024:.2f}, arena {buf['arena_bytes'] / 1024:.2f} KiB)"]
-    why = m4.available()
+    why = m4.available() or m4.unfit(out_dir)
     if why:
         rep["cortex_m4"] = {"not_run": why}
         lines.append(f"cortex-m4: not measured: {why}")

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import SnnccError
+from ...errors import SnnccError, UnsupportedLayerError
 from ...ir.bounds import Bounds
 from ...ir.graph import Graph
 from ...ir.ints import shift
@@ -281,6 +281,11 @@ def elements_of(ctype: str, size: int) -> int:
 
 def plan(graph: Graph) -> dict:
     """Everything the templates and the manifest need, as plain data."""
+    tnp = [n for n, op in graph.items() if getattr(op, "presim", 0)]
+    if tnp:  # the runtime in declared widths has no TNP kernel yet (docs/conversion.md)
+        raise UnsupportedLayerError(
+            f"the c target cannot run test-time neuron pruning (layers {', '.join(tnp)}: presim > 0) yet: its "
+            "runtime has no per-neuron keep mask; compile for onnx (bit-exact with TNP) or without --tnp")
     return _Plan(graph).data()
 
 

@@ -88,6 +88,20 @@ def build(out_dir: str | Path) -> Path:
     return elf
 
 
+def unfit(out_dir: str | Path) -> str | None:
+    """Why the model cannot run on the part (its link says it does not fit flash or RAM),
+    or None when it builds (the ELF is then built, as `simulate` would)."""
+    try:
+        _elf(Path(out_dir))
+    except SnnccError as e:
+        lines = [ln.split("snncc: ", 1)[1] for ln in str(e).splitlines() if "snncc: the model does not fit" in ln]
+        if not lines:
+            raise
+        over = [ln.strip().split(": ", 1)[-1] for ln in str(e).splitlines() if "overflowed by" in ln]
+        return lines[0] + (f" ({'; '.join(over)})" if over else "")
+    return None
+
+
 def _digest(out: Path) -> str:
     import hashlib
 

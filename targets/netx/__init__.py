@@ -235,6 +235,8 @@ def emit(graph: Graph, out_dir) -> list[Path]:
     import h5py
 
     layers, errs = _chain(graph)
+    errs += [f"layer '{n}': test-time neuron pruning (presim={op.presim}) has no netx form (a CUBA neuron has no "
+             "output mask): compile without --tnp" for n, op in graph.items() if getattr(op, "presim", 0)]
     reset, reset_errs = _reset_form(graph, layers) if not errs else (None, [])
     errs += reset_errs
     if errs:

@@ -287,10 +287,22 @@ def emit(graph: Graph, out_dir: str | Path, float_graph: Graph | None = None) ->
         from ...builds import load_float_graph
 
         float_graph = load_float_graph(out.parent)
+    _refuse_conversion(graph, float_graph)
     fg = float_graph.copy()
     fg.meta.setdefault("steps", graph.meta.get("steps", 1))
     export_nir(fg, out / MODEL, int_graph=graph)
     return [out / MODEL, out / METADATA]
+
+
+def _refuse_conversion(graph: Graph, float_graph: Graph) -> None:
+    """What NIR has no node for: graded spikes of a converted ANN, test-time pruning."""
+    bad = [f"'{n}': spikes worth {op.spike_value:g} (a converted ANN's threshold); NIR's neurons emit unit "
+           "spikes" for n, op in float_graph.items() if getattr(op, "spike_value", 1.0) != 1.0]
+    bad += [f"'{n}': test-time neuron pruning (presim={op.presim})" for n, op in graph.items()
+            if getattr(op, "presim", 0)]
+    if bad:
+        raise UnsupportedLayerError("the nir target cannot express this model:\n" + "\n".join(f"  - {b}" for b in bad)
+                                    + "\n  (compile a converted ANN for c or onnx, a TNP model for onnx)")
 
 
 def simulate(out_dir, x, probe_state: bool = False, **kw):

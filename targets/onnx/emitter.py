@@ -75,10 +75,11 @@ def _chan(a: np.ndarray, ndim: int) -> np.ndarray:
 def _doc(name: str, op) -> str:
     src = f" (source: {op.source})" if op.source else ""
     p = op.params()
-    keep = {k: v for k, v in p.items() if k not in ("source",)}
+    keep = {k: v for k, v in p.items() if k not in ("source",) and not (k == "presim" and not v)}
     text = ", ".join(f"{k}={v}" for k, v in sorted(keep.items()))
     if op.kind == "IntLIF":
-        for f in ("threshold", "bias", "reset_value", "v_init", "state_level") + (("u_bias",) if op.u_bias.any() else ()):
+        for f in ("threshold", "bias", "reset_value", "v_init", "state_level") + (("u_bias",) if op.u_bias.any() else ()) \
+                + (("prune_level",) if op.presim else ()):
             a = getattr(op, f)
             text += f", {f}={a.tolist() if a.size <= 8 else f'array{a.shape}'}"
     return f"snncc {op.kind} '{name}'{src}: {text}"
@@ -422,19 +423,21 @@ class _Model:
                 self.st_names[(n, "v")] = self._state(n, "v", self.shapes[n], "v_init")
                 if op.du != DECAY_ONE:
                     self.st_names[(n, "u")] = self._state(n, "u", self.shapes[n], "zeros")
+                if op.presim and op.fires:  # TNP: 1 where the neuron keeps firing after the presimulation
+                    self.st_names[(n, "keep")] = self._state(n, "keep", self.shapes[n], "ones")
             elif getattr(op, "delay", 0) > 0:
                 for i in range(op.delay):
                     self.st_names[(n, f"delay{i}")] = self._state(n, f"delay{i}", self.shapes[n], "zeros")
 
     def _step_counter(self) -> None:
         """The step counter t of periodic resets, where a neuron has one."""
-        if not any(self.ops[n].reset_interval for n in self.lifs):
+        if not any(self.ops[n].reset_interval or self.ops[n].presim for n in self.lifs):
             return
         body = self.body
         self.step_in = self.values.fresh("time::step.in")
         self.state_in.append(_tensor_type(self.step_in, I64, (1,)))
         self.state_init.append(("step", "time", (1,)))
-        body.at("time", "the step counter t (0-based) of the periodic neuron resets")
+        body.at("time", "the step counter t (0-based) of the periodic neuron resets and TNP")
         self.new_state[self.step_in] = body.op("Add", [self.step_in, body.i64([1], "one")], "step.next")
 
     def state_bounds(self, n: str) -> tuple[int | None, int | None]:
@@ -461,14 +464,35 @@ class _Model:
             v_in = body.op("Where", [due, zero, v_in], "reset.v")
             if u_in is not None:
                 u_in = body.op("Where", [due, zero, u_in], "reset.u")
+        keep = None
+        if op.presim:
+            v_in, u_in, keep = self._tnp_start(n, op, v_in, u_in, nd)
         step.state = self.state_bounds(n)
         s, v, u = step.neuron(op, step.vals[ins[0]], v_in, u_in, nd)
+        if keep is not None:  # TNP: only the kept neurons' spikes leave the layer
+            s = body.op("And", [s, body.op("Cast", [keep], "keep.bool", to=BOOL)], "tnp.spikes")
         step.set(n, s, BOOL)
         self.spikes[n] = s
         self.potentials[n] = (v, u if op.du != DECAY_ONE else None)
         self.new_state[self.st_names[(n, "v")]] = v
         if op.du != DECAY_ONE:
             self.new_state[self.st_names[(n, "u")]] = u
+
+    def _tnp_start(self, n, op, v_in, u_in, nd):
+        """TNP at t == presim, before integrating: keep = v > prune_level, u = 0, v = v_init
+        (IntLIF); returns (v, u, keep state or None for a readout)."""
+        body = self.body
+        due = body.op("Equal", [self.step_in, body.i64([op.presim], "presim")], "tnp.due")
+        keep = None
+        if op.fires:
+            k_in = self.st_names[(n, "keep")]
+            fresh = body.op("Cast", [body.op("Greater", [v_in, body.i64(_chan(op.prune_level, nd), "prune_level")],
+                                             "tnp.above")], "tnp.keep_new", to=I64)
+            keep = self.new_state[k_in] = body.op("Where", [due, fresh, k_in], "tnp.keep")
+        v_in = body.op("Where", [due, body.i64(_chan(op.v_init, nd), "v_init"), v_in], "tnp.v")
+        if u_in is not None:
+            u_in = body.op("Where", [due, body.i64(0, "zero"), u_in], "tnp.u")
+        return v_in, u_in, keep
 
     def lower_synapse(self, n, op, ins) -> None:
         body, step = self.body, self.step
@@ -569,7 +593,8 @@ class _Model:
                 inits.append(outer.op("Expand", [v0, full_shapes[shp]], "v.init"))
             else:
                 inits.append(outer.op("ConstantOfShape", [full_shapes[shp]], "state.init",
-                                      value=numpy_helper.from_array(np.zeros(1, np.int64), "value")))
+                                      value=numpy_helper.from_array(np.full(1, int(kind == "ones"), np.int64),
+                                                                    "value")))
         return inits
 
     def _outer(self, body_graph, n_out: int) -> onnx.ModelProto:

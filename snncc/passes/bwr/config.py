@@ -10,9 +10,12 @@ from ...errors import SnnccError
 
 LOSSES = ("both", "membrane", "spikes")
 BLOCKS = ("residual", "layer")
+MODES = ("snn", "ann")
 
 SPECS = {
     "enabled": Spec(bool, "learned block-wise rounding on (like --bwr)"),
+    "mode": Spec(str, "reconstruct the spiking blocks over T steps (snn), or, for a converted ANN (--convert), "
+                 "the ANN's blocks before conversion as SNNQ does (ann)", choices=MODES),
     "iters": Spec(int, "Adam steps per block", 0),
     "batch_size": Spec(int, "calibration samples per step", 1),
     "lr": Spec(float, "Adam's learning rate (default 20 / iters)", 0, lo_open=True, optional=True),
@@ -39,6 +42,7 @@ class BWRConfig:
     (``enabled = true`` there turns BWR on like ``--bwr``)."""
 
     enabled: bool = False          # read by the compile driver, not by bwr()
+    mode: str = "snn"              # snn: spiking blocks over T steps | ann: the converted ANN's blocks (SNNQ)
     iters: int = 2000              # per block (BRECQ/QDrop: 20000; 2000 fits 2 CPU cores)
     batch_size: int = 32
     lr: float | None = None        # Adam on V; None: 20 / iters (the recipe's 1e-3 x 20000)

@@ -76,12 +76,19 @@ class _Job:
         import torch
 
         self.g, self.cfg, self.bc, self.dev = g, cfg, bc, dev
+        self.ann = bc.mode == "ann"
+        if self.ann and not g.meta.get("converted"):
+            raise SnnccError("BWR mode \"ann\" reconstructs the blocks of the ANN a model was converted from; this "
+                             "model is an SNN (compile the ANN with --convert, or use mode \"snn\")")
         plan = synapse_plan(g, cfg)
         self.blocks = find_blocks(g, plan, bc.blocks)
         self.grids = shared_grids(g, plan, cfg, bc.clip)
         self.X, self.static = _calibration(g, calib_x, input_units, max_samples, dev)
+        if self.ann and not self.static:
+            raise SnnccError("BWR mode \"ann\" takes static calibration images (N, ...), not sequences")
         self.N = len(self.X)
-        self.rt = FloatRuntime(g, int(cfg.steps), dev, bc.slope)
+        steps = 1 if self.ann else int(cfg.steps) + int(cfg.presim)  # TNP's presimulation runs too
+        self.rt = FloatRuntime(g, steps, dev, bc.slope, ann=self.ann)
         self.gen = torch.Generator(device="cpu").manual_seed(bc.seed)
         torch.manual_seed(bc.seed)
         self.boundary = {s for b in self.blocks for s in b.inputs if role(g.node(s)) == "neuron"}
@@ -104,8 +111,23 @@ class _Job:
             for idx in self.chunks():
                 vals, _ = self.rt.run(order, {g.input_name: (self.X[idx], self.static)})
                 for s in self.boundary:
-                    fp.setdefault(s, []).append(vals[s][0].to(torch.uint8))
+                    fp.setdefault(s, []).append(self.pack(s, vals[s][0]))
         return {s: torch.cat(v, 0) for s, v in fp.items()}
+
+    def pack(self, n: str, t):
+        """A neuron's output as cached: spikes as uint8 0/1 (a converted neuron's are worth
+        its spike_value), an ANN activation as float."""
+        import torch
+
+        if self.ann:
+            return t.float()
+        sv = float(self.g.node(n).spike_value)
+        return (t if sv == 1.0 else t / sv).round().to(torch.uint8)
+
+    def unpack(self, n: str, t):
+        sv = 1.0 if self.ann else float(self.g.node(n).spike_value)
+        t = t.to(self.X.dtype)
+        return t if sv == 1.0 else t * sv
 
     def sources(self, cache: dict, idx, names) -> dict:
         vals = {}
@@ -113,7 +135,7 @@ class _Job:
             if s == self.g.input_name:
                 vals[s] = (self.X[idx], self.static)
             elif s in self.boundary:
-                vals[s] = (cache[s][idx].to(self.X.dtype), False)
+                vals[s] = (self.unpack(s, cache[s][idx]), False)
             else:
                 raise SnnccError(f"BWR: block input '{s}' is neither the input nor a neuron")
         return vals
@@ -136,11 +158,11 @@ class _Job:
         """Block reconstruction error: the membrane and/or surrogate-spike squared error
         (summed over channels, averaged over samples and steps) of every output neuron."""
         loss = 0.0
-        for n in blk.outputs:
+        for n in blk.outputs:  # ANN mode: the "membrane" is the activation, BRECQ's block output
             fires = self.g.node(n).fires
-            if self.bc.loss in ("membrane", "both") or not fires:
+            if self.bc.loss in ("membrane", "both") or not fires or self.ann:
                 loss = loss + (vq[n] - vf[n]).pow(2).sum(2).mean()
-            if self.bc.loss in ("spikes", "both") and fires:
+            if self.bc.loss in ("spikes", "both") and fires and not self.ann:
                 loss = loss + (sq[n] - sf[n]).pow(2).sum(2).mean()
         return loss
 
@@ -186,7 +208,7 @@ class _Job:
             for idx in self.chunks():
                 s_, v_ = self.forward(blk, idx, None, self.fp)
                 for n in blk.outputs:
-                    tgt_s.setdefault(n, []).append(s_[n].to(torch.uint8))  # spikes: 0/1
+                    tgt_s.setdefault(n, []).append(self.pack(n, s_[n]))  # spikes: 0/1 (ANN: float)
                     tgt_v.setdefault(n, []).append(v_[n])
         return ({n: torch.cat(v, 0) for n, v in tgt_s.items()}, {n: torch.cat(v, 0) for n, v in tgt_v.items()})
 
@@ -199,7 +221,7 @@ class _Job:
             ws = {s.plan.name: s.weight_of(w) for s, w in zip(soft, ints)}
             s_, v_ = self.forward(blk, idx, ws, self.qc)
             return float(self.rec_loss(blk, v_, {n: tgt_v[n][idx] for n in v_}, s_,
-                                       {n: tgt_s[n][idx].float() for n in s_}))
+                                       {n: self.unpack(n, tgt_s[n][idx]) for n in s_}))
 
     def _optimize(self, blk: Block, soft: list[SoftSynapse], tgt, label: str, progress: bool) -> None:
         """Adam on the rounding variables: reconstruction + the annealed regulariser."""
@@ -216,7 +238,7 @@ class _Job:
             s_, v_ = self.forward(blk, idx, {s.plan.name: s.soft() for s in soft}, self.qc, train=True,
                                   qdrop=bc.qdrop > 0)
             di = idx.to(self.dev)
-            rec = self.rec_loss(blk, v_, {n: tgt_v[n][di] for n in v_}, s_, {n: tgt_s[n][di].float() for n in s_})
+            rec = self.rec_loss(blk, v_, {n: tgt_v[n][di] for n in v_}, s_, {n: self.unpack(n, tgt_s[n][di]) for n in s_})
             if it < warm:
                 reg = torch.zeros((), device=self.dev)
             else:
@@ -243,7 +265,7 @@ class _Job:
                 s_, _ = self.forward(blk, idx, ws, self.qc)
                 for n in blk.outputs:
                     if n in self.boundary:
-                        self.qc[n][idx] = s_[n].to(torch.uint8)
+                        self.qc[n][idx] = self.pack(n, s_[n])
 
     def _write(self, s: SoftSynapse, w_int: np.ndarray, fixed: dict) -> None:
         """The learned integers into the float graph, and the scale that recovers them."""
