@@ -208,7 +208,7 @@ class CompileConfig:
 
 
 #: the tables a config file may hold
-TABLES = ("quantization", "bwr", "prune")
+TABLES = ("quantization", "bwr", "prune", "train", "qpsnn")
 
 
 def toml_table(path: str | Path, table: str) -> dict:
