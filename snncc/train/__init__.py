@@ -7,6 +7,7 @@
     accuracy = trainer.evaluate()      # the compiled integer model's accuracy
 """
 from .config import TrainConfig
+from .qpsnn import qpsnn
 from .trainer import SpQuantTrainer
 
-__all__ = ["SpQuantTrainer", "TrainConfig"]
+__all__ = ["SpQuantTrainer", "TrainConfig", "qpsnn"]

@@ -22,7 +22,7 @@ class TrainConfig:
     batch_size: int = 128           # global batch (split over DDP processes)
     lr: float = 1e-3
     weight_decay: float = 0.0
-    schedule: str = "cosine"        # cosine | constant learning rate
+    lr_schedule: str = "cosine"     # cosine | constant learning rate
     seed: int = 0
     loss: str = "ce"                # ce: cross-entropy of the time-mean output; tet: TET (Deng et al. 2022)
     tet_lambda: float = 0.0         # TET's MSE regulariser weight (towards phi = 1)
@@ -45,7 +45,7 @@ class TrainConfig:
                 errs.append(f"{f} = {getattr(self, f)!r}: an integer >= {0 if f == 'epochs' else 1}")
         if not self.lr > 0:
             errs.append(f"lr = {self.lr!r}: must be > 0")
-        for f, choices in (("loss", LOSSES), ("state_quant", STATE_QUANTS), ("schedule", ("cosine", "constant"))):
+        for f, choices in (("loss", LOSSES), ("state_quant", STATE_QUANTS), ("lr_schedule", ("cosine", "constant"))):
             if getattr(self, f) not in choices:
                 errs.append(f"{f} = {getattr(self, f)!r}: one of {', '.join(choices)}")
         if not 0.0 <= self.tet_lambda <= 1.0:

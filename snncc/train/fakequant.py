@@ -82,7 +82,7 @@ def compiler_view(model, example_input, cfg) -> View:
     from ..frontends.pytorch import trace
     from ..passes.integerize import fold_neurons, lower_membrane
     from ..passes.pipeline import FLOAT_PASSES, run_pipeline
-    from ..passes.quantize import quantize_synapses, synapse_plan
+    from ..passes.quantize import quantize_synapses, spike_scale, synapse_plan
 
     g = run_pipeline(trace(model, example_input, cfg), cfg, FLOAT_PASSES, [], [])
     plan = synapse_plan(g, cfg)
@@ -107,7 +107,8 @@ def compiler_view(model, example_input, cfg) -> View:
             if s.startswith(f"{n}.shortcut"):
                 sop = gq.node(s)
                 w = np.asarray(sop.weight, np.float64).reshape(sop.weight.shape[0], -1).sum(1)
-                shortcuts[n] = w * np.asarray(sop.scale, np.float64)
+                s_in = spike_scale(g, gq.inputs(s)[0], {}, {})  # real value of one input unit
+                shortcuts[n] = w * np.asarray(sop.scale, np.float64) / s_in
     readout = next((n for n, op in g.items() if op.kind == "LIF" and op.source == "readout"), None)
     return View(syn, neurons, groups, shortcuts, readout, gi)
 

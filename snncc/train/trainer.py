@@ -34,8 +34,9 @@ def split_options(quantization_bits: int, options: dict, config=None, quant=None
     qc = quant.to_dict() if isinstance(quant, CompileConfig) else dict(quant or {})
     qc.setdefault("weight_bits", quantization_bits)
     for k, v in options.items():
-        if k in TRAIN_KEYS and k in COMPILE_KEYS:  # "steps": both
-            tc[k] = qc[k] = v
+        if k == "steps":  # both configs (an explicit quant steps that differs is reported below)
+            tc[k] = v
+            qc.setdefault(k, v)
         elif k in TRAIN_KEYS:
             tc[k] = v
         else:
@@ -141,8 +142,8 @@ class SpQuantTrainer:
 
     def _schedule(self, epochs: int) -> None:
         per = math.ceil(len(self.data["x_train"]) / self.tc.batch_size)
-        total = max(1, per * epochs)
-        if self.tc.schedule == "cosine":
+        total = self._total = max(1, per * epochs)
+        if self.tc.lr_schedule == "cosine":
             self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=total)
         else:
             self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: 1.0)
@@ -166,9 +167,11 @@ class SpQuantTrainer:
         """Train ``epochs`` (default: the config's) epochs; ``resume`` continues from the
         checkpoint in ``checkpoint_dir``. Returns the summary (also written as JSON)."""
         epochs = self.tc.epochs if epochs is None else epochs
-        self._schedule(epochs)
+        self._schedule(max(epochs, self.tc.epochs))  # the schedule spans the configured epochs
         if resume:
             self.load_checkpoint()
+            if hasattr(self.sched, "T_max"):  # resumed for more epochs than planned: stretch the cosine
+                self.sched.T_max = max(self.sched.T_max, self._total)
         while self.epoch < epochs:
             t0 = time.perf_counter()
             self.history.append(self._epoch(epochs))
