@@ -54,6 +54,16 @@ def _imports(name: str, path: Path) -> set[str]:
     return {m for m in found if m in MODULES and m != name}
 
 
+def test_every_package_folder_is_installed():
+    """A folder with an __init__.py that pyproject.toml does not list would be missing
+    from an installed snncc (the editable install of the tests hides it)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {name for name in MODULES if _is_package(name)}
+    assert folders - listed == set(), "add these packages to pyproject.toml [tool.setuptools] packages"
+
+
 def test_no_import_cycles():
     g = nx.DiGraph()
     for name, path in MODULES.items():
