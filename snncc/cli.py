@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -385,7 +386,8 @@ def cmd_train(args) -> int:
     epochs = int_arg(args.epochs, "--epochs", lo=0) if args.epochs is not None else None
     res = train_from_files(args.model, args.dataset, args.out, config=args.config, resume=args.resume,
                            epochs=epochs, agreement=args.agreement, arch=args.arch, trust_pickle=args.trust_pickle)
-    print(json.dumps({k: v for k, v in res.items() if not isinstance(v, (dict, list))}, indent=1, sort_keys=True))
+    if os.environ.get("RANK", "0") == "0":  # torchrun: one summary, from rank 0
+        print(json.dumps({k: v for k, v in res.items() if not isinstance(v, (dict, list))}, indent=1, sort_keys=True))
     return 0
 
 
