@@ -153,6 +153,21 @@ def test_unquantizable_models_and_bad_datasets_are_refused():
                        data(), 8)
 
 
+def test_snntorch_leaky_with_hard_reset_trains_and_agrees():
+    snntorch = pytest.importorskip("snntorch")
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 16),
+                      snntorch.Leaky(beta=0.6, threshold=0.5, reset_mechanism="zero", init_hidden=True),
+                      nn.Linear(16, 10))
+    tr = SpQuantTrainer(m, data(), 4, quantizer="apot", **FAST)
+    tr.train(1)
+    assert tr.agreement()["agreement"] == 1.0
+    soft = nn.Sequential(nn.Flatten(), nn.Linear(64, 16),
+                         snntorch.Leaky(beta=0.6, threshold=0.5, init_hidden=True), nn.Linear(16, 10))
+    with pytest.raises(UnsupportedLayerError, match="reset_mechanism 'subtract'"):
+        SpQuantTrainer(soft, data(), 8)
+
+
 def test_train_config_rejects_unknown_keys_and_values():
     with pytest.raises(SnnccError, match="unknown training option"):
         TrainConfig.from_dict({"epochz": 1})

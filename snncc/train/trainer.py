@@ -60,8 +60,21 @@ def distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def leaky_to_lif(model: nn.Module) -> None:
+    """Replace every snntorch.Leaky(reset_mechanism='zero', init_hidden=True) with the
+    snncc.nn.LIF the compiler reads it as (same beta and threshold, hard reset: the
+    compiler's frontend maps both to the same integer neuron). Other Leaky stay (refused)."""
+    for parent in list(model.modules()):
+        for k, m in list(parent._modules.items()):
+            if type(m).__name__ == "Leaky" and m.reset_mechanism == "zero" and m.init_hidden \
+                    and m.beta.numel() == 1 and m.threshold.numel() == 1:
+                parent._modules[k] = snn.LIF(beta=float(m.beta.clamp(0, 1)), threshold=float(m.threshold),
+                                             reset="zero")
+
+
 def prepare_neurons(model: nn.Module, tc: TrainConfig) -> None:
     """Put the training options on the neurons; refuse what the trainer cannot run."""
+    leaky_to_lif(model)
     errs = []
     mods = list(model.named_modules())
     for name, m in mods:
@@ -73,8 +86,9 @@ def prepare_neurons(model: nn.Module, tc: TrainConfig) -> None:
             if m.state_level is not None and tc.state_quant != "none":
                 errs.append(f"'{name}': state_level is set; the trainer uses the threshold as the level")
         elif type(m).__name__ == "Leaky":
-            errs.append(f"'{name}': snntorch.Leaky is compiled by snncc but not yet trained with quantization; "
-                        "convert it to snncc.nn.LIF (same beta, threshold, reset)")
+            errs.append(f"'{name}': snntorch.Leaky with reset_mechanism {m.reset_mechanism!r} is compiled by "
+                        "snncc but trained only with reset_mechanism 'zero' (snncc's hard reset); convert it "
+                        "to snncc.nn.LIF (beta, threshold, reset) or use reset_mechanism='zero'")
     last = [m for _, m in mods if len(m._modules) == 0 and not isinstance(m, (nn.Dropout, nn.Identity))]
     if tc.state_quant != "none" and last and isinstance(last[-1], snn.LIF):
         errs.append("the model ends in a neuron layer, whose output is the readout; a "
