@@ -225,3 +225,26 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(tmp_path
     single.train(2)
     for k, p in single.net.model.state_dict().items():
         assert torch.allclose(p, ddp[k], atol=1e-5, rtol=1e-4), k
+
+
+# ------------------------------------------------------------- the shipped QAT models
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "fashion_mnist")
+
+
+@pytest.mark.parametrize("name,opts", [
+    ("model_a", dict(quantizer="apot", state_quant="ternary")),
+    ("model_b", dict(quantizer="rescaw", rescaw_gamma="percentile")),
+])
+def test_shipped_qat_models_load_safely_and_agree_with_their_compiled_model(name, opts):
+    path = os.path.join(EXAMPLE, f"{name}.pt")
+    if not os.path.isfile(path):
+        pytest.skip("example not trained")
+    from snncc.config import read_toml
+
+    q = read_toml(os.path.join(EXAMPLE, f"{name}.toml"))["quantization"]
+    assert q["quantizer"] == opts["quantizer"] and q["weight_bits"] == 4
+    s = np.load(os.path.join(EXAMPLE, "samples.npz"))
+    x, y = s["x"], s["y"]
+    tr = SpQuantTrainer(load_model(path), (x, y, x, y), 4, progress=False, **opts)
+    res = tr.agreement()
+    assert res["agreement"] == 1.0 and res["integer_accuracy"] >= 0.75, res
