@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -118,6 +119,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--target", default="reference", help="reference (default) or an emitted target")
     e.add_argument("--batch", default="500", help="samples per batch (default 500)")
     e.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("train", help="quantization-aware training (SpQuant-SNN, QP-SNN) of a PyTorch model")
+    t.add_argument("model", help="model .pt (a float model to fine-tune, or a fresh one)")
+    t.add_argument("--config", help="TOML with [train], [quantization] and optionally [qpsnn] tables")
+    t.add_argument("--dataset", required=True, help="dataset name (fashion-mnist, mnist5k, digits)")
+    t.add_argument("--out", required=True, help="trained model .pt (beside it: .toml compile options, .json summary)")
+    t.add_argument("--resume", action="store_true", help="continue from the last epoch's checkpoint")
+    t.add_argument("--epochs", help="override [train] epochs")
+    t.add_argument("--agreement", action="store_true",
+                   help="compile the result and compare its predictions with the trained model's (test split)")
+    t.add_argument("--arch", help="pkg.module:factory for a state_dict file")
+    t.add_argument("--trust-pickle", action="store_true")
     return p
 
 
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = configure(args.cmd, quiet=args.quiet, verbose=args.verbose)
     try:
         return {"compile": cmd_compile, "inspect": cmd_inspect, "simulate": cmd_simulate,
-                "verify": cmd_verify, "report": cmd_report, "eval": cmd_eval}[args.cmd](args)
+                "verify": cmd_verify, "report": cmd_report, "eval": cmd_eval, "train": cmd_train}[args.cmd](args)
     except SnnccError as e:
         print(f"snncc {args.cmd}: error: {_indented(str(e))}", file=sys.stderr)
         return 2
@@ -433,6 +446,17 @@ def cmd_eval(args) -> int:
             print(f"  {'float model':<{len(label)}} {100 * res['float_accuracy']:6.2f} %\n"
                   f"  {label} {100 * res['int_accuracy']:6.2f} %  "
                   f"(delta {100 * (res['int_accuracy'] - res['float_accuracy']):+.2f} points)")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train.run import train_from_files
+
+    epochs = int_arg(args.epochs, "--epochs", lo=0) if args.epochs is not None else None
+    res = train_from_files(args.model, args.dataset, args.out, config=args.config, resume=args.resume,
+                           epochs=epochs, agreement=args.agreement, arch=args.arch, trust_pickle=args.trust_pickle)
+    if os.environ.get("RANK", "0") == "0":  # torchrun: one summary, from rank 0
+        print(json.dumps({k: v for k, v in res.items() if not isinstance(v, (dict, list))}, indent=1, sort_keys=True))
     return 0
 
 

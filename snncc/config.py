@@ -245,7 +245,7 @@ class CompileConfig:
 
 
 #: the tables a config file may hold
-TABLES = ("quantization", "bwr", "prune", "convert")
+TABLES = ("quantization", "bwr", "prune", "convert", "train", "qpsnn")
 
 
 #: SNNQ's exp/config.yaml keys and where the same setting lives in snncc's schema
