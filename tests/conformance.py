@@ -535,10 +535,6 @@ def case_tnp() -> Graph:
     ], steps=9)
 
 
-#: cases a target refuses by name instead of running (what the refusal says); the C
-#: runtime in declared widths has no TNP kernel yet
-REFUSED = {"c": {"tnp": "test-time neuron pruning"}}
-
 CASES: dict[str, Callable[[], Graph]] = {
     "tnp": case_tnp,
     "periodic_reset": case_periodic_reset,

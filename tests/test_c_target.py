@@ -74,8 +74,7 @@ def compare(graph: Graph, out_dir: Path, x: np.ndarray, probe_state: bool = True
 # ------------------------------------------------------------------ conformance
 @pytest.fixture(scope="module")
 def named_builds(tmp_path_factory):
-    return prebuild({name: build() for name, build in conformance.CASES.items() if name not in conformance.REFUSED["c"]},
-                    tmp_path_factory.mktemp("cases"))
+    return prebuild({name: build() for name, build in conformance.CASES.items()}, tmp_path_factory.mktemp("cases"))
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +83,7 @@ def random_builds(tmp_path_factory):
     return prebuild(graphs, tmp_path_factory.mktemp("random"))
 
 
-@pytest.mark.parametrize("name", sorted(conformance.REFUSED["c"]))
-def test_refused_case_is_named(name, tmp_path):
-    with pytest.raises(SnnccError, match=conformance.REFUSED["c"][name]):
-        ctarget.emit(conformance.CASES[name](), tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(set(conformance.CASES) - set(conformance.REFUSED["c"])))
+@pytest.mark.parametrize("name", sorted(conformance.CASES))
 def test_named_case(name, named_builds):
     g, out = named_builds[name]
     compare(g, out, conformance.random_input(g, 3, np.random.default_rng(7)), emit=False)

@@ -94,13 +94,14 @@ def test_onnx_equals_reference(case, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
-def test_c_refuses_tnp_by_name(tmp_path):
-    """The C runtime in declared widths has no TNP kernel yet: refused, naming the layer."""
-    from snncc.errors import UnsupportedLayerError
+def test_c_equals_reference_on_the_hand_network(tmp_path):
     from snncc.targets import c as ct
 
-    with pytest.raises(UnsupportedLayerError, match=r"c target cannot run test-time neuron pruning \(layers if"):
-        ct.emit(hand_graph(), tmp_path / "c")
+    g = hand_graph()
+    serialize.save(g, tmp_path)
+    ct.emit(g, tmp_path / "c")
+    ref, got = R.run(g, X, probe_state=True), ct.simulate(tmp_path / "c", X, probe_state=True)
+    assert all(np.array_equal(ref[k], got[k]) for k in ref)
 
 
 def test_apply_tnp_sets_every_neuron_and_the_latency(example_model):

@@ -135,6 +135,10 @@ typedef struct {
     int32_t reset_offset;
     int32_t chunk;         /* elements per chunk */
     void *tmp;             /* arena: 4 * chunk values of the update's type (a, u, v, s) */
+    int32_t presim;        /* > 0: test-time neuron pruning (TNP): before step presim, keep = v > prune_level,
+                            * u = 0, v = v_init; from then on only the kept neurons' spikes leave the layer */
+    const void *prune_level; /* per channel, int32_t or int64_t (`wide`); NULL without TNP */
+    const snn_tensor_t *keep; /* TNP's 0/1 per neuron (1 bit); NULL without TNP and for a readout */
 } snn_lif_t;
 
 typedef struct {

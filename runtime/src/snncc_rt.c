@@ -942,6 +942,61 @@ static void lif_span(const snn_layer_t *L, int32_t e0, int32_t n)
     }
 }
 
+/* A per-channel constant (int32_t or int64_t by `wide`); a NULL array is all zeros. */
+static inline int64_t cget(const void *a, int wide, int32_t c)
+{
+    return a == 0 ? 0 : wide ? ((const int64_t *)a)[c] : ((const int32_t *)a)[c];
+}
+
+/* A neuron layer's initial state: u = 0, v = v_init (per channel; a quantized membrane
+ * stores the code sign(v_init)). */
+static void lif_start(const snn_lif_t *p)
+{
+    const int32_t C = p->v->c, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;
+    int64_t *t = (int64_t *)p->tmp; /* chunk >= 1 values of 4 * 4 bytes: 2 int64 per chunk */
+    const int32_t ch = p->chunk;
+    int32_t i, n;
+    if (p->u != 0)
+        zero_bytes(p->u->data, p->u->bytes);
+    for (i = 0; i < p->v->n; i += n) {
+        int32_t j;
+        n = min32(ch, p->v->n - i);
+        for (j = 0; j < n; j++) {
+            const int64_t v0 = cget(p->v_init, p->wide, (i + j) % C);
+            t[j] = coded ? (v0 > 0) - (v0 < 0) : v0;
+        }
+        store64(p->v, i, n, t);
+    }
+}
+
+/* TNP (test-time neuron pruning, NeuronState.step): before step presim, keep = v >
+ * prune_level (v the membrane value: a quantized one is code x level), then start again. */
+static void tnp_start(const snn_lif_t *p, int64_t t)
+{
+    const int32_t C = p->v->c, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;
+    int32_t i;
+    if (p->presim <= 0 || t != p->presim)
+        return;
+    for (i = 0; p->keep != 0 && i < p->v->n; i++) {
+        const int32_t c = i % C;
+        const int64_t v = ld(p->v, i) * (coded ? cget(p->level, p->wide, c) : 1);
+        st(p->keep, i, v > cget(p->prune_level, p->wide, c));
+    }
+    lif_start(p);
+}
+
+/* TNP: from step presim on, only the kept neurons' spikes leave the layer. */
+static void tnp_mask(const snn_layer_t *L, int64_t t)
+{
+    const snn_lif_t *p = (const snn_lif_t *)L->p;
+    int32_t i;
+    if (p->presim <= 0 || t < p->presim || p->keep == 0)
+        return;
+    for (i = 0; i < L->out->n; i++)
+        if (!ld(p->keep, i))
+            st(L->out, i, 0);
+}
+
 /* Lava's LIFReset: u = v = 0 before the layer's step t when t % interval == offset. */
 static void periodic_reset(const snn_lif_t *p, int64_t t)
 {
@@ -955,6 +1010,7 @@ static void periodic_reset(const snn_lif_t *p, int64_t t)
 static void lif_layer(const snn_layer_t *L, int64_t t)
 {
     periodic_reset((const snn_lif_t *)L->p, t);
+    tnp_start((const snn_lif_t *)L->p, t);
     if (L->n_syn == 0) {
         lif_span(L, 0, L->out->n);
     } else {
@@ -970,6 +1026,7 @@ static void lif_layer(const snn_layer_t *L, int64_t t)
             }
         }
     }
+    tnp_mask(L, t);
 }
 
 /* ------------------------------------------------------------------ pooling, shapes */
@@ -1107,7 +1164,7 @@ static void delay_swap(const snn_layer_t *L)
  * membrane stores the code sign(v_init)), step 0. */
 void snncc_reset(const snn_model_t *m)
 {
-    int32_t k, i, n;
+    int32_t k;
     *m->step = 0;
     for (k = 0; k < m->n_layers; k++) {
         const snn_layer_t *L = &m->layers[k];
@@ -1115,26 +1172,8 @@ void snncc_reset(const snn_model_t *m)
             zero_bytes(L->delay->ring, L->delay->depth * L->out->bytes);
             L->delay->head = 0;
         }
-        if (L->kind == SNN_LIF) {
-            const snn_lif_t *p = (const snn_lif_t *)L->p;
-            const int32_t C = p->v->c, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;
-            int64_t *t = (int64_t *)p->tmp; /* chunk >= 1 values of 4 * 4 bytes: 2 int64 per chunk */
-            const int32_t ch = p->chunk;
-            if (p->u != 0)
-                zero_bytes(p->u->data, p->u->bytes);
-            for (i = 0; i < p->v->n; i += n) {
-                int32_t j;
-                n = min32(ch, p->v->n - i);
-                for (j = 0; j < n; j++) {
-                    const int32_t c = (i + j) % C;
-                    const int64_t v0 = p->v_init == 0 ? 0
-                                       : p->wide ? ((const int64_t *)p->v_init)[c]
-                                                 : ((const int32_t *)p->v_init)[c];
-                    t[j] = coded ? (v0 > 0) - (v0 < 0) : v0;
-                }
-                store64(p->v, i, n, t);
-            }
-        }
+        if (L->kind == SNN_LIF)
+            lif_start((const snn_lif_t *)L->p);
     }
 }
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import SnnccError, UnsupportedLayerError
+from ...errors import SnnccError
 from ...ir.bounds import Bounds
 from ...ir.graph import Graph
 from ...ir.ints import shift
@@ -257,7 +257,8 @@ class _Plan:
         for s in self.structs:
             s["fields"] = [(k, self.address(v)) for k, v in s["fields"]]
         tensors = [self.tensors[n] for n in g.order() if n in self.tensors]
-        tensors += [t for L in self.layers if L["kind"] == "IntLIF" for t in (L["lif"]["u"], L["lif"]["v"]) if t]
+        tensors += [t for L in self.layers if L["kind"] == "IntLIF"
+                    for t in (L["lif"]["u"], L["lif"]["v"], L["lif"].get("keep")) if t]
         for t in tensors:
             t["data"] = self.address("@" + t["buf"])
         inp = self.tensors[g.input_name]
@@ -281,11 +282,6 @@ def elements_of(ctype: str, size: int) -> int:
 
 def plan(graph: Graph) -> dict:
     """Everything the templates and the manifest need, as plain data."""
-    tnp = [n for n, op in graph.items() if getattr(op, "presim", 0)]
-    if tnp:  # the runtime in declared widths has no TNP kernel yet (docs/conversion.md)
-        raise UnsupportedLayerError(
-            f"the c target cannot run test-time neuron pruning (layers {', '.join(tnp)}: presim > 0) yet: its "
-            "runtime has no per-neuron keep mask; compile for onnx (bit-exact with TNP) or without --tnp")
     return _Plan(graph).data()
 
 
@@ -327,7 +323,7 @@ def _probes(p: _Plan) -> list[dict]:
 def _sizes(p: _Plan, arena_size: int, bufs: list) -> dict:
     """Bytes of every kind of memory the emitted model.c declares (c_manifest.json)."""
     st = {k: b for k, b in p.buffers.items() if not b["arena"]}
-    state = sum(b["size"] for k, b in st.items() if k.endswith(("_u", "_v", "_ring")))
+    state = sum(b["size"] for k, b in st.items() if k.endswith(("_u", "_v", "_keep", "_ring")))
     spikes = sum(b["size"] for k, b in st.items() if k.endswith("_s"))
     return {"weights_bits": sum(w["bits"] * w["count"] for L in p.layers for w in L["weights"]),
             "weights_bytes": sum(w["bytes"] for L in p.layers for w in L["weights"]),

@@ -240,12 +240,18 @@ def lif(p, name: str, op) -> None:
             OVERFLOWS.index(op.v_overflow), RESETS.index(op.reset), STATE_QUANTS.index(op.state_quant),
             int(op.fires), int(wide))
     lf = L["lif"]
+    _check(0 <= op.presim < 1 << 31, f"{name}: presim {op.presim} must be 0..2^31-1")
+    lf["keep"] = (p.stored_as(name, f"{L['cname']}_keep", p.shapes[name], FORMATS["U1"], L["index"])
+                  if op.presim and op.fires else None)  # TNP's kept neurons (state: outlives a step)
+    tnp = [("presim", int(op.presim)),
+           ("prune_level", p.const(np.broadcast_to(op.prune_level, (p.shapes[name][0],)), wide) if op.presim else "0"),
+           ("keep", "&" + lf["keep"]["cname"] if lf["keep"] else "0")]
     fields = [*zip(("du", "dv", "act_shift", "u_bits", "u_ovf", "v_bits", "v_ovf", "reset", "quant", "fires",
                     "wide"), (int(x) for x in scal)),
               *_consts(p, op, p.shapes[name][0], wide),
               ("u", "&" + lf["u"]["cname"] if lf["u"] else "0"), ("v", "&" + lf["v"]["cname"]),
               ("reset_interval", int(op.reset_interval)), ("reset_offset", int(op.reset_offset)),
-              ("chunk", LIF_CHUNK), ("tmp", p.scratch(L, "tmp", 4 * LIF_CHUNK * (8 if wide else 4)))]
+              ("chunk", LIF_CHUNK), ("tmp", p.scratch(L, "tmp", 4 * LIF_CHUNK * (8 if wide else 4))), *tnp]
     L["p"] = p.struct("snn_lif_t", f"{L['cname']}_p", fields)
 
 

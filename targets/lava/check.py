@@ -297,7 +297,7 @@ class _Findings:
             self.block(name, f"neuron shape {self.shapes[name]}: the Lava target takes (C, H, W) or (N,) layers")
         if op.presim:
             self.block(name, f"test-time neuron pruning (presim={op.presim}): Lava's LIF has no per-neuron output "
-                             "mask and no restart at a given step; compile for onnx, or without --tnp")
+                             "mask and no restart at a given step; compile for c or onnx, or without --tnp")
         for msg in lif_hw_problems(_label(g, name), op):
             self.out.append(("simulation only" if "simulation only" in msg else "hardware", msg))
         if lif_form(op) is not None and lif_form(op, self.bounds[src], self.steps) is None:

@@ -302,7 +302,7 @@ def _refuse_conversion(graph: Graph, float_graph: Graph) -> None:
             if getattr(op, "presim", 0)]
     if bad:
         raise UnsupportedLayerError("the nir target cannot express this model:\n" + "\n".join(f"  - {b}" for b in bad)
-                                    + "\n  (compile a converted ANN for c or onnx, a TNP model for onnx)")
+                                    + "\n  (compile a converted ANN or a TNP model for c or onnx)")
 
 
 def simulate(out_dir, x, probe_state: bool = False, **kw):
