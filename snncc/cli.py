@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--batch", default="500", help="samples per batch (default 500)")
     e.add_argument("--json", action="store_true")
 
-    t = sub.add_parser("train", help="quantization-aware training (SpQuant-SNN, QP-SNN) of a PyTorch model")
+    t = command("train", help="quantization-aware training (SpQuant-SNN, QP-SNN) of a PyTorch model")
     t.add_argument("model", help="model .pt (a float model to fine-tune, or a fresh one)")
     t.add_argument("--config", help="TOML with [train], [quantization] and optionally [qpsnn] tables")
     t.add_argument("--dataset", required=True, help="dataset name (fashion-mnist, mnist5k, digits)")

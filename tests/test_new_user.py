@@ -243,3 +243,15 @@ def test_quiet_verbose_and_progress(small_build, tmp_path, capsys):
     assert capsys.readouterr().err == ""
     assert _cli("verify", small_build, "--dataset", "fashion-mnist:4") == 0
     assert "verify: onnx" in capsys.readouterr().err
+
+
+def test_every_command_takes_quiet_and_verbose():
+    """-q/-v come from one parent parser: a command added without it would crash main()."""
+    import argparse
+
+    from snncc.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        dests = {a.dest for a in p._actions}
+        assert {"quiet", "verbose"} <= dests, name
