@@ -17,13 +17,15 @@ setup: $(VENV)/.installed
 # multi-GB CUDA build. lava-nc 0.10.0 declares Requires-Python <3.11 but runs on 3.11
 # with snncc's import shim (targets/lava/_shim.py): it alone is installed with
 # --ignore-requires-python (and --no-deps, so the flag reaches no other package); the
-# project install then resolves lava-nc's dependencies normally.
+# project install then resolves lava-nc's dependencies normally. setuptools warns on every
+# editable install of a package-dir mapping (targets/, runtime/ -> snncc.targets,
+# snncc.runtime, deliberate: pyproject.toml): that one warning is silenced by its text.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --ignore-requires-python --no-deps lava-nc==0.10.0
-	$(PY) -m pip install -q -e '.[dev,data,lava,onnx,nir]'
+	PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q -e '.[dev,data,lava,onnx,nir]'
 	touch $@
 
 # Fashion-MNIST ships offline as a Debian package (dataset-fashion-mnist, the IDX files).
