@@ -106,6 +106,7 @@ def test_missing_toolchain_is_a_clear_message(tmp_path, monkeypatch):
     assert [a[0] for a in ctarget.runs(tmp_path)] == ["snncc_model", "snncc_model --probe"]
 
 
+@pytest.mark.slow  # ~7 s: a 60000 x 64 dense layer, compiled twice
 @needs_m4
 def test_a_model_too_big_for_the_part_is_not_run_with_the_reason(tmp_path):
     """A model whose state does not fit the M4's 160 KB of RAM: verify checks the host

@@ -95,9 +95,21 @@ def test_random_graph(seed, random_builds):
     compare(g, out, conformance.random_input(g, 3, np.random.default_rng(seed + 1000)), emit=False)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_graph_hypothesis(data):
+    """Random graphs drawn by hypothesis (6 here; the slow suite draws 40 more)."""
+    _hypothesis_case(data)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_graph_hypothesis_more(data):
+    _hypothesis_case(data)
+
+
+def _hypothesis_case(data):
     g = conformance.random_graph(data.draw)
     x = conformance.random_input(g, 2, np.random.default_rng(data.draw(st.integers(0, 2**16))))
     with tempfile.TemporaryDirectory() as tmp:

@@ -126,6 +126,7 @@ def _code_blocks(section: str) -> list[tuple[str, str]]:
             re.findall(r"^ *```(\w+)\n(.*?)^ *```", section, flags=re.S | re.M)]
 
 
+@pytest.mark.slow  # ~11 s: two compiles, two verifies, an NIR export, each a fresh process
 def test_readme_from_snntorch(tmp_path):
     """README 'From snnTorch', as a user runs it: write the python files it shows, run its
     shell lines in order in a fresh directory (snncc as a subprocess, the current directory
