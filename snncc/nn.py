@@ -129,7 +129,9 @@ class LIF(nn.Module):
         elif self.reset == "subtract":
             v = v - s * self.threshold
         if self.state_quant is not None:
-            level = self.state_level if self.state_level is not None else float(self.threshold)
+            # the threshold as a 0-d tensor, not float(): the same float32 arithmetic, and the
+            # module still runs on the meta device (snncc infers input shapes there)
+            level = self.state_level if self.state_level is not None else self.threshold.detach()
             v = _StateQuant.apply(v, level, -1 if self.state_quant == "ternary" else 0)
         self.v = v
         return s

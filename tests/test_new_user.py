@@ -256,3 +256,18 @@ def test_every_command_takes_quiet_and_verbose():
     for name, p in sub.choices.items():
         dests = {a.dest for a in p._actions}
         assert {"quiet", "verbose"} <= dests, name
+
+
+def test_shape_inferred_through_a_quantized_membrane():
+    """A ternary-membrane LIF used float(threshold), which the meta device cannot run, so
+    every model with one was told "no square size fits"; now its one size is found, and a
+    forward that fails for another reason is named in the error."""
+    from snncc.frontends.pytorch import guess_input_shape
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), snn.LIF(beta=0.5, state_quant="ternary"), nn.Flatten(),
+                          nn.Linear(2 * 26 * 26, 10))
+    assert guess_input_shape(model) == (1, 28, 28)
+    for name in ("model_a.pt", "model_b.pt"):  # the shipped QAT models carry their shape
+        from snncc.compiler import load_torch_model
+
+        assert load_torch_model(ROOT / "examples" / "fashion_mnist" / name).snncc_input_shape == (1, 28, 28)

@@ -157,19 +157,20 @@ def _square_shape(model, name: str, conv) -> tuple[int, int, int]:
 
     import torch
 
-    fits = []
+    fits, at28 = [], ""
     with torch.no_grad():
         for s in range(1, 513):
             try:  # on the meta device: shapes only, no arithmetic
                 copy.deepcopy(model).to("meta").eval()(torch.zeros(1, conv.in_channels, s, s, device="meta"))
-            except Exception:  # noqa: BLE001 - any failure means this size does not fit
+            except Exception as e:  # noqa: BLE001 - any failure means this size does not fit
+                at28 = f" (at 28x28: {type(e).__name__}: {e})" if s == 28 else at28
                 continue
             fits.append(s)
             if len(fits) > 1:
                 break
     if len(fits) == 1:
         return (conv.in_channels, fits[0], fits[0])
-    what = ("no square size up to 512 fits it" if not fits else
+    what = (f"no square size up to 512 runs through it on the meta device{at28}" if not fits else
             f"square images of {fits[0]}x{fits[0]} and {fits[1]}x{fits[1]} (at least) both fit")
     raise SnnccError(f"the model starts with a Conv2d at '{name}' ({conv.in_channels} input channels) and {what}: "
                      f"give the input shape, e.g. --input-shape {conv.in_channels},28,28 (or save the model with "

@@ -281,12 +281,15 @@ class SpQuantTrainer:
         return m
 
     def save(self, path: str | Path) -> Path:
-        """``torch.save`` the exported model (loads with snncc's safe loader) and write the
-        compile options beside it (PATH.toml: ``snncc compile PATH --config PATH.toml``)."""
+        """``snncc.save`` the exported model with its input shape (loads with snncc's safe
+        loader, compiles without --input-shape) and write the compile options beside it
+        (PATH.toml: ``snncc compile PATH --config PATH.toml``)."""
+        from ..frontends.pytorch import save as save_model
+
         path = Path(path)
         if self.rank == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(self.export(), path)
+            save_model(self.export(), path, input_shape=tuple(self.input_shape))
             write_compile_toml(path.with_suffix(".toml"), self.qc)
         return path
 
