@@ -38,7 +38,8 @@ import conformance  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                                 reason="no C compiler")
-RANDOM_SEEDS = range(30)
+RANDOM_SEEDS = range(30)  # the coverage test draws all; the fast suite compiles the first 12
+FAST_SEEDS = range(12)
 
 
 def _emit_and_build(graph: Graph, out_dir: Path) -> Path:
@@ -79,7 +80,7 @@ def named_builds(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def random_builds(tmp_path_factory):
-    graphs = {s: conformance.random_graph(np.random.default_rng(s)) for s in RANDOM_SEEDS}
+    graphs = {s: conformance.random_graph(np.random.default_rng(s)) for s in FAST_SEEDS}
     return prebuild(graphs, tmp_path_factory.mktemp("random"))
 
 
@@ -89,10 +90,17 @@ def test_named_case(name, named_builds):
     compare(g, out, conformance.random_input(g, 3, np.random.default_rng(7)), emit=False)
 
 
-@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+@pytest.mark.parametrize("seed", FAST_SEEDS)
 def test_random_graph(seed, random_builds):
     g, out = random_builds[seed]
     compare(g, out, conformance.random_input(g, 3, np.random.default_rng(seed + 1000)), emit=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", sorted(set(RANDOM_SEEDS) - set(FAST_SEEDS)))
+def test_random_graph_more(seed, tmp_path):
+    g = conformance.random_graph(np.random.default_rng(seed))
+    compare(g, tmp_path / "c", conformance.random_input(g, 3, np.random.default_rng(seed + 1000)))
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
