@@ -547,9 +547,16 @@ KERNEL_CASES["lif_ternary_hw99"] = lambda: _lif_case("wrap", "saturate", (2, 9, 
 KERNEL_CASES["lif_binary_dense"] = lambda: _lif_case("saturate", "wrap", (40,), DECAY_ONE, "zero", "binary")
 
 
+#: the kernel cases the fast suite compiles (every accumulator type, each layer kind, the
+#: packed-state neurons); the slow suite runs all 48
+FAST_KERNELS = {"add4", "conv_depthwise_3x3", "conv_strided_dilated_groups", "conv_bands_span", "dense_spikes_w3",
+                "lif_ternary_hw99", "lif_binary_dense", "lif_wrap_lava_wrap_lava", "maxpool_i16", "sumpool_i8_inside"}
+
+
 @pytest.fixture(scope="module")
 def kernel_builds(tmp_path_factory):
-    return prebuild({k: f() for k, f in KERNEL_CASES.items()}, tmp_path_factory.mktemp("kernels"))
+    fast = FAST_KERNELS | set(KERNEL_ACC)
+    return prebuild({k: f() for k, f in KERNEL_CASES.items() if k in fast}, tmp_path_factory.mktemp("kernels"))
 
 
 # the accumulator type the bounds give each case's last synapse (int16 / int32 / int64 paths)
@@ -559,9 +566,19 @@ KERNEL_ACC = {"conv_spikes_span": "int16", "conv_pixels_w16": "int32", "conv_acc
               "lif_wide_constants": "int64"}
 
 
-@pytest.mark.parametrize("name", sorted(KERNEL_CASES))
+@pytest.mark.parametrize("name", sorted(FAST_KERNELS | set(KERNEL_ACC)))
 def test_kernel_path(name, kernel_builds):
-    g, out = kernel_builds[name]
+    _kernel_case(name, *kernel_builds[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(KERNEL_CASES) - FAST_KERNELS - set(KERNEL_ACC)))
+def test_kernel_path_more(name, tmp_path):
+    g = KERNEL_CASES[name]()
+    _kernel_case(name, g, _emit_and_build(g, tmp_path / "c"))
+
+
+def _kernel_case(name: str, g, out) -> None:
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     x = conformance.random_input(g, 3, rng)
     if g.node("x").encoding == "direct":  # every value, zeros (skipped) and ones (the add path) included
@@ -583,10 +600,10 @@ def test_kernel_path(name, kernel_builds):
         assert last["update"] == "int64" and "static const int64_t snn_const_" in (out / "model.c").read_text()
 
 
-def test_kernel_cases_cover_the_paths(kernel_builds):
+def test_kernel_cases_cover_the_paths():
     """The conv geometry of the cases reaches both the contiguous run and the tap-by-tap path."""
     span = tap = 0
-    for name, (g, out) in kernel_builds.items():
+    for g in (f() for f in KERNEL_CASES.values()):
         for lname, op in g.items():
             if op.kind == "IntConv" and lname == "conv":
                 o, cg, kh, kw = op.weight.shape
