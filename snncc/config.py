@@ -92,31 +92,31 @@ def read_toml(path: str | Path) -> dict:
     """A config file as a dict, with a clear error when missing or malformed: TOML, or
     YAML (``.yaml``/``.yml``, the shape of SNNQ's exp/config.yaml) with the same tables
     and keys (one schema)."""
+    text = _config_text(path)
     if Path(path).suffix.lower() in YAML_SUFFIXES:
-        return _read_yaml(path)
+        return _read_yaml(path, text)
     try:
-        return tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SnnccError(f"config file {path} does not exist") from None
-    except IsADirectoryError:
-        raise SnnccError(f"config file {path} is a directory") from None
-    except UnicodeDecodeError:
-        raise SnnccError(f"config file {path} is not a text (UTF-8) file") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SnnccError(f"config file {path} is not valid TOML: {e}") from None
 
 
-def _read_yaml(path: str | Path) -> dict:
-    import yaml
-
+def _config_text(path: str | Path) -> str:
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        return Path(path).read_text()
     except FileNotFoundError:
         raise SnnccError(f"config file {path} does not exist") from None
     except IsADirectoryError:
         raise SnnccError(f"config file {path} is a directory") from None
     except UnicodeDecodeError:
         raise SnnccError(f"config file {path} is not a text (UTF-8) file") from None
+
+
+def _read_yaml(path: str | Path, text: str) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise SnnccError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
     if data is None:
