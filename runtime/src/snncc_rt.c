@@ -673,6 +673,80 @@ SNN_DEFINE_CONV_ACC(conv_acc32, conv_event32)
 SNN_DEFINE_CONV_ACC(conv_acc64, conv_event64)
 #undef CONV_EVENT_NOW
 
+/* kernels.conv2d as a gather, for a graded input stored as a plain array (X_T) and 8-bit
+ * weights: each output pixel of the tile sums x * W over its taps, 8 outputs at a time
+ * in local accumulators (kept in registers) that are loaded from and stored to the tile
+ * once per pixel; 8-bit inputs times 8-bit weights multiply in int16_t (|x w| <= 255 * 128
+ * = 32640), then widen.  Dense graded inputs (images) make almost every tap nonzero, where
+ * the scatter's runs (one pixel's outputs, for strides > 1) are short.  Any order of the
+ * partial sums is exact: the emitter proves every subset sum fits ACC_T. */
+#define SNN_DEFINE_CONV_GATHER(NAME, ACC_T, X_T, P_T)                                       \
+    static void NAME(const snn_acc_ctx *q)                                                  \
+    {                                                                                       \
+        const snn_syn_t *s = q->s;                                                          \
+        const snn_tensor_t *t = s->x;                                                       \
+        const X_T *restrict x = (const X_T *)t->data;                                       \
+        const int8_t *restrict wt = (const int8_t *)s->w;                                   \
+        const int32_t C = t->c, O = q->O, og = q->og, cg = q->cg, kh = s->kh, kw = s->kw;   \
+        const int32_t cstride = kh * kw * og; /* weights of one input channel */            \
+        int32_t oy, ox, g, ob, i, j, c, k;                                                  \
+        for (oy = q->lo; oy < q->hi; oy++)                                                  \
+            for (ox = q->xlo; ox < q->xhi; ox++) {                                          \
+                ACC_T *restrict arow = (ACC_T *)q->acc + ((oy - q->lo) * (q->xhi - q->xlo) + ox - q->xlo) * O; \
+                for (g = 0; g < s->groups; g++)                                             \
+                    for (ob = 0; ob < og; ob += 8) {                                        \
+                        const int32_t nb = min32(8, og - ob);                               \
+                        ACC_T a[8];                                                         \
+                        for (k = 0; k < 8; k++)                                             \
+                            a[k] = k < nb ? arow[g * og + ob + k] : 0;                      \
+                        for (i = 0; i < kh; i++) {                                          \
+                            const int32_t iy = oy * s->sh - s->ph + i * s->dh;              \
+                            if (iy < 0 || iy >= t->h)                                       \
+                                continue;                                                   \
+                            for (j = 0; j < kw; j++) {                                      \
+                                const int32_t ix = ox * s->sw - s->pw + j * s->dw;          \
+                                const X_T *restrict xp;                                     \
+                                const int8_t *restrict wp;                                  \
+                                if (ix < 0 || ix >= t->w)                                   \
+                                    continue;                                               \
+                                xp = x + (iy * t->w + ix) * C + g * cg;                     \
+                                wp = wt + ((g * cg * kh + i) * kw + kw - 1 - j) * og + ob;  \
+                                for (c = 0; c < cg; c++, wp += cstride) {                   \
+                                    const P_T xv = (P_T)xp[c];                              \
+                                    if (xv == 0)                                            \
+                                        continue;                                           \
+                                    if (nb == 8)                                            \
+                                        for (k = 0; k < 8; k++)                             \
+                                            a[k] = (ACC_T)(a[k] + (P_T)(wp[k] * xv));       \
+                                    else                                                    \
+                                        for (k = 0; k < nb; k++)                            \
+                                            a[k] = (ACC_T)(a[k] + (P_T)(wp[k] * xv));       \
+                                }                                                           \
+                            }                                                               \
+                        }                                                                   \
+                        for (k = 0; k < nb; k++)                                            \
+                            arow[g * og + ob + k] = a[k];                                   \
+                    }                                                                       \
+            }                                                                               \
+    }
+#define SNN_DEFINE_CONV_GATHERS(SFX, ACC_T)                                                 \
+    SNN_DEFINE_CONV_GATHER(conv_gather##SFX##_u8, ACC_T, uint8_t, int16_t)                  \
+    SNN_DEFINE_CONV_GATHER(conv_gather##SFX##_s8, ACC_T, int8_t, int16_t)                   \
+    SNN_DEFINE_CONV_GATHER(conv_gather##SFX##_u16, ACC_T, uint16_t, ACC_T)                  \
+    SNN_DEFINE_CONV_GATHER(conv_gather##SFX##_s16, ACC_T, int16_t, ACC_T)                   \
+    static int conv_gather##SFX(const snn_acc_ctx *q)                                       \
+    {                                                                                       \
+        switch (q->s->x->fmt) {                                                             \
+        case SNN_U8: conv_gather##SFX##_u8(q); return 1;                                    \
+        case SNN_S8: conv_gather##SFX##_s8(q); return 1;                                    \
+        case SNN_U16: conv_gather##SFX##_u16(q); return 1;                                  \
+        case SNN_S16: conv_gather##SFX##_s16(q); return 1;                                  \
+        default: return 0;                                                                  \
+        }                                                                                   \
+    }
+SNN_DEFINE_CONV_GATHERS(16, int16_t)
+SNN_DEFINE_CONV_GATHERS(32, int32_t)
+
 /* One dense synapse into a tile: every nonzero input (storage order) once. */
 #define SNN_DEFINE_DENSE_ACC(NAME, EVENT_FN)                                                \
     static void NAME(const snn_acc_ctx *q)                                                  \
@@ -713,6 +787,10 @@ static void accumulate(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo
         q.xlo = xlo;
         q.xhi = xhi;
         q.span = s->conv && s->sw == 1 && s->dw == 1 && s->groups == 1;
+        if (s->conv && s->bits == 8 && tl->type == SNN_I16 && conv_gather16(&q))
+            continue; /* a graded input in a plain array: gather */
+        if (s->conv && s->bits == 8 && tl->type == SNN_I32 && conv_gather32(&q))
+            continue;
         if (s->conv)
             switch (tl->type) {
             case SNN_I16: conv_acc16(&q); break;
