@@ -47,8 +47,17 @@ class NeuronState:
             self.keep = self.v > _chan(op.prune_level, self.v.ndim)
             self.u = np.zeros_like(self.u)
             self.v = np.broadcast_to(_chan(op.v_init, self.v.ndim), self.v.shape).astype(np.int64)
-        self.u = K.overflow(K.decay(self.u, op.du) + (a << op.act_shift) + self.u_bias, op.u_bits, op.u_overflow)
-        v = K.overflow(K.decay(self.v, op.dv) + self.u + self.bias, op.v_bits, op.v_overflow)
+        u = a << op.act_shift
+        if op.du != DECAY_ONE:
+            u += K.decay(self.u, op.du)
+        if op.u_bias.any():
+            u += self.u_bias
+        self.u = K.overflow(u, op.u_bits, op.u_overflow)
+        v = K.decay(self.v, op.dv)
+        v += self.u
+        if op.bias.any():
+            v += self.bias
+        v = K.overflow(v, op.v_bits, op.v_overflow)
         if op.fires:
             s = v > self.thr
             if op.reset == "zero":

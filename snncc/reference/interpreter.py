@@ -62,11 +62,27 @@ class Simulation:
                        for name, op in self.ops.items() if isinstance(op, IntLIF)}
         self.lines = {name: deque([np.zeros((n,) + shapes[name], np.int64)] * op.delay)
                       for name, op in self.ops.items() if getattr(op, "delay", 0) > 0}
+        self.static = self._static_nodes()
+        self.cache: dict[str, np.ndarray] | None = None
+
+    def _static_nodes(self) -> set[str]:
+        """The nodes whose computed value is the same at every step of a static input (one
+        image repeated over T): the input, and every stateless node (no neuron) fed only by
+        such nodes. A delayed node's computation is static too, though not what it delivers
+        (its line starts with zeros), so its consumers are not."""
+        static: set[str] = set()
+        for name in self.order:
+            ins = self.inputs[name]
+            if name not in self.states and all(s in static and s not in self.lines for s in ins):
+                static.add(name)
+        return static
 
     def advance(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Run the steps of ``x`` (n, k, ...) (int64, checked by :func:`prepare_input`);
         returns this piece of what :func:`run` returns, each (n, k, ...)."""
         rec: dict[str, list[np.ndarray]] = {}
+        # a static input (a broadcast view, stride 0 over time): compute its static nodes once
+        self.cache = {} if x.shape[1] > 1 and x.strides[1] == 0 else None
         for k in range(x.shape[1]):
             self._step(x[:, k], rec)
             self.t += 1
@@ -89,7 +105,12 @@ class Simulation:
                     if op.du != K.DECAY_ONE:
                         rec.setdefault(f"{name}/u", []).append(st.u)
                 continue
-            out = self.defs[name].reference(op, ins)
+            if self.cache is not None and name in self.static:
+                if name not in self.cache:
+                    self.cache[name] = self.defs[name].reference(op, ins)
+                out = self.cache[name]
+            else:
+                out = self.defs[name].reference(op, ins)
             if name in self.lines:
                 self.lines[name].append(out)
                 out = self.lines[name].popleft()

@@ -51,21 +51,31 @@ def _windows(x: np.ndarray, k: tuple, stride: tuple, padding: tuple, dilation=(1
 def conv2d(x: np.ndarray, w: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
            groups: int = 1, weight_exp: int = 0) -> np.ndarray:
     """a[n, o, y, x] = (sum_{c,i,j} w[o, c, i, j] x[n, g*C/G + c, y*s + i*d - p, ...]) << weight_exp
-    (cross-correlation, zero padding), like torch.nn.functional.conv2d."""
+    (cross-correlation, zero padding), like torch.nn.functional.conv2d.
+
+    Computed as one exact matrix product per group: the input patches are gathered tap by
+    tap (kH kW strided copies) into (C kH kW, N Ho Wo) columns, so the product lands in
+    (O, N, Ho, Wo) order without a transposing copy of the columns."""
     n, c = x.shape[:2]
     o, cg, kh, kw = w.shape
     dt = _exact_dtype(_absmax(x), _absmax(w), cg * kh * kw)
-    win = _windows(x.astype(dt, copy=False), (kh, kw), stride, padding, dilation)  # N, C, Ho, Wo, kh, kw
-    ho, wo = win.shape[2:4]
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    xt = x.astype(dt).transpose(1, 0, 2, 3)  # C, N, H, W
+    if ph or pw:
+        xt = np.pad(xt, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho = (xt.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    wo = (xt.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((c, kh, kw, n, ho, wo), dt)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xt[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
     og = o // groups
-    outs = []
+    out = np.empty((o, n, ho, wo), np.int64)
     for g in range(groups):
-        wg = win[:, g * cg:(g + 1) * cg]  # N, cg, Ho, Wo, kh, kw
-        cols = wg.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, cg * kh * kw)
-        wmat = w[g * og:(g + 1) * og].reshape(og, -1)
-        outs.append(_matmul(cols, wmat.T, dt).reshape(n, ho, wo, og))
-    out = np.concatenate(outs, axis=3).transpose(0, 3, 1, 2)
-    return shift(np.ascontiguousarray(out), weight_exp)
+        cm = cols[g * cg:(g + 1) * cg].reshape(cg * kh * kw, n * ho * wo)
+        wm = w[g * og:(g + 1) * og].reshape(og, -1).astype(dt)
+        out[g * og:(g + 1) * og] = (wm @ cm).reshape(og, n, ho, wo)
+    return shift(np.ascontiguousarray(out.transpose(1, 0, 2, 3)), weight_exp)
 
 
 def sum_pool(x, kernel, stride, padding):
@@ -79,9 +89,19 @@ def max_pool(x, kernel, stride, padding):
 
 
 def decay(x: np.ndarray, d: int) -> np.ndarray:
-    """sign(x * (4096 - d)) * (|x * (4096 - d)| >> 12): rounds toward zero."""
+    """sign(x * (4096 - d)) * (|x * (4096 - d)| >> 12): rounds toward zero.
+
+    Written as (p + (4095 if p < 0 else 0)) >> 12 with p = x (4096 - d), the same value
+    (floor((p + 4095) / 4096) = ceil(p / 4096) for p < 0) in fewer passes over x."""
+    x = np.asarray(x, np.int64)
+    if d == 0:
+        return x.copy()
+    if d == DECAY_ONE:
+        return np.zeros_like(x)
     p = x * (DECAY_ONE - d)
-    return np.sign(p) * (np.abs(p) >> DECAY_SHIFT)
+    p += (p >> 63) & (DECAY_ONE - 1)
+    p >>= DECAY_SHIFT
+    return p
 
 
 def overflow(x: np.ndarray, bits: int, mode: str) -> np.ndarray:
@@ -89,15 +109,20 @@ def overflow(x: np.ndarray, bits: int, mode: str) -> np.ndarray:
 
     saturate:  clip to [-(2^(b-1) - 1), 2^(b-1) - 1]   (symmetric, Loihi's v)
     wrap:      two's complement, into [-2^(b-1), 2^(b-1) - 1]
-    wrap_lava: one fold as in Lava's LIF u: x - 2^b if x > 2^(b-1); x + 2^b if x <= -2^(b-1)"""
+    wrap_lava: one fold as in Lava's LIF u: x - 2^b if x > 2^(b-1); x + 2^b if x <= -2^(b-1)
+
+    Where every value is already in the register's symmetric range (one min and one max
+    over x) each mode is the identity and x comes back as it is."""
     m = 1 << (bits - 1)
+    if mode not in ("saturate", "wrap", "wrap_lava"):
+        raise ValueError(f"unknown overflow mode {mode!r}")
+    if x.size == 0 or (x.min() >= -(m - 1) and x.max() <= m - 1):
+        return x
     if mode == "saturate":
         return np.clip(x, -(m - 1), m - 1)
     if mode == "wrap":
         return ((x + m) & ((1 << bits) - 1)) - m
-    if mode == "wrap_lava":
-        return np.where(x > m, x - 2 * m, np.where(x <= -m, x + 2 * m, x))
-    raise ValueError(f"unknown overflow mode {mode!r}")
+    return np.where(x > m, x - 2 * m, np.where(x <= -m, x + 2 * m, x))
 
 
 def state_quant(v: np.ndarray, level: np.ndarray, kind: str) -> np.ndarray:
