@@ -15,7 +15,7 @@ from ..errors import SnnccError
 from ..ir.graph import Graph
 from ..ir.nodes import IntLIF
 from ..ir.verify import verify
-from ..ops import op_def
+from ..ops import input_range, op_def
 from . import kernels as K
 
 
@@ -36,11 +36,12 @@ def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.n
         raise SnnccError(f"the input holds no samples (shape {x.shape}): give at least one")
     if (steps if static else x.shape[1]) < 1:
         raise SnnccError(f"the input has 0 time steps (shape {x.shape}): give at least one time step")
-    lo, hi = (0, 1) if inp.encoding == "spikes" else (0, (1 << inp.bits) - 1)
+    lo, hi = input_range(inp)
     if x.size and (x.min() < lo or x.max() > hi):
         hint = ("; binned event data (counts > 1 per bin): compile with --input-encoding counts"
                 if inp.encoding == "spikes" and x.min() >= 0 else "")
-        raise SnnccError(f"input values lie in [{x.min()}, {x.max()}] but the model's {inp.encoding} "
+        what = f"signed {inp.bits}-bit bias" if inp.encoding == "bias" else inp.encoding
+        raise SnnccError(f"input values lie in [{x.min()}, {x.max()}] but the model's {what} "
                          f"input takes integers in [{lo}, {hi}]{hint}")
     x = x.astype(np.int64)
     return np.broadcast_to(x[:, None], (x.shape[0], steps) + shape) if static else x

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..._version import __version__
 from ...ir.graph import Graph
-from ...ops import role
+from ...ops import input_range, role
 from ...ir.serialize import write_npz
 
 # the check module (the package itself exports a function named check)
@@ -120,7 +120,7 @@ class _Plan:
         while role(self.graph.node(src)) == "reshape":
             src = self.graph.inputs(src)[0]
         op = self.graph.node(src)
-        return op.bits if role(op) == "input" and op.encoding == "direct" else 0
+        return op.bits if role(op) == "input" and op.encoding != "spikes" else 0
 
     def label(self, name: str, op) -> str:
         return _text(name + (f" ({op.source})" if op.source and op.source != name else ""))
@@ -212,15 +212,19 @@ class _Plan:
             base = g.inputs(o)[0] if flat_out else o
             outputs.append(dict(layer=base, what="s" if g.node(base).fires else "v", flat=flat_out))
         custom = sum(p["kind"] == "snncc_lif" for p in self.procs)
-        lo, hi = (0, 1) if inp.encoding == "spikes" else (0, (1 << inp.bits) - 1)
+        lo, hi = input_range(inp)
         return dict(
             name=_text(str(g.meta.get("name", "network"))), version=__version__, steps=self.steps,
             input_shape=_tup(inp.shape), input_dims=", ".join(str(d) for d in inp.shape),
             input_range=f"({lo}, {hi})",
-            input_kind=(f"graded {inp.bits}-bit input values" if inp.encoding == "direct" else "binary input spikes"),
+            input_kind=INPUT_KINDS[inp.encoding].format(bits=inp.bits),
             custom_note=(f"{custom} SnnccLIF layer(s), simulation only" if custom else "only Recorder is used"),
             procs=self.procs, layers=self.layers, outputs=outputs, table=self.table, params=self.params)
 
+
+#: how the generated network's docstring names the input of each encoding
+INPUT_KINDS = {"direct": "graded {bits}-bit input values", "spikes": "binary input spikes",
+               "bias": "signed {bits}-bit bias drive of the input neurons (a_in, u = x << 6, no current memory)"}
 
 #: IR kind -> its Lava process; the input, Flatten (a port reshape) and Add (fan-in into
 #: one a_in) are connections, not processes

@@ -85,6 +85,9 @@ def _chain(graph: Graph) -> tuple[list[tuple], list[str]]:
         errs += _neuron_problems(graph, nxt)
         if graph.node(nxt).bias.any():
             errs.append(f"layer '{nxt}': a neuron on the input takes no bias in netx (it ignores it)")
+        if graph.node(inp).encoding == "bias" and graph.node(nxt).du != 4096:
+            errs.append(f"layer '{nxt}': a bias-driven input neuron carries its bias in u with du = 4096 (no "
+                        f"current memory), this one has du = {graph.node(nxt).du}")
         nxt = single_user(cur)
     layers.append(("input", inp, neuron0))
     while nxt is not None:

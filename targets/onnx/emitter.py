@@ -326,6 +326,8 @@ def _tensor_type(name: str, dtype: int, shape) -> onnx.ValueInfoProto:
 
 
 def _input_dtype(op) -> int:
+    if op.encoding == "bias":  # signed
+        return TensorProto.INT16 if op.bits <= 16 else I64
     if op.encoding == "spikes" or op.bits <= 8:
         return TensorProto.UINT8
     if op.bits <= 16:
