@@ -38,6 +38,7 @@ import numpy as np
 from .errors import ArtifactError, SnnccError
 from .ir import serialize
 from .ir.graph import Graph
+from .ops import records_u
 
 MANIFEST = "compile.json"
 #: the files of the build itself (besides the target folders)
@@ -371,7 +372,7 @@ def _result_bytes(g: Graph, probe_state: bool) -> int:
     total = 8 * int(np.prod(shapes[g.outputs[0]]))
     for name, op in g.items():
         if op.kind == "IntLIF":
-            k = 1 + (1 + (op.du != 4096) if probe_state else 0)
+            k = 1 + (1 + records_u(op, g.meta.get("schedule")) if probe_state else 0)
             total += 8 * k * int(np.prod(shapes[name]))
     return total
 

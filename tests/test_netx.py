@@ -391,6 +391,9 @@ def test_bias_driven_input_pool_and_average_import(tmp_path):
     x = bias_input(g, 2, np.random.default_rng(0))
     res = run(g, x, probe_state=True)
     assert res["layer0.neuron"].any() and res["layer4.neuron"].any()
+    # --probe state: u of every neuron (Lava's schedule), du = 4096 ones included
+    assert {k for k in res if k.endswith("/u")} == {f"{n}/u" for n in g.of_kind("IntLIF")}
+    np.testing.assert_array_equal(res["layer0.neuron/u"], np.broadcast_to((x << 6)[:, None], res["layer0.neuron/u"].shape))
     # netx's input neuron: v = decay(v) + (x << 6), spikes at v > vth << 6
     v = np.zeros_like(x)
     for t in range(3):

@@ -15,8 +15,7 @@ from ..errors import SnnccError
 from ..ir.graph import Graph
 from ..ir.nodes import IntLIF
 from ..ir.verify import verify
-from ..ops import input_range, op_def
-from . import kernels as K
+from ..ops import input_range, op_def, records_u
 
 
 def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.ndarray:
@@ -54,6 +53,7 @@ class Simulation:
     def __init__(self, graph: Graph, n: int, probe_state: bool = False) -> None:
         verify(graph, "int", after="(reference input)")
         self.graph, self.probe_state, self.t = graph, probe_state, 0
+        schedule = graph.meta.get("schedule")
         shapes = graph.shapes()
         self.order = graph.order()
         self.ops = {name: graph.node(name) for name in self.order}
@@ -61,6 +61,7 @@ class Simulation:
         self.inputs = {name: graph.inputs(name) for name in self.order}
         self.states = {name: self.defs[name].state(op, (n,) + shapes[name])
                        for name, op in self.ops.items() if isinstance(op, IntLIF)}
+        self.has_u = {name for name in self.states if records_u(self.ops[name], schedule)}
         self.lines = {name: deque([np.zeros((n,) + shapes[name], np.int64)] * op.delay)
                       for name, op in self.ops.items() if getattr(op, "delay", 0) > 0}
 
@@ -87,7 +88,7 @@ class Simulation:
                 rec.setdefault(name, []).append(vals[name])
                 if self.probe_state:
                     rec.setdefault(f"{name}/v", []).append(st.v)
-                    if op.du != K.DECAY_ONE:
+                    if name in self.has_u:
                         rec.setdefault(f"{name}/u", []).append(st.u)
                 continue
             out = self.defs[name].reference(op, ins)
@@ -105,7 +106,8 @@ def run(graph: Graph, x: np.ndarray, steps: int | None = None, probe_state: bool
     """Simulate ``graph`` on integer input ``x`` ((N, T, ...) or static (N, ...)).
 
     Returns a dict: for every neuron layer ``name`` its spikes (N, T, ...) as int64, with
-    ``probe_state`` also ``name/v`` and ``name/u`` (state after each step), and
+    ``probe_state`` also ``name/v`` and ``name/u`` (state after each step; u of every
+    neuron on Lava's schedule, else of those with a current state: ``ops.records_u``), and
     ``output``: the network output per step (a readout's v, or the output spikes)."""
     verify(graph, "int", after="(reference input)")
     x = prepare_input(graph, x, steps)

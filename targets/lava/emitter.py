@@ -32,7 +32,7 @@ import numpy as np
 
 from ..._version import __version__
 from ...ir.graph import Graph
-from ...ops import input_range, role
+from ...ops import input_range, records_u, role
 from ...ir.serialize import write_npz
 
 # the check module (the package itself exports a function named check)
@@ -171,7 +171,7 @@ class _Plan:
         readout = not op.fires and (name in g.outputs or any(
             role(g.node(o)) == "reshape" and g.inputs(o)[0] == name for o in g.outputs))
         self.layers.append(dict(name=name, var=var, shape=_tup(self.shapes[name]), lava_shape=_tup(shape),
-                                has_u=op.du != C.DECAY_ONE, need_v=bool(readout)))
+                                has_u=records_u(op, g.meta.get("schedule")), need_v=bool(readout)))
 
     def _native_lif(self, name, op, var, shape, form, conn) -> None:
         self.params[f"{var}.bias_mant"] = form.bias_mant.astype(np.int16)
