@@ -447,3 +447,26 @@ def test_cli_honours_the_input_encoding_of_a_netx_file(tmp_path, capsys):
     np.save(tmp_path / "x.npy", x)
     assert main(["verify", str(tmp_path / "bias"), "--input", str(tmp_path / "x.npy"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["match"]
+
+
+@pytest.mark.parametrize("reset_interval", [None, 3, 4])
+def test_lava_runs_a_batch_in_one_network_where_the_schedule_allows(tmp_path, reset_interval):
+    """One Lava network for the whole batch (state Vars set back between samples) gives
+    the reference's result; a periodic reset that does not divide T falls back to one
+    network per sample."""
+    pytest.importorskip("lava")
+    from snncc.targets import lava
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = load_netx(image_file(tmp_path / "i.net"), input_encoding="bias", reset_interval=reset_interval)
+    lava.emit(g, tmp_path / "lava")
+    net = lava.load_network(tmp_path / "lava")
+    assert net.NETWORK.batchable(6) == (reset_interval != 4)
+    x = bias_input(g, 3, np.random.default_rng(5))
+    ref = run(g, x, probe_state=True)
+    got = net.run(x, probe_state=True)
+    assert sorted(got) == sorted(ref)
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)

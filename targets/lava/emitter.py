@@ -219,7 +219,8 @@ class _Plan:
             input_range=f"({lo}, {hi})",
             input_kind=INPUT_KINDS[inp.encoding].format(bits=inp.bits),
             custom_note=(f"{custom} SnnccLIF layer(s), simulation only" if custom else "only Recorder is used"),
-            procs=self.procs, layers=self.layers, outputs=outputs, table=self.table, params=self.params)
+            procs=self.procs, layers=self.layers, outputs=outputs, table=self.table, params=self.params,
+            resets=_tup(sorted({int(op.reset_interval) for _, op in g.items() if role(op) == "neuron"})))
 
 
 #: how the generated network's docstring names the input of each encoding
