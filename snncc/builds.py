@@ -318,11 +318,14 @@ def arch_note(build: str | Path, target: str, arch: str) -> str | None:
 
 
 def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | Path,
-                     probe_state: bool = False, budget: int = RESULT_BUDGET, arch: str = "host") -> dict[str, tuple]:
+                     probe_state: bool = False, budget: int = RESULT_BUDGET, arch: str = "host",
+                     progress: bool = True) -> dict[str, tuple]:
     """Run ``x`` on one target of a build and write the results to ``out`` (.npz), a piece
     at a time: samples in chunks, and for the reference also steps in chunks, each piece
-    written into on-disk arrays, so memory stays near ``budget`` whatever N and T are.
-    Returns {key: shape}. ``arch="cortex-m4"`` runs the C target on the emulated M4."""
+    written into on-disk arrays, so memory stays near ``budget`` whatever N and T are
+    (a bar counts the sample steps done). Returns {key: shape}. ``arch="cortex-m4"`` runs
+    the C target on the emulated M4."""
+    from .progress import bar
     from .reference import interpreter as R
     from .targets import spec
 
@@ -340,7 +343,8 @@ def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | P
     else:
         tdir = target_dir(build, manifest, target)
         ns, ts = max(1, min(n, budget // max(1, t * per))), t
-    with _ResultWriter(out, n, t) as w:
+    with _ResultWriter(out, n, t) as w, bar(total=n * t, desc=f"simulate: {target}", unit="step",
+                                           progress=progress) as pb:
         for i in range(0, n, ns):
             sim = R.Simulation(g, min(ns, n - i), probe_state) if target == "reference" else None
             for k in range(0, t, ts):
@@ -351,6 +355,7 @@ def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | P
                     res = spec(target).simulate(tdir, np.ascontiguousarray(piece), probe_state=probe_state,
                                                 arch=arch)
                 w.put(i, k, res)
+                pb.update(piece.shape[0] * piece.shape[1])
         return w.shapes
 
 

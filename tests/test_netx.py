@@ -470,3 +470,33 @@ def test_lava_runs_a_batch_in_one_network_where_the_schedule_allows(tmp_path, re
     assert sorted(got) == sorted(ref)
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+
+
+def test_verify_streams_samples_in_chunks(tmp_path):
+    """verify with a budget of one sample per chunk gives the same comparison as in one
+    piece, and a difference is reported at its sample in the whole input."""
+    import warnings
+
+    from snncc.builds import read_manifest
+    from snncc.compiler import compile as do_compile
+    from snncc.verify import Comparison, verify_build
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = do_compile(image_file(tmp_path / "i.net"), target=["onnx"], out=tmp_path / "b",
+                       config={"input_encoding": "bias"})
+    man = read_manifest(tmp_path / "b")
+    x = bias_input(b.graph, 3, np.random.default_rng(3))
+    whole, _ = verify_build(tmp_path / "b", b.graph, man, x, progress=False)
+    chunked, _ = verify_build(tmp_path / "b", b.graph, man, x, progress=False, budget=1)
+    assert whole == chunked and whole["onnx"]["match"]
+    ref = run(b.graph, x)
+    c = Comparison()
+    for i in range(3):
+        piece = {k: v[i:i + 1].copy() for k, v in ref.items()}
+        if i == 2:
+            piece["output"][0, 4, 1] += 1
+        c.add({k: v[i:i + 1] for k, v in ref.items()}, piece, i)
+    r = c.result()
+    assert not r["match"] and r["layers"]["output"]["first_mismatch"]["index"] == [2, 4, 1]
+    assert r["layers"]["output"]["steps_equal"] == r["layers"]["output"]["steps"] - 1
