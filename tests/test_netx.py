@@ -464,6 +464,8 @@ def test_lava_runs_a_batch_in_one_network_where_the_schedule_allows(tmp_path, re
     lava.emit(g, tmp_path / "lava")
     net = lava.load_network(tmp_path / "lava")
     assert net.NETWORK.batchable(6) == (reset_interval != 4)
+    # the dense layer split by its 3 delay values is one DelayDense with a delay matrix
+    assert (tmp_path / "lava" / "network.py").read_text().count("DelayDense(") == 1
     x = bias_input(g, 3, np.random.default_rng(5))
     ref = run(g, x, probe_state=True)
     got = net.run(x, probe_state=True)
