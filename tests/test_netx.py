@@ -413,7 +413,7 @@ def test_bias_driven_netx_network_is_bit_exact_on_every_target(tmp_path):
     from snncc.compiler import compile as do_compile
     from snncc.verify import verify_build
 
-    targets = ["c", "onnx"] + (["lava"] if importlib.util.find_spec("lava") else [])
+    targets = ["c", "onnx", "netx"] + (["lava"] if importlib.util.find_spec("lava") else [])
     path = image_file(tmp_path / "image.net")
     with pytest.warns(UserWarning, match="input transform"):
         b = do_compile(path, target=targets, out=tmp_path / "b", config={"input_encoding": "bias"})
