@@ -4,10 +4,16 @@ The file already holds an integer Loihi model, so this frontend produces the int
 graph directly, with the meaning lava-dl 0.6.0's ``netx.hdf5.Network`` gives it:
 
 * ``/layer/{0..n-1}``, applied in order. ``input`` (shape (C, H, W) or (N,); with a
-  ``neuron`` group the input values go straight into that neuron's a_in, no synapse),
+  ``neuron`` group the input values go straight into that neuron's a_in, no synapse;
+  with the ``bias`` input encoding they are the signed bias mantissas of those neurons,
+  as lava-dl's image examples set ``net.in_layer.neuron.bias_mant``: the neuron gets
+  du = 4096, so u = x << 6 is exactly the bias Lava adds to v),
   ``conv`` (``weight`` (O, C, kH, kW[, 1]), ``stride``/``padding``/``dilation`` in
   (y, x), ``groups``; PyTorch cross-correlation), ``flatten`` (C-major, like PyTorch)
-  and ``dense`` (``weight`` (out, in), optional ``delay``) layers;
+  and ``dense`` (``weight`` (out, in), optional ``delay``) layers; slayer's ``pool``
+  (one (kH, kW) kernel summing every channel's windows: a depthwise IntConv) and
+  ``average`` (the mean of equal groups of neurons, the last layer: a Dense of 0/1 group
+  weights into netx's default readout) blocks, which netx itself cannot load;
 * neurons ``CUBA``/``LOIHI``: Lava LIF with vth = vThMant, du = iDecay - 1, dv = vDecay,
   bias_exp = 6, i.e. IntLIF(du=iDecay, dv=vDecay, threshold=vThMant << 6,
   bias=bias << 6), act_shift 6, 24-bit wrap_lava u, saturating v, hard reset. A dense
@@ -29,10 +35,11 @@ graph directly, with the meaning lava-dl 0.6.0's ``netx.hdf5.Network`` gives it:
   (IntLIF.reset_interval/reset_offset). Files written by snncc record the reset they
   were exported with, and it is restored when no reset is given.
 
-Not in the IR, refused with ModelLoadError naming the layer: pool, average, concat,
-convT, unpool, recurrent/complex dense, SDNN and resonate-and-fire neurons, and conv
-delays (netx ignores them). netx ignores an input layer's ``weight``/``bias``
-transform, and so does snncc.
+Not in the IR, refused with ModelLoadError naming the layer and why (``UNSUPPORTED``):
+concat, convT, unpool, recurrent/complex dense, SDNN and resonate-and-fire neurons, and
+conv/pool delays (netx ignores them). netx does not apply an input layer's
+``weight``/``bias`` transform, and neither does snncc (it records it in the meta and
+warns). docs/netx.md has the whole table.
 
 Files written by ``snncc.targets.netx.emit`` also carry ``snncc_*`` attributes (node
 names, scales, weight widths, fields netx cannot express such as a readout's unused
