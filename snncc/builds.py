@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -343,8 +343,8 @@ def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | P
     else:
         tdir = target_dir(build, manifest, target)
         ns, ts = max(1, min(n, budget // max(1, t * per))), t
-    with _ResultWriter(out, n, t) as w, bar(total=n * t, desc=f"simulate: {target}", unit="step",
-                                           progress=progress) as pb:
+    with _ResultWriter(out, n, t) as w, ExitStack() as stack:
+        pb = None  # drawn after the first piece ran: a refused build prints only its error
         for i in range(0, n, ns):
             sim = R.Simulation(g, min(ns, n - i), probe_state) if target == "reference" else None
             for k in range(0, t, ts):
@@ -355,6 +355,9 @@ def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | P
                     res = spec(target).simulate(tdir, np.ascontiguousarray(piece), probe_state=probe_state,
                                                 arch=arch)
                 w.put(i, k, res)
+                if pb is None:
+                    pb = stack.enter_context(bar(total=n * t, desc=f"simulate: {target}", unit="step",
+                                                 progress=progress))
                 pb.update(piece.shape[0] * piece.shape[1])
         return w.shapes
 
