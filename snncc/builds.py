@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +38,7 @@ import numpy as np
 from .errors import ArtifactError, SnnccError
 from .ir import serialize
 from .ir.graph import Graph
+from .ops import records_u
 
 MANIFEST = "compile.json"
 #: the files of the build itself (besides the target folders)
@@ -317,11 +318,14 @@ def arch_note(build: str | Path, target: str, arch: str) -> str | None:
 
 
 def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | Path,
-                     probe_state: bool = False, budget: int = RESULT_BUDGET, arch: str = "host") -> dict[str, tuple]:
+                     probe_state: bool = False, budget: int = RESULT_BUDGET, arch: str = "host",
+                     progress: bool = True) -> dict[str, tuple]:
     """Run ``x`` on one target of a build and write the results to ``out`` (.npz), a piece
     at a time: samples in chunks, and for the reference also steps in chunks, each piece
-    written into on-disk arrays, so memory stays near ``budget`` whatever N and T are.
-    Returns {key: shape}. ``arch="cortex-m4"`` runs the C target on the emulated M4."""
+    written into on-disk arrays, so memory stays near ``budget`` whatever N and T are
+    (a bar counts the sample steps done). Returns {key: shape}. ``arch="cortex-m4"`` runs
+    the C target on the emulated M4."""
+    from .progress import bar
     from .reference import interpreter as R
     from .targets import spec
 
@@ -339,7 +343,8 @@ def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | P
     else:
         tdir = target_dir(build, manifest, target)
         ns, ts = max(1, min(n, budget // max(1, t * per))), t
-    with _ResultWriter(out, n, t) as w:
+    with _ResultWriter(out, n, t) as w, ExitStack() as stack:
+        pb = None  # drawn after the first piece ran: a refused build prints only its error
         for i in range(0, n, ns):
             sim = R.Simulation(g, min(ns, n - i), probe_state) if target == "reference" else None
             for k in range(0, t, ts):
@@ -350,6 +355,10 @@ def simulate_to_file(build: str | Path, target: str, x: np.ndarray, out: str | P
                     res = spec(target).simulate(tdir, np.ascontiguousarray(piece), probe_state=probe_state,
                                                 arch=arch)
                 w.put(i, k, res)
+                if pb is None:
+                    pb = stack.enter_context(bar(total=n * t, desc=f"simulate: {target}", unit="step",
+                                                 progress=progress))
+                pb.update(piece.shape[0] * piece.shape[1])
         return w.shapes
 
 
@@ -371,7 +380,7 @@ def _result_bytes(g: Graph, probe_state: bool) -> int:
     total = 8 * int(np.prod(shapes[g.outputs[0]]))
     for name, op in g.items():
         if op.kind == "IntLIF":
-            k = 1 + (1 + (op.du != 4096) if probe_state else 0)
+            k = 1 + (1 + records_u(op, g.meta.get("schedule")) if probe_state else 0)
             total += 8 * k * int(np.prod(shapes[name]))
     return total
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import SnnccError, SnnccWarning
-from .ops import role
+from .ops import input_range, role
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage mistake like every other error: one line, exit 2."""
@@ -362,9 +362,9 @@ def _chosen_input(args, graph) -> tuple[np.ndarray | None, str]:
 
 def _random_input(graph, n: int = 4, seed: int = 0) -> np.ndarray:
     inp = graph.node(graph.input_name)
-    hi = 2 if inp.encoding == "spikes" else 1 << inp.bits
+    lo, hi = input_range(inp)
     rng = np.random.default_rng(seed)
-    return rng.integers(0, hi, (n, int(graph.meta.get("steps", 1))) + tuple(inp.shape))
+    return rng.integers(lo, hi + 1, (n, int(graph.meta.get("steps", 1))) + tuple(inp.shape))
 
 
 def cmd_verify(args) -> int:

@@ -62,7 +62,7 @@ def compile(model, example_input=None, target: str | list[str] | None = None, ou
     opts = check_options(frontend, {"example_input": example_input, **options})
     cfg = resolve_config(config, targets)
     pipeline, pipeline_name = choose_pipeline(targets)
-    graph, manifest = frontend.load(model, cfg, **opts)
+    graph, manifest = frontend.load(model, cfg, given=given_fields(config), **opts)
     if frontend.level == "int":
         floats = [t.name for t in targets if t.needs_float]
         if floats:
@@ -89,6 +89,15 @@ def _targets(target: str | list[str] | None) -> list:
 
     names = DEFAULT_TARGETS if target is None else [target] if isinstance(target, str) else list(target)
     return [spec(t) for t in names]  # fails early on unknown targets or missing backends
+
+
+def given_fields(config: CompileConfig | dict | None) -> frozenset:
+    """The config fields the user set: a dict's keys; of a CompileConfig instance, the
+    fields that differ from the defaults."""
+    if isinstance(config, CompileConfig):
+        default = CompileConfig().to_dict()
+        return frozenset(k for k, v in config.to_dict().items() if default[k] != v)
+    return frozenset(config or {})
 
 
 def resolve_config(config: CompileConfig | dict | None, targets: list) -> CompileConfig:

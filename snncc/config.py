@@ -148,8 +148,9 @@ SPECS: dict[str, Spec] = {
     "granularity": Spec(str, "one weight scale per output channel or per tensor", choices=("channel", "tensor")),
     "quantizer": Spec(str, "weight quantizer (docs/quantization.md)",
                       choices=("uniform", "asymmetric", "ternary", "vanilla", "rescaw", "pot", "apot")),
-    "input_encoding": Spec(str, "direct: graded values (pixels); spikes: 0/1 events; counts: binned event counts",
-                           choices=("direct", "spikes", "counts")),
+    "input_encoding": Spec(str, "direct: graded values (pixels); spikes: 0/1 events; counts: binned event counts; "
+                           "bias: signed values driving the input neurons' bias (netx files only)",
+                           choices=("direct", "spikes", "counts", "bias")),
     "input_scale": Spec(float, "real value of one input unit (direct encoding)", 0, lo_open=True),
     "input_bits": Spec(int, "bits of a direct or counts input value", 1, 16),
     "act_shift": Spec(int, "fractional membrane bits: the input enters u as a << act_shift (Loihi: 6)", 0, 16),
@@ -234,6 +235,10 @@ class CompileConfig:
         integers 0..2^bits - 1, one unit = one event) is a direct input of scale 1."""
         if self.input_encoding == "counts":
             return "direct", 1.0, self.input_bits
+        if self.input_encoding == "bias":
+            raise SnnccError("input_encoding 'bias' (signed values driving the input neurons' bias) is netx's "
+                             "bias-driven input layer: it applies to netx (.net) files, whose input layer has a "
+                             "neuron; for a PyTorch or NIR model use 'direct', 'spikes' or 'counts'")
         return self.input_encoding, self.input_scale, self.input_bits
 
     def bits_for(self, first: bool, last: bool) -> int:

@@ -10,11 +10,16 @@ from .errors import SnnccError
 
 
 def verify_build(build, graph, manifest: dict, x: np.ndarray, wanted: list[str] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, budget: int | None = None):
     """({target: comparison with "artifacts": {artifact: comparison}}, skipped targets):
     every runnable artifact of each bit-exact target (``Target.runs``) against the
-    reference; the target's result matches only if all of its artifacts do."""
-    from .builds import target_dir
+    reference; the target's result matches only if all of its artifacts do.
+
+    The samples stream through in chunks (results of about ``budget`` bytes per run at a
+    time, default ``builds.RESULT_BUDGET``): each chunk runs on the reference and every
+    artifact, is compared and dropped, so memory stays bounded for long event streams;
+    the bar counts samples."""
+    from .builds import RESULT_BUDGET, _result_bytes, target_dir
     from .progress import bar
     from .reference import interpreter as R
     from .targets import spec
@@ -26,50 +31,85 @@ def verify_build(build, graph, manifest: dict, x: np.ndarray, wanted: list[str] 
         raise SnnccError(f"{build} has no emitted bit-exact targets to verify"
                          + (f" (skipped float interchange formats: {', '.join(skipped)})" if skipped else ""))
     dirs = {t: target_dir(build, manifest, t) for t in targets}
-    R.prepare_input(graph, x)
+    xin = R.prepare_input(graph, x)
     runs = {t: spec(t).runs(Path(dirs[t])) for t in targets}
-    with bar(total=1 + sum(len(r) for r in runs.values()), desc="verify: reference", unit="run",
+    n, steps = xin.shape[:2]
+    ns = max(1, min(n, (budget or RESULT_BUDGET) // max(1, steps * _result_bytes(graph, True))))
+    acc = {t: {label: Comparison() for label, _, _ in runs[t]} for t in targets}
+    with bar(total=n * (1 + sum(len(r) for r in runs.values())), desc="verify: reference", unit="sample",
              progress=progress) as pb:
-        ref = {True: R.run(graph, x, probe_state=True)}
-        ref[False] = {k: v for k, v in ref[True].items() if not k.endswith(("/v", "/u"))}
-        pb.update()
-        results = {}
-        for t in targets:
-            arts = {}
-            for label, fn, probe in runs[t]:
-                pb.set_description(f"verify: {t} {label}")
-                arts[label] = compare(ref[probe], fn(x))
-                pb.update()
-            full = next(iter(reversed(arts.values())))  # the last run: the one with state probes
-            results[t] = {**full, "match": all(a["match"] for a in arts.values()), "artifacts": arts}
-            not_run = getattr(spec(t).module, "not_run", None)
-            skipped_here = not_run(Path(dirs[t])) if not_run is not None else {}
-            if skipped_here:
-                results[t]["not_run"] = skipped_here
+        for i in range(0, n, ns):
+            piece = np.ascontiguousarray(xin[i:i + ns])
+            pb.set_description("verify: reference")
+            ref = {True: R.run(graph, piece, probe_state=True)}
+            ref[False] = {k: v for k, v in ref[True].items() if not k.endswith(("/v", "/u"))}
+            pb.update(len(piece))
+            for t in targets:
+                for label, fn, probe in runs[t]:
+                    pb.set_description(f"verify: {t} {label}")
+                    acc[t][label].add(ref[probe], fn(piece), i)
+                    pb.update(len(piece))
+    results = {}
+    for t in targets:
+        arts = {label: c.result() for label, c in acc[t].items()}
+        full = next(iter(reversed(arts.values())))  # the last run: the one with state probes
+        results[t] = {**full, "match": all(a["match"] for a in arts.values()), "artifacts": arts}
+        not_run = getattr(spec(t).module, "not_run", None)
+        skipped_here = not_run(Path(dirs[t])) if not_run is not None else {}
+        if skipped_here:
+            results[t]["not_run"] = skipped_here
     return results, skipped
 
 
+class Comparison:
+    """A comparison with the reference built chunk by chunk of samples: per array the
+    steps on which every sample so far is equal, and the first difference."""
+
+    def __init__(self) -> None:
+        self.eq: dict[str, np.ndarray] = {}
+        self.first: dict[str, dict] = {}
+        self.errors: dict[str, str] = {}
+        self.missing: set[str] = set()
+        self.extra: set[str] = set()
+
+    def add(self, ref: dict[str, np.ndarray], got: dict[str, np.ndarray], offset: int = 0) -> None:
+        """Compare one chunk (its first sample is sample ``offset`` of the whole input)."""
+        self.missing |= set(ref) - set(got)
+        self.extra |= set(got) - set(ref)
+        for key in sorted(set(ref) & set(got)):
+            r, g = ref[key], np.asarray(got[key])
+            if g.shape != r.shape:
+                self.errors.setdefault(key, f"shape {g.shape} != reference {r.shape}")
+                self.eq[key] = np.zeros(r.shape[1], bool)
+                continue
+            eq = (g == r).reshape(r.shape[0], r.shape[1], -1).all(axis=(0, 2))
+            self.eq[key] = eq & self.eq.get(key, True)
+            if not eq.all() and key not in self.first:
+                idx = tuple(int(i) for i in np.argwhere(g != r)[0])
+                self.first[key] = {"index": [idx[0] + offset, *idx[1:]], "reference": int(r[idx]),
+                                   "target": int(g[idx])}
+
+    def result(self) -> dict:
+        layers = {}
+        for key in sorted(self.eq):
+            eq = self.eq[key]
+            rec = {"match": bool(eq.all()) and key not in self.errors, "steps": int(eq.size),
+                   "steps_equal": int(eq.sum())}
+            if key in self.errors:
+                rec["error"] = self.errors[key]
+            if key in self.first:
+                rec["first_mismatch"] = self.first[key]
+            layers[key] = rec
+        return {"match": not self.missing and not self.extra and all(v["match"] for v in layers.values()),
+                "layers": layers, "missing": sorted(self.missing), "extra": sorted(self.extra)}
+
+
 def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> dict:
-    layers = {}
-    for key in sorted(ref):
-        r = ref[key]
-        if key not in got:
-            continue
-        g = np.asarray(got[key])
-        if g.shape != r.shape:
-            layers[key] = {"match": False, "steps": int(r.shape[1]), "steps_equal": 0,
-                           "error": f"shape {g.shape} != reference {r.shape}"}
-            continue
-        eq = (g == r).reshape(r.shape[0], r.shape[1], -1).all(axis=(0, 2))
-        rec = {"match": bool(eq.all()), "steps": int(r.shape[1]), "steps_equal": int(eq.sum())}
-        if not eq.all():
-            idx = tuple(int(i) for i in np.argwhere(g != r)[0])
-            rec["first_mismatch"] = {"index": list(idx), "reference": int(r[idx]), "target": int(g[idx])}
-        layers[key] = rec
-    missing = sorted(set(ref) - set(got))
-    extra = sorted(set(got) - set(ref))
-    return {"match": not missing and not extra and all(v["match"] for v in layers.values()),
-            "layers": layers, "missing": missing, "extra": extra}
+    """Every array of ``got`` against the reference's: per array the steps equal on all
+    samples and the first difference; arrays missing or extra."""
+    c = Comparison()
+    c.add(ref, got)
+    return c.result()
 
 
 def format_comparison(results: dict[str, dict], desc: str) -> str:

@@ -195,7 +195,7 @@ def _edit(path, fn):
 @pytest.mark.parametrize("mutate,match", [
     (lambda f: f.__delitem__("layer"), "no /layer group"),
     (lambda f: f["layer"].move("3", "7"), "groups 0..n-1"),
-    (lambda f: (f["layer/1"].__delitem__("type"), _s(f["layer/1"], "type", "pool")), "'pool' layers are not"),
+    (lambda f: (f["layer/1"].__delitem__("type"), _s(f["layer/1"], "type", "convT")), "'convT' layers are not supported: a transposed"),
     (lambda f: (f["layer/1"].__delitem__("type"), _s(f["layer/1"], "type", "mystery")), "unknown layer type"),
     (lambda f: (f["layer/3"].__delitem__("weight"),
                 f["layer/3"].create_dataset("weight", data=np.zeros((10, 71)))), "does not read the 72 inputs"),
@@ -321,3 +321,184 @@ def test_snncc_metadata_cannot_change_the_meaning(tmp_path):
     _edit(path, lie)
     with pytest.raises(ModelLoadError, match="contradicts the netx data"):
         load_netx(path)
+
+
+# ------------------------------------------- issue 16: bias-driven input, pool, average layers
+def image_file(path, average=True):
+    """A netx image network as lava-dl's examples use it: an input layer whose neurons are
+    driven by their bias (the image, set through net.in_layer.neuron.bias_mant; input
+    transform weight 36, bias 34 as in lava-dl's tiny.net), conv + CUBA, pool + CUBA,
+    flatten, dense with per-neuron delays + CUBA, and an 'average' readout over 2 groups."""
+    rng = np.random.default_rng(16)
+    with h5py.File(path, "w") as f:
+        f.create_group("simulation").create_dataset("tSample", data=6)
+        L = f.create_group("layer")
+        h = L.create_group("0")
+        _s(h, "type", "input")
+        h.create_dataset("shape", data=np.array([2, 8, 8]))
+        h.create_dataset("weight", data=np.float32(36))
+        h.create_dataset("bias", data=np.float32(34))
+        _neuron(h, 80, 1024, 256)  # iDecay: irrelevant, a bias-driven input neuron has no a_in
+        h = L.create_group("1")
+        _s(h, "type", "conv")
+        h.create_dataset("shape", data=np.array([3, 8, 8]))
+        h.create_dataset("weight", data=rw(rng, (3, 2, 3, 3)).astype(np.float32)[..., None])
+        for k, v in (("stride", [1, 1]), ("padding", [1, 1]), ("dilation", [1, 1])):
+            h.create_dataset(k, data=np.array(v))
+        h.create_dataset("groups", data=1)
+        _neuron(h, 40, 2048, 512)
+        h = L.create_group("2")
+        _s(h, "type", "pool")  # as slayer's pool block writes it
+        h.create_dataset("shape", data=np.array([3, 4, 4]))
+        for k, v in (("kernelSize", [2, 2]), ("stride", [2, 2]), ("padding", [0, 0]), ("dilation", [1, 1])):
+            h.create_dataset(k, data=np.array(v))
+        h.create_dataset("weight", data=np.full((1, 1, 2, 2), 24, np.float32))
+        _neuron(h, 30, 4096, 1024)
+        h = L.create_group("3")
+        _s(h, "type", "flatten")
+        h.create_dataset("shape", data=np.array([48]))
+        h = L.create_group("4")
+        _s(h, "type", "dense")
+        h.create_dataset("shape", data=np.array([6]))
+        h.create_dataset("weight", data=rw(rng, (6, 48)).astype(np.float32) * 2)
+        h.create_dataset("delay", data=np.array([0, 2, 1, 0, 2, 1], np.float32))
+        _neuron(h, 20, 4096, 0)
+        if average:
+            h = L.create_group("5")
+            _s(h, "type", "average")
+            h.create_dataset("shape", data=np.array([2]))
+    return path
+
+
+def bias_input(g, n, rng):
+    """Signed bias mantissas (an image through netx's input transform), static over time."""
+    return rng.integers(-300, 300, (n,) + tuple(g.node(g.input_name).shape))
+
+
+def test_bias_driven_input_pool_and_average_import(tmp_path):
+    with pytest.warns(UserWarning, match="input transform"):
+        g = load_netx(image_file(tmp_path / "i.net"), input_encoding="bias")
+    inp = g.node(g.input_name)
+    assert (inp.encoding, inp.bits) == ("bias", 13) and g.meta["netx_input_transform"] == {"weight": 36, "bias": 34}
+    assert g.node("layer0.neuron").du == 4096  # u carries the bias x << 6, no memory
+    pool = g.node("layer2.pool")
+    assert pool.kind == "IntConv" and pool.groups == 3 and pool.weight.shape == (3, 1, 2, 2)
+    assert (pool.weight == 24).all() and pool.stride == (2, 2)
+    avg = g.node("layer5.average")
+    assert avg.weight.tolist() == [[1] * 3 + [0] * 3, [0] * 3 + [1] * 3]
+    ro = g.node("layer5.neuron")
+    assert g.outputs == ["layer5.neuron"] and not ro.fires and (ro.du, ro.dv) == (0, 4096)
+    x = bias_input(g, 2, np.random.default_rng(0))
+    res = run(g, x, probe_state=True)
+    assert res["layer0.neuron"].any() and res["layer4.neuron"].any()
+    # --probe state: u of every neuron (Lava's schedule), du = 4096 ones included
+    assert {k for k in res if k.endswith("/u")} == {f"{n}/u" for n in g.of_kind("IntLIF")}
+    np.testing.assert_array_equal(res["layer0.neuron/u"], np.broadcast_to((x << 6)[:, None], res["layer0.neuron/u"].shape))
+    # netx's input neuron: v = decay(v) + (x << 6), spikes at v > vth << 6
+    v = np.zeros_like(x)
+    for t in range(3):
+        v = np.sign(v * (4096 - 256)) * (np.abs(v * (4096 - 256)) >> 12) + (x << 6)
+        s = v > (80 << 6)
+        np.testing.assert_array_equal(res["layer0.neuron"][:, t], s)
+        v[s] = 0
+    # the readout integrates each group's spikes
+    counts = res["layer4.neuron"].reshape(2, 6, 2, 3).sum(-1).cumsum(1)
+    np.testing.assert_array_equal(res["output"][:, 1:], counts[:, :-1] << 6)
+
+
+def test_bias_driven_netx_network_is_bit_exact_on_every_target(tmp_path):
+    """The issue-16 network (bias-driven image input, pool, delays, average) compiled
+    without editing the file and verified on reference, C, ONNX and Lava."""
+    from snncc.builds import read_manifest
+    from snncc.compiler import compile as do_compile
+    from snncc.verify import verify_build
+
+    targets = ["c", "onnx", "netx"] + (["lava"] if importlib.util.find_spec("lava") else [])
+    path = image_file(tmp_path / "image.net")
+    with pytest.warns(UserWarning, match="input transform"):
+        b = do_compile(path, target=targets, out=tmp_path / "b", config={"input_encoding": "bias"})
+    assert b.graph.node(b.graph.input_name).encoding == "bias"
+    x = bias_input(b.graph, 2, np.random.default_rng(1))
+    results, skipped = verify_build(tmp_path / "b", b.graph, read_manifest(tmp_path / "b"), x, progress=False)
+    assert not skipped
+    for t, r in results.items():
+        assert r["match"], (t, r)
+        assert not r["missing"], (t, r["missing"])
+
+
+def test_cli_honours_the_input_encoding_of_a_netx_file(tmp_path, capsys):
+    """--input-encoding is honoured for .net files (it was silently ignored), and
+    `inspect` says which input the build takes."""
+    import warnings
+
+    from snncc.cli import main
+
+    path = image_file(tmp_path / "i.net")
+    for enc, want in (("bias", "bias 13-bit signed"), ("direct", "direct 8-bit"), (None, "spikes 1-bit")):
+        out = tmp_path / (enc or "default")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main(["compile", str(path), "--target", "onnx", "--out", str(out)]
+                        + (["--input-encoding", enc] if enc else [])) == 0
+        capsys.readouterr()
+        assert main(["inspect", str(out)]) == 0
+        assert want in capsys.readouterr().out
+    x = bias_input(load_netx(path, input_encoding="bias"), 1, np.random.default_rng(2))
+    np.save(tmp_path / "x.npy", x)
+    assert main(["verify", str(tmp_path / "bias"), "--input", str(tmp_path / "x.npy"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["match"]
+
+
+@pytest.mark.parametrize("reset_interval", [None, 3, 4])
+def test_lava_runs_a_batch_in_one_network_where_the_schedule_allows(tmp_path, reset_interval):
+    """One Lava network for the whole batch (state Vars set back between samples) gives
+    the reference's result; a periodic reset that does not divide T falls back to one
+    network per sample."""
+    pytest.importorskip("lava")
+    from snncc.targets import lava
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = load_netx(image_file(tmp_path / "i.net"), input_encoding="bias", reset_interval=reset_interval)
+    lava.emit(g, tmp_path / "lava")
+    net = lava.load_network(tmp_path / "lava")
+    assert net.NETWORK.batchable(6) == (reset_interval != 4)
+    # the dense layer split by its 3 delay values is one DelayDense with a delay matrix
+    assert (tmp_path / "lava" / "network.py").read_text().count("DelayDense(") == 1
+    x = bias_input(g, 3, np.random.default_rng(5))
+    ref = run(g, x, probe_state=True)
+    got = net.run(x, probe_state=True)
+    assert sorted(got) == sorted(ref)
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+
+
+def test_verify_streams_samples_in_chunks(tmp_path):
+    """verify with a budget of one sample per chunk gives the same comparison as in one
+    piece, and a difference is reported at its sample in the whole input."""
+    import warnings
+
+    from snncc.builds import read_manifest
+    from snncc.compiler import compile as do_compile
+    from snncc.verify import Comparison, verify_build
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = do_compile(image_file(tmp_path / "i.net"), target=["onnx"], out=tmp_path / "b",
+                       config={"input_encoding": "bias"})
+    man = read_manifest(tmp_path / "b")
+    x = bias_input(b.graph, 3, np.random.default_rng(3))
+    whole, _ = verify_build(tmp_path / "b", b.graph, man, x, progress=False)
+    chunked, _ = verify_build(tmp_path / "b", b.graph, man, x, progress=False, budget=1)
+    assert whole == chunked and whole["onnx"]["match"]
+    ref = run(b.graph, x)
+    c = Comparison()
+    for i in range(3):
+        piece = {k: v[i:i + 1].copy() for k, v in ref.items()}
+        if i == 2:
+            piece["output"][0, 4, 1] += 1
+        c.add({k: v[i:i + 1] for k, v in ref.items()}, piece, i)
+    r = c.result()
+    assert not r["match"] and r["layers"]["output"]["first_mismatch"]["index"] == [2, 4, 1]
+    assert r["layers"]["output"]["steps_equal"] == r["layers"]["output"]["steps"] - 1

@@ -52,10 +52,15 @@ class Frontend:
     module: str                       # snncc.frontends.<module> with load(source, config, **options)
     options: tuple[Option, ...] = ()
     takes: Callable[[object], bool] | None = None           # an in-memory object of this frontend
+    # load() also takes ``given``: the config fields the user set, so that an integer import
+    # can honour or refuse each one (never ignore it)
+    reads_given: bool = False
 
-    def load(self, source, config, **options):
+    def load(self, source, config, given=frozenset(), **options):
         import importlib
 
+        if self.reads_given:
+            options["given"] = frozenset(given)
         return importlib.import_module(f"{__name__}.{self.module}").load(source, config, **options)
 
 
@@ -89,7 +94,7 @@ FRONTENDS = (
         Option("reset_interval", "--reset-interval", "netx files: reset every neuron (u = v = 0) every N steps, "
                "staggered one step per layer, as lava-dl's hdf5.Network(reset_interval=N) does", int),
         Option("reset_offset", "--reset-offset", "netx files: the reset phase (hdf5.Network's reset_offset, "
-               "default 0); needs --reset-interval", int, requires="reset_interval"))),
+               "default 0); needs --reset-interval", int, requires="reset_interval")), reads_given=True),
     Frontend("pytorch", "a PyTorch model", "PyTorch model", "float", (), "pytorch", (
         Option("example_input", "--input-shape", "input shape without batch, e.g. 1,28,28", shape_arg),
         Option("arch", "--arch", "package.module:factory building the model for a state_dict file"),

@@ -4,10 +4,16 @@ The file already holds an integer Loihi model, so this frontend produces the int
 graph directly, with the meaning lava-dl 0.6.0's ``netx.hdf5.Network`` gives it:
 
 * ``/layer/{0..n-1}``, applied in order. ``input`` (shape (C, H, W) or (N,); with a
-  ``neuron`` group the input values go straight into that neuron's a_in, no synapse),
+  ``neuron`` group the input values go straight into that neuron's a_in, no synapse;
+  with the ``bias`` input encoding they are the signed bias mantissas of those neurons,
+  as lava-dl's image examples set ``net.in_layer.neuron.bias_mant``: the neuron gets
+  du = 4096, so u = x << 6 is exactly the bias Lava adds to v),
   ``conv`` (``weight`` (O, C, kH, kW[, 1]), ``stride``/``padding``/``dilation`` in
   (y, x), ``groups``; PyTorch cross-correlation), ``flatten`` (C-major, like PyTorch)
-  and ``dense`` (``weight`` (out, in), optional ``delay``) layers;
+  and ``dense`` (``weight`` (out, in), optional ``delay``) layers; slayer's ``pool``
+  (one (kH, kW) kernel summing every channel's windows: a depthwise IntConv) and
+  ``average`` (the mean of equal groups of neurons, the last layer: a Dense of 0/1 group
+  weights into netx's default readout) blocks, which netx itself cannot load;
 * neurons ``CUBA``/``LOIHI``: Lava LIF with vth = vThMant, du = iDecay - 1, dv = vDecay,
   bias_exp = 6, i.e. IntLIF(du=iDecay, dv=vDecay, threshold=vThMant << 6,
   bias=bias << 6), act_shift 6, 24-bit wrap_lava u, saturating v, hard reset. A dense
@@ -29,10 +35,11 @@ graph directly, with the meaning lava-dl 0.6.0's ``netx.hdf5.Network`` gives it:
   (IntLIF.reset_interval/reset_offset). Files written by snncc record the reset they
   were exported with, and it is restored when no reset is given.
 
-Not in the IR, refused with ModelLoadError naming the layer: pool, average, concat,
-convT, unpool, recurrent/complex dense, SDNN and resonate-and-fire neurons, and conv
-delays (netx ignores them). netx ignores an input layer's ``weight``/``bias``
-transform, and so does snncc.
+Not in the IR, refused with ModelLoadError naming the layer and why (``UNSUPPORTED``):
+concat, convT, unpool, recurrent/complex dense, SDNN and resonate-and-fire neurons, and
+conv/pool delays (netx ignores them). netx does not apply an input layer's
+``weight``/``bias`` transform, and neither does snncc (it records it in the meta and
+warns). docs/netx.md has the whole table.
 
 Files written by ``snncc.targets.netx.emit`` also carry ``snncc_*`` attributes (node
 names, scales, weight widths, fields netx cannot express such as a readout's unused
@@ -49,7 +56,7 @@ import numpy as np
 from ..errors import ModelLoadError
 from ..ir.graph import Graph
 from ..ir.ints import signed_bits
-from ..ir.nodes import Add, Flatten, IntConv, IntDense, IntInput, IntLIF
+from ..ir.nodes import DECAY_ONE, Add, Flatten, IntConv, IntDense, IntInput, IntLIF
 from ..ir.verify import problems
 from ..ops import shape_of
 
@@ -59,7 +66,18 @@ NEVER_FIRES = 1 << 17
 #: the vThMant slayer (and snncc's netx export) writes for a non-firing readout
 READOUT_VTH = (1 << 18) - 1
 NETX_MAX_DELAY = 62
-UNSUPPORTED = ("pool", "average", "concat", "convT", "unpool", "dense_rec", "dense_comp")
+#: the signed bits of Loihi 2's bias mantissa: the default width of a bias-driven input
+BIAS_BITS = 13
+#: default bits of each input encoding a netx file may be read with
+ENCODING_BITS = {"spikes": 1, "direct": 8, "counts": 8, "bias": BIAS_BITS}
+#: the layer types netx writes that have no IR form, and why
+UNSUPPORTED = {
+    "convT": "a transposed convolution (upsampling) has no IR op",
+    "unpool": "unpooling (upsampling) has no IR op",
+    "concat": "concatenation joins branches, and the file does not say which layers it joins; snncc reads a chain",
+    "dense_rec": "a recurrent dense layer feeds a layer back to itself; the IR is a feed-forward graph",
+    "dense_comp": "a complex dense layer drives resonate-and-fire neurons, which the IR has no neuron for",
+}
 
 
 class _Layer:
@@ -211,15 +229,19 @@ def _delays(L: _Layer, out_n: int, in_n: int) -> np.ndarray:
 
 
 def load_netx(path, input_encoding: str | None = None, input_bits: int | None = None,
-              reset_interval: int | None = None, reset_offset: int = 0) -> Graph:
+              reset_interval: int | None = None, reset_offset: int = 0, input_scale: float | None = None) -> Graph:
     """Read a netx HDF5 file into an integer graph with Lava's schedule (see the module
-    docstring). ``input_encoding`` ("spikes" or "direct") and ``input_bits`` describe
-    the input (netx files do not; default: what snncc wrote, else binary spikes).
-    ``reset_interval``/``reset_offset`` are those of netx's ``hdf5.Network`` (None: the
-    reset recorded by snncc's export, else none)."""
+    docstring). ``input_encoding`` ("spikes", "direct", "counts" or "bias"), ``input_bits``
+    and ``input_scale`` describe the input (netx files do not; default: what snncc
+    wrote, else binary spikes; bits: 1, 8, 8, 13). ``reset_interval``/``reset_offset``
+    are those of netx's ``hdf5.Network`` (None: the reset recorded by snncc's export,
+    else none)."""
     for k, v, lo in (("reset_interval", reset_interval, 1), ("reset_offset", reset_offset, 0)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
             raise ModelLoadError(f"{k}={v!r}: must be an integer >= {lo} (as netx's hdf5.Network requires)")
+    if input_encoding is not None and input_encoding not in ENCODING_BITS:
+        raise ModelLoadError(f"input_encoding={input_encoding!r}: a netx input takes "
+                             f"{', '.join(ENCODING_BITS)}")
     try:
         import h5py
     except ImportError as e:  # pragma: no cover - h5py is an optional dependency
@@ -232,7 +254,7 @@ def load_netx(path, input_encoding: str | None = None, input_bits: int | None = 
     except OSError as e:
         raise ModelLoadError(f"{p} is not an HDF5 (netx) file: {e}") from None
     with f:
-        g = _load(f, p, input_encoding, input_bits)
+        g = _load(f, p, input_encoding, input_bits, input_scale)
         if reset_interval is None and "snncc_netx_reset" in f.attrs:
             rec = _json_attr(f.attrs["snncc_netx_reset"], f"{p}: attribute snncc_netx_reset")
             try:
@@ -245,15 +267,33 @@ def load_netx(path, input_encoding: str | None = None, input_bits: int | None = 
     return g
 
 
-def load(source, config, reset_interval: int | None = None, reset_offset: int | None = None):
+#: the compile options a netx import reads (the file holds the integer model itself)
+READS = ("input_encoding", "input_bits", "input_scale")
+
+
+def load(source, config, reset_interval: int | None = None, reset_offset: int | None = None,
+         given=frozenset()):
     """(integer graph, manifest fields) of a netx file for :func:`snncc.compiler.compile`;
-    ``reset_interval``/``reset_offset`` as given to lava-dl's hdf5.Network."""
+    ``reset_interval``/``reset_offset`` as given to lava-dl's hdf5.Network. Of the
+    config, the input fields the user set (``given``) describe the input; a set field
+    a netx import cannot honour is refused."""
     import hashlib
 
-    g = load_netx(source, reset_interval=reset_interval, reset_offset=reset_offset or 0)
+    unused = sorted(set(given) - set(READS) - {"steps"})
+    if unused:
+        raise ModelLoadError(f"{source}: a netx file holds an integer model, so the compile option(s) "
+                             f"{', '.join(unused)} cannot apply to it; of the compile options a netx import "
+                             f"reads only {', '.join(READS)}")
+    if "steps" in given:
+        raise ModelLoadError(f"{source}: a netx import runs the steps its file records (/simulation/tSample); "
+                             f"give a longer input instead of steps={config.steps}")
+    kw = {k: getattr(config, k) for k in READS if k in given}
+    g = load_netx(source, reset_interval=reset_interval, reset_offset=reset_offset or 0, **kw)
     reset = [reset_interval, reset_offset or 0] if reset_interval is not None else None
+    inp = g.node(g.input_name)
     return g, {"pipeline": "netx import", "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
-               "netx_reset": reset}
+               "netx_reset": reset, "netx_input": {"encoding": inp.encoding, "bits": int(inp.bits),
+                                                   "given": bool(kw)}}
 
 
 def _periodic_reset(g: Graph, interval: int, offset: int) -> None:
@@ -264,7 +304,7 @@ def _periodic_reset(g: Graph, interval: int, offset: int) -> None:
         g.set(name, g.node(name).replace(reset_interval=interval, reset_offset=(offset + k) % interval))
 
 
-def _load(f, p: Path, input_encoding, input_bits) -> Graph:
+def _load(f, p: Path, *inputs) -> Graph:
     if "layer" not in f:
         raise ModelLoadError(f"{p}: no /layer group: not a netx network file")
     layers = f["layer"]
@@ -279,17 +319,21 @@ def _load(f, p: Path, input_encoding, input_bits) -> Graph:
     elif "simulation" in f and "tSample" in f["simulation"]:
         meta["steps"] = _steps(f["simulation"]["tSample"][()], f"{p}: /simulation/tSample")
     g.meta = meta
-    st = _Reader(g, p, input_encoding, input_bits)
+    st = _Reader(g, p, *inputs)
     for i in range(len(keys)):
         L = _Layer(layers[str(i)], i, p)
         kind = L.str("type")
         if kind in UNSUPPORTED:
-            raise L.err(f"'{kind}' layers are not supported (netx itself raises NotImplementedError for "
-                        f"pool/average/concat/convT/unpool; recurrent and complex dense have no IR form)")
+            raise L.err(f"'{kind}' layers are not supported: {UNSUPPORTED[kind]} (snncc reads "
+                        f"{', '.join(sorted(LAYERS))})")
         if kind not in LAYERS:
-            raise L.err(f"unknown layer type {kind!r}")
+            raise L.err(f"unknown layer type {kind!r} (snncc reads {', '.join(sorted(LAYERS))}; refuses "
+                        f"{', '.join(sorted(UNSUPPORTED))})")
         if kind != "input" and st.cur is None:
             raise L.err(f"'{kind}' layer before any input layer (netx needs the input shape)")
+        if st.closed:
+            raise L.err(f"a '{kind}' layer after the 'average' layer (an average is the network's graded "
+                        f"output, not spikes another layer could read)")
         LAYERS[kind](st, L, L.attr("snncc_json") or {})
     if st.cur is None or g.node(st.cur).kind == "IntInput":
         raise ModelLoadError(f"{p}: the network has no layer after its input")
@@ -304,34 +348,46 @@ def _load(f, p: Path, input_encoding, input_bits) -> Graph:
 class _Reader:
     """The graph being read: the last node (``cur``) and its shape."""
 
-    def __init__(self, g: Graph, path: Path, input_encoding, input_bits) -> None:
+    def __init__(self, g: Graph, path: Path, input_encoding, input_bits, input_scale=None) -> None:
         self.g, self.path = g, path
-        self.input_encoding, self.input_bits = input_encoding, input_bits
+        self.input_encoding, self.input_bits, self.input_scale = input_encoding, input_bits, input_scale
         self.cur: str | None = None
         self.shape: tuple | None = None
+        self.closed = False  # after an 'average' layer
 
-    def neuron(self, L: _Layer, m: dict, src: str, shape: tuple, bias) -> None:
+    def neuron(self, L: _Layer, m: dict, src: str, shape: tuple, bias, **over) -> None:
         nm = m.get("neuron", {})
-        self.cur = self.g.add(nm.get("name", f"layer{L.i}.neuron"), _neuron(L, tuple(shape), bias, nm), [src])
+        node = _neuron(L, tuple(shape), bias, nm)
+        self.cur = self.g.add(nm.get("name", f"layer{L.i}.neuron"), node.replace(**over) if over else node, [src])
         self.shape = tuple(shape)
 
 
 def _input_layer(st: _Reader, L: _Layer, m: dict) -> None:
+    """The input: spikes or graded values into the input neuron's a_in (or the first
+    synapse), or (encoding "bias") signed values that set the input neuron's bias."""
     if st.cur is not None:
         raise L.err("an input layer after the first layer")
     shape = tuple(int(d) for d in L.arr("shape").reshape(-1))
     enc = st.input_encoding or m.get("encoding", "spikes")
-    bits = st.input_bits or m.get("bits", 1 if enc == "spikes" else 8)
-    for k, default in (("weight", 64), ("bias", 0)):
-        if L.has(k) and int(L.arr(k).reshape(-1)[0]) != default:
-            warnings.warn(f"{st.path}: layer 0: input {k}={int(L.arr(k).reshape(-1)[0])} is ignored, as "
-                          f"netx ignores it")
+    bits = st.input_bits or (m.get("bits") if enc == m.get("encoding") else None) or ENCODING_BITS[enc]
+    scale = st.input_scale or float(m.get("scale", 1.0))
+    if enc == "counts":  # binned event counts: graded values worth one event each
+        enc, scale = "direct", 1.0
+    if enc == "bias" and not L.has("neuron"):
+        raise L.err("input encoding 'bias' sets the bias of the input layer's neurons, and this input layer "
+                    "has no neuron: use --input-encoding spikes or direct")
+    transform = {k: int(L.arr(k).reshape(-1)[0]) for k in ("weight", "bias") if L.has(k)}
+    if transform and transform != {"weight": 64, "bias": 0}:
+        st.g.meta["netx_input_transform"] = transform
+        warnings.warn(f"{st.path}: layer 0: the input transform {transform} is not applied (netx does not apply "
+                      f"it either): give the input values it produces (lava-dl's examples compute the input "
+                      f"neurons' bias mantissas from an image with it)")
     st.cur = st.g.add(m.get("input_name", "input"), IntInput(
-        source=m.get("input_source", ""), shape=shape, encoding=enc, bits=int(bits),
-        scale=float(m.get("scale", 1.0))))
+        source=m.get("input_source", ""), shape=shape, encoding=enc, bits=int(bits), scale=float(scale)))
     st.shape = shape
-    if L.has("neuron"):
-        st.neuron(L, m, st.cur, shape, None)
+    if L.has("neuron"):  # netx's input neuron has no a_in: with a bias drive its u stays 0, and the
+        # IR carries the bias x << 6 in u instead (du = 4096: no current memory), so v and s are netx's
+        st.neuron(L, m, st.cur, shape, None, **({"du": DECAY_ONE} if enc == "bias" else {}))
 
 
 def _flatten_layer(st: _Reader, L: _Layer, m: dict) -> None:
@@ -363,16 +419,7 @@ def _conv_layer(st: _Reader, L: _Layer, m: dict) -> None:
                   weight_bits=int(sm.get("weight_bits", signed_bits(w))), stride=L.pair("stride", 1),
                   padding=L.pair("padding", 0), dilation=L.pair("dilation", 1), groups=groups,
                   weight_exp=wexp, delay=1, out_bits=int(sm.get("out_bits", 24)))
-    try:
-        out_shape = shape_of(syn, [shape])
-    except Exception as e:  # noqa: BLE001
-        raise L.err(f"conv does not fit input {shape}: {e}") from None
-    if L.has("shape") and tuple(L.arr("shape").reshape(-1)) != tuple(out_shape):
-        raise L.err(f"declared shape {tuple(L.arr('shape').reshape(-1))} != computed {out_shape}")
-    if min(out_shape) < 1:
-        raise L.err(f"conv output shape {out_shape} is empty")
-    src = st.g.add(m.get("name") or f"layer{L.i}.conv", syn, [st.cur])
-    st.neuron(L, m, src, out_shape, L.arr("bias") if L.has("bias") else None)
+    _synapse_into_neuron(st, L, m, syn, "conv")
 
 
 def _dense_layer(st: _Reader, L: _Layer, m: dict) -> None:
@@ -400,5 +447,72 @@ def _dense_layer(st: _Reader, L: _Layer, m: dict) -> None:
     st.neuron(L, m, src, (w.shape[0],), L.arr("bias") if L.has("bias") else None)
 
 
+def _pool_layer(st: _Reader, L: _Layer, m: dict) -> None:
+    """slayer's pool block: every channel's windows summed with one (kH, kW) kernel
+    (a 1 -> 1 channel conv applied to each channel), then a neuron: a depthwise IntConv
+    (groups = C) with that kernel in every channel, Lava's Conv semantics (24-bit wrap)."""
+    shape = st.shape
+    if len(shape) != 3:
+        raise L.err(f"pool on input {shape}: needs a (C, H, W) input")
+    k = L.pair("kernelSize", 1) if L.has("kernelSize") else None
+    w = L.arr("weight")
+    if k is None:
+        if w.ndim < 2:
+            raise L.err("a pool layer needs 'kernelSize' (or a (kH, kW) weight)")
+        k = tuple(int(d) for d in w.shape[-2:])
+    if w.size == 1:
+        w = np.full(k, int(w.reshape(-1)[0]), I64)
+    elif w.size == k[0] * k[1]:
+        w = w.reshape(k)
+    else:
+        raise L.err(f"pool weight of shape {w.shape} fits neither one value nor the {k} kernel")
+    if L.has("delay") and L.arr("delay").any():
+        raise L.err("pool layer delays: netx has no pool block to say what they mean, so snncc does not guess")
+    c = shape[0]
+    _, wexp, _ = _synapse_meta(m)
+    syn = IntConv(source=m.get("synapse", {}).get("source", ""), weight=np.ascontiguousarray(
+        np.broadcast_to(w, (c, 1) + k)), scale=np.ones(c), weight_bits=signed_bits(w), stride=L.pair("stride", 0)
+        if L.has("stride") else k, padding=L.pair("padding", 0), dilation=L.pair("dilation", 1), groups=c,
+        weight_exp=0, delay=1, out_bits=24)
+    if wexp:
+        raise L.err(f"pool weight_exp {wexp}: a pool's kernel is stored as plain integers")
+    _synapse_into_neuron(st, L, m, syn, "pool")
+
+
+def _synapse_into_neuron(st: _Reader, L: _Layer, m: dict, syn, what: str) -> None:
+    try:
+        out_shape = shape_of(syn, [st.shape])
+    except Exception as e:  # noqa: BLE001
+        raise L.err(f"{what} does not fit input {st.shape}: {e}") from None
+    if L.has("shape") and tuple(L.arr("shape").reshape(-1)) != tuple(out_shape):
+        raise L.err(f"declared shape {tuple(L.arr('shape').reshape(-1))} != computed {out_shape}")
+    if min(out_shape) < 1:
+        raise L.err(f"{what} output shape {out_shape} is empty")
+    src = st.g.add(m.get("name") or f"layer{L.i}.{what}", syn, [st.cur])
+    st.neuron(L, m, src, out_shape, L.arr("bias") if L.has("bias") else None)
+
+
+def _average_layer(st: _Reader, L: _Layer, m: dict) -> None:
+    """slayer's average block: output k = the mean of the k-th of ``shape[0]`` equal,
+    consecutive (C-major) groups of the input neurons. On Lava's schedule: a Dense of 0/1
+    group weights (one step of latency) into netx's default readout (the non-leaky
+    integrator, v = the group's spike count so far << 6; real value v / (64 g) = the
+    mean)."""
+    n_out = int(L.arr("shape").reshape(-1)[0]) if L.has("shape") else 0
+    n_in = int(np.prod(st.shape))
+    if n_out < 1 or n_in % n_out:
+        raise L.err(f"average into {n_out} outputs: the {n_in} inputs of {st.shape} must split into equal groups")
+    grp = n_in // n_out
+    w = (np.arange(n_in)[None, :] // grp == np.arange(n_out)[:, None]).astype(I64)
+    src = st.g.add(m.get("name") or f"layer{L.i}.average", IntDense(
+        source=m.get("synapse", {}).get("source", ""), weight=w, scale=np.ones(n_out), weight_bits=2, delay=1,
+        out_bits=0), [st.cur])
+    nm = m.get("neuron", {})
+    node = _neuron(L, (n_out,), None, {k: v for k, v in nm.items() if k != "snncc_scale"})
+    st.cur = st.g.add(nm.get("name", f"layer{L.i}.neuron"), node.replace(scale=np.array([1.0 / (64 * grp)])), [src])
+    st.shape, st.closed = (n_out,), True
+
+
 #: netx layer type -> reader
-LAYERS = {"input": _input_layer, "flatten": _flatten_layer, "conv": _conv_layer, "dense": _dense_layer}
+LAYERS = {"input": _input_layer, "flatten": _flatten_layer, "conv": _conv_layer, "dense": _dense_layer,
+          "pool": _pool_layer, "average": _average_layer}

@@ -73,6 +73,15 @@ class NeuronState:
 
 
 # ----------------------------------------------------------------------- state bounds
+def records_u(op, schedule: str | None) -> bool:
+    """Whether a neuron's u is part of its state (recorded by ``probe_state``, kept by
+    every target): always on Lava's schedule (Loihi's LIF has a u register, which holds
+    the step's input current when du = 4096, so results line up with a Lava probe); on
+    the zero-latency schedule only with a current state (du != 4096: a du = 4096 neuron
+    keeps no u there, which saves the C target that memory)."""
+    return op.du != DECAY_ONE or schedule == "lava"
+
+
 def overflow_magnitude(p: int, bits: int, mode: str) -> int:
     """Largest |overflow(x)| over |x| <= p (kernels.overflow)."""
     m = 1 << (bits - 1)

@@ -15,8 +15,7 @@ from ..errors import SnnccError
 from ..ir.graph import Graph
 from ..ir.nodes import IntLIF
 from ..ir.verify import verify
-from ..ops import op_def
-from . import kernels as K
+from ..ops import input_range, op_def, records_u
 
 
 def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.ndarray:
@@ -36,11 +35,12 @@ def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.n
         raise SnnccError(f"the input holds no samples (shape {x.shape}): give at least one")
     if (steps if static else x.shape[1]) < 1:
         raise SnnccError(f"the input has 0 time steps (shape {x.shape}): give at least one time step")
-    lo, hi = (0, 1) if inp.encoding == "spikes" else (0, (1 << inp.bits) - 1)
+    lo, hi = input_range(inp)
     if x.size and (x.min() < lo or x.max() > hi):
         hint = ("; binned event data (counts > 1 per bin): compile with --input-encoding counts"
                 if inp.encoding == "spikes" and x.min() >= 0 else "")
-        raise SnnccError(f"input values lie in [{x.min()}, {x.max()}] but the model's {inp.encoding} "
+        what = f"signed {inp.bits}-bit bias" if inp.encoding == "bias" else inp.encoding
+        raise SnnccError(f"input values lie in [{x.min()}, {x.max()}] but the model's {what} "
                          f"input takes integers in [{lo}, {hi}]{hint}")
     x = x.astype(np.int64)
     return np.broadcast_to(x[:, None], (x.shape[0], steps) + shape) if static else x
@@ -53,6 +53,7 @@ class Simulation:
     def __init__(self, graph: Graph, n: int, probe_state: bool = False) -> None:
         verify(graph, "int", after="(reference input)")
         self.graph, self.probe_state, self.t = graph, probe_state, 0
+        schedule = graph.meta.get("schedule")
         shapes = graph.shapes()
         self.order = graph.order()
         self.ops = {name: graph.node(name) for name in self.order}
@@ -60,6 +61,7 @@ class Simulation:
         self.inputs = {name: graph.inputs(name) for name in self.order}
         self.states = {name: self.defs[name].state(op, (n,) + shapes[name])
                        for name, op in self.ops.items() if isinstance(op, IntLIF)}
+        self.has_u = {name for name in self.states if records_u(self.ops[name], schedule)}
         self.lines = {name: deque([np.zeros((n,) + shapes[name], np.int64)] * op.delay)
                       for name, op in self.ops.items() if getattr(op, "delay", 0) > 0}
         self.static = self._static_nodes()
@@ -102,7 +104,7 @@ class Simulation:
                 rec.setdefault(name, []).append(vals[name])
                 if self.probe_state:
                     rec.setdefault(f"{name}/v", []).append(st.v)
-                    if op.du != K.DECAY_ONE:
+                    if name in self.has_u:
                         rec.setdefault(f"{name}/u", []).append(st.u)
                 continue
             if self.cache is not None and name in self.static:
@@ -125,7 +127,8 @@ def run(graph: Graph, x: np.ndarray, steps: int | None = None, probe_state: bool
     """Simulate ``graph`` on integer input ``x`` ((N, T, ...) or static (N, ...)).
 
     Returns a dict: for every neuron layer ``name`` its spikes (N, T, ...) as int64, with
-    ``probe_state`` also ``name/v`` and ``name/u`` (state after each step), and
+    ``probe_state`` also ``name/v`` and ``name/u`` (state after each step; u of every
+    neuron on Lava's schedule, else of those with a current state: ``ops.records_u``), and
     ``output``: the network output per step (a readout's v, or the output spikes)."""
     verify(graph, "int", after="(reference input)")
     x = prepare_input(graph, x, steps)

@@ -83,12 +83,13 @@ def report(out_dir, memory: dict, x=None):
     if x is None:
         import numpy as np
 
+        from ...ops import input_range
         from .runner import _input_graph
 
         g = _input_graph(man)
         inp = g.node(g.input_name)
-        hi = 2 if inp.encoding == "spikes" else 1 << inp.bits
-        x = np.random.default_rng(0).integers(0, hi, (1, int(man["steps"])) + tuple(inp.shape))
+        lo, hi = input_range(inp)
+        x = np.random.default_rng(0).integers(lo, hi + 1, (1, int(man["steps"])) + tuple(inp.shape))
     prof = m4.profile(out_dir, x)
     rep["cortex_m4"] = prof
     ipi = prof["instructions_per_inference"]

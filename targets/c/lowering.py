@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS
-from ...ops.neurons import overflow_magnitude
+from ...ops.neurons import overflow_magnitude, records_u
 from .cspell import _check, _rows, c_int, pack_weights, type_for
 from .formats import FORMATS, fmt_for, nbytes
 
@@ -200,7 +200,9 @@ def lif_states(p, name: str, op, L: dict, wide: bool) -> dict:
         v, v_io = _state(p, L, "v", fmt, (-(1 << 62), 1 << 62) if v_b is None else (-v_b, v_b))
         v_io["level"] = "0"
     u = u_io = None
-    if op.du != DECAY_ONE:
+    if records_u(op, p.graph.meta.get("schedule")):  # on Lava's schedule also du = 4096: u = the input current
+        if op.du == DECAY_ONE:
+            u_b = 1 << (op.u_bits - 1)  # no carried state: u is the step's current, inside the u register
         fmt = FORMATS["S64"] if u_b is None else fmt_for(-u_b, u_b)
         u, u_io = _state(p, L, "u", fmt, (-(1 << 62), 1 << 62) if u_b is None else (-u_b, u_b))
         u_io["level"] = "0"

@@ -57,10 +57,11 @@ def load_network(out_dir):
 
 
 def simulate(out_dir, x: np.ndarray, probe_state: bool = False) -> dict[str, np.ndarray]:
-    """Run the emitted network under ``Loihi2SimCfg(select_tag="fixed_pt")``, one Lava run
-    per sample (each starts from the reset state). Returns what
+    """Run the emitted network under ``Loihi2SimCfg(select_tag="fixed_pt")``: the whole
+    batch in one Lava network where every periodic reset divides T, else one per sample
+    (each sample starts from the reset state; ``runner.py``). Returns what
     ``snncc.reference.interpreter.run`` returns: every neuron layer's spikes (N, T, ...),
-    with ``probe_state`` also ``<layer>/v`` and ``<layer>/u`` (where du != 4096), and
+    with ``probe_state`` also ``<layer>/v`` and ``<layer>/u`` (every layer: Lava's schedule), and
     ``output``."""
     from snncc.progress import shown
 

@@ -14,7 +14,11 @@ Mapping (IR -> Lava; tensors (C, H, W) -> (W, H, C)):
 * IntDense   -> ``Dense`` (``check.dense_form``: 8-bit mantissa, exponent adjusted),
                 ``DelayDense`` when delay > 1 (Lava delay = IR delay - 1);
 * Flatten    -> a (2, 1, 0)-transposed, flattened port (PyTorch's C-major order);
-* Add        -> several synapses connected to one ``a_in`` (Lava sums them);
+* Add        -> several synapses connected to one ``a_in`` (Lava sums them); an Add of
+                IntDense parts of one synapse split by delay (netx's per-neuron delays:
+                same source, same exponent, each weight in one part) becomes ONE
+                ``DelayDense`` with a per-weight delay matrix (one process, not one per
+                delay value);
 * IntLIF     -> ``LIF`` (``check.lif_form``; ``LIFReset`` with a periodic reset) or the
                 custom ``SnnccLIF``;
 * every IntLIF gets a ``Recorder`` (spikes; v and u when probed).
@@ -32,7 +36,7 @@ import numpy as np
 
 from ..._version import __version__
 from ...ir.graph import Graph
-from ...ops import role
+from ...ops import input_range, records_u, role
 from ...ir.serialize import write_npz
 
 # the check module (the package itself exports a function named check)
@@ -105,6 +109,7 @@ class _Plan:
         self.procs: list[dict] = []
         self.layers: list[dict] = []
         self.table: list[str] = []
+        self.merged, self.folded = _delay_groups(graph)
 
     # ---- ports: what a synapse or neuron reads
     def port(self, src: str, dst_port: str, flatten: bool = False) -> dict:
@@ -120,7 +125,7 @@ class _Plan:
         while role(self.graph.node(src)) == "reshape":
             src = self.graph.inputs(src)[0]
         op = self.graph.node(src)
-        return op.bits if role(op) == "input" and op.encoding == "direct" else 0
+        return op.bits if role(op) == "input" and op.encoding != "spikes" else 0
 
     def label(self, name: str, op) -> str:
         return _text(name + (f" ({op.source})" if op.source and op.source != name else ""))
@@ -138,7 +143,22 @@ class _Plan:
         self.table.append(f"{_text(name)}: Conv {tuple(op.weight.shape)} stride {op.stride} pad {op.padding}")
 
     def dense(self, name: str, op) -> None:
+        if name in self.folded:
+            return  # one part of a synapse split by delay: in the DelayDense of its first part
         var, (src,) = self.names(name), self.graph.inputs(name)
+        if name in self.merged:
+            w, delays = self.merged[name]
+            self.params[f"{var}.delays"] = delays
+            w, e, nwb = C.dense_form(w, op.weight_exp, hardware=False)
+            self.params[f"{var}.weights"] = w.astype(np.int32)
+            conn = self.port(src, "s_in")
+            conn["flatten"] = conn["flatten"] or len(self.shapes[src]) == 3
+            self.procs.append(dict(kind="delay_dense", delays=f'P["{var}.delays"]', var=var, weight_exp=e,
+                                   weight_bits=nwb, message_bits=self.message_bits(src), connect=[conn],
+                                   comment=f"{self.label(name, op)} and the other parts of its synapse: "
+                                           f"IntDense {w.shape}, per-weight delays 1 + {np.unique(delays).tolist()}"))
+            self.table.append(f"{_text(name)}: DelayDense {tuple(w.shape)} delays {np.unique(delays).tolist()}")
+            return
         w, e, nwb = C.dense_form(op.weight, op.weight_exp, hardware=False)
         self.params[f"{var}.weights"] = w.astype(np.int32)
         conn = self.port(src, "s_in")
@@ -157,7 +177,7 @@ class _Plan:
         src_op = g.node(src)
         if role(src_op) == "add":
             conn = [{"src": self.names(s), "src_port": "a_out", "flatten": False, "dst_port": "a_in"}
-                    for s in g.inputs(src)]
+                    for s in g.inputs(src) if s not in self.folded]
         elif role(src_op) == "synapse":
             conn = [{"src": self.names(src), "src_port": "a_out", "flatten": False, "dst_port": "a_in"}]
         else:
@@ -171,7 +191,7 @@ class _Plan:
         readout = not op.fires and (name in g.outputs or any(
             role(g.node(o)) == "reshape" and g.inputs(o)[0] == name for o in g.outputs))
         self.layers.append(dict(name=name, var=var, shape=_tup(self.shapes[name]), lava_shape=_tup(shape),
-                                has_u=op.du != C.DECAY_ONE, need_v=bool(readout)))
+                                has_u=records_u(op, g.meta.get("schedule")), need_v=bool(readout)))
 
     def _native_lif(self, name, op, var, shape, form, conn) -> None:
         self.params[f"{var}.bias_mant"] = form.bias_mant.astype(np.int16)
@@ -212,15 +232,45 @@ class _Plan:
             base = g.inputs(o)[0] if flat_out else o
             outputs.append(dict(layer=base, what="s" if g.node(base).fires else "v", flat=flat_out))
         custom = sum(p["kind"] == "snncc_lif" for p in self.procs)
-        lo, hi = (0, 1) if inp.encoding == "spikes" else (0, (1 << inp.bits) - 1)
+        lo, hi = input_range(inp)
         return dict(
             name=_text(str(g.meta.get("name", "network"))), version=__version__, steps=self.steps,
             input_shape=_tup(inp.shape), input_dims=", ".join(str(d) for d in inp.shape),
             input_range=f"({lo}, {hi})",
-            input_kind=(f"graded {inp.bits}-bit input values" if inp.encoding == "direct" else "binary input spikes"),
+            input_kind=INPUT_KINDS[inp.encoding].format(bits=inp.bits),
             custom_note=(f"{custom} SnnccLIF layer(s), simulation only" if custom else "only Recorder is used"),
-            procs=self.procs, layers=self.layers, outputs=outputs, table=self.table, params=self.params)
+            procs=self.procs, layers=self.layers, outputs=outputs, table=self.table, params=self.params,
+            resets=_tup(sorted({int(op.reset_interval) for _, op in g.items() if role(op) == "neuron"})))
 
+
+def _delay_groups(graph: Graph) -> tuple[dict, set]:
+    """Synapses split by delay (an Add of IntDense parts reading one source, with one
+    weight exponent, each weight nonzero in at most one part, used only by the Add):
+    {first part: (summed weights, per-weight extra delay)} and the other parts, which
+    the first part's DelayDense replaces. Exact: each weight keeps its own delay."""
+    merged, folded = {}, set()
+    for name, op in graph.items():
+        parts = graph.inputs(name)
+        if role(op) != "add" or len(parts) < 2:
+            continue
+        ops = [graph.node(p) for p in parts]
+        if any(o.kind != "IntDense" for o in ops) or len({graph.inputs(p)[0] for p in parts}) != 1 or \
+                len({o.weight_exp for o in ops}) != 1 or len({o.weight.shape for o in ops}) != 1 or \
+                any(len(graph.users(p)) != 1 for p in parts):
+            continue
+        if sum((o.weight != 0).astype(np.int64) for o in ops).max() > 1:
+            continue
+        w = sum(o.weight.astype(np.int64) for o in ops)
+        if C.dense_form(w, ops[0].weight_exp, hardware=False) is None:
+            continue
+        merged[parts[0]] = (w, sum(np.where(o.weight != 0, o.delay - 1, 0) for o in ops).astype(np.int64))
+        folded.update(parts[1:])
+    return merged, folded
+
+
+#: how the generated network's docstring names the input of each encoding
+INPUT_KINDS = {"direct": "graded {bits}-bit input values", "spikes": "binary input spikes",
+               "bias": "signed {bits}-bit bias drive of the input neurons (a_in, u = x << 6, no current memory)"}
 
 #: IR kind -> its Lava process; the input, Flatten (a port reshape) and Add (fan-in into
 #: one a_in) are connections, not processes

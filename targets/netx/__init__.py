@@ -73,6 +73,9 @@ def _chain(graph: Graph) -> tuple[list[tuple], list[str]]:
 
     def single_user(n):
         us = graph.users(n)
+        split = _delay_split(graph, n)
+        if split is not None:  # one dense layer split by delay: written back as one with its delays
+            return split
         if len(us) > 1:
             errs.append(f"'{n}' feeds {len(us)} nodes {us}: netx layers form a chain (no branches, no fan-in)")
             return None
@@ -80,14 +83,27 @@ def _chain(graph: Graph) -> tuple[list[tuple], list[str]]:
 
     nxt = single_user(cur)
     neuron0 = None
-    if nxt is not None and role(graph.node(nxt)) == "neuron":
+    if isinstance(nxt, str) and role(graph.node(nxt)) == "neuron":
         neuron0, cur = nxt, nxt
         errs += _neuron_problems(graph, nxt)
         if graph.node(nxt).bias.any():
             errs.append(f"layer '{nxt}': a neuron on the input takes no bias in netx (it ignores it)")
+        if graph.node(inp).encoding == "bias" and graph.node(nxt).du != 4096:
+            errs.append(f"layer '{nxt}': a bias-driven input neuron carries its bias in u with du = 4096 (no "
+                        f"current memory), this one has du = {graph.node(nxt).du}")
         nxt = single_user(cur)
     layers.append(("input", inp, neuron0))
     while nxt is not None:
+        if isinstance(nxt, tuple):  # (dense parts, their Add)
+            parts, add = nxt
+            neuron = single_user(add)
+            if not isinstance(neuron, str) or role(graph.node(neuron)) != "neuron":
+                errs.append(f"'{add}' is not followed by a neuron")
+                break
+            errs += [e for p in parts for e in _synapse_problems(graph, p)] + _neuron_problems(graph, neuron)
+            layers.append(("dense", parts, neuron))
+            cur, nxt = neuron, single_user(neuron)
+            continue
         op = graph.node(nxt)
         if role(op) == "reshape":
             layers.append(("flatten", nxt))
@@ -113,6 +129,41 @@ def _chain(graph: Graph) -> tuple[list[tuple], list[str]]:
     if len(layers) < 2 and neuron0 is None:
         errs.append("no layer after the input")
     return layers, errs
+
+
+def _delay_split(graph: Graph, n: str) -> tuple | None:
+    """(parts, Add) where the users of ``n`` are one dense layer split by delay (as the
+    netx import writes per-neuron delays: IntDense parts with one exponent and shape, each
+    weight in one part, summed by one Add) and netx can store its delays (one per output
+    or one per input); else None."""
+    parts = graph.users(n)
+    if len(parts) < 2 or any(graph.node(p).kind != "IntDense" or len(graph.users(p)) != 1 for p in parts):
+        return None
+    (add,) = {graph.users(p)[0] for p in parts} if len({graph.users(p)[0] for p in parts}) == 1 else (None,)
+    ops = [graph.node(p) for p in parts]
+    if add is None or sorted(graph.inputs(add)) != sorted(parts) or len({o.weight_exp for o in ops}) != 1 \
+            or len({o.weight.shape for o in ops}) != 1 or sum((o.weight != 0).astype(int) for o in ops).max() > 1:
+        return None
+    return (tuple(parts), add) if _delay_vector(graph, parts) is not None else None
+
+
+def _delay_vector(graph: Graph, parts) -> np.ndarray | None:
+    """The netx 'delay' of dense parts split by delay: one extra delay per output (or,
+    where the outputs differ in number from the inputs, per input), or None."""
+    ops = [graph.node(p) for p in parts]
+    out_n, in_n = ops[0].weight.shape
+    for axis, size in ((1, out_n), (0, in_n)):
+        vec = np.full(size, -1, np.int64)
+        for o in ops:
+            hit = (o.weight != 0).any(axis=axis)
+            if ((vec[hit] != -1) & (vec[hit] != o.delay - 1)).any():
+                break
+            vec[hit] = o.delay - 1
+        else:
+            if axis == 0 and out_n == in_n:
+                return None  # netx would read a vector of this length as one delay per output
+            return np.maximum(vec, 0)
+    return None
 
 
 def _reset_form(graph: Graph, layers: list[tuple]) -> tuple[dict | None, list[str]]:
@@ -201,7 +252,14 @@ def _write_flatten(h, graph: Graph, shapes: dict, nodes: list, meta: dict) -> No
 
 def _write_synapse(h, graph: Graph, shapes: dict, nodes: list, meta: dict) -> None:
     syn, neuron = nodes
-    op = graph.node(syn)
+    delay = None
+    if isinstance(syn, tuple):  # parts split by delay: one dense layer with its delay vector
+        delay = _delay_vector(graph, syn)
+        parts, syn = syn, syn[0]
+        op = graph.node(syn).replace(weight=sum(graph.node(p).weight.astype(np.int64) for p in parts), delay=1)
+        meta["name"] = syn.rsplit(".delay", 1)[0]
+    else:
+        op = graph.node(syn)
     w = op.weight.astype(np.int64) << op.weight_exp
     _num(h, "shape", shapes[neuron])
     if op.kind == "IntConv":
@@ -215,13 +273,14 @@ def _write_synapse(h, graph: Graph, shapes: dict, nodes: list, meta: dict) -> No
     else:
         _num(h, "inFeatures", w.shape[1])
         _num(h, "outFeatures", w.shape[0])
-        if op.delay > 1:
-            _num(h, "delay", np.full(w.shape[0], op.delay - 1))
+        if op.delay > 1 or delay is not None:
+            _num(h, "delay", delay if delay is not None else np.full(w.shape[0], op.delay - 1))
     _num(h, "weight", w)
     nop = graph.node(neuron)
     if nop.bias.any():
         _num(h, "bias", np.broadcast_to(nop.bias >> 6, (shapes[neuron][0],)))
-    meta.update(name=syn, synapse=_syn_meta(op), neuron={"name": neuron})
+    meta.setdefault("name", syn)
+    meta.update(synapse=_syn_meta(op), neuron={"name": neuron})
     _neuron(h, nop, meta["neuron"])
 
 

@@ -54,6 +54,7 @@ from ...ir.bounds import Bounds
 from ...ir.graph import Graph
 from ...ir.nodes import DECAY_ONE, IntLIF
 from ...ir.verify import verify
+from ...ops import records_u
 
 OPSET = 17          # every operator used here exists unchanged since opset 13..17
 IR_VERSION = 8      # the IR version of opset 17; onnxruntime 1.31 reads up to 13
@@ -326,6 +327,8 @@ def _tensor_type(name: str, dtype: int, shape) -> onnx.ValueInfoProto:
 
 
 def _input_dtype(op) -> int:
+    if op.encoding == "bias":  # signed
+        return TensorProto.INT16 if op.bits <= 16 else I64
     if op.encoding == "spikes" or op.bits <= 8:
         return TensorProto.UINT8
     if op.bits <= 16:
@@ -345,7 +348,7 @@ def _reference_keys(graph: Graph, lifs: list[str], probe_state: bool) -> list[st
         keys.append(n)
         if probe_state:
             keys.append(f"{n}/v")
-            if graph.node(n).du != DECAY_ONE:
+            if records_u(graph.node(n), graph.meta.get("schedule")):
                 keys.append(f"{n}/u")
     keys.append("output")
     if len(set(keys)) != len(keys):
@@ -473,7 +476,7 @@ class _Model:
             s = body.op("And", [s, body.op("Cast", [keep], "keep.bool", to=BOOL)], "tnp.spikes")
         step.set(n, s, BOOL)
         self.spikes[n] = s
-        self.potentials[n] = (v, u if op.du != DECAY_ONE else None)
+        self.potentials[n] = (v, u if records_u(op, self.graph.meta.get("schedule")) else None)
         self.new_state[self.st_names[(n, "v")]] = v
         if op.du != DECAY_ONE:
             self.new_state[self.st_names[(n, "u")]] = u

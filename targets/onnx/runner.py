@@ -11,7 +11,8 @@ from ...ir import serialize
 from ...reference.interpreter import prepare_input
 from .emitter import MODEL, PROBE_MODEL
 
-_NP_TYPES = {"tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16, "tensor(int64)": np.int64}
+_NP_TYPES = {"tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16, "tensor(int16)": np.int16,
+             "tensor(int64)": np.int64}
 
 
 def session(path: str | Path, threads: int | None = None):
