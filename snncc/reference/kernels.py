@@ -89,19 +89,16 @@ def max_pool(x, kernel, stride, padding):
 
 
 def decay(x: np.ndarray, d: int) -> np.ndarray:
-    """sign(x * (4096 - d)) * (|x * (4096 - d)| >> 12): rounds toward zero.
-
-    Written as (p + (4095 if p < 0 else 0)) >> 12 with p = x (4096 - d), the same value
-    (floor((p + 4095) / 4096) = ceil(p / 4096) for p < 0) in fewer passes over x."""
-    x = np.asarray(x, np.int64)
-    if d == 0:
-        return x.copy()
+    """sign(x * (4096 - d)) * (|x * (4096 - d)| >> 12): rounds toward zero. The int64
+    product wraps where |x| (4096 - d) >= 2^63 (registers beyond 50 bits): that wrap is
+    part of the specification (docs/semantics.md), so d = 0 is not skipped."""
     if d == DECAY_ONE:
-        return np.zeros_like(x)
-    p = x * (DECAY_ONE - d)
-    p += (p >> 63) & (DECAY_ONE - 1)
-    p >>= DECAY_SHIFT
-    return p
+        return np.zeros(np.shape(x), np.int64)
+    p = np.asarray(x, np.int64) * (DECAY_ONE - d)
+    r = np.abs(p)
+    r >>= DECAY_SHIFT
+    r *= np.sign(p)
+    return r
 
 
 def overflow(x: np.ndarray, bits: int, mode: str) -> np.ndarray:
