@@ -36,6 +36,13 @@ class NeuronState:
         self.rv, self.level = _chan(op.reset_value, nd), _chan(op.state_level, nd)
         self.u_bias = _chan(op.u_bias, nd)
         self.keep: np.ndarray | None = None  # TNP: the neurons left firing after the presimulation
+        self._work: tuple[np.ndarray, np.ndarray] | None = None  # temporaries of a step
+
+    def _scratch(self) -> tuple[np.ndarray, np.ndarray]:
+        """Two int64 arrays of the state's shape for temporaries (kept between steps)."""
+        if self._work is None or self._work[0].shape != self.v.shape:
+            self._work = (np.empty(self.v.shape, np.int64), np.empty(self.v.shape, np.int64))
+        return self._work
 
     def step(self, a: np.ndarray, t: int) -> np.ndarray:
         """Step ``t`` (0-based) with input current ``a``; returns the spikes."""
@@ -47,25 +54,29 @@ class NeuronState:
             self.keep = self.v > _chan(op.prune_level, self.v.ndim)
             self.u = np.zeros_like(self.u)
             self.v = np.broadcast_to(_chan(op.v_init, self.v.ndim), self.v.shape).astype(np.int64)
+        scratch = self._scratch()
         u = a << op.act_shift
         if op.du != DECAY_ONE:
-            u += K.decay(self.u, op.du)
+            u += K.decay(self.u, op.du, scratch)
         if op.u_bias.any():
             u += self.u_bias
-        self.u = K.overflow(u, op.u_bits, op.u_overflow)
-        v = K.decay(self.v, op.dv)
+        self.u = K.overflow(u, op.u_bits, op.u_overflow, out=u)
+        v = K.decay(self.v, op.dv, scratch)  # a temporary: v below is a fresh array
         v += self.u
         if op.bias.any():
             v += self.bias
-        v = K.overflow(v, op.v_bits, op.v_overflow)
+        v = K.overflow(v, op.v_bits, op.v_overflow, out=v)
         if op.fires:
             s = v > self.thr
             if op.reset == "zero":
                 v = np.where(s, 0, v)
             elif op.reset == "subtract":
                 v = np.where(s, v - self.rv, v)
+            else:
+                v = v.copy()
         else:
             s = np.zeros(v.shape, bool)
+            v = v.copy()
         self.v = K.state_quant(v, self.level, op.state_quant)
         if self.keep is not None:
             s = s & self.keep

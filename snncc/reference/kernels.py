@@ -88,20 +88,28 @@ def max_pool(x, kernel, stride, padding):
     return _windows(x, kernel, stride, padding).max(axis=(-2, -1))
 
 
-def decay(x: np.ndarray, d: int) -> np.ndarray:
+def decay(x: np.ndarray, d: int, scratch: tuple | None = None) -> np.ndarray:
     """sign(x * (4096 - d)) * (|x * (4096 - d)| >> 12): rounds toward zero. The int64
     product wraps where |x| (4096 - d) >= 2^63 (registers beyond 50 bits): that wrap is
-    part of the specification (docs/semantics.md), so d = 0 is not skipped."""
+    part of the specification (docs/semantics.md), so d = 0 is not skipped.
+
+    ``scratch``: two int64 arrays of x's shape to compute in (the result is the second),
+    so that a neuron layer stepping many times does not allocate (and page in) fresh
+    arrays at every step."""
+    x = np.asarray(x, np.int64)
+    p, r = scratch if scratch is not None else (np.empty(x.shape, np.int64), np.empty(x.shape, np.int64))
     if d == DECAY_ONE:
-        return np.zeros(np.shape(x), np.int64)
-    p = np.asarray(x, np.int64) * (DECAY_ONE - d)
-    r = np.abs(p)
+        r.fill(0)
+        return r
+    np.multiply(x, DECAY_ONE - d, out=p)
+    np.abs(p, out=r)
     r >>= DECAY_SHIFT
-    r *= np.sign(p)
+    np.sign(p, out=p)
+    r *= p
     return r
 
 
-def overflow(x: np.ndarray, bits: int, mode: str) -> np.ndarray:
+def overflow(x: np.ndarray, bits: int, mode: str, out: np.ndarray | None = None) -> np.ndarray:
     """Bring x into a ``bits``-bit register.
 
     saturate:  clip to [-(2^(b-1) - 1), 2^(b-1) - 1]   (symmetric, Loihi's v)
@@ -109,14 +117,15 @@ def overflow(x: np.ndarray, bits: int, mode: str) -> np.ndarray:
     wrap_lava: one fold as in Lava's LIF u: x - 2^b if x > 2^(b-1); x + 2^b if x <= -2^(b-1)
 
     Where every value is already in the register's symmetric range (one min and one max
-    over x) each mode is the identity and x comes back as it is."""
+    over x) each mode is the identity and x comes back as it is. ``out`` (x itself, a
+    temporary of the caller's) takes a clipped result in place."""
     m = 1 << (bits - 1)
     if mode not in ("saturate", "wrap", "wrap_lava"):
         raise ValueError(f"unknown overflow mode {mode!r}")
     if x.size == 0 or (x.min() >= -(m - 1) and x.max() <= m - 1):
         return x
     if mode == "saturate":
-        return np.clip(x, -(m - 1), m - 1)
+        return np.clip(x, -(m - 1), m - 1, out=out)
     if mode == "wrap":
         return ((x + m) & ((1 << bits) - 1)) - m
     return np.where(x > m, x - 2 * m, np.where(x <= -m, x + 2 * m, x))
