@@ -1,0 +1,104 @@
+"""SpQuant-SNN's sparsity masks (section 4.3): negative membrane (Eq. 19-20), spatial
+(Eq. 21-22) and channel (Eq. 23) masks on IntLIF; networks computed by hand, every target
+equal to the reference, the refusals and the bad values."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snncc.errors import SnnccError
+from snncc.ir.graph import Graph
+from snncc.ir.nodes import IntDense, IntInput, IntLIF
+from snncc.ir.verify import problems, verify
+from snncc.reference import interpreter as R
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import conformance  # noqa: E402
+
+I64 = np.int64
+
+
+def _net(weight, steps, **lif) -> Graph:
+    g = Graph()
+    g.meta["steps"] = steps
+    x = g.add("x", IntInput(shape=(weight.shape[1],), bits=8))
+    d = g.add("d", IntDense(weight=weight.astype(I64), weight_bits=4), [x])
+    g.outputs = [g.add("lif", IntLIF(threshold=np.array([4], I64), act_shift=0, **lif), [d])]
+    verify(g, "int")
+    return g
+
+
+def spatial_negative_graph(**masks) -> Graph:
+    """a = (3, 1, -2, 0) every step into IF neurons (threshold 4, reset to zero, no leak).
+    Spatial level 1 skips neurons 1 and 3 (|a| <= 1: state held at 0, no spike); the
+    negative mask zeroes neuron 2's v = -2 after every step. Neuron 0: v = 3, 6 (spike,
+    0), 3, 6 (spike), 3: spikes 0 1 0 1 0. Without masks neuron 1 reaches 5 > 4 at t = 4
+    and neuron 2 goes -2, -4, ... -10."""
+    return _net(np.diag([1, 1, -1, 2]), 5, **masks)
+
+
+X4 = np.array([[3, 1, 2, 0]], I64)
+
+
+def test_spatial_and_negative_masks_by_hand():
+    r = R.run(spatial_negative_graph(spatial_level=1, neg_mask=True), X4, probe_state=True)
+    assert r["lif"][0].T.tolist() == [[0, 1, 0, 1, 0], [0] * 5, [0] * 5, [0] * 5]
+    assert r["lif/v"][0].T.tolist() == [[3, 0, 3, 0, 3], [0] * 5, [0] * 5, [0] * 5]
+    plain = R.run(spatial_negative_graph(), X4, probe_state=True)
+    assert plain["lif"][0, :, 1].tolist() == [0, 0, 0, 0, 1]
+    assert plain["lif/v"][0, :, 2].tolist() == [-2, -4, -6, -8, -10]
+
+
+def test_each_mask_alone_by_hand():
+    sp = R.run(spatial_negative_graph(spatial_level=1), X4, probe_state=True)
+    assert sp["lif/v"][0, :, 1].tolist() == [0] * 5 and sp["lif/v"][0, :, 2].tolist() == [-2, -4, -6, -8, -10]
+    neg = R.run(spatial_negative_graph(neg_mask=True), X4, probe_state=True)
+    assert neg["lif"][0, :, 1].tolist() == [0, 0, 0, 0, 1] and neg["lif/v"][0, :, 2].tolist() == [0] * 5
+
+
+def test_spatial_mask_holds_a_negative_initial_state_then_the_negative_mask_clears_it():
+    g = spatial_negative_graph(spatial_level=1, v_init=np.array([0, -3, 0, 0], I64))
+    assert R.run(g, X4, probe_state=True)["lif/v"][0, :, 1].tolist() == [-3] * 5
+    g = spatial_negative_graph(spatial_level=1, neg_mask=True, v_init=np.array([0, -3, 0, 0], I64))
+    assert R.run(g, X4, probe_state=True)["lif/v"][0, :, 1].tolist() == [0] * 5
+
+
+def gate_graph(level=(4, 4)) -> Graph:
+    """a = (3, 2): neuron 0 stores 3, 0, 3, 0, 3, 0 (spikes at t = 1, 3, 5), neuron 1
+    stores 2, 4, 0, 2, 4, 0 (spikes at t = 2, 5). The gate reads the membrane prior (the
+    state before the step): p = (0, 0), (3, 2), (0, 4), (3, 0), (0, 2), (3, 4);
+    z = [[1, 1], [0, 1]] p = (0, 0), (5, 2), (4, 4), (3, 0), (2, 2), (7, 4); with levels
+    (4, 4) channel 0 is off at t = 0, 3, 4 (its spike at t = 3 is dropped), channel 1 off
+    at t = 0, 1, 3, 4."""
+    return _net(np.eye(2), 6, gate_weight=np.array([[1, 1], [0, 1]], I64), gate_level=np.array(level, I64))
+
+
+def test_channel_gate_by_hand():
+    r = R.run(gate_graph(), np.array([[3, 2]], I64))
+    assert r["lif"][0].T.tolist() == [[0, 1, 0, 0, 0, 1], [0, 0, 1, 0, 0, 1]]
+    r = R.run(gate_graph((5, 5)), np.array([[3, 2]], I64))
+    assert r["lif"][0].T.tolist() == [[0, 1, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("fields, words", [
+    (dict(spatial_level=-2), "spatial_level=-2"),
+    (dict(spatial_level=1.5), "spatial_level=1.5"),
+    (dict(gate_weight=np.ones((3, 3), I64)), "expected (2, 2)"),
+    (dict(gate_weight=np.ones((2, 2)), gate_level=np.zeros(1, I64)), "must be int64"),
+    (dict(gate_weight=np.full((2, 2), 1 << 40, I64)), "beyond 2^62"),
+])
+def test_bad_mask_fields_are_named(fields, words):
+    g = _net(np.eye(2), 3)
+    g.set("lif", g.node("lif").replace(**fields))
+    errs = problems(g, "int")
+    assert any(words in e and "lif" in e for e in errs), errs
+
+
+def test_a_readout_takes_no_mask():
+    g = _net(np.eye(2), 3)
+    g.set("lif", g.node("lif").replace(fires=False, neg_mask=True))
+    with pytest.raises(SnnccError, match="readout .* takes no sparsity mask"):
+        verify(g, "int")
