@@ -102,3 +102,71 @@ def test_a_readout_takes_no_mask():
     g.set("lif", g.node("lif").replace(fires=False, neg_mask=True))
     with pytest.raises(SnnccError, match="readout .* takes no sparsity mask"):
         verify(g, "int")
+
+
+def test_lava_netx_and_nir_refuse_by_name(tmp_path):
+    from snncc.errors import BitWidthError, UnsupportedLayerError
+    from snncc.targets.lava.check import blockers
+    from snncc.targets.nir import _refuse_conversion
+
+    g = gate_graph()
+    assert any("sparsity masks (channel gate 2x2)" in b for b in blockers(g))
+    with pytest.raises(UnsupportedLayerError, match=r"'lif': SpQuant-SNN sparsity masks \(negative, spatial"):
+        _refuse_conversion(spatial_negative_graph(neg_mask=True, spatial_level=1), Graph())
+    pytest.importorskip("h5py")
+    from snncc.targets import netx
+
+    with pytest.raises(BitWidthError, match="sparsity masks"):
+        netx.emit(g, tmp_path)
+
+
+def test_gate_level_is_the_softmax_threshold_in_integers():
+    """keep <=> softmax((z, 0))_on >= theta <=> z >= ln(theta / (1 - theta)); the identity
+    gate's z is the mean membrane prior in thresholds: sum(v) >= ceil(logit x HW x thr)."""
+    from snncc.passes.masks import gate_level
+
+    thr, hw = np.array([10, 7]), 4
+    for theta in (0.3, 0.47, 0.5, 0.8):
+        lv = gate_level(theta, hw, thr)
+        for c in range(2):
+            for total in range(-hw * thr[c], hw * thr[c] + 1):
+                z = total / (hw * thr[c])
+                soft = np.exp(z) / (np.exp(z) + 1.0)
+                assert (total >= lv[c]) == (soft >= theta), (theta, c, total)
+
+
+def test_compile_sets_the_masks_from_the_config(example_model):
+    from snncc.compiler import compile_graph, trace
+    from snncc.config import CompileConfig
+
+    cfg = CompileConfig(neg_mask=True, channel_threshold=0.47, spatial_sparsity=0.35, mask_calib="fashion-mnist:8")
+    g = compile_graph(trace(example_model, (1, 28, 28), cfg), cfg)
+    shapes = g.shapes()
+    lifs = {n: g.node(n) for n in g.of_kind("IntLIF")}
+    assert all(op.neg_mask for op in lifs.values() if op.fires)
+    conv = [n for n, op in lifs.items() if op.fires and len(shapes[n]) == 3]
+    assert conv and all(lifs[n].spatial_level >= 0 and lifs[n].gate_weight.shape[0] == shapes[n][0] for n in conv)
+    x = np.random.default_rng(0).integers(0, 256, (8, 1, 28, 28))
+    sim = R.Simulation(g, 8)
+    skipped = []
+    for t in range(g.meta["steps"]):
+        sim.advance(R.prepare_input(g, x)[:, t:t + 1])
+        skipped.append(sim.states[conv[0]].masked["spatial"].mean())
+    assert 0.0 < np.mean(skipped) < 1.0
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--spatial-sparsity", "1"], "spatial_sparsity = 1.0: must lie in [0, 1)"),
+    (["--channel-threshold", "1.5"], "channel_threshold = 1.5: must lie in (0, 1)"),
+    (["--neg-mask", "maybe"], "neg"),
+])
+def test_cli_bad_mask_values_are_one_clear_error(flags, words, tmp_path, capsys, example_model):
+    import torch
+
+    from snncc.cli import main
+
+    torch.save(example_model, tmp_path / "m.pt")
+    rc = main(["compile", str(tmp_path / "m.pt"), "--input-shape", "1,28,28", "--out", str(tmp_path / "b"),
+               "--target", "c", *flags])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and "Traceback" not in err

@@ -177,6 +177,11 @@ def mask_label(op) -> str:
     return ", ".join(parts)
 
 
+def masks_of(op) -> str:
+    """The sparsity masks of any node in words ('' for none, and for every non-IntLIF)."""
+    return mask_label(op) if getattr(op, "kind", "") == "IntLIF" else ""
+
+
 def mask_problems(name: str, op, shape) -> list[str]:
     """SpQuant-SNN's sparsity mask fields (IntLIF docstring): types, shapes, no mask on a
     readout, and the channel gate's sums exact in int64 (|z| < 2^62)."""
