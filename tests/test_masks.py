@@ -170,3 +170,21 @@ def test_cli_bad_mask_values_are_one_clear_error(flags, words, tmp_path, capsys,
                "--target", "c", *flags])
     err = capsys.readouterr().err
     assert rc == 2 and words in err and "Traceback" not in err
+
+
+def test_report_counts_the_measured_masks_and_eq30():
+    """Spatial + negative network: 2 of 4 neurons skipped at each of 5 steps (10 of 20
+    updates), neuron 2 cleared 5 times; Eq. 30 (C = 4, W H = 1, k^2 = 1, T = 5):
+    dense 2*4 + 5*4 = 28, sparse 2*4 + 5*4*(1 - 0.5) = 18. Gate network: 7 of 12
+    channel-steps off (S_c = 7/12): dense 2*2 + 6*2 = 16, sparse (2*2 + 6*2) * 5/12."""
+    from snncc.reports.report import build_report, format_report
+
+    rep = build_report(spatial_negative_graph(spatial_level=1, neg_mask=True), X4)
+    row = next(r for r in rep["layers"] if r["layer"] == "lif")
+    assert (row["skipped_updates"], row["neuron_updates"], row["neg_masked"]) == (10, 10, 5)
+    assert rep["eq30"]["layers"]["lif"] == {"S_p": 0.5, "S_c": 0.0, "k2": 1, "dense": 28, "sparse": 18}
+    assert "Eq. 30" in format_report(rep) and "1.56x fewer" in format_report(rep)
+    eq = build_report(gate_graph(), np.array([[3, 2]], I64))["eq30"]["layers"]["lif"]
+    assert eq["S_c"] == pytest.approx(7 / 12) and eq["dense"] == 16 and eq["sparse"] == pytest.approx(16 * 5 / 12)
+    plain = build_report(spatial_negative_graph(), X4)["eq30"]
+    assert plain["dense_per_sample"] == plain["sparse_per_sample"] == 28
