@@ -179,6 +179,8 @@ SPECS: dict[str, Spec] = {
     "channel_threshold": Spec(float, "SpQuant-SNN Eq. 23: softmax threshold of the channel gate on the membrane "
                               "prior (the paper: 0.47), 0: off", 0, 1,
                               why="must lie in (0, 1) (a softmax probability; 0: off)"),
+    "channel_gates": Spec(str, "trained channel gates (snncc.train.masks.SparsityMasks.save_gates): an .npz with "
+                          "NAME/weight (C, C) and NAME/level (C,) int64 per layer; '' : none"),
     "mask_calib": Spec(str, "calibration data NAME:N for spatial_sparsity's levels (the first N train samples)"),
     "neuron_constants": Spec(str, "threshold, bias and reset value in whole units << act_shift (Loihi's mantissas) "
                              "or with act_shift fractional bits; auto: fractional for converted ANNs",
@@ -224,11 +226,15 @@ class CompileConfig:
     spatial_sparsity: float = 0.0    # Eq. 21-22: share of conv-layer neuron updates skipped (calibrated level)
     channel_threshold: float = 0.0   # Eq. 23: channel gate softmax threshold theta (0: off)
     mask_calib: str = "fashion-mnist:64"  # calibration data for spatial_sparsity
+    channel_gates: str = ""          # trained integer channel gates (.npz), instead of channel_threshold's identity gate
 
     def __post_init__(self) -> None:
         errs = [p for name, spec in SPECS.items() if (p := spec.problem(name, getattr(self, name))) is not None]
         errs += [f"{k} = {getattr(self, k)!r}: {SPECS[k].why}" for k in ("spatial_sparsity", "channel_threshold")
                  if getattr(self, k) == 1]  # the ranges are open at 1
+        if self.channel_gates and self.channel_threshold:
+            errs.append(f"channel_gates = {self.channel_gates!r} and channel_threshold = {self.channel_threshold}: "
+                        "give one (trained gates carry their threshold in their levels)")
         if errs:
             raise SnnccError("invalid compile configuration:\n" + "\n".join(f"  - {e}" for e in errs))
         if self.input_encoding == "counts" and self.input_scale not in (1.0 / 255.0, 1.0):

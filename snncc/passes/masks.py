@@ -37,7 +37,7 @@ def gate_level(theta: float, positions: int, threshold: np.ndarray) -> np.ndarra
 
 def apply_masks(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
     """Set the masks ``cfg`` asks for (neg_mask, channel_threshold, spatial_sparsity)."""
-    if not (cfg.neg_mask or cfg.channel_threshold or cfg.spatial_sparsity):
+    if not (cfg.neg_mask or cfg.channel_threshold or cfg.spatial_sparsity or cfg.channel_gates):
         return graph, False
     g = graph.copy()
     shapes = g.shapes()
@@ -48,6 +48,8 @@ def apply_masks(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
         thr = np.broadcast_to(op.threshold, (c,))
         g.set(name, op.replace(gate_weight=np.eye(c, dtype=np.int64),
                                gate_level=gate_level(cfg.channel_threshold, h * w, thr)))
+    if cfg.channel_gates:
+        g = load_gates(g, cfg.channel_gates)
     if cfg.spatial_sparsity:
         from ..data import load_spec
 
@@ -75,4 +77,29 @@ def calibrate_spatial(g: Graph, x: np.ndarray, ratio: float) -> Graph:
         a = np.concatenate(seen)
         k = max(1, math.ceil(ratio * a.size))
         g.set(name, g.node(name).replace(spatial_level=int(np.partition(a, k - 1)[k - 1])))
+    return g
+
+
+def load_gates(g: Graph, path: str) -> Graph:
+    """Set the trained channel gates of ``path`` (``NAME/weight`` (C, C), ``NAME/level``
+    (C,), int64; snncc.train.masks.SparsityMasks.save_gates); every problem at once."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise SnnccError(f"channel_gates = {path!r}: cannot read it as an .npz ({e})") from None
+    shapes, errs = g.shapes(), []
+    for name in sorted({k.rsplit("/", 1)[0] for k in arrays}):
+        w, lv = arrays.get(f"{name}/weight"), arrays.get(f"{name}/level")
+        op = g.node(name) if name in g else None
+        if not isinstance(op, IntLIF) or not op.fires:
+            errs.append(f"'{name}' is not a spiking neuron layer of the model")
+        elif w is None or lv is None or w.dtype != np.int64 or lv.dtype != np.int64 \
+                or w.shape != (shapes[name][0],) * 2 or lv.shape != (shapes[name][0],):
+            errs.append(f"'{name}': need int64 {name}/weight {(shapes[name][0],) * 2} and {name}/level "
+                        f"({shapes[name][0]},)")
+        else:
+            g.set(name, op.replace(gate_weight=w, gate_level=lv))
+    if errs:
+        raise SnnccError(f"channel_gates = {path!r}:\n" + "\n".join(f"  - {e}" for e in errs))
     return g
