@@ -36,15 +36,31 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "examples" / "fashion_mnist" / "model_a.pt"
+EX = ROOT / "examples" / "fashion_mnist"
+MODEL, MASKED, GATES, GATES_MORE = EX / "model_a.pt", EX / "model_s.pt", EX / "model_s_gates.npz", \
+    EX / "model_s_gates_050.npz"
 PAPER = {"neg_mask": True, "spatial_sparsity": 0.35, "channel_threshold": 0.47}
 MORE = {"neg_mask": True, "spatial_sparsity": 0.5, "channel_threshold": 0.3}
-ROWS = [("no mask", {}, True), ("negative (Eq. 19-20)", {"neg_mask": True}, False),
-        ("spatial 0.35 (Eq. 21-22)", {"spatial_sparsity": 0.35}, False),
-        ("channel 0.47 (Eq. 23)", {"channel_threshold": 0.47}, False),
-        ("all three, paper (0.35, 0.47)", PAPER, True),
-        ("spatial 0.5", {"spatial_sparsity": 0.5}, False), ("channel 0.3", {"channel_threshold": 0.3}, False),
-        ("all three, more (0.5, 0.3)", MORE, True)]
+#: (label, model key, mask options, timed in C)
+POST = [("no mask", "a", {}, True), ("negative (Eq. 19-20)", "a", {"neg_mask": True}, False),
+        ("spatial 0.35 (Eq. 21-22)", "a", {"spatial_sparsity": 0.35}, False),
+        ("channel 0.47, identity gate (Eq. 23)", "a", {"channel_threshold": 0.47}, False),
+        ("all three, paper (0.35, 0.47)", "a", PAPER, True),
+        ("spatial 0.5", "a", {"spatial_sparsity": 0.5}, False),
+        ("channel 0.3, identity gate", "a", {"channel_threshold": 0.3}, False),
+        ("all three, more (0.5, 0.3)", "a", MORE, False)]
+
+
+def trained_rows(gates: Path, more: Path) -> list:
+    """The rows of the model fine-tuned with the masks (train_sparse.py): its trained gates."""
+    g, m = {"channel_gates": str(gates)}, {"channel_gates": str(more)}
+    return [("trained: no mask", "s", {}, False), ("trained: negative", "s", {"neg_mask": True}, False),
+            ("trained: spatial 0.35", "s", {"spatial_sparsity": 0.35}, False),
+            ("trained: channel, trained gate 0.47", "s", g, False),
+            ("trained: all three, paper (0.35, 0.47)", "s", {"neg_mask": True, "spatial_sparsity": 0.35, **g}, True),
+            ("trained: spatial 0.5", "s", {"spatial_sparsity": 0.5}, False),
+            ("trained: channel, trained gate 0.5", "s", m, False),
+            ("trained: all three, more (0.5, 0.5)", "s", {"neg_mask": True, "spatial_sparsity": 0.5, **m}, True)]
 
 
 def measure(model: Path, base: dict, masks: dict, x, y, out: Path, calib: str) -> dict:
@@ -113,32 +129,45 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--calib", default="fashion-mnist:64")
-    ap.add_argument("--model", default=str(MODEL))
+    ap.add_argument("--model", default=str(MODEL), help="the trained model without masks (the baseline)")
+    ap.add_argument("--masked-model", default=str(MASKED), help="the model fine-tuned with the masks (optional)")
+    ap.add_argument("--gates", default=str(GATES), help="its trained channel gates at the paper's theta")
+    ap.add_argument("--gates-more", default=str(GATES_MORE), help="the same gates at the other theta")
     ap.add_argument("--json", default=None, help="write the figures here")
+    ap.add_argument("--only", default="", help="only the rows whose label holds this text (and the baseline)")
     args = ap.parse_args(argv)
     import torch
 
     from snncc.data import load_test_spec
 
     torch.set_num_threads(1)
-    model = Path(args.model)
-    base = tomllib.loads(model.with_suffix(".toml").read_text())["quantization"]
+    models = {"a": Path(args.model), "s": Path(args.masked_model)}
+    bases = {}
+    for k, m in models.items():
+        if m.is_file():
+            base = tomllib.loads(m.with_suffix(".toml").read_text())["quantization"]
+            bases[k] = {f: v for f, v in base.items() if f not in ("neg_mask", "spatial_sparsity",
+                                                                    "channel_threshold", "channel_gates")}
+    rows = POST + (trained_rows(Path(args.gates), Path(args.gates_more)) if "s" in bases else [])
+    rows = [r for r in rows if r[0] == "no mask" or not args.only or args.only in r[0]]
     _, x, y = load_test_spec(f"fashion-mnist:{args.images}", (1, 28, 28))
     tmp = Path(tempfile.mkdtemp(prefix="snncc-sparsity-"))
     res, builds = {}, {}
-    for i, (label, masks, timed) in enumerate(ROWS):
+    for i, (label, key, masks, timed) in enumerate(rows):
         t0 = time.perf_counter()
-        res[label] = measure(model, base, masks, x, y, tmp / f"b{i}", args.calib)
+        res[label] = measure(models[key], bases[key], masks, x, y, tmp / f"b{i}", args.calib)
         if timed:
             builds[label] = Path(res[label]["build"])
         print(f"{label}: {res[label]['accuracy']:.4f}, {res[label]['ops']:.4g} ops "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     timing = time_c(builds, x, args.rounds)
-    print(f"\n{model.name}, {args.images} Fashion-MNIST test images, load {os.getloadavg()}\n")
+    print(f"\n{args.images} Fashion-MNIST test images, load {os.getloadavg()}\n")
     print(table(res, timing))
     if args.json:
         Path(args.json).write_text(json.dumps({"images": args.images, "rows": res, "c_time": timing}, indent=1))
-    paper = res["all three, paper (0.35, 0.47)"]
+    paper = res.get("trained: all three, paper (0.35, 0.47)", res.get("all three, paper (0.35, 0.47)"))
+    if paper is None:
+        return 0
     drop = 100 * (res["no mask"]["accuracy"] - paper["accuracy"])
     cut = res["no mask"]["ops"] / paper["ops"]
     ok = drop <= 0.5 and cut >= 2.0

@@ -34,12 +34,14 @@ class SparsityMasks:
     """A trainer hook (``setup``, ``parameters``, ``loss``, ``compile_options``)."""
 
     def __init__(self, neg_mask: bool = True, spatial_sparsity: float = 0.0, channel_threshold: float = 0.0,
-                 gate_penalty: float = 0.0, gate_init: float = 2.0) -> None:
+                 gate_penalty: float = 0.0, gate_init: float = 2.0, gate_gain: float = 1.0) -> None:
+        """``gate_gain`` k: the gate's logit is k (W' m + b') with the trained W', b' (an
+        effective learning rate k times the trainer's for the gates under Adam)."""
         from ..config import CompileConfig
 
         CompileConfig(neg_mask=neg_mask, spatial_sparsity=spatial_sparsity, channel_threshold=channel_threshold)
         self.neg, self.ratio, self.theta = bool(neg_mask), float(spatial_sparsity), float(channel_threshold)
-        self.penalty, self.gate_init = float(gate_penalty), float(gate_init)
+        self.penalty, self.gate_init, self.gain = float(gate_penalty), float(gate_init), float(gate_gain)
         self.gates = nn.ModuleDict()
         self.soft: list[torch.Tensor] = []
         self.thr: dict[str, torch.Tensor] = {}
@@ -65,7 +67,7 @@ class SparsityMasks:
                 c = shapes[n][0]
                 g = nn.Linear(c, c).to(trainer.device).double()
                 nn.init.zeros_(g.weight)
-                nn.init.constant_(g.bias, self.gate_init)
+                nn.init.constant_(g.bias, self.gate_init / self.gain)
                 self.gates[n.replace(".", "_")] = g
         self.names = {n.replace(".", "_"): n for n in mods}
 
@@ -111,9 +113,9 @@ class SparsityMasks:
         thr = thr_i.reshape(-1).expand(c).double()
         self.thr[key], self.hw[key] = thr.detach(), hw
         scale = float(1 << GATE_BITS)
-        wf = g.weight * scale / thr[None, :]
+        wf = self.gain * g.weight * scale / thr[None, :]
         wq = wf + (torch.round(wf) - wf).detach()
-        lf = hw * scale * (math.log(self.theta / (1 - self.theta)) - g.bias)
+        lf = hw * scale * (math.log(self.theta / (1 - self.theta)) - self.gain * g.bias)
         lq = lf + (torch.ceil(lf) - lf).detach()
         p = vi0.double().sum((2, 3))
         z = p @ wq.T
@@ -123,17 +125,19 @@ class SparsityMasks:
             self.soft.append(soft)
         return (hard + soft - soft.detach()).reshape(vi0.shape[0], c, 1, 1)
 
-    def save_gates(self, path: str | Path) -> Path:
-        """The integer gates (``NAME/weight``, ``NAME/level``) for ``channel_gates``."""
+    def save_gates(self, path: str | Path, theta: float | None = None) -> Path:
+        """The integer gates (``NAME/weight``, ``NAME/level``) for ``channel_gates``, at the
+        trained threshold or at ``theta``."""
         from ..ir.serialize import write_npz
 
         arrays = {}
-        scale = float(1 << GATE_BITS)
+        scale, theta = float(1 << GATE_BITS), self.theta if theta is None else float(theta)
         for key, g in self.gates.items():
             thr = self.thr[key].cpu()
-            w = torch.round(g.weight.detach().cpu() * scale / thr[None, :]).numpy().astype(np.int64)
+            w = torch.round(self.gain * g.weight.detach().cpu() * scale / thr[None, :]).numpy().astype(np.int64)
             c = w.shape[0]
-            lv = np.ceil(self.hw[key] * scale * (math.log(self.theta / (1 - self.theta)) - g.bias.detach().cpu().numpy()))
+            b = self.gain * g.bias.detach().cpu().numpy()
+            lv = np.ceil(self.hw[key] * scale * (math.log(theta / (1 - theta)) - b))
             arrays[f"{self.names[key]}/weight"], arrays[f"{self.names[key]}/level"] = w, lv.astype(np.int64)
             assert lv.shape == (c,)
         write_npz(Path(path), arrays)
