@@ -226,3 +226,23 @@ def test_training_with_the_masks_agrees_with_the_compiled_masked_model(tmp_path)
         sim.advance(R.prepare_input(g, x)[:, t:t + 1])
         masked += sum(sim.states[n].masked["channel"].sum() for n in gated)
     assert masked > 0  # some channels are off: the comparison above saw the gate act
+
+
+def test_bad_gates_files_and_contradicting_options_are_clear_errors(tmp_path):
+    from snncc.config import CompileConfig
+    from snncc.ir.serialize import write_npz
+    from snncc.passes.masks import apply_masks, calibrate_spatial
+
+    with pytest.raises(SnnccError, match="give one"):
+        CompileConfig(channel_gates="g.npz", channel_threshold=0.47)
+    g = gate_graph()
+    bad = tmp_path / "bad.npz"
+    write_npz(bad, {"nope/weight": np.eye(2, dtype=I64), "nope/level": np.zeros(2, I64),
+                    "lif/weight": np.eye(3, dtype=I64), "lif/level": np.zeros(3, I64)})
+    with pytest.raises(SnnccError, match=r"(?s)'lif': need int64 lif/weight \(2, 2\).*'nope' is not a spiking"):
+        apply_masks(g, CompileConfig(channel_gates=str(bad)))
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(SnnccError, match="cannot read it"):
+        apply_masks(g, CompileConfig(channel_gates=str(tmp_path / "junk.npz")))
+    with pytest.raises(SnnccError, match="no spiking conv layer"):
+        calibrate_spatial(g, np.array([[3, 2]], I64), 0.35)
