@@ -172,6 +172,17 @@ SPECS: dict[str, Spec] = {
                    "steps, 0: off (docs/conversion.md)", 0, (1 << 20)),
     "tnp_eps": Spec(float, "TNP: a neuron whose membrane after the presimulation is <= tnp_eps x threshold is "
                     "silenced (SRP: 1e-3)", 0, 1),
+    "neg_mask": Spec(bool, "SpQuant-SNN Eq. 19-20: a negative membrane is set to 0 and its spike disabled, in every "
+                     "spiking layer (docs/semantics.md, Sparsity masks)"),
+    "spatial_sparsity": Spec(float, "SpQuant-SNN Eq. 21-22: the share of neuron updates of each conv spiking layer "
+                             "to skip (the paper: 0.35); the level |a| <= L is calibrated on mask_calib, 0: off",
+                             0, 1, why="must lie in [0, 1) (1 would skip every neuron; 0: off)"),
+    "channel_threshold": Spec(float, "SpQuant-SNN Eq. 23: softmax threshold of the channel gate on the membrane "
+                              "prior (the paper: 0.47), 0: off", 0, 1,
+                              why="must lie in (0, 1) (a softmax probability; 0: off)"),
+    "channel_gates": Spec(str, "trained channel gates (snncc.train.masks.SparsityMasks.save_gates): an .npz with "
+                          "NAME/weight (C, C) and NAME/level (C,) int64 per layer; '' : none"),
+    "mask_calib": Spec(str, "calibration data NAME:N for spatial_sparsity's levels (the first N train samples)"),
     "neuron_constants": Spec(str, "threshold, bias and reset value in whole units << act_shift (Loihi's mantissas) "
                              "or with act_shift fractional bits; auto: fractional for converted ANNs",
                              choices=("auto", "whole", "fractional")),
@@ -211,9 +222,22 @@ class CompileConfig:
     presim: int = 0                  # TNP presimulation steps per sample (0: off); a run lasts presim + T steps
     tnp_eps: float = 1e-3            # TNP: silence neurons whose membrane after presim is <= eps x threshold
     neuron_constants: str = "auto"   # whole (<< act_shift) | fractional | auto (fractional for converted ANNs)
+    # SpQuant-SNN's sparsity masks (section 4.3; snncc/passes/masks.py; docs/semantics.md)
+    neg_mask: bool = False           # Eq. 19-20: negative membrane -> 0, its spike disabled
+    spatial_sparsity: float = 0.0    # Eq. 21-22: share of conv-layer neuron updates skipped (calibrated level)
+    channel_threshold: float = 0.0   # Eq. 23: channel gate softmax threshold theta (0: off)
+    mask_calib: str = "fashion-mnist:64"  # calibration data for spatial_sparsity
+    channel_gates: str = ""          # trained integer channel gates (.npz), instead of channel_threshold's identity gate
 
     def __post_init__(self) -> None:
-        check(self, SPECS, "compile configuration")
+        errs = [p for name, spec in SPECS.items() if (p := spec.problem(name, getattr(self, name))) is not None]
+        errs += [f"{k} = {getattr(self, k)!r}: {SPECS[k].why}" for k in ("spatial_sparsity", "channel_threshold")
+                 if getattr(self, k) == 1]  # the ranges are open at 1
+        if self.channel_gates and self.channel_threshold:
+            errs.append(f"channel_gates = {self.channel_gates!r} and channel_threshold = {self.channel_threshold}: "
+                        "give one (trained gates carry their threshold in their levels)")
+        if errs:
+            raise SnnccError("invalid compile configuration:\n" + "\n".join(f"  - {e}" for e in errs))
         if self.input_encoding == "counts" and self.input_scale not in (1.0 / 255.0, 1.0):
             raise SnnccError(f"invalid compile configuration:\n  - input_scale = {self.input_scale}: an event "
                              "count is worth 1 event (input_encoding 'counts'); for scaled values use "

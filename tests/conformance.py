@@ -535,7 +535,30 @@ def case_tnp() -> Graph:
     ], steps=9)
 
 
+def case_sparsity_masks() -> Graph:
+    """SpQuant-SNN's masks: a ternary conv layer with the negative mask, a spatial level and
+    a random channel gate; a dense layer with a current state, a negative initial state, a
+    wide register and all three masks (the gate over its neurons); a readout."""
+    c = _rng()
+    return _chain("sparsity_masks", IntInput(shape=(2, 6, 6), bits=8), [
+        ("conv", IntConv(weight=weights(c, (4, 2, 3, 3), 4), weight_bits=4, padding=(1, 1))),
+        ("lif", IntLIF(state_quant="ternary", state_level=np.array([300, 700, 1500, 900], I64), dv=1024,
+                       threshold=np.array([1200], I64), reset="subtract", reset_value=np.array([1000], I64),
+                       act_shift=0, v_bits=16, neg_mask=True, spatial_level=400,
+                       gate_weight=c.array(-3, 3, 16).reshape(4, 4), gate_level=c.array(-2000, 2000, 4))),
+        ("flat", Flatten()),
+        ("fc", IntDense(weight=weights(c, (6, 144), 6), weight_bits=6)),
+        ("lif2", IntLIF(threshold=np.array([90 << 20], I64), du=1000, dv=200, act_shift=20, reset="zero",
+                        v_init=c.array(-(40 << 20), 40 << 20, 6), bias=c.array(-(5 << 20), 5 << 20, 6),
+                        u_bits=40, v_bits=40, neg_mask=True, spatial_level=20,
+                        gate_weight=c.array(-2, 3, 36).reshape(6, 6), gate_level=np.array([-(30 << 20)], I64))),
+        ("fc2", IntDense(weight=weights(c, (3, 6), 4), weight_bits=4)),
+        ("readout", IntLIF(fires=False)),
+    ], steps=8)
+
+
 CASES: dict[str, Callable[[], Graph]] = {
+    "sparsity_masks": case_sparsity_masks,
     "tnp": case_tnp,
     "periodic_reset": case_periodic_reset,
     "lava_cuba_lif": case_lava_cuba_lif,
@@ -584,6 +607,8 @@ def features(graph: Graph) -> set[str]:
                 tags.add("periodic_reset")
             if op.presim:
                 tags.add("tnp")
+            if op.neg_mask or op.spatial_level >= 0 or op.gate_weight.size:
+                tags.add("sparsity_masks")
             for f in ("threshold", "bias", "reset_value", "v_init", "state_level"):
                 tags.add("per_channel" if getattr(op, f).size > 1 else "scalar")
             if op.u_bias.any():

@@ -165,6 +165,7 @@ def test_sanitized_build_runs(tmp_path):
     """ASan + UBSan (fatal), with -DSNNCC_CHECKED: every store checks its value fits."""
     for name, g in (("residual_add", conformance.CASES["residual_add"]()),
                     ("wrap_lava", conformance.CASES["overflow_wrap_lava"]()),
+                    ("masks", conformance.CASES["sparsity_masks"]()),
                     ("random", conformance.random_graph(np.random.default_rng(11)))):
         out = tmp_path / name
         ctarget.emit(g, out)

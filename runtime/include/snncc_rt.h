@@ -141,6 +141,13 @@ typedef struct {
                             * u = 0, v = v_init; from then on only the kept neurons' spikes leave the layer */
     const void *prune_level; /* per channel, int32_t or int64_t (`wide`); NULL without TNP */
     const snn_tensor_t *keep; /* TNP's 0/1 per neuron (1 bit); NULL without TNP and for a readout */
+    /* SpQuant-SNN's sparsity masks (IntLIF; snncc_rt.c "sparsity masks") */
+    uint8_t neg_mask;      /* 1: v < 0 -> 0 and no spike (Eq. 19-20) */
+    int64_t spatial_level; /* >= 0: a neuron with |a| <= it keeps its state, no spike (Eq. 21-22); -1: off */
+    int64_t *spatial_tmp;  /* arena: 3 * chunk int64 (saved u, v and the skip flags of a chunk) */
+    const int64_t *gate_w; /* (C, C) channel gate weights (Eq. 23); NULL: no gate */
+    const int64_t *gate_level; /* C levels: channel c keeps its spikes where (gate_w p)_c >= gate_level[c] */
+    int64_t *gate_tmp;     /* arena: 3 * C int64 (p, z, keep) */
 } snn_lif_t;
 
 typedef struct {

@@ -999,6 +999,9 @@ SNN_DEFINE_LIF_CHUNK(lif_chunk64, int64_t, 64, load64, store64)
 SNN_DEFINE_LIF_INPUT(lif_input32, int32_t, acc_load32, load32)
 SNN_DEFINE_LIF_INPUT(lif_input64, int64_t, acc_load64, load64)
 
+static int spatial_mask(const snn_layer_t *L, int32_t e0, int32_t m, const void *A); /* sparsity masks */
+static void spatial_restore(const snn_layer_t *L, int32_t e0, int32_t m);
+
 /* The neuron update of elements e0 .. e0 + n - 1, whose current is in the tile's
  * accumulator from offset 0 (or only in stored inputs). */
 static void lif_span(const snn_layer_t *L, int32_t e0, int32_t n)
@@ -1007,16 +1010,21 @@ static void lif_span(const snn_layer_t *L, int32_t e0, int32_t n)
     const int32_t ch = p->chunk;
     int32_t k, m;
     for (k = 0; k < n; k += m) {
+        int skip = 0;
         m = min32(ch, n - k);
         if (p->wide) {
             int64_t *t = (int64_t *)p->tmp;
             lif_input64(L, e0 + k, k, m, t, t + ch);
+            skip = p->spatial_level >= 0 && spatial_mask(L, e0 + k, m, t);
             lif_chunk64(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch);
         } else {
             int32_t *t = (int32_t *)p->tmp;
             lif_input32(L, e0 + k, k, m, t, t + ch);
+            skip = p->spatial_level >= 0 && spatial_mask(L, e0 + k, m, t);
             lif_chunk32(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch);
         }
+        if (skip)
+            spatial_restore(L, e0 + k, m);
     }
 }
 
@@ -1075,6 +1083,86 @@ static void tnp_mask(const snn_layer_t *L, int64_t t)
             st(L->out, i, 0);
 }
 
+/* ------------------------------------------------------------------- sparsity masks */
+/* SpQuant-SNN section 4.3 (IntLIF docstring, docs/semantics.md "Sparsity masks").
+ * Spatial (Eq. 21-22): a neuron whose input current |a| <= spatial_level keeps u, v
+ * and does not fire; the update of a chunk runs branch-free, so the skipped neurons'
+ * state is saved before it and put back after. The work saved is downstream: a silent
+ * neuron adds nothing in the next layer's event-driven scatter (as do the channels the
+ * gate switches off). A is a << act_shift + u_bias, so |a| <= level <=> |A - u_bias|
+ * <= level << act_shift. */
+static int spatial_mask(const snn_layer_t *L, int32_t e0, int32_t m, const void *A)
+{
+    const snn_lif_t *p = (const snn_lif_t *)L->p;
+    const int32_t C = L->out->c;
+    const int64_t lim = p->spatial_level * ((int64_t)1 << p->act_shift);
+    int64_t *su = p->spatial_tmp, *sv = su + p->chunk, *skip = sv + p->chunk;
+    int32_t k, c, any = 0;
+    for (k = 0, c = e0 % C; k < m; k++, c = c + 1 == C ? 0 : c + 1) {
+        const int64_t a = (p->wide ? ((const int64_t *)A)[k] : ((const int32_t *)A)[k]) - cget(p->u_bias, p->wide, c);
+        skip[k] = (a < 0 ? -a : a) <= lim;
+        if (skip[k]) {
+            sv[k] = ld(p->v, e0 + k);
+            su[k] = p->u != 0 ? ld(p->u, e0 + k) : 0;
+            any = 1;
+        }
+    }
+    return any;
+}
+
+static void spatial_restore(const snn_layer_t *L, int32_t e0, int32_t m)
+{
+    const snn_lif_t *p = (const snn_lif_t *)L->p;
+    const int64_t *su = p->spatial_tmp, *sv = su + p->chunk, *skip = sv + p->chunk;
+    int32_t k;
+    for (k = 0; k < m; k++)
+        if (skip[k]) {
+            st(p->v, e0 + k, sv[k]);
+            if (p->u != 0)
+                st(p->u, e0 + k, su[k]);
+            st(L->out, e0 + k, 0);
+        }
+}
+
+/* Channel gate (Eq. 23) on the membrane prior (the state before the step): p_c = sum of
+ * channel c's v (values), z = gate_w p, keep_c = z_c >= gate_level[c]. */
+static void gate_prior(const snn_lif_t *p)
+{
+    const int32_t C = p->v->c, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;
+    int64_t *sum = p->gate_tmp, *z = sum + C, *keep = z + C;
+    int32_t i, j;
+    if (p->gate_w == 0)
+        return;
+    for (j = 0; j < C; j++)
+        sum[j] = 0;
+    for (i = 0; i < p->v->n; i++)
+        sum[i % C] += ld(p->v, i) * (coded ? cget(p->level, p->wide, i % C) : 1);
+    for (i = 0; i < C; i++) {
+        z[i] = 0;
+        for (j = 0; j < C; j++)
+            z[i] += p->gate_w[(int64_t)i * C + j] * sum[j];
+        keep[i] = z[i] >= p->gate_level[i];
+    }
+}
+
+/* After the update: the negative mask (v < 0 -> 0, no spike), then the gate's channels. */
+static void masks_after(const snn_layer_t *L)
+{
+    const snn_lif_t *p = (const snn_lif_t *)L->p;
+    const int32_t C = L->out->c;
+    int32_t i;
+    if (p->neg_mask)
+        for (i = 0; i < p->v->n; i++)
+            if (ld(p->v, i) < 0) {
+                st(p->v, i, 0);
+                st(L->out, i, 0);
+            }
+    if (p->gate_w != 0)
+        for (i = 0; i < L->out->n; i++)
+            if (!p->gate_tmp[2 * C + i % C])
+                st(L->out, i, 0);
+}
+
 /* Lava's LIFReset: u = v = 0 before the layer's step t when t % interval == offset. */
 static void periodic_reset(const snn_lif_t *p, int64_t t)
 {
@@ -1089,6 +1177,7 @@ static void lif_layer(const snn_layer_t *L, int64_t t)
 {
     periodic_reset((const snn_lif_t *)L->p, t);
     tnp_start((const snn_lif_t *)L->p, t);
+    gate_prior((const snn_lif_t *)L->p);
     if (L->n_syn == 0) {
         lif_span(L, 0, L->out->n);
     } else {
@@ -1104,6 +1193,7 @@ static void lif_layer(const snn_layer_t *L, int64_t t)
             }
         }
     }
+    masks_after(L);
     tnp_mask(L, t);
 }
 

@@ -286,7 +286,20 @@ class IntLIF(Node):
         for t >= P:                     s = s & keep    (state updates as without pruning)
 
     (``prune_level`` per channel like the threshold; a neuron with TNP has no periodic
-    reset.)"""
+    reset.)
+
+    SpQuant-SNN's sparsity masks (section 4.3; docs/semantics.md "Sparsity masks"), with
+    u0, v0 the state before the step and a the input current (before act_shift)::
+
+        spatial (spatial_level >= 0, Eq. 21-22): where |a| <= spatial_level the neuron is
+            skipped: u, v = u0, v0 and s = 0
+        negative (neg_mask, Eq. 19-20):  n = v < 0;  v = where(n, 0, v);  s = s & ~n
+        channel (gate_weight (C, C) non-empty, Eq. 23):  p_c = sum over the positions of
+            channel c of the membrane prior v0;  z = gate_weight @ p;
+            s = s & (z_c >= gate_level_c) per channel
+
+    applied in this order after the update, before the TNP mask (``spatial_level`` = -1,
+    ``neg_mask`` False and an empty ``gate_weight``: no mask)."""
 
     level: ClassVar[str] = "int"
     du: int = DECAY_ONE
@@ -310,6 +323,10 @@ class IntLIF(Node):
     u_bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     presim: int = 0
     prune_level: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    neg_mask: bool = False       # SpQuant Eq. 19-20: negative membrane -> 0, its spike disabled
+    spatial_level: int = -1      # SpQuant Eq. 21-22: skip neurons with |a| <= this (-1: off)
+    gate_weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # Eq. 23 (C, C); empty: off
+    gate_level: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))  # keep channel c: z_c >= this
 
 
 NEURONS = ("LIF", "IntLIF")

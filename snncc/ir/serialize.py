@@ -16,8 +16,8 @@ from .graph import Graph
 from .nodes import KINDS
 
 FORMAT = "snncc-ir"
-VERSION = 2          # 2: IntLIF.u_bias (version 1 files read with u_bias = 0)
-READS = (1, 2)
+VERSION = 3          # 2: IntLIF.u_bias (version 1 files read with u_bias = 0); 3: IntLIF sparsity masks (older: none)
+READS = (1, 2, 3)
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 

@@ -24,6 +24,11 @@ def _chan(a: np.ndarray, ndim: int) -> np.ndarray:
     return a.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def _chan_mask(m: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-sample, per-channel (N, C) mask broadcast over the positions of (N, C, ...)."""
+    return m.reshape(m.shape + (1,) * (ndim - 2))
+
+
 class NeuronState:
     """u, v of one IntLIF layer for a batch: the reference neuron (docs/semantics.md)."""
 
@@ -36,6 +41,7 @@ class NeuronState:
         self.rv, self.level = _chan(op.reset_value, nd), _chan(op.state_level, nd)
         self.u_bias = _chan(op.u_bias, nd)
         self.keep: np.ndarray | None = None  # TNP: the neurons left firing after the presimulation
+        self.masked: dict[str, np.ndarray] = {}  # the sparsity masks of the last step (True: masked)
         self._work: tuple[np.ndarray, np.ndarray] | None = None  # temporaries of a step
 
     def _scratch(self) -> tuple[np.ndarray, np.ndarray]:
@@ -54,6 +60,9 @@ class NeuronState:
             self.keep = self.v > _chan(op.prune_level, self.v.ndim)
             self.u = np.zeros_like(self.u)
             self.v = np.broadcast_to(_chan(op.v_init, self.v.ndim), self.v.shape).astype(np.int64)
+        u0, v0 = self.u, self.v  # the previous state: never written in place below
+        self.a = a  # the step's input current (read by the spatial mask's calibration and the report)
+        gate = K.channel_gate(v0, op.gate_weight, op.gate_level) if op.gate_weight.size else None  # on the prior
         scratch = self._scratch()
         u = a << op.act_shift
         if op.du != DECAY_ONE:
@@ -78,9 +87,32 @@ class NeuronState:
             s = np.zeros(v.shape, bool)
             v = v.copy()
         self.v = K.state_quant(v, self.level, op.state_quant)
+        s = self._masks(a, u0, v0, s, gate)
         if self.keep is not None:
             s = s & self.keep
         return s.astype(np.int64)
+
+    def _masks(self, a, u0, v0, s, gate) -> np.ndarray:
+        """SpQuant-SNN's masks after the update (IntLIF docstring, docs/semantics.md):
+        spatial (skipped neurons keep u0, v0 and do not fire), negative, and the channel
+        gate ``gate`` (N, C) computed on the membrane prior v0."""
+        op = self.op
+        self.masked = {}
+        if op.spatial_level >= 0:
+            skip = np.abs(a) <= op.spatial_level
+            self.u, self.v = np.where(skip, u0, self.u), np.where(skip, v0, self.v)
+            s = s & ~skip
+            self.masked["spatial"] = skip
+        if op.neg_mask:
+            neg = self.v < 0
+            self.v = np.where(neg, 0, self.v)
+            s = s & ~neg
+            self.masked["neg"] = neg
+        if gate is not None:
+            off = ~gate  # (N, C)
+            s = s & ~_chan_mask(off, s.ndim)
+            self.masked["channel"] = off
+        return s
 
 
 # ----------------------------------------------------------------------- state bounds
@@ -163,6 +195,43 @@ def _tnp_problems(name: str, op, shape) -> list[str]:
     if p and getattr(op, "reset_interval", 0):
         errs.append(f"{name}: test-time neuron pruning (presim={p}) and a periodic reset (reset_interval="
                     f"{op.reset_interval}) do not combine: a streamed sample has no presimulation")
+    return errs
+
+
+def mask_label(op) -> str:
+    """The sparsity masks of an IntLIF in words ('' for none)."""
+    parts = (["negative"] if op.neg_mask else []) + (
+        [f"spatial |a|<={op.spatial_level}"] if op.spatial_level >= 0 else []) + (
+        [f"channel gate {op.gate_weight.shape[0]}x{op.gate_weight.shape[1]}"] if op.gate_weight.size else [])
+    return ", ".join(parts)
+
+
+def masks_of(op) -> str:
+    """The sparsity masks of any node in words ('' for none, and for every non-IntLIF)."""
+    return mask_label(op) if getattr(op, "kind", "") == "IntLIF" else ""
+
+
+def mask_problems(name: str, op, shape) -> list[str]:
+    """SpQuant-SNN's sparsity mask fields (IntLIF docstring): types, shapes, no mask on a
+    readout, and the channel gate's sums exact in int64 (|z| < 2^62)."""
+    errs = []
+    if not isinstance(op.neg_mask, (bool, np.bool_)):
+        errs.append(f"{name}: neg_mask={op.neg_mask!r} must be true or false")
+    sl = op.spatial_level
+    if not isinstance(sl, (int, np.integer)) or isinstance(sl, bool) or sl < -1:
+        errs.append(f"{name}: spatial_level={sl!r} must be an integer >= 0 (|a| <= it is skipped) or -1 (off)")
+    g, lv, c = np.asarray(op.gate_weight), np.asarray(op.gate_level), shape[0]
+    if g.dtype != np.int64 or lv.dtype != np.int64:
+        errs.append(f"{name}: gate_weight and gate_level must be int64, got {g.dtype} and {lv.dtype}")
+    if g.size and (g.shape != (c, c) or lv.ndim != 1 or lv.shape[0] not in (1, c)):
+        errs.append(f"{name}: channel gate weight {g.shape} / level {lv.shape}: expected ({c}, {c}) and (1,) or ({c},)")
+    elif g.size and g.dtype == np.int64:
+        per = int(np.prod(shape[1:], dtype=np.int64)) << (op.v_bits - 1)
+        if int(np.abs(g).sum(1).max()) * per >= 1 << 62:
+            errs.append(f"{name}: channel gate sums may reach {int(np.abs(g).sum(1).max()) * per}: beyond 2^62 "
+                        "(int64 exactness); use smaller gate weights or fewer membrane bits")
+    if not op.fires and (op.neg_mask or sl >= 0 or g.size):
+        errs.append(f"{name}: a readout (no firing) takes no sparsity mask: its membrane is the network output")
     return errs
 
 
@@ -322,7 +391,7 @@ class IntLIFOp(OpDef):
                         f"(0: no periodic reset) and 0 <= reset_offset < reset_interval (0 when there is none)")
         if op.prune_level.dtype != np.int64:
             errs.append(f"{name}: prune_level must be int64, got {op.prune_level.dtype}")
-        return errs + _tnp_problems(name, op, shape)
+        return errs + _tnp_problems(name, op, shape) + mask_problems(name, op, shape)
 
     def state_bits(self, op) -> int:
         """Bits of state per neuron (SpQuant-SNN Eq. 28's u_p): v (ternary 2, binary 1),
@@ -336,6 +405,7 @@ class IntLIFOp(OpDef):
         consts += op.state_level.size if op.state_quant != "none" else 0
         consts += op.u_bias.size if op.u_bias.any() else 0
         consts += op.prune_level.size if op.presim else 0
+        consts += op.gate_weight.size + op.gate_level.size if op.gate_weight.size else 0
         return {"params": int(consts), "bits": op.v_bits, "size_bits": int(consts) * op.v_bits + 2 * 12,
                 "neurons": n, "state_bits": self.state_bits(op)}
 
@@ -348,7 +418,8 @@ class IntLIFOp(OpDef):
                 "v_overflow": op.v_overflow, "fires": op.fires, "scale": value_range(op.scale),
                 "reset_interval": op.reset_interval, "reset_offset": op.reset_offset,
                 "u_bias": value_range(op.u_bias), "presim": op.presim,
-                "prune_level": value_range(op.prune_level) if op.presim else "-"}
+                "prune_level": value_range(op.prune_level) if op.presim else "-",
+                "masks": mask_label(op)}
 
     def describe(self, r):
         return (f"thr {r['threshold']} bias {r['bias']}" + (f" u_bias {r['u_bias']}" if r["u_bias"] != "0" else "")
@@ -359,4 +430,5 @@ class IntLIFOp(OpDef):
                 + (f" state {r['state_quant']} L={r['state_level']}" if r["state_quant"] != "none" else "")
                 + (f" u=v=0 at t%{r['reset_interval']}=={r['reset_offset']}" if r["reset_interval"] else "")
                 + (f" TNP: keep v>{r['prune_level']} at t={r['presim']}" if r.get("presim") else "")
+                + (f" masks: {r['masks']}" if r.get("masks") else "")
                 + ("" if r["fires"] else " READOUT (no firing; v is the output)"))

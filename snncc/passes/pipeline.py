@@ -14,6 +14,7 @@ from ..ir.verify import check_values, verify
 from .fold import add_readout, apply_state_quant, fold_batchnorm
 from .integerize import fold_neurons, lower_membrane, set_schedule
 from .lava import LAVA_PASSES, latency_reset
+from .masks import apply_masks
 from .quantize import quantize_synapses
 from .tnp import apply_tnp
 
@@ -32,6 +33,7 @@ INTEGER_PASSES: list[tuple[Pass, str]] = [
     (quantize_synapses, "quantized"),
     (fold_neurons, "int"),
     (lower_membrane, "int"),
+    (apply_masks, "int"),  # SpQuant-SNN's sparsity masks (neg_mask, spatial_sparsity, channel_threshold) only
 ]
 #: every target that takes any integer graph (c, onnx, nir)
 DEFAULT: list[tuple[Pass, str]] = FLOAT_PASSES + INTEGER_PASSES + [

@@ -141,3 +141,11 @@ def state_quant(v: np.ndarray, level: np.ndarray, kind: str) -> np.ndarray:
     if kind == "ternary":
         q = q - (2 * v <= -level).astype(np.int64)
     return q * level
+
+
+def channel_gate(v: np.ndarray, weight: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """SpQuant-SNN Eq. 23 in integers: keep[n, c] = sum_j weight[c, j] p[n, j] >= level[c],
+    p[n, j] the sum of channel j of v (N, C, ...) over its positions (True: kept)."""
+    p = v.reshape(v.shape[0], v.shape[1], -1).sum(-1)
+    z = (p[:, None, :] * weight[None]).sum(-1)
+    return z >= level.reshape(1, -1)

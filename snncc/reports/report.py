@@ -64,16 +64,74 @@ def measure_ops(graph: Graph, x: np.ndarray, chunk: int = 64, progress: bool = T
     for name, ev in events.items():
         ops[name]["acs" if binary[name] else "macs"] = ev / n
     for rec in ops.values():
-        if "spikes" in rec:
-            rec["spikes"] /= n
+        for k in ("spikes", "skipped_updates", "gated_channel_steps", "neg_masked"):
+            if k in rec:
+                rec[k] /= n
+        if "skipped_updates" in rec:  # a skipped update is no update: the dense count minus the skipped
+            rec["neuron_updates"] -= rec["skipped_updates"]
     return ops
+
+
+def _kernel_area(graph: Graph, name: str) -> int:
+    """k^l x k^l of SpQuant-SNN Eq. 30: the largest kernel area of the synapses feeding a
+    neuron layer (through an Add too); 1 for dense synapses."""
+    best = 1
+    for s in graph.inputs(name):
+        op = graph.node(s)
+        if op_def(op).role == "synapse" and getattr(op, "weight", np.zeros(0)).ndim == 4:
+            best = max(best, int(op.weight.shape[2] * op.weight.shape[3]))
+        elif op_def(op).role == "add":
+            best = max(best, _kernel_area(graph, s))
+    return best
+
+
+def eq30_rows(graph: Graph, rows: list[dict], steps: int) -> dict:
+    """SpQuant-SNN Eq. 30 per spiking layer from the measured masks, beside the dense
+    count (S_c = S_p = 0): 2 C (1 - S_c) W H k^2 + T B C (1 - S_c) W H (1 - S_p), B = 1
+    (per sample). S_p = measured share of skipped neuron updates; S_c = measured share of
+    switched-off channel-steps."""
+    out, total_d, total_s = {}, 0.0, 0.0
+    for r in rows:
+        if r["op"] != "IntLIF" or "skipped_updates" not in r or not graph.node(r["layer"]).fires:
+            continue
+        c, area = r["shape"][0], int(np.prod(r["shape"][1:]))
+        sp = r["skipped_updates"] / (c * area * steps)
+        sc = r["gated_channel_steps"] / (c * steps)
+        k2 = _kernel_area(graph, r["layer"])
+        dense = 2 * c * area * k2 + steps * c * area
+        sparse = 2 * c * (1 - sc) * area * k2 + steps * c * (1 - sc) * area * (1 - sp)
+        r.update(spatial_sparsity=sp, channel_sparsity=sc, eq30_dense=dense, eq30_sparse=sparse)
+        out[r["layer"]] = {"S_p": sp, "S_c": sc, "k2": k2, "dense": dense, "sparse": sparse}
+        total_d, total_s = total_d + dense, total_s + sparse
+    return {"layers": out, "dense_per_sample": total_d, "sparse_per_sample": total_s,
+            "reduction": total_d / total_s if total_s else None,
+            "method": "SpQuant-SNN Eq. 30 with B = 1, S_c and S_p measured with the reference interpreter "
+                      "(S_p: skipped neuron updates / all; S_c: switched-off channel-steps / all)"}
+
+
+def run_measuring_masks(graph: Graph, x: np.ndarray) -> tuple[dict, dict[str, dict[str, float]]]:
+    """``interpreter.run`` step by step, also counting, per neuron layer, the updates the
+    spatial mask skipped, the neurons the negative mask cleared and the channel-steps the
+    channel gate switched off (summed over samples and steps)."""
+    from ..reference import interpreter as R
+
+    xs = R.prepare_input(graph, x)
+    sim = R.Simulation(graph, xs.shape[0])
+    pieces, masked = [], {}
+    for t in range(xs.shape[1]):
+        pieces.append(sim.advance(xs[:, t:t + 1]))
+        for name, st in sim.states.items():
+            rec = masked.setdefault(name, {"spatial": 0.0, "neg": 0.0, "channel": 0.0})
+            for k, m in st.masked.items():
+                rec[k] += float(m.sum())
+    return {k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]}, masked
 
 
 def _count_ops(graph: Graph, x: np.ndarray, ops: dict, events: dict, binary: dict) -> None:
     """Add one chunk's counts: spikes and events summed (divided by N at the end)."""
     from ..reference import interpreter as R
 
-    res = R.run(graph, x)
+    res, masked = run_measuring_masks(graph, x)
     n, t_steps = res["output"].shape[:2]
     shapes = graph.shapes()
     acts = {graph.input_name: R.prepare_input(graph, x)}
@@ -82,8 +140,13 @@ def _count_ops(graph: Graph, x: np.ndarray, ops: dict, events: dict, binary: dic
         if d.role == "neuron":
             acts[name] = res.get(name, np.zeros((n, t_steps) + shapes[name], np.int64))
             rec = ops.setdefault(name, {"neuron_updates": float(np.prod(acts[name].shape[2:]) * t_steps),
-                                        "spikes": 0.0})
+                                        "spikes": 0.0, "skipped_updates": 0.0, "gated_channel_steps": 0.0,
+                                        "neg_masked": 0.0})
             rec["spikes"] += float(acts[name].sum())
+            m = masked.get(name, {})
+            rec["skipped_updates"] += m.get("spatial", 0.0)
+            rec["gated_channel_steps"] += m.get("channel", 0.0)
+            rec["neg_masked"] += m.get("neg", 0.0)
             continue
         ins = [acts.get(s) for s in graph.inputs(name)]
         if d.role == "input" or not ins or any(a is None for a in ins):
@@ -140,6 +203,10 @@ def build_report(graph: Graph, x: np.ndarray | None = None, input_desc: str = ""
                              "snn_uj_per_sample": energy_pj(k, macs, acs, upd, spk) / 1e6}
                          for k, m in MODELS.items()}
         rep["energy"]["45nm_fp32"]["ann_uj_per_sample"] = dense * MODELS["45nm_fp32"]["mac"] / 1e6
+        rep["eq30"] = eq30 = eq30_rows(graph, rows, rep["steps"])
+        eq30["energy_uj_per_sample"] = {k: {"dense": eq30["dense_per_sample"] * m["ac"] / 1e6,
+                                            "sparse": eq30["sparse_per_sample"] * m["ac"] / 1e6}
+                                        for k, m in MODELS.items() if "ac" in m}
     return rep
 
 
@@ -176,9 +243,24 @@ def format_report(rep: dict) -> str:
             extra = f"   (ANN: {e['ann_uj_per_sample']:.3f} uJ)" if "ann_uj_per_sample" in e else ""
             lines.append(f"  {e['title']:<52} {e['snn_uj_per_sample']:.4f} uJ{extra}")
         lines.append("  sources: " + "; ".join(e["source"] for e in rep["energy"].values()))
+        lines += _format_eq30(rep["eq30"])
     else:
         lines.append("operations and energy: not measured (give --input x.npy or --dataset NAME:N)")
     return "\n".join(lines)
+
+
+def _format_eq30(eq: dict) -> list[str]:
+    """The SpQuant-SNN Eq. 30 lines: per layer S_c, S_p, dense and sparse ops; totals, energy."""
+    lines = ["SpQuant-SNN Eq. 30 operations per sample (integer ops; S_c, S_p measured):",
+             f"  {'layer':<16}{'S_c':>7}{'S_p':>7}{'k^2':>5}{'dense':>12}{'sparse':>12}"]
+    for name, r in eq["layers"].items():
+        lines.append(f"  {name[:15]:<16}{r['S_c']:>7.3f}{r['S_p']:>7.3f}{r['k2']:>5}{r['dense']:>12.4g}"
+                     f"{r['sparse']:>12.4g}")
+    red = f"{eq['reduction']:.2f}x" if eq["reduction"] else "-"
+    lines.append(f"  total {eq['dense_per_sample']:.4g} dense, {eq['sparse_per_sample']:.4g} sparse ({red} fewer); "
+                 "energy at E_AC per op: " + ", ".join(f"{k} {e['sparse']:.4f} uJ (dense {e['dense']:.4f})"
+                                                       for k, e in eq["energy_uj_per_sample"].items()))
+    return lines
 
 
 def _fmt(v) -> str:

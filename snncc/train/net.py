@@ -56,7 +56,7 @@ def plain_copy(model: nn.Module) -> nn.Module:
     for x in m.modules():
         if isinstance(x, QuantLIF):
             x.__class__ = snn.LIF
-        for k in ("_qat", "_vi"):
+        for k in ("_qat", "_vi", "_spq", "_spq_name"):
             x.__dict__.pop(k, None)
         x._forward_hooks.clear()  # the trainer's shortcut hooks
     snn.reset(m)

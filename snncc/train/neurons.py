@@ -94,8 +94,9 @@ class QuantLIF(LIF):
         thr_i = (theta_steps * (1 << q["act_shift"])).double()
         v_f = q["beta"] * self.v + x
         with torch.no_grad():
+            xi = round_half_away(x.double() / sigma)
             vi = torch.trunc(self._vi * (DECAY_ONE - q["dv"]) / DECAY_ONE)
-            vi = _overflow(vi + round_half_away(x.double() / sigma) * (1 << q["act_shift"]), q)
+            vi = _overflow(vi + xi * (1 << q["act_shift"]), q)
             fired = vi > thr_i
         v = v_f + ((vi * unit).to(v_f.dtype) - v_f).detach()
         s = _Spike.apply(v, theta_q, fired, self.slope, q["gpw"])
@@ -107,6 +108,8 @@ class QuantLIF(LIF):
             vi = vi - fired * thr_i
         if self.state_quant is not None:
             v, vi = self._state_quant(v, vi, theta_q, thr_i, unit, q)
+        if getattr(self, "_spq", None) is not None:  # SpQuant-SNN's sparsity masks (snncc.train.masks)
+            v, vi, s = self._spq.apply(self, xi, (self.v, self._vi), (v, vi), s, thr_i)
         self.v, self._vi = v, vi
         return s
 

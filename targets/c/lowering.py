@@ -253,8 +253,23 @@ def lif(p, name: str, op) -> None:
               *_consts(p, op, p.shapes[name][0], wide),
               ("u", "&" + lf["u"]["cname"] if lf["u"] else "0"), ("v", "&" + lf["v"]["cname"]),
               ("reset_interval", int(op.reset_interval)), ("reset_offset", int(op.reset_offset)),
-              ("chunk", LIF_CHUNK), ("tmp", p.scratch(L, "tmp", 4 * LIF_CHUNK * (8 if wide else 4))), *tnp]
+              ("chunk", LIF_CHUNK), ("tmp", p.scratch(L, "tmp", 4 * LIF_CHUNK * (8 if wide else 4))), *tnp,
+              *_masks(p, name, op, L)]
     L["p"] = p.struct("snn_lif_t", f"{L['cname']}_p", fields)
+
+
+def _masks(p, name: str, op, L) -> list[tuple[str, object]]:
+    """SpQuant-SNN's sparsity masks (snncc_rt.c, "sparsity masks"): the negative mask, the
+    spatial level (with a chunk's saved state in scratch) and the channel gate (int64
+    weights and levels; scratch for the per-channel sums and the kept channels)."""
+    ch = p.shapes[name][0]
+    _check(-1 <= op.spatial_level < 1 << 62, f"{name}: spatial_level {op.spatial_level} must be -1..2^62-1")
+    gate = op.gate_weight.size > 0
+    return [("neg_mask", int(op.neg_mask)), ("spatial_level", c_int(int(op.spatial_level))),
+            ("spatial_tmp", p.scratch(L, "spatial", 3 * 8 * LIF_CHUNK) if op.spatial_level >= 0 else "0"),
+            ("gate_w", p.const(op.gate_weight, True) if gate else "0"),
+            ("gate_level", p.const(np.broadcast_to(op.gate_level, (ch,)), True) if gate else "0"),
+            ("gate_tmp", p.scratch(L, "gate", 3 * 8 * ch) if gate else "0")]
 
 
 #: IR kind -> its lowering (the runtime's kernel is emitter.KIND_ENUM[kind])

@@ -28,6 +28,7 @@ from ...errors import BitWidthError
 from ...ir.bounds import Bounds
 from ...ir.graph import Graph
 from ...ir.nodes import DECAY_ONE, IntLIF
+from ...ops.neurons import masks_of
 from ...ops import op_def, role
 
 LIMITS = tomllib.loads((Path(__file__).resolve().parents[1] / "hw" / "loihi2.toml").read_text())
@@ -298,6 +299,9 @@ class _Findings:
         if op.presim:
             self.block(name, f"test-time neuron pruning (presim={op.presim}): Lava's LIF has no per-neuron output "
                              "mask and no restart at a given step; compile for c or onnx, or without --tnp")
+        if masks_of(op):
+            self.block(name, f"SpQuant-SNN sparsity masks ({masks_of(op)}): Lava's LIF has no input skip, no "
+                             "per-neuron or per-channel output mask; compile for c or onnx, or without the masks")
         for msg in lif_hw_problems(_label(g, name), op):
             self.out.append(("simulation only" if "simulation only" in msg else "hardware", msg))
         if lif_form(op) is not None and lif_form(op, self.bounds[src], self.steps) is None:

@@ -36,6 +36,7 @@ from ...errors import BitWidthError
 from ...frontends.netx import READOUT_VTH
 from ...ir.graph import Graph
 from ...ops import role
+from ...ops.neurons import masks_of
 from ...passes.pipeline import LAVA, LAVA_CONFIG_DEFAULTS, LAVA_CONFIG_FORCED
 
 FILE = "network.net"
@@ -296,6 +297,9 @@ def emit(graph: Graph, out_dir) -> list[Path]:
     layers, errs = _chain(graph)
     errs += [f"layer '{n}': test-time neuron pruning (presim={op.presim}) has no netx form (a CUBA neuron has no "
              "output mask): compile without --tnp" for n, op in graph.items() if getattr(op, "presim", 0)]
+    errs += [f"layer '{n}': SpQuant-SNN sparsity masks ({masks_of(op)}) have no netx form (a CUBA neuron has no "
+             "input skip or output mask): compile for c or onnx, or without the masks"
+             for n, op in graph.items() if masks_of(op)]
     reset, reset_errs = _reset_form(graph, layers) if not errs else (None, [])
     errs += reset_errs
     if errs:

@@ -29,6 +29,7 @@ from ...errors import SnnccError, UnsupportedLayerError
 from ...frontends.nir import DT
 from ...ir.graph import Graph
 from ...ops import role
+from ...ops.neurons import masks_of
 
 BIT_EXACT = False  # `snncc verify` skips targets that say so (NIR is a float format)
 NEEDS_FLOAT = True  # the float graph is what NIR holds
@@ -300,9 +301,10 @@ def _refuse_conversion(graph: Graph, float_graph: Graph) -> None:
            "spikes" for n, op in float_graph.items() if getattr(op, "spike_value", 1.0) != 1.0]
     bad += [f"'{n}': test-time neuron pruning (presim={op.presim})" for n, op in graph.items()
             if getattr(op, "presim", 0)]
+    bad += [f"'{n}': SpQuant-SNN sparsity masks ({masks_of(op)})" for n, op in graph.items() if masks_of(op)]
     if bad:
         raise UnsupportedLayerError("the nir target cannot express this model:\n" + "\n".join(f"  - {b}" for b in bad)
-                                    + "\n  (compile a converted ANN or a TNP model for c or onnx)")
+                                    + "\n  (compile a converted ANN, a TNP or a masked model for c or onnx)")
 
 
 def simulate(out_dir, x, probe_state: bool = False, **kw):

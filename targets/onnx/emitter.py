@@ -471,7 +471,9 @@ class _Model:
         if op.presim:
             v_in, u_in, keep = self._tnp_start(n, op, v_in, u_in, nd)
         step.state = self.state_bounds(n)
+        gate = self._gate_prior(n, op, v_in) if op.gate_weight.size else None
         s, v, u = step.neuron(op, step.vals[ins[0]], v_in, u_in, nd)
+        s, v, u = self._masks(op, step.vals[ins[0]], (v_in, u_in), (s, v, u), gate, nd)
         if keep is not None:  # TNP: only the kept neurons' spikes leave the layer
             s = body.op("And", [s, body.op("Cast", [keep], "keep.bool", to=BOOL)], "tnp.spikes")
         step.set(n, s, BOOL)
@@ -480,6 +482,39 @@ class _Model:
         self.new_state[self.st_names[(n, "v")]] = v
         if op.du != DECAY_ONE:
             self.new_state[self.st_names[(n, "u")]] = u
+
+    def _gate_prior(self, n, op, v_in):
+        """Channel gate (SpQuant-SNN Eq. 23) on the membrane prior v_in: keep (N, C, 1...)
+        bool = gate_weight @ (sum of each channel's v) >= gate_level (int64 MatMuls: an
+        int64 ReduceSum rounds beyond 2^53)."""
+        body, shape = self.body, self.shapes[n]
+        c, hw = shape[0], int(np.prod(shape[1:], dtype=np.int64))
+        flat = body.op("Reshape", [v_in, body.i64([0, c, hw], "gate.flat_shape")], "gate.flat")
+        p = body.op("Reshape", [body.op("MatMul", [flat, body.i64(np.ones((hw, 1)), "ones")], "gate.sum"),
+                                body.i64([0, c], "gate.sum_shape")], "gate.prior")
+        z = body.op("MatMul", [p, body.i64(np.ascontiguousarray(op.gate_weight.T), "gate_weight")], "gate.z")
+        keep = body.op("GreaterOrEqual", [z, body.i64(np.broadcast_to(op.gate_level, (c,)).reshape(1, c),
+                                                      "gate_level")], "gate.keep")
+        return body.op("Reshape", [keep, body.i64([0, c] + [1] * (len(shape) - 1), "gate.keep_shape")], "gate.mask")
+
+    def _masks(self, op, a, prior, new, gate, nd):
+        """SpQuant-SNN's masks after the update (IntLIF): spatial (|a| <= level keeps the
+        prior state, no spike), negative (v < 0 -> 0, no spike), the channel gate."""
+        body, (v_in, u_in), (s, v, u) = self.body, prior, new
+        if op.spatial_level >= 0:
+            skip = body.op("LessOrEqual", [body.op("Abs", [self.step.cast(a, I64)], "spatial.abs"),
+                                           body.i64(op.spatial_level, "spatial_level")], "spatial.skip")
+            v = body.op("Where", [skip, v_in, v], "spatial.v")
+            if u_in is not None:
+                u = body.op("Where", [skip, u_in, u], "spatial.u")
+            s = body.op("And", [s, body.op("Not", [skip], "spatial.keep")], "spatial.spikes")
+        if op.neg_mask:
+            neg = body.op("Less", [v, body.i64(0, "zero")], "neg.mask")
+            v = body.op("Where", [neg, body.i64(0, "zero"), v], "neg.v")
+            s = body.op("And", [s, body.op("Not", [neg], "neg.keep")], "neg.spikes")
+        if gate is not None:
+            s = body.op("And", [s, gate], "gate.spikes")
+        return s, v, u
 
     def _tnp_start(self, n, op, v_in, u_in, nd):
         """TNP at t == presim, before integrating: keep = v > prune_level, u = 0, v = v_init

@@ -1,0 +1,144 @@
+"""SpQuant-SNN's sparsity masks in training (section 4.3), as a ``SpQuantTrainer`` hook.
+
+``SparsityMasks(neg_mask, spatial_sparsity, channel_threshold, gate_penalty)`` runs the
+masks of the compiled model (docs/semantics.md, "Sparsity masks") inside every
+:class:`snncc.train.neurons.QuantLIF` on the integer membrane, in the reference order
+(spatial, negative, channel gate), with the paper's gradient treatment: a mask multiplies
+(Eq. 20, 22), so no gradient flows through a masked spike or membrane; a skipped neuron
+keeps its prior state, and the gradient flows to it.
+
+* spatial (Eq. 21-22): per sample and step the layer's k-th smallest |a| (k = ceil(ratio
+  x C H W), ``torch.kthvalue`` as in the paper) is the level; the compiled model fixes one
+  level per layer instead (``apply_masks`` calibrates it on ``mask_calib``);
+* channel gate (Eq. 23): a learned point-wise path W (C, C), b (C,) on the mean membrane
+  prior in thresholds, two-way softmax (on: W m + b, off: 0) thresholded at theta. The
+  forward pass uses the exact integer gate of the compiled model (weights rounded to
+  integers G = round(2^16 W / thr_j), level = ceil(H W 2^16 (ln(theta / (1 - theta)) - b)));
+  the backward pass the sigmoid of the float logit (straight-through), plus a penalty
+  ``gate_penalty`` x mean(sigmoid) that pushes channels off. :meth:`save_gates` writes the
+  integers for the compiler (``channel_gates = "FILE.npz"``).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+GATE_BITS = 16  # fractional bits of the integer gate weights
+
+
+class SparsityMasks:
+    """A trainer hook (``setup``, ``parameters``, ``loss``, ``compile_options``)."""
+
+    def __init__(self, neg_mask: bool = True, spatial_sparsity: float = 0.0, channel_threshold: float = 0.0,
+                 gate_penalty: float = 0.0, gate_init: float = 2.0, gate_gain: float = 1.0) -> None:
+        """``gate_gain`` k: the gate's logit is k (W' m + b') with the trained W', b' (an
+        effective learning rate k times the trainer's for the gates under Adam)."""
+        from ..config import CompileConfig
+
+        CompileConfig(neg_mask=neg_mask, spatial_sparsity=spatial_sparsity, channel_threshold=channel_threshold)
+        self.neg, self.ratio, self.theta = bool(neg_mask), float(spatial_sparsity), float(channel_threshold)
+        self.penalty, self.gate_init, self.gain = float(gate_penalty), float(gate_init), float(gate_gain)
+        self.gates = nn.ModuleDict()
+        self.soft: list[torch.Tensor] = []
+        self.thr: dict[str, torch.Tensor] = {}
+        self.hw: dict[str, int] = {}
+
+    def setup(self, trainer) -> None:
+        from .neurons import QuantLIF
+
+        self.trainer = trainer
+        mods = {n: m for n, m in trainer.net.model.named_modules() if isinstance(m, QuantLIF)}
+        shapes, handles = {}, []
+        for n, m in mods.items():
+            m._spq, m._spq_name = None, n
+            handles.append(m.register_forward_hook(
+                lambda mod, i, o, n=n: shapes.setdefault(n, tuple(i[0].shape[1:])) and None))
+        with torch.no_grad():
+            trainer.net(torch.zeros((1,) + tuple(trainer.input_shape), device=trainer.device))
+        for h in handles:
+            h.remove()
+        for n, m in mods.items():
+            m._spq = self
+            if self.theta and len(shapes[n]) == 3:
+                c = shapes[n][0]
+                g = nn.Linear(c, c).to(trainer.device).double()
+                nn.init.zeros_(g.weight)
+                nn.init.constant_(g.bias, self.gate_init / self.gain)
+                self.gates[n.replace(".", "_")] = g
+        self.names = {n.replace(".", "_"): n for n in mods}
+
+    def parameters(self):
+        return list(self.gates.parameters())
+
+    def loss(self, trainer, out, y):
+        soft, self.soft = self.soft, []
+        if not soft or not self.penalty:
+            return 0.0
+        return self.penalty * torch.stack([s.mean() for s in soft]).mean().to(out.dtype)
+
+    def compile_options(self, gates_file: str | None = None) -> dict:
+        return {"neg_mask": self.neg, "spatial_sparsity": self.ratio,
+                **({"channel_gates": gates_file} if gates_file else {"channel_threshold": self.theta})}
+
+    # ---- inside QuantLIF.forward
+    def apply(self, mod, xi, prior, new, s, thr_i):
+        """(v, vi, s) after the masks; ``xi`` the integer input, ``prior`` (v, vi) before
+        the step, ``new`` (v, vi) after it, ``thr_i`` the integer threshold."""
+        (v0, vi0), (v, vi) = prior, new
+        conv = xi.dim() == 4
+        if self.ratio and conv:
+            a = xi.abs().flatten(1)
+            k = max(1, math.ceil(self.ratio * a.shape[1]))
+            level = a.kthvalue(k, dim=1).values.reshape(-1, 1, 1, 1)
+            skip = xi.abs() <= level
+            v, vi = torch.where(skip, v0, v), torch.where(skip, vi0, vi)
+            s = s * (~skip).to(s.dtype)
+        if self.neg:
+            neg = vi < 0
+            v, vi = v * (~neg).to(v.dtype), torch.where(neg, torch.zeros_like(vi), vi)
+            s = s * (~neg).to(s.dtype)
+        key = mod._spq_name.replace(".", "_")
+        if key in self.gates:
+            s = s * self._gate(key, vi0, thr_i).to(s.dtype)
+        return v, vi, s
+
+    def _gate(self, key: str, vi0: torch.Tensor, thr_i: torch.Tensor) -> torch.Tensor:
+        """The integer gate's hard decision with the float sigmoid's gradient, (N, C, 1, 1)."""
+        g = self.gates[key]
+        c, hw = vi0.shape[1], vi0.shape[2] * vi0.shape[3]
+        thr = thr_i.reshape(-1).expand(c).double()
+        self.thr[key], self.hw[key] = thr.detach(), hw
+        scale = float(1 << GATE_BITS)
+        wf = self.gain * g.weight * scale / thr[None, :]
+        wq = wf + (torch.round(wf) - wf).detach()
+        lf = hw * scale * (math.log(self.theta / (1 - self.theta)) - self.gain * g.bias)
+        lq = lf + (torch.ceil(lf) - lf).detach()
+        p = vi0.double().sum((2, 3))
+        z = p @ wq.T
+        hard = (z >= lq).double()
+        soft = torch.sigmoid((z - lq) / (hw * scale))
+        if torch.is_grad_enabled():
+            self.soft.append(soft)
+        return (hard + soft - soft.detach()).reshape(vi0.shape[0], c, 1, 1)
+
+    def save_gates(self, path: str | Path, theta: float | None = None) -> Path:
+        """The integer gates (``NAME/weight``, ``NAME/level``) for ``channel_gates``, at the
+        trained threshold or at ``theta``."""
+        from ..ir.serialize import write_npz
+
+        arrays = {}
+        scale, theta = float(1 << GATE_BITS), self.theta if theta is None else float(theta)
+        for key, g in self.gates.items():
+            thr = self.thr[key].cpu()
+            w = torch.round(self.gain * g.weight.detach().cpu() * scale / thr[None, :]).numpy().astype(np.int64)
+            c = w.shape[0]
+            b = self.gain * g.bias.detach().cpu().numpy()
+            lv = np.ceil(self.hw[key] * scale * (math.log(theta / (1 - theta)) - b))
+            arrays[f"{self.names[key]}/weight"], arrays[f"{self.names[key]}/level"] = w, lv.astype(np.int64)
+            assert lv.shape == (c,)
+        write_npz(Path(path), arrays)
+        return Path(path)
