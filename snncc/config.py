@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,6 +289,17 @@ def _snnq_hint(keys) -> str:
             + "; docs/conversion.md)") if known else ""
 
 
+#: compile options that name a file: a relative name in a config file is read relative to
+#: that file's folder (so an example's config works from any directory)
+FILE_KEYS = ("channel_gates",)
+
+
+def _files_relative_to(path: str | Path, table: dict) -> dict:
+    base = Path(path).parent
+    return {k: (os.path.relpath(base / v) if k in FILE_KEYS and isinstance(v, str) and v and not Path(v).is_absolute()
+                else v) for k, v in table.items()}
+
+
 def toml_table(path: str | Path, table: str) -> dict:
     """The compile options a TOML file sets: its ``[table]`` if present, else its top-level
     keys (other tables, e.g. ``[bwr]``, are read by their own config). Unknown tables, and
@@ -304,5 +316,5 @@ def toml_table(path: str | Path, table: str) -> dict:
         if loose:
             raise SnnccError(f"config file {path}: key(s) {', '.join(loose)} stand outside any table beside "
                              f"[{table}]; move them into [{table}]")
-        return data[table]
-    return {k: data[k] for k in loose}
+        return _files_relative_to(path, data[table])
+    return _files_relative_to(path, {k: data[k] for k in loose})

@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     hook.save_gates(a.out / "model_s_gates_050.npz", theta=0.5)
     toml = (a.out / "model_s.toml").read_text()
     for k, v in (("neg_mask", "true"), ("spatial_sparsity", str(a.spatial)), ("channel_threshold", "0.0"),
-                 ("channel_gates", '"examples/fashion_mnist/model_s_gates.npz"')):
+                 ("channel_gates", '"model_s_gates.npz"')):
         toml = "\n".join(f"{k} = {v}" if line.startswith(f"{k} = ") else line for line in toml.splitlines()) + "\n"
     (a.out / "model_s.toml").write_text(toml)
     out = {"command": "python examples/fashion_mnist/train_sparse.py " + " ".join(argv if argv is not None

@@ -385,6 +385,10 @@ def _input_layer(st: _Reader, L: _Layer, m: dict) -> None:
     st.cur = st.g.add(m.get("input_name", "input"), IntInput(
         source=m.get("input_source", ""), shape=shape, encoding=enc, bits=int(bits), scale=float(scale)))
     st.shape = shape
+    if enc == "bias":
+        warnings.warn(f"{st.path}: layer 0: the bias drive x << 6 enters the input neurons through u (du = "
+                      f"4096), so v and the spikes are netx's; a state probe's u of this layer holds x << 6 where "
+                      f"lava-dl's bias-driven neuron keeps u = 0 (docs/netx.md)")
     if L.has("neuron"):  # netx's input neuron has no a_in: with a bias drive its u stays 0, and the
         # IR carries the bias x << 6 in u instead (du = 4096: no current memory), so v and s are netx's
         st.neuron(L, m, st.cur, shape, None, **({"du": DECAY_ONE} if enc == "bias" else {}))
