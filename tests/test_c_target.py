@@ -750,3 +750,24 @@ def test_example_memory_is_within_115_percent_of_eq28(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.main(["--keep", str(tmp_path)]) == 0
+
+
+def test_the_runtime_is_compiled_once_and_cached(tmp_path, monkeypatch):
+    """snncc_rt.c is the same in every build: its object is cached by content, compiler and
+    flags; a build from the cache is the same binary; a runtime that does not compile is
+    not cached and its error is shown."""
+    monkeypatch.setenv("SNNCC_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "c"
+    ctarget.emit(_tiny(), out)
+    first = runner.build(out).read_bytes()
+    objs = sorted((tmp_path / "cache" / "c-runtime").glob("*.o"))
+    assert len(objs) == 1
+    assert runner.build(out).read_bytes() == first
+    runner.build(out, extra_cflags=("-DSNNCC_CHECKED",))  # other flags: another object
+    assert len(list((tmp_path / "cache" / "c-runtime").glob("*.o"))) == 2
+    x = np.random.default_rng(0).integers(0, 2, (2, 3, 4))
+    compare(_tiny(), out, x, emit=False)
+    (out / "snncc_rt.c").write_text((out / "snncc_rt.c").read_text() + "\n#error a broken runtime\n")
+    with pytest.raises(SnnccError, match="a broken runtime"):
+        runner.build(out)
+    assert len(list((tmp_path / "cache" / "c-runtime").glob("*.o"))) == 2

@@ -246,3 +246,19 @@ def test_bad_gates_files_and_contradicting_options_are_clear_errors(tmp_path):
         apply_masks(g, CompileConfig(channel_gates=str(tmp_path / "junk.npz")))
     with pytest.raises(SnnccError, match="no spiking conv layer"):
         calibrate_spatial(g, np.array([[3, 2]], I64), 0.35)
+
+
+def test_a_config_files_gates_path_is_read_relative_to_the_file(tmp_path, monkeypatch):
+    """model_s.toml names its gates file beside it: compiling from any directory finds it."""
+    import os
+
+    from snncc.config import toml_table
+
+    d = tmp_path / "cfg"
+    d.mkdir()
+    (d / "m.toml").write_text('[quantization]\nchannel_gates = "g.npz"\nmask_calib = "digits:8"\n')
+    (d / "abs.toml").write_text(f'channel_gates = "{tmp_path / "x.npz"}"\n')
+    monkeypatch.chdir(tmp_path)
+    table = toml_table(d / "m.toml", "quantization")
+    assert table == {"channel_gates": os.path.join("cfg", "g.npz"), "mask_calib": "digits:8"}
+    assert toml_table(d / "abs.toml", "quantization") == {"channel_gates": str(tmp_path / "x.npz")}
