@@ -537,11 +537,11 @@ KERNEL_CASES = {
     "dense_spikes_acc64": lambda: _dense_case("dense_spikes_acc64", 40, "spikes", 1, 5, wbits=32),
     # the gather path (a graded input in a plain array, 8-bit weights): signed 16-bit
     # inputs with strides, dilation, groups and padding; PilotNet's 5x5 stride-2 first
-    # layer with outputs in blocks of 8 and a tail of 4
+    # layer with its outputs in a block of 16 and one of 8
     "conv_gather_signed_groups": lambda: _conv_case("conv_gather_signed_groups", (4, 11, 9), "direct", 8, 12, (3, 3),
                                                     pre_bits=4, stride=(2, 1), dilation=(1, 2), padding=(2, 1),
                                                     groups=2),
-    "conv_gather_o20_stride2": lambda: _conv_case("conv_gather_o20_stride2", (3, 12, 13), "direct", 8, 20, (5, 5),
+    "conv_gather_o24_stride2": lambda: _conv_case("conv_gather_o24_stride2", (3, 12, 13), "direct", 8, 24, (5, 5),
                                                   stride=(2, 2)),
     "maxpool_i64": lambda: _pool_case("maxpool_i64", "max", "direct", 8, 8, dict(kernel=(2, 2), stride=(2, 2)),
                                       pre_bits=30),
@@ -558,7 +558,8 @@ KERNEL_CASES["lif_binary_dense"] = lambda: _lif_case("saturate", "wrap", (40,), 
 
 #: the kernel cases the fast suite compiles (every accumulator type, each layer kind, the
 #: packed-state neurons); the slow suite runs all 50
-FAST_KERNELS = {"add4", "conv_gather_signed_groups", "conv_gather_o20_stride2", "conv_depthwise_3x3", "conv_strided_dilated_groups", "conv_bands_span", "dense_spikes_w3",
+FAST_KERNELS = {"add4", "conv_gather_signed_groups", "conv_gather_o24_stride2", "conv_depthwise_3x3",
+                "conv_strided_dilated_groups", "conv_bands_span", "dense_spikes_w3",
                 "lif_ternary_hw99", "lif_binary_dense", "lif_wrap_lava_wrap_lava", "maxpool_i16", "sumpool_i8_inside"}
 
 

@@ -674,12 +674,13 @@ SNN_DEFINE_CONV_ACC(conv_acc64, conv_event64)
 #undef CONV_EVENT_NOW
 
 /* kernels.conv2d as a gather, for a graded input stored as a plain array (X_T) and 8-bit
- * weights: each output pixel of the tile sums x * W over its taps, 8 outputs at a time
+ * weights: each output pixel of the tile sums x * W over its taps, SNN_GB outputs at a time
  * in local accumulators (kept in registers) that are loaded from and stored to the tile
  * once per pixel; 8-bit inputs times 8-bit weights multiply in int16_t (|x w| <= 255 * 128
  * = 32640), then widen.  Dense graded inputs (images) make almost every tap nonzero, where
  * the scatter's runs (one pixel's outputs, for strides > 1) are short.  Any order of the
  * partial sums is exact: the emitter proves every subset sum fits ACC_T. */
+#define SNN_GB 16 /* outputs per gather block */
 #define SNN_DEFINE_CONV_GATHER(NAME, ACC_T, X_T, P_T)                                       \
     static void NAME(const snn_acc_ctx *q)                                                  \
     {                                                                                       \
@@ -694,10 +695,10 @@ SNN_DEFINE_CONV_ACC(conv_acc64, conv_event64)
             for (ox = q->xlo; ox < q->xhi; ox++) {                                          \
                 ACC_T *restrict arow = (ACC_T *)q->acc + ((oy - q->lo) * (q->xhi - q->xlo) + ox - q->xlo) * O; \
                 for (g = 0; g < s->groups; g++)                                             \
-                    for (ob = 0; ob < og; ob += 8) {                                        \
-                        const int32_t nb = min32(8, og - ob);                               \
-                        ACC_T a[8];                                                         \
-                        for (k = 0; k < 8; k++)                                             \
+                    for (ob = 0; ob < og; ob += SNN_GB) {                                   \
+                        const int32_t nb = min32(SNN_GB, og - ob);                          \
+                        ACC_T a[SNN_GB];                                                    \
+                        for (k = 0; k < SNN_GB; k++)                                        \
                             a[k] = k < nb ? arow[g * og + ob + k] : 0;                      \
                         for (i = 0; i < kh; i++) {                                          \
                             const int32_t iy = oy * s->sh - s->ph + i * s->dh;              \
@@ -715,7 +716,10 @@ SNN_DEFINE_CONV_ACC(conv_acc64, conv_event64)
                                     const P_T xv = (P_T)xp[c];                              \
                                     if (xv == 0)                                            \
                                         continue;                                           \
-                                    if (nb == 8)                                            \
+                                    if (nb == SNN_GB)                                       \
+                                        for (k = 0; k < SNN_GB; k++)                        \
+                                            a[k] = (ACC_T)(a[k] + (P_T)(wp[k] * xv));       \
+                                    else if (nb == 8)                                       \
                                         for (k = 0; k < 8; k++)                             \
                                             a[k] = (ACC_T)(a[k] + (P_T)(wp[k] * xv));       \
                                     else                                                    \
