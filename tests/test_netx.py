@@ -113,6 +113,14 @@ def _s(h, key, value):
     h.create_dataset(key, (1,), "S10", [value.encode("ascii")])
 
 
+def _layer(layers, i: int, kind: str, shape) -> "h5py.Group":
+    """Layer i of a netx file: its group with type and shape."""
+    h = layers.create_group(str(i))
+    _s(h, "type", kind)
+    h.create_dataset("shape", data=np.array(shape))
+    return h
+
+
 def _neuron(h, vth, idecay, vdecay):
     _s(h, "neuron/type", "CUBA")
     for k, v in (("vThMant", vth), ("iDecay", idecay), ("vDecay", vdecay), ("refDelay", 1), ("gradedSpike", 0)):
@@ -128,12 +136,8 @@ def slayer_file(path, delays=True):
         sim.create_dataset("Ts", data=1)
         sim.create_dataset("tSample", data=5)
         L = f.create_group("layer")
-        h = L.create_group("0")
-        _s(h, "type", "input")
-        h.create_dataset("shape", data=np.array([2, 6, 6]))
-        h = L.create_group("1")
-        _s(h, "type", "conv")
-        h.create_dataset("shape", data=np.array([4, 3, 6]))
+        h = _layer(L, 0, "input", [2, 6, 6])
+        h = _layer(L, 1, "conv", [4, 3, 6])
         h.create_dataset("weight", data=rw(rng, (4, 2, 3, 3)).astype(np.float32)[..., None])
         h.create_dataset("stride", data=np.array([2, 1]))
         h.create_dataset("padding", data=np.array([1, 1]))
@@ -141,19 +145,13 @@ def slayer_file(path, delays=True):
         h.create_dataset("groups", data=1)
         h.create_dataset("bias", data=np.array([10, -20, 0, 5], np.float32))
         _neuron(h, 60, 1024, 128)
-        h = L.create_group("2")
-        _s(h, "type", "flatten")
-        h.create_dataset("shape", data=np.array([72]))
-        h = L.create_group("3")
-        _s(h, "type", "dense")
-        h.create_dataset("shape", data=np.array([10]))
+        h = _layer(L, 2, "flatten", [72])
+        h = _layer(L, 3, "dense", [10])
         h.create_dataset("weight", data=rw(rng, (10, 72)).astype(np.float32) * 2)
         if delays:
             h.create_dataset("delay", data=np.array([0, 1, 3, 0, 1, 1, 0, 3, 3, 2], np.float32))
         _neuron(h, 20, 4096, 0)
-        h = L.create_group("4")
-        _s(h, "type", "dense")
-        h.create_dataset("shape", data=np.array([3]))
+        h = _layer(L, 4, "dense", [3])
         h.create_dataset("weight", data=rw(rng, (3, 10)).astype(np.float32))
     return path
 
@@ -333,15 +331,11 @@ def image_file(path, average=True):
     with h5py.File(path, "w") as f:
         f.create_group("simulation").create_dataset("tSample", data=6)
         L = f.create_group("layer")
-        h = L.create_group("0")
-        _s(h, "type", "input")
-        h.create_dataset("shape", data=np.array([2, 8, 8]))
+        h = _layer(L, 0, "input", [2, 8, 8])
         h.create_dataset("weight", data=np.float32(36))
         h.create_dataset("bias", data=np.float32(34))
         _neuron(h, 80, 1024, 256)  # iDecay: irrelevant, a bias-driven input neuron has no a_in
-        h = L.create_group("1")
-        _s(h, "type", "conv")
-        h.create_dataset("shape", data=np.array([3, 8, 8]))
+        h = _layer(L, 1, "conv", [3, 8, 8])
         h.create_dataset("weight", data=rw(rng, (3, 2, 3, 3)).astype(np.float32)[..., None])
         for k, v in (("stride", [1, 1]), ("padding", [1, 1]), ("dilation", [1, 1])):
             h.create_dataset(k, data=np.array(v))
@@ -354,19 +348,13 @@ def image_file(path, average=True):
             h.create_dataset(k, data=np.array(v))
         h.create_dataset("weight", data=np.full((1, 1, 2, 2), 24, np.float32))
         _neuron(h, 30, 4096, 1024)
-        h = L.create_group("3")
-        _s(h, "type", "flatten")
-        h.create_dataset("shape", data=np.array([48]))
-        h = L.create_group("4")
-        _s(h, "type", "dense")
-        h.create_dataset("shape", data=np.array([6]))
+        h = _layer(L, 3, "flatten", [48])
+        h = _layer(L, 4, "dense", [6])
         h.create_dataset("weight", data=rw(rng, (6, 48)).astype(np.float32) * 2)
         h.create_dataset("delay", data=np.array([0, 2, 1, 0, 2, 1], np.float32))
         _neuron(h, 20, 4096, 0)
         if average:
-            h = L.create_group("5")
-            _s(h, "type", "average")
-            h.create_dataset("shape", data=np.array([2]))
+            h = _layer(L, 5, "average", [2])
     return path
 
 
