@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import record
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "convert.json"
@@ -181,13 +183,7 @@ def main(argv=None) -> None:
         row["eval_seconds"] = round(time.perf_counter() - t0, 1)
         print(f"{method:8s} {bits}-bit P={presim} T={steps}: {100 * row['int_accuracy']:.2f} % "
               f"({row['eval_seconds']:.0f} s)", flush=True)
-        if key(row) in index:
-            res["results"][index[key(row)]] = row
-        else:
-            index[key(row)] = len(res["results"])
-            res["results"].append(row)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+        record(res, index, row, key, RESULTS)
     print(table(res))
 
 

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import record
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "quant.json"
@@ -322,13 +324,7 @@ def main(argv=None) -> None:
                 row["eval_seconds"] = round(time.perf_counter() - t0, 1)
                 print(f"{model_name} T={args.steps} {bits}-bit {method:8s}: {100 * row['int_accuracy']:.2f}% "
                       f"(float {100 * row['float_accuracy']:.2f}%, {row['eval_seconds']:.0f} s)", flush=True)
-                if key(row) in index:
-                    res["results"][index[key(row)]] = row
-                else:
-                    index[key(row)] = len(res["results"])
-                    res["results"].append(row)
-                RESULTS.parent.mkdir(parents=True, exist_ok=True)
-                RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+                record(res, index, row, key, RESULTS)
     print(table(res))
 
 
