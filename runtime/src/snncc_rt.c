@@ -15,6 +15,14 @@
 #include <stdlib.h>
 #endif
 
+/* the hot kernels' helpers are inlined into their callers whatever the compiler's size
+ * heuristics say (with GCC and Clang; other compilers: a plain inline) */
+#if defined(__GNUC__) || defined(__clang__)
+#define SNN_HOT static inline __attribute__((always_inline))
+#else
+#define SNN_HOT static inline
+#endif
+
 static inline int32_t min32(int32_t a, int32_t b)
 {
     return a < b ? a : b;
@@ -249,6 +257,14 @@ SNN_DEFINE_LOAD(load64, int64_t)
             break;                                                                          \
         }                                                                                   \
         case SNN_U1:                                                                        \
+            for (k = 0; k < n; k += 32) {                                                   \
+                const int32_t m_ = min32(32, n - k);                                        \
+                uint32_t f_ = 0;                                                            \
+                for (j = 0; j < m_; j++)                                                    \
+                    f_ |= (uint32_t)(src[k + j] > 0) << j;                                  \
+                bits_put((uint32_t *)t->data, i0 + k, f_, m_);                              \
+            }                                                                               \
+            break;                                                                          \
         case SNN_T2:                                                                        \
             for (k = 0; k < n; k += 32) {                                                   \
                 const int32_t m_ = min32(32, n - k);                                        \
@@ -258,8 +274,7 @@ SNN_DEFINE_LOAD(load64, int64_t)
                     g_ |= (uint32_t)(src[k + j] < 0) << j;                                  \
                 }                                                                           \
                 bits_put((uint32_t *)t->data, i0 + k, f_, m_);                              \
-                if (t->fmt == SNN_T2)                                                       \
-                    bits_put((uint32_t *)t->data + words(t->n), i0 + k, g_, m_);            \
+                bits_put((uint32_t *)t->data + words(t->n), i0 + k, g_, m_);                \
             }                                                                               \
             break;                                                                          \
         default:                                                                            \
@@ -354,6 +369,31 @@ static inline int32_t decay32(int32_t x, int32_t keep)
     return x < 0 ? -(int32_t)r : (int32_t)r;
 }
 
+/* decay(x, d) where keep = 4096 - d is a power of two 2^(12 - sh): sign(x) (|x| >> sh), the
+ * same value as decay32 (|x| keep >> 12 without a remainder to drop); for the int32 update
+ * only (the int64 one keeps the specification's wrapping product) */
+#define SNN_DEFINE_DECAY_SH(SFX, T, UT)                                                     \
+    static inline T decay_sh##SFX(T x, int32_t sh)                                          \
+    {                                                                                       \
+        const UT a = x < 0 ? (UT)0 - (UT)x : (UT)x;                                         \
+        return x < 0 ? -(T)(a >> sh) : (T)(a >> sh);                                       \
+    }
+SNN_DEFINE_DECAY_SH(32, int32_t, uint32_t)
+SNN_DEFINE_DECAY_SH(64, int64_t, uint64_t)
+
+/* sh for decay_sh where keep is a power of two and the update is int32 (size 4), else -1 */
+static int32_t decay_shift(int64_t keep, int32_t size)
+{
+    int32_t sh = SNN_DECAY_SHIFT;
+    if (size != 4 || keep <= 0 || (keep & (keep - 1)) != 0)
+        return -1;
+    while (keep > 1) {
+        keep >>= 1;
+        sh--;
+    }
+    return sh;
+}
+
 int64_t snn_decay(int64_t x, int32_t d)
 {
     return decay64(x, SNN_DECAY_ONE - d);
@@ -426,30 +466,24 @@ typedef struct {
     int32_t lo, hi;        /* conv: output rows [lo, hi); dense: outputs [lo, hi) */
     int32_t xlo, xhi;      /* conv: output columns [xlo, xhi) (the whole width, or one row's part) */
     int span;              /* conv with stride 1, dilation 1, one group: kw taps are one run */
+    int point;             /* conv 1x1, stride 1, no padding: an input adds to its own pixel */
 } snn_acc_ctx;
 
-/* a[o] += w[o] (spikes) and a[o] += w[o] * x for o < n: contiguous, restrict, blocks of 8
- * (a fixed trip count the vectorizer turns into SIMD adds) plus a scalar tail, with
- * weights read as int8_t in place (W_T = int8_t) or decoded into the accumulator's type.
- * Every product and partial sum fits ACC_T (the emitter proves it), so every conversion
- * is exact. */
+/* a[o] += w[o] (spikes) and a[o] += w[o] * x for o < n: contiguous and restrict, one plain
+ * loop the vectorizer turns into SIMD adds (with its own tail), with weights read as int8_t
+ * in place (W_T = int8_t) or decoded into the accumulator's type.  Every product and
+ * partial sum fits ACC_T (the emitter proves it), so every conversion is exact. */
 #define SNN_DEFINE_AXPY(ADD, MAC, ACC_T, W_T)                                               \
     static inline void ADD(ACC_T *restrict a, const W_T *restrict w, int32_t n)             \
     {                                                                                       \
-        int32_t o = 0, k;                                                                   \
-        for (; o + 8 <= n; o += 8)                                                          \
-            for (k = 0; k < 8; k++)                                                         \
-                a[o + k] = (ACC_T)(a[o + k] + w[o + k]);                                    \
-        for (; o < n; o++)                                                                  \
+        int32_t o;                                                                          \
+        for (o = 0; o < n; o++)                                                             \
             a[o] = (ACC_T)(a[o] + w[o]);                                                    \
     }                                                                                       \
     static inline void MAC(ACC_T *restrict a, const W_T *restrict w, ACC_T x, int32_t n)    \
     {                                                                                       \
-        int32_t o = 0, k;                                                                   \
-        for (; o + 8 <= n; o += 8)                                                          \
-            for (k = 0; k < 8; k++)                                                         \
-                a[o + k] = (ACC_T)(a[o + k] + w[o + k] * x);                                \
-        for (; o < n; o++)                                                                  \
+        int32_t o;                                                                          \
+        for (o = 0; o < n; o++)                                                             \
             a[o] = (ACC_T)(a[o] + w[o] * x);                                                \
     }
 SNN_DEFINE_AXPY(add16_w8, mac16_w8, int16_t, int8_t)
@@ -481,7 +515,7 @@ SNN_DEFINE_DECODE(decode64, int64_t)
 
 /* a[0 .. n) += x * (weights w0 .. w0 + n - 1 of the synapse) */
 #define SNN_DEFINE_RUN(NAME, ACC_T, ADD8, MAC8, ADDW, MACW, DECODE)                         \
-    static inline void NAME(const snn_acc_ctx *q, ACC_T *a, uint32_t w0, ACC_T x, int32_t n) \
+    SNN_HOT void NAME(const snn_acc_ctx *q, ACC_T *a, uint32_t w0, ACC_T x, int32_t n)     \
     {                                                                                       \
         const snn_syn_t *s = q->s;                                                          \
         if (s->bits == 8) {                                                                 \
@@ -499,6 +533,30 @@ SNN_DEFINE_DECODE(decode64, int64_t)
                 MACW(a, wb, x, n);                                                          \
         }                                                                                   \
     }
+/* three runs of 8-bit weights at once: a[r][o] += x * w[r][o] for r < 3, o < n */
+#define SNN_DEFINE_RUN3(NAME, ACC_T)                                                        \
+    SNN_HOT void NAME(ACC_T *restrict a0, ACC_T *restrict a1, ACC_T *restrict a2,           \
+                      const int8_t *restrict w0, const int8_t *restrict w1,                 \
+                      const int8_t *restrict w2, ACC_T x, int32_t n)                        \
+    {                                                                                       \
+        int32_t o;                                                                          \
+        if (x == 1)                                                                         \
+            for (o = 0; o < n; o++) {                                                       \
+                a0[o] = (ACC_T)(a0[o] + w0[o]);                                             \
+                a1[o] = (ACC_T)(a1[o] + w1[o]);                                             \
+                a2[o] = (ACC_T)(a2[o] + w2[o]);                                             \
+            }                                                                               \
+        else                                                                                \
+            for (o = 0; o < n; o++) {                                                       \
+                a0[o] = (ACC_T)(a0[o] + w0[o] * x);                                         \
+                a1[o] = (ACC_T)(a1[o] + w1[o] * x);                                         \
+                a2[o] = (ACC_T)(a2[o] + w2[o] * x);                                         \
+            }                                                                               \
+    }
+SNN_DEFINE_RUN3(run3_16, int16_t)
+SNN_DEFINE_RUN3(run3_32, int32_t)
+SNN_DEFINE_RUN3(run3_64, int64_t)
+
 SNN_DEFINE_RUN(run16, int16_t, add16_w8, mac16_w8, add16_ww, mac16_ww, decode16)
 SNN_DEFINE_RUN(run32, int32_t, add32_w8, mac32_w8, add32_ww, mac32_ww, decode32)
 SNN_DEFINE_RUN(run64, int64_t, add64_w8, mac64_w8, add64_ww, mac64_ww, decode64)
@@ -614,28 +672,94 @@ SNN_DEFINE_DENSE_EVENT(dense_event64, int64_t, run64)
         }                                                                                   \
     }
 
+#define SNN_MAXKH 16 /* kernel rows whose tile rows an input row finds once (taller: per event) */
+
+/* the tile rows an input row reaches, with their weight rows (rows_once) */
+typedef struct {
+    void *rows[SNN_MAXKH];
+    uint32_t wrow[SNN_MAXKH];
+    int32_t nr;
+} snn_row_hits;
+
+/* input (iy, ix, c) = v into the tile: per tile row in h (rows_once), one run of the taps
+ * that land in the tile's columns [xlo, xhi) (those of one row of weights are adjacent,
+ * as are their sums; three rows of 8-bit weights in one loop); a 1x1 stride-1 unpadded conv
+ * in groups (a depthwise scale) adds its og weights at the input's own pixel; anything
+ * else goes through the event function, which finds its taps itself.  One function per
+ * accumulator type, called from every scan (not inlined into each: compile time). */
+#define SNN_DEFINE_CONV_HIT(NAME, ACC_T, RUN, RUN3, EVENT_FN)                               \
+    static void NAME(const snn_acc_ctx *q, const snn_row_hits *h, int rows_once, int32_t iy, \
+                     int32_t ix, int32_t c, ACC_T v)                                        \
+    {                                                                                       \
+        const snn_syn_t *s = q->s;                                                          \
+        const int32_t O = q->O, xlo = q->xlo, xhi = q->xhi;                                 \
+        if (rows_once) {                                                                    \
+            const int32_t ox0 = ix + s->pw - (s->kw - 1);                                   \
+            const int32_t oa = max32(ox0, xlo), ob = min32(ix + s->pw + 1, xhi), n = (ob - oa) * O; \
+            const uint32_t w0 = (uint32_t)c * (uint32_t)(s->kh * s->kw * q->og) + (uint32_t)((oa - ox0) * O); \
+            int32_t r;                                                                      \
+            if (oa >= ob)                                                                   \
+                return;                                                                     \
+            if (h->nr == 3 && s->bits == 8) {                                               \
+                const int8_t *w = (const int8_t *)s->w + w0;                                \
+                RUN3((ACC_T *)h->rows[0] + (oa - xlo) * O, (ACC_T *)h->rows[1] + (oa - xlo) * O, \
+                     (ACC_T *)h->rows[2] + (oa - xlo) * O, w + h->wrow[0], w + h->wrow[1],  \
+                     w + h->wrow[2], v, n);                                                 \
+            } else                                                                          \
+                for (r = 0; r < h->nr; r++)                                                 \
+                    RUN(q, (ACC_T *)h->rows[r] + (oa - xlo) * O, w0 + h->wrow[r], v, n);    \
+        } else if (q->point) {                                                              \
+            ACC_T *a = (ACC_T *)q->acc + ((iy - q->lo) * (xhi - xlo) + ix - xlo) * O + c / q->cg * q->og; \
+            if (q->og == 1) /* depthwise: one weight */                                     \
+                a[0] = (ACC_T)(a[0] + (ACC_T)wget(s->w, (uint32_t)c, s->bits) * v);         \
+            else                                                                            \
+                RUN(q, a, (uint32_t)(c * q->og), v, q->og);                                 \
+        } else                                                                              \
+            EVENT_FN(q, iy, ix, c, v);                                                      \
+    }
+SNN_DEFINE_CONV_HIT(conv_hit16, int16_t, run16, run3_16, conv_event16)
+SNN_DEFINE_CONV_HIT(conv_hit32, int32_t, run32, run3_32, conv_event32)
+SNN_DEFINE_CONV_HIT(conv_hit64, int64_t, run64, run3_64, conv_event64)
+
 /* One conv synapse into a tile: the input rows that reach output rows lo .. hi - 1, each
- * scanned once, pixel by pixel (spikes: a pixel's channels are one bit field). */
-#define SNN_DEFINE_CONV_ACC(NAME, EVENT_FN)                                                 \
+ * scanned once, pixel by pixel (spikes: a pixel's channels are one bit field), every
+ * nonzero input through the hit function.  With stride 1 and dilation 1 along x and one
+ * group (q->span, rows_once), the tile rows an input row reaches, and their weight rows,
+ * are found once per input row.  CONV_HIT_NOW and CONV_ACC_T are defined around each
+ * instance (SNN_SCAN's event macro SNN_CONV_AT takes two arguments). */
+#define SNN_DEFINE_CONV_ACC(NAME, ACC_T)                                                    \
     static void NAME(const snn_acc_ctx *q)                                                  \
     {                                                                                       \
         const snn_syn_t *s = q->s;                                                          \
         const snn_tensor_t *t = s->x;                                                       \
-        const int32_t C = t->c, W = t->w, kw_ = s->kw;                                      \
+        const int32_t C = t->c, W = t->w, kw_ = s->kw, O = q->O;                            \
         const int32_t iy0 = max32(0, q->lo * s->sh - s->ph);                                \
         const int32_t iy1 = min32(t->h, (q->hi - 1) * s->sh - s->ph + (s->kh - 1) * s->dh + 1); \
         const int32_t ix0 = max32(0, q->xlo * s->sw - s->pw);                               \
         const int32_t ix1 = min32(W, (q->xhi - 1) * s->sw - s->pw + (kw_ - 1) * s->dw + 1); \
-        int32_t iy, ix, c0, k;                                                              \
-        for (iy = iy0; iy < iy1 && ix0 < ix1; iy++) {                                       \
+        const int rows_once = q->span && s->kh <= SNN_MAXKH;                                \
+        snn_row_hits h;                                                                     \
+        int32_t iy, ix, c0, k, i;                                                           \
+        for (iy = iy0; iy < iy1 && ix0 < ix1; iy++) {                                      \
             const int32_t base = (iy * W + ix0) * C;                                        \
+            for (i = 0, h.nr = 0; rows_once && i < s->kh; i++) {                            \
+                const int32_t ty = iy + s->ph - i * s->dh;                                  \
+                if (ty < 0)                                                                 \
+                    break; /* ty decreases with i */                                        \
+                if (ty % s->sh != 0 || ty / s->sh < q->lo || ty / s->sh >= q->hi)           \
+                    continue;                                                               \
+                h.rows[h.nr] = (ACC_T *)q->acc + (ty / s->sh - q->lo) * (q->xhi - q->xlo) * O; \
+                h.wrow[h.nr++] = (uint32_t)(i * kw_ * q->og);                               \
+            }                                                                               \
+            if (rows_once && h.nr == 0)                                                     \
+                continue;                                                                   \
             if (t->fmt == SNN_U1 && C > 1) {                                                \
-                const uint32_t *bits = (const uint32_t *)t->data;                       \
+                const uint32_t *bits = (const uint32_t *)t->data;                           \
                 for (ix = ix0; ix < ix1; ix++)                                              \
                     for (c0 = 0; c0 < C; c0 += 32) {                                        \
                         uint32_t f = bits_field(bits, base + (ix - ix0) * C + c0, min32(32, C - c0)); \
                         while (f) {                                                         \
-                            EVENT_FN(q, iy, ix, c0 + ctz32(f), 1);                          \
+                            CONV_HIT_NOW(q, &h, rows_once, iy, ix, c0 + ctz32(f), 1);       \
                             f &= f - 1u;                                                    \
                         }                                                                   \
                     }                                                                       \
@@ -661,76 +785,149 @@ SNN_DEFINE_DENSE_EVENT(dense_event64, int64_t, run64)
             }                                                                               \
             last = pos_;                                                                    \
         }                                                                                   \
-        CONV_EVENT_NOW(q, iy, px, cc, (val));                                               \
+        CONV_HIT_NOW(q, &h, rows_once, iy, px, cc, (CONV_ACC_T)(val));                     \
     } while (0)
-#define CONV_EVENT_NOW conv_event16
-SNN_DEFINE_CONV_ACC(conv_acc16, conv_event16)
-#undef CONV_EVENT_NOW
-#define CONV_EVENT_NOW conv_event32
-SNN_DEFINE_CONV_ACC(conv_acc32, conv_event32)
-#undef CONV_EVENT_NOW
-#define CONV_EVENT_NOW conv_event64
-SNN_DEFINE_CONV_ACC(conv_acc64, conv_event64)
-#undef CONV_EVENT_NOW
+#define CONV_ACC_T int16_t
+#define CONV_HIT_NOW conv_hit16
+SNN_DEFINE_CONV_ACC(conv_acc16, int16_t)
+#undef CONV_ACC_T
+#undef CONV_HIT_NOW
+#define CONV_ACC_T int32_t
+#define CONV_HIT_NOW conv_hit32
+SNN_DEFINE_CONV_ACC(conv_acc32, int32_t)
+#undef CONV_ACC_T
+#undef CONV_HIT_NOW
+#define CONV_ACC_T int64_t
+#define CONV_HIT_NOW conv_hit64
+SNN_DEFINE_CONV_ACC(conv_acc64, int64_t)
+#undef CONV_ACC_T
+#undef CONV_HIT_NOW
 
-/* kernels.conv2d as a gather, for a graded input stored as a plain array (X_T) and 8-bit
- * weights: each output pixel of the tile sums x * W over its taps, SNN_GB outputs at a time
- * in local accumulators (kept in registers) that are loaded from and stored to the tile
- * once per pixel; 8-bit inputs times 8-bit weights multiply in int16_t (|x w| <= 255 * 128
- * = 32640), then widen.  Dense graded inputs (images) make almost every tap nonzero, where
- * the scatter's runs (one pixel's outputs, for strides > 1) are short.  Any order of the
- * partial sums is exact: the emitter proves every subset sum fits ACC_T. */
 #define SNN_GB 16 /* outputs per gather block */
-#define SNN_DEFINE_CONV_GATHER(NAME, ACC_T, X_T, P_T)                                       \
-    static void NAME(const snn_acc_ctx *q)                                                  \
+/* nb (<= SNN_GB) outputs og0 .. og0 + nb - 1 of group g at one output pixel: a constant nb
+ * (SNN_GB for every full block) lets the compiler keep the sums in vector registers */
+#define SNN_DEFINE_GATHER_BLOCK(NAME, ACC_T, X_T, P_T)                                      \
+    static inline void NAME(const snn_acc_ctx *q, ACC_T *restrict arow, int32_t oy, int32_t ox, \
+                            int32_t g, int32_t og0, const int32_t nb)                       \
     {                                                                                       \
         const snn_syn_t *s = q->s;                                                          \
         const snn_tensor_t *t = s->x;                                                       \
         const X_T *restrict x = (const X_T *)t->data;                                       \
-        const int8_t *restrict wt = (const int8_t *)s->w;                                   \
-        const int32_t C = t->c, O = q->O, og = q->og, cg = q->cg, kh = s->kh, kw = s->kw;   \
+        const int32_t C = t->c, og = q->og, cg = q->cg, kh = s->kh, kw = s->kw;             \
         const int32_t cstride = kh * kw * og; /* weights of one input channel */            \
-        int32_t oy, ox, g, ob, i, j, c, k;                                                  \
+        const int32_t y0 = oy * s->sh - s->ph, x0 = ox * s->sw - s->pw;                     \
+        int32_t i0 = 0, i1 = kh, j0 = 0, j1 = kw, i, j, c, k; /* the taps inside the input */ \
+        ACC_T a[SNN_GB];                                                                    \
+        while (i0 < kh && y0 + i0 * s->dh < 0)                                              \
+            i0++;                                                                           \
+        while (i1 > i0 && y0 + (i1 - 1) * s->dh >= t->h)                                    \
+            i1--;                                                                           \
+        while (j0 < kw && x0 + j0 * s->dw < 0)                                              \
+            j0++;                                                                           \
+        while (j1 > j0 && x0 + (j1 - 1) * s->dw >= t->w)                                    \
+            j1--;                                                                           \
+        for (k = 0; k < nb; k++)                                                            \
+            a[k] = arow[k];                                                                 \
+        for (i = i0; i < i1; i++) {                                                         \
+            const X_T *restrict xr = x + ((y0 + i * s->dh) * t->w + x0) * C + g * cg;       \
+            const int8_t *restrict wr =                                                     \
+                (const int8_t *)s->w + ((g * cg * kh + i) * kw + kw - 1) * og + og0;        \
+            for (j = j0; j < j1; j++) {                                                     \
+                const X_T *restrict xp = xr + j * s->dw * C;                                \
+                const int8_t *restrict wp = wr - j * og;                                    \
+                for (c = 0; c < cg; c++, wp += cstride) {                                   \
+                    const P_T xv = (P_T)xp[c];                                              \
+                    for (k = 0; k < nb; k++)                                                \
+                        a[k] = (ACC_T)(a[k] + (P_T)(wp[k] * xv));                           \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        for (k = 0; k < nb; k++)                                                            \
+            arow[k] = a[k];                                                                 \
+    }
+
+/* kernels.conv2d as a gather, for a graded input stored as a plain array (X_T) and 8-bit
+ * weights: each output pixel of the tile sums x * W over its taps, SNN_GB outputs at a time
+ * in local accumulators that are loaded from and stored to the tile once per pixel; 8-bit
+ * inputs times 8-bit weights multiply in int16_t (|x w| <= 255 * 128 = 32640), then widen.
+ * Dense graded inputs (images) make almost every tap nonzero, where the scatter's runs
+ * (one pixel's outputs, for strides > 1) are short.  Any order of the partial sums is
+ * exact: the emitter proves every subset sum fits ACC_T. */
+#define SNN_DEFINE_CONV_GATHER(NAME, ACC_T, X_T, P_T)                                       \
+    SNN_DEFINE_GATHER_BLOCK(NAME##_blk, ACC_T, X_T, P_T)                                    \
+    static void NAME(const snn_acc_ctx *q)                                                  \
+    {                                                                                       \
+        const int32_t O = q->O, og = q->og, groups = q->s->groups;                          \
+        int32_t oy, ox, g, ob;                                                              \
         for (oy = q->lo; oy < q->hi; oy++)                                                  \
             for (ox = q->xlo; ox < q->xhi; ox++) {                                          \
                 ACC_T *restrict arow = (ACC_T *)q->acc + ((oy - q->lo) * (q->xhi - q->xlo) + ox - q->xlo) * O; \
-                for (g = 0; g < s->groups; g++)                                             \
+                for (g = 0; g < groups; g++)                                                \
                     for (ob = 0; ob < og; ob += SNN_GB) {                                   \
-                        const int32_t nb = min32(SNN_GB, og - ob);                          \
-                        ACC_T a[SNN_GB];                                                    \
-                        for (k = 0; k < SNN_GB; k++)                                        \
-                            a[k] = k < nb ? arow[g * og + ob + k] : 0;                      \
-                        for (i = 0; i < kh; i++) {                                          \
-                            const int32_t iy = oy * s->sh - s->ph + i * s->dh;              \
-                            if (iy < 0 || iy >= t->h)                                       \
-                                continue;                                                   \
-                            for (j = 0; j < kw; j++) {                                      \
-                                const int32_t ix = ox * s->sw - s->pw + j * s->dw;          \
-                                const X_T *restrict xp;                                     \
-                                const int8_t *restrict wp;                                  \
-                                if (ix < 0 || ix >= t->w)                                   \
-                                    continue;                                               \
-                                xp = x + (iy * t->w + ix) * C + g * cg;                     \
-                                wp = wt + ((g * cg * kh + i) * kw + kw - 1 - j) * og + ob;  \
-                                for (c = 0; c < cg; c++, wp += cstride) {                   \
-                                    const P_T xv = (P_T)xp[c];                              \
-                                    if (xv == 0)                                            \
-                                        continue;                                           \
-                                    if (nb == SNN_GB)                                       \
-                                        for (k = 0; k < SNN_GB; k++)                        \
-                                            a[k] = (ACC_T)(a[k] + (P_T)(wp[k] * xv));       \
-                                    else if (nb == 8)                                       \
-                                        for (k = 0; k < 8; k++)                             \
-                                            a[k] = (ACC_T)(a[k] + (P_T)(wp[k] * xv));       \
-                                    else                                                    \
-                                        for (k = 0; k < nb; k++)                            \
-                                            a[k] = (ACC_T)(a[k] + (P_T)(wp[k] * xv));       \
-                                }                                                           \
+                        if (og - ob >= SNN_GB)                                              \
+                            NAME##_blk(q, arow + g * og + ob, oy, ox, g, ob, SNN_GB);       \
+                        else                                                                \
+                            NAME##_blk(q, arow + g * og + ob, oy, ox, g, ob, og - ob);      \
+                    }                                                                       \
+            }                                                                               \
+    }
+/* The same sums tap by tap, for few input channels per group (cg <= SNN_FEW_C: an image):
+ * for each output row, tap (i, j) and input channel, the tap's nb weights are loaded once
+ * and the pass over the row's output pixels adds x * w to each pixel's sums in the tile,
+ * where the pixel-major gather would pay its tap loop for cg products per tap. */
+#define SNN_FEW_C 4
+#define SNN_DEFINE_GATHER_TAPS_ROW(NAME, ACC_T, X_T, P_T)                                   \
+    static inline void NAME(const snn_acc_ctx *q, ACC_T *restrict ap, const X_T *restrict xp, \
+                            const int8_t *restrict wp, int32_t ox_a, int32_t ox_b, int32_t dx, \
+                            const int32_t nb)                                               \
+    {                                                                                       \
+        const int32_t O = q->O, C = q->s->x->c, sw = q->s->sw;                              \
+        P_T wv[SNN_GB];                                                                     \
+        int32_t ox, k;                                                                      \
+        for (k = 0; k < nb; k++)                                                            \
+            wv[k] = (P_T)wp[k];                                                             \
+        for (ox = ox_a; ox < ox_b; ox++) {                                                  \
+            const P_T xv = (P_T)xp[(ox * sw + dx) * C];                                     \
+            ACC_T *restrict a = ap + (ox - q->xlo) * O;                                     \
+            for (k = 0; k < nb; k++)                                                        \
+                a[k] = (ACC_T)(a[k] + (P_T)(wv[k] * xv));                                   \
+        }                                                                                   \
+    }
+#define SNN_DEFINE_CONV_GATHER_TAPS(NAME, ACC_T, X_T, P_T)                                  \
+    SNN_DEFINE_GATHER_TAPS_ROW(NAME##_row, ACC_T, X_T, P_T)                                 \
+    static void NAME(const snn_acc_ctx *q)                                                  \
+    {                                                                                       \
+        const snn_syn_t *s = q->s;                                                          \
+        const snn_tensor_t *t = s->x;                                                       \
+        const int32_t C = t->c, O = q->O, og = q->og, cg = q->cg, kh = s->kh, kw = s->kw;   \
+        const int32_t xlo = q->xlo, xhi = q->xhi;                                           \
+        int32_t oy, i, j, g, c, ob;                                                         \
+        for (oy = q->lo; oy < q->hi; oy++)                                                  \
+            for (i = 0; i < kh; i++) {                                                      \
+                const int32_t iy = oy * s->sh - s->ph + i * s->dh;                          \
+                if (iy < 0 || iy >= t->h)                                                   \
+                    continue;                                                               \
+                for (j = 0; j < kw; j++) {                                                  \
+                    const int32_t dx = j * s->dw - s->pw; /* ix = ox * sw + dx */           \
+                    int32_t ox_a = xlo, ox_b = xhi; /* the outputs whose tap j is inside */ \
+                    while (ox_a < ox_b && ox_a * s->sw + dx < 0)                            \
+                        ox_a++;                                                             \
+                    while (ox_b > ox_a && (ox_b - 1) * s->sw + dx >= t->w)                  \
+                        ox_b--;                                                             \
+                    for (g = 0; g < s->groups; g++)                                         \
+                        for (c = 0; c < cg; c++) {                                          \
+                            const X_T *xp = (const X_T *)t->data + iy * t->w * C + g * cg + c; \
+                            const int8_t *wp =                                              \
+                                (const int8_t *)s->w + (((g * cg + c) * kh + i) * kw + kw - 1 - j) * og; \
+                            ACC_T *ap = (ACC_T *)q->acc + (oy - q->lo) * (xhi - xlo) * O + g * og; \
+                            for (ob = 0; ob < og; ob += SNN_GB) {                           \
+                                if (og - ob >= SNN_GB)                                      \
+                                    NAME##_row(q, ap + ob, xp, wp + ob, ox_a, ox_b, dx, SNN_GB); \
+                                else                                                        \
+                                    NAME##_row(q, ap + ob, xp, wp + ob, ox_a, ox_b, dx, og - ob); \
                             }                                                               \
                         }                                                                   \
-                        for (k = 0; k < nb; k++)                                            \
-                            arow[g * og + ob + k] = a[k];                                   \
-                    }                                                                       \
+                }                                                                           \
             }                                                                               \
     }
 #define SNN_DEFINE_CONV_GATHERS(SFX, ACC_T)                                                 \
@@ -738,13 +935,18 @@ SNN_DEFINE_CONV_ACC(conv_acc64, conv_event64)
     SNN_DEFINE_CONV_GATHER(conv_gather##SFX##_s8, ACC_T, int8_t, int16_t)                   \
     SNN_DEFINE_CONV_GATHER(conv_gather##SFX##_u16, ACC_T, uint16_t, ACC_T)                  \
     SNN_DEFINE_CONV_GATHER(conv_gather##SFX##_s16, ACC_T, int16_t, ACC_T)                   \
+    SNN_DEFINE_CONV_GATHER_TAPS(conv_taps##SFX##_u8, ACC_T, uint8_t, int16_t)               \
+    SNN_DEFINE_CONV_GATHER_TAPS(conv_taps##SFX##_s8, ACC_T, int8_t, int16_t)                \
+    SNN_DEFINE_CONV_GATHER_TAPS(conv_taps##SFX##_u16, ACC_T, uint16_t, ACC_T)               \
+    SNN_DEFINE_CONV_GATHER_TAPS(conv_taps##SFX##_s16, ACC_T, int16_t, ACC_T)                \
     static int conv_gather##SFX(const snn_acc_ctx *q)                                       \
     {                                                                                       \
+        const int few = q->cg <= SNN_FEW_C;                                                 \
         switch (q->s->x->fmt) {                                                             \
-        case SNN_U8: conv_gather##SFX##_u8(q); return 1;                                    \
-        case SNN_S8: conv_gather##SFX##_s8(q); return 1;                                    \
-        case SNN_U16: conv_gather##SFX##_u16(q); return 1;                                  \
-        case SNN_S16: conv_gather##SFX##_s16(q); return 1;                                  \
+        case SNN_U8: (few ? conv_taps##SFX##_u8 : conv_gather##SFX##_u8)(q); return 1;      \
+        case SNN_S8: (few ? conv_taps##SFX##_s8 : conv_gather##SFX##_s8)(q); return 1;      \
+        case SNN_U16: (few ? conv_taps##SFX##_u16 : conv_gather##SFX##_u16)(q); return 1;   \
+        case SNN_S16: (few ? conv_taps##SFX##_s16 : conv_gather##SFX##_s16)(q); return 1;   \
         default: return 0;                                                                  \
         }                                                                                   \
     }
@@ -791,6 +993,7 @@ static void accumulate(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo
         q.xlo = xlo;
         q.xhi = xhi;
         q.span = s->conv && s->sw == 1 && s->dw == 1 && s->groups == 1;
+        q.point = s->conv && s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->ph == 0 && s->pw == 0;
         if (s->conv && s->bits == 8 && tl->type == SNN_I16 && conv_gather16(&q))
             continue; /* a graded input in a plain array: gather */
         if (s->conv && s->bits == 8 && tl->type == SNN_I32 && conv_gather32(&q))
@@ -897,7 +1100,7 @@ static void synapse_layer(const snn_layer_t *L)
  * per run of channels with their constants, one branch-free loop per (u, v) overflow
  * mode pair: with the mask f = -s, v -= f & ((v & drop) + (rv & sub)), where (drop,
  * sub) is (-1, 0) for reset zero, (0, -1) for subtract and (0, 0) for none. */
-#define SNN_LIF_RUNS(T, OVF_U, OVF_V, DECAY)                                                \
+#define SNN_LIF_RUNS(T, SFX, OVF_U, OVF_V, DECAY)                                                \
     for (k = 0, c = c_first; k < m; c = 0) {                                                \
         const int32_t e = k + min32(m - k, C - c);                                          \
         const T *restrict th = thr + c, *restrict bi = bias + c, *restrict r = rv + c;     \
@@ -910,6 +1113,13 @@ static void synapse_layer(const snn_layer_t *L)
                 S[k + i] = sp;                                                              \
                 V[k + i] = v - (-sp & ((v & drop) + (r[i] & sub)));                         \
                 U[k + i] = u;                                                               \
+            }                                                                               \
+        else if (v_sh >= 0) /* the same with decay(v) = sign(v) (|v| >> v_sh) */            \
+            for (i = 0; i < e - k; i++) {                                                   \
+                const T v = OVF_V(decay_sh##SFX(V[k + i], v_sh) + OVF_U(A[k + i], mu) + bi[i], mv); \
+                const T sp = fire & (T)(v > th[i]);                                         \
+                S[k + i] = sp;                                                              \
+                V[k + i] = v - (-sp & ((v & drop) + (r[i] & sub)));                         \
             }                                                                               \
         else                                                                                \
             for (i = 0; i < e - k; i++) {                                                   \
@@ -935,6 +1145,7 @@ static void synapse_layer(const snn_layer_t *L)
         const T drop = p->reset == SNN_RESET_ZERO ? -1 : 0;                                 \
         const T sub = p->reset == SNN_RESET_SUBTRACT ? -1 : 0, fire = p->fires ? 1 : 0;     \
         const int has_u = p->u != 0, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;    \
+        const int32_t v_sh = decay_shift(keep_v, sizeof(T));                                \
         int32_t k, c;                                                                       \
         LOAD(p->v, e0, m, V);                                                               \
         if (coded)                                                                          \
@@ -943,15 +1154,15 @@ static void synapse_layer(const snn_layer_t *L)
         if (has_u)                                                                          \
             LOAD(p->u, e0, m, U);                                                           \
         switch (3 * p->u_ovf + p->v_ovf) { /* [u overflow][v overflow] */                   \
-        case 0: SNN_LIF_RUNS(T, ovf_saturate##SFX, ovf_saturate##SFX, decay##SFX);          \
-        case 1: SNN_LIF_RUNS(T, ovf_saturate##SFX, ovf_wrap##SFX, decay##SFX);              \
-        case 2: SNN_LIF_RUNS(T, ovf_saturate##SFX, ovf_wrap_lava##SFX, decay##SFX);         \
-        case 3: SNN_LIF_RUNS(T, ovf_wrap##SFX, ovf_saturate##SFX, decay##SFX);              \
-        case 4: SNN_LIF_RUNS(T, ovf_wrap##SFX, ovf_wrap##SFX, decay##SFX);                  \
-        case 5: SNN_LIF_RUNS(T, ovf_wrap##SFX, ovf_wrap_lava##SFX, decay##SFX);             \
-        case 6: SNN_LIF_RUNS(T, ovf_wrap_lava##SFX, ovf_saturate##SFX, decay##SFX);         \
-        case 7: SNN_LIF_RUNS(T, ovf_wrap_lava##SFX, ovf_wrap##SFX, decay##SFX);             \
-        default: SNN_LIF_RUNS(T, ovf_wrap_lava##SFX, ovf_wrap_lava##SFX, decay##SFX);       \
+        case 0: SNN_LIF_RUNS(T, SFX, ovf_saturate##SFX, ovf_saturate##SFX, decay##SFX);          \
+        case 1: SNN_LIF_RUNS(T, SFX, ovf_saturate##SFX, ovf_wrap##SFX, decay##SFX);              \
+        case 2: SNN_LIF_RUNS(T, SFX, ovf_saturate##SFX, ovf_wrap_lava##SFX, decay##SFX);         \
+        case 3: SNN_LIF_RUNS(T, SFX, ovf_wrap##SFX, ovf_saturate##SFX, decay##SFX);              \
+        case 4: SNN_LIF_RUNS(T, SFX, ovf_wrap##SFX, ovf_wrap##SFX, decay##SFX);                  \
+        case 5: SNN_LIF_RUNS(T, SFX, ovf_wrap##SFX, ovf_wrap_lava##SFX, decay##SFX);             \
+        case 6: SNN_LIF_RUNS(T, SFX, ovf_wrap_lava##SFX, ovf_saturate##SFX, decay##SFX);         \
+        case 7: SNN_LIF_RUNS(T, SFX, ovf_wrap_lava##SFX, ovf_wrap##SFX, decay##SFX);             \
+        default: SNN_LIF_RUNS(T, SFX, ovf_wrap_lava##SFX, ovf_wrap_lava##SFX, decay##SFX);       \
         }                                                                                   \
         if (p->quant != SNN_QUANT_NONE) /* q = (2v >= L) - (2v <= -L); codes or q * L */    \
             for (k = 0, c = c_first; k < m; k++, c = c + 1 == C ? 0 : c + 1) {              \
@@ -1048,6 +1259,10 @@ static void lif_start(const snn_lif_t *p)
     int32_t i, n;
     if (p->u != 0)
         zero_bytes(p->u->data, p->u->bytes);
+    if (p->v_init == 0) { /* v = 0 everywhere: zero bytes in every format (a code of 0 too) */
+        zero_bytes(p->v->data, p->v->bytes);
+        return;
+    }
     for (i = 0; i < p->v->n; i += n) {
         int32_t j;
         n = min32(ch, p->v->n - i);
