@@ -600,9 +600,11 @@ def _kernel_case(name: str, g, out) -> None:
     last = [layer for layer in man["layers"] if layer["acc"]][-1]
     if name in KERNEL_ACC:
         assert last["acc"] == KERNEL_ACC[name]
+    budget = emitter._Plan(g).acc_budget
+    assert budget == emitter.ACC_SCRATCH_MIN  # kernel cases are small: the least scratch
     for layer in man["layers"]:  # no tile over the budget unless one output (column) alone is
         if layer["acc"]:
-            assert layer["tile_bytes"] <= emitter.ACC_SCRATCH_BUDGET or layer["tile_rows"] == 1
+            assert layer["tile_bytes"] <= budget or layer["tile_rows"] == 1
     if name.startswith(("conv_bands", "conv_cols")):  # parts of a row: one row is over the budget
         (o, h, w) = g.shapes()["conv"]
         assert last["tile_rows"] == 1 and 1 <= last["tile_cols"] < w
@@ -738,6 +740,44 @@ def test_sanitized_kernel_paths(tmp_path):
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
         results = dict(zip(SANITIZED_KERNEL_CASES, pool.map(one, SANITIZED_KERNEL_CASES)))
     assert all(results.values()), [k for k, ok in results.items() if not ok]
+
+
+def _big_layer(channels: int, size: int, v_bits: int, dv: int) -> Graph:
+    """spikes (8, size, size) -> 3x3 conv -> channels LIF neurons of v_bits (no current state)"""
+    c = conformance.Choices(np.random.default_rng(channels * 1000 + size))
+    conv = IntConv(weight=conformance.weights(c, (channels, 8, 3, 3), 8), padding=(1, 1), weight_bits=8)
+    lif = IntLIF(threshold=c.array(100, 2000, channels), bias=c.array(-50, 50, channels), du=DECAY_ONE, dv=dv,
+                 act_shift=2, u_bits=v_bits, v_bits=v_bits, v_overflow="saturate", reset="subtract",
+                 reset_value=c.array(100, 2000, channels))
+    return conformance._chain(f"big{channels}", IntInput(shape=(8, size, size), encoding="spikes"),
+                              [("conv", conv), ("lif", lif)], steps=3)
+
+
+@pytest.mark.parametrize("channels, size, v_bits, dv", [(48, 40, 24, 2048), (32, 30, 16, 1000), (4, 6, 12, 2048)])
+def test_scratch_grows_with_the_state_and_stays_exact(channels, size, v_bits, dv, tmp_path):
+    """Tiles and neuron chunks take up to 1/16 of the neuron state bytes (at least the
+    minimum, at most the maximum): a big layer gets multi-row tiles and long chunks, a
+    small one the least scratch, and every size is bit-exact (decay by a shift where
+    4096 - dv is a power of two, by the product otherwise)."""
+    from snncc.targets.c import lowering
+
+    g = _big_layer(channels, size, v_bits, dv)
+    p = emitter._Plan(g)
+    state = p.data()["sizes"]["state_bytes"]  # the membranes in their formats (no u, no delays)
+    assert p.acc_budget == min(lowering.ACC_SCRATCH_MAX, max(lowering.ACC_SCRATCH_MIN, state // 16))
+    assert lowering.LIF_CHUNK_MIN <= p.lif_chunk <= lowering.LIF_CHUNK_MAX
+    assert p.lif_chunk & (p.lif_chunk - 1) == 0 and (p.lif_chunk == lowering.LIF_CHUNK_MIN
+                                                     or 16 * p.lif_chunk <= p.acc_budget // 2)
+    if channels == 4:
+        assert (p.acc_budget, p.lif_chunk) == (lowering.ACC_SCRATCH_MIN, lowering.LIF_CHUNK_MIN)
+    else:
+        assert p.lif_chunk >= 64 and p.acc_budget > lowering.ACC_SCRATCH_MIN
+    assert emitter._Plan(g).acc_budget == p.acc_budget  # the same graph, the same sizes
+    ctarget.emit(g, tmp_path)
+    man = json.loads((tmp_path / emitter.MANIFEST).read_text())
+    layer = [L for L in man["layers"] if L["acc"]][0]
+    assert layer["tile_bytes"] <= p.acc_budget or layer["tile_rows"] == 1
+    compare(g, tmp_path, conformance.random_input(g, 2, np.random.default_rng(size)), emit=False)
 
 
 @pytest.mark.slow  # compiles the example three times (~1.5 min on 2 cores)

@@ -14,7 +14,8 @@ DEVELOPERS.md describe the runtime side):
    codes as bit planes. Tensors are channel-last; a dense synapse reading a (C, H, W)
    tensor gets its weight rows permuted to that storage order, so Flatten is free.
 3. **Tiles and types.** Each layer with synapses runs in tiles of output rows (conv) or
-   outputs (dense) whose accumulator fits ``ACC_SCRATCH_BUDGET``, in the narrowest of
+   outputs (dense) whose accumulator fits the plan's budget (``lowering.scratch_budget``:
+   a share of the model's state bytes, at least ``ACC_SCRATCH_MIN``), in the narrowest of
    int16/32/64 that holds every partial sum; a neuron update runs in int32 where every
    intermediate provably fits, else int64.
 4. **The arena.** Buffers that live only within a step (the input, stored
@@ -45,7 +46,7 @@ from ...ops.neurons import I32_MAX, SAFE, overflow_magnitude
 from . import arena
 from .cspell import _check, _rows, c_comment, c_ident, c_int, c_string, pack_weights, type_for
 from .formats import IO_DTYPES, IO_ENUMS, Format, fmt_for, nbytes
-from .lowering import LOWER, LIF_CHUNK, ACC_SCRATCH_BUDGET
+from .lowering import ACC_SCRATCH_MIN, LOWER, scratch_budget
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BINARY = "snncc_model"
@@ -131,6 +132,7 @@ class _Plan:
         self.consts: dict[tuple, dict] = {}  # (ctype, values) -> array record (shared)
         self.structs: list[dict] = []        # C objects in declaration order
         self._fusion()
+        self.acc_budget, self.lif_chunk = scratch_budget(self)  # bytes per tile, elements per neuron chunk
 
     # ---- 1. fusion
     def _sole(self, name: str) -> bool:
@@ -393,4 +395,4 @@ def emit(graph: Graph, out_dir: str | Path) -> list[Path]:
 
 
 __all__ = ["emit", "plan", "manifest", "pack_weights", "type_for", "c_ident", "c_comment", "c_string", "c_int",
-           "LOWER", "LIF_CHUNK", "ACC_SCRATCH_BUDGET"]
+           "LOWER", "ACC_SCRATCH_MIN"]

@@ -10,15 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS
+from ...ops import role
 from ...ops.neurons import overflow_magnitude, records_u
 from .cspell import _check, _rows, c_int, pack_weights, type_for
 from .formats import FORMATS, fmt_for, nbytes
 
-#: bytes of a tile's accumulator (a bigger tile rescans fewer input rows, a smaller one
-#: saves RAM); a conv row over it is split into parts of columns
-ACC_SCRATCH_BUDGET = 512
+#: scratch of a layer (a tile's accumulator, a neuron chunk's temporaries) may take up to
+#: 1/SCRATCH_SHARE of the bytes of the model's neuron state, within these bounds: a bigger
+#: tile rescans fewer input rows and a longer chunk runs longer vector loops (the example's
+#: C time per image x0.55), a model with little state (a ternary membrane) keeps the minimum,
+#: so scratch never dominates what Eq. 28 counts (scratch_budget)
+SCRATCH_SHARE = 16
+#: bytes of a tile's accumulator (a conv row over it is split into parts of columns)
+ACC_SCRATCH_MIN, ACC_SCRATCH_MAX = 512, 8192
 #: elements per chunk of the neuron update (its arena scratch: 4 chunks of int32/int64)
-LIF_CHUNK = 16
+LIF_CHUNK_MIN, LIF_CHUNK_MAX = 16, 256
 #: int64 values of scratch for stored synapse results, pools and adds (per array):
 #: the runtime's SNN_TMP (snncc_rt.h)
 TMP_VALUES = 32
@@ -74,16 +80,17 @@ def syn(p, name: str, op, L: dict) -> str:
 
 def tile(p, L: dict, syns: list[str], out: dict, tmp: bool) -> str:
     """The snn_tile_t of a layer computing ``syns`` into ``out``: the accumulator type that
-    holds every partial sum of them all, rows per tile within ACC_SCRATCH_BUDGET."""
+    holds every partial sum of them all, rows per tile within the plan's accumulator budget."""
     ivs = [p.bounds.acc_iv[s] for s in syns]
     acc = max(1, type_for(sum(lo for lo, _ in ivs), sum(hi for _, hi in ivs)))
     ops = [p.graph.node(s) for s in syns]
     conv = ops[0].kind == "IntConv"
     per_row, total = (out["w"] * out["c"], out["h"]) if conv else (1, out["n"])
-    rows = max(1, min(total, ACC_SCRATCH_BUDGET // (per_row << acc)))
+    budget = p.acc_budget
+    rows = max(1, min(total, budget // (per_row << acc)))
     cols = 0
-    if conv and per_row << acc > ACC_SCRATCH_BUDGET and out["w"] > 1:  # one row is over: part of a row
-        cols = max(1, min(out["w"] - 1, ACC_SCRATCH_BUDGET // (out["c"] << acc)))
+    if conv and per_row << acc > budget and out["w"] > 1:  # one row is over: part of a row
+        cols = max(1, min(out["w"] - 1, budget // (out["c"] << acc)))
         per_row = cols * out["c"]
     run = max(op.weight.shape[3] * op.weight.shape[0] // op.groups if conv else rows for op in ops)
     L.update(acc=("int16", "int32", "int64")[acc - 1], rows=rows, cols=cols, tile_bytes=rows * per_row << acc)
@@ -186,27 +193,58 @@ def _state(p, L: dict, what: str, fmt, bound_io: tuple) -> tuple[dict, dict]:
     return t, {"io": type_for(*bound_io)}
 
 
+def _state_formats(p, name: str, op) -> tuple:
+    """(v format, v probe interval, u format or None, u probe interval) of a neuron layer:
+    a quantized membrane as codes (T2/U1), else the narrowest format of its proven bound."""
+    u_b, v_b = p.bounds.state[name]
+    if _coded(op, p.shapes[name][0]):
+        lmax = _mag(op.state_level)
+        v_fmt, v_iv = FORMATS["T2" if op.state_quant == "ternary" else "U1"], (-lmax, lmax)
+    else:
+        v_fmt = FORMATS["S64"] if v_b is None else fmt_for(-v_b, v_b)
+        v_iv = (-(1 << 62), 1 << 62) if v_b is None else (-v_b, v_b)
+    if not records_u(op, p.graph.meta.get("schedule")):  # on Lava's schedule also du = 4096: u = the input current
+        return v_fmt, v_iv, None, None
+    if op.du == DECAY_ONE:
+        u_b = 1 << (op.u_bits - 1)  # no carried state: u is the step's current, inside the u register
+    u_fmt = FORMATS["S64"] if u_b is None else fmt_for(-u_b, u_b)
+    return v_fmt, v_iv, u_fmt, (-(1 << 62), 1 << 62) if u_b is None else (-u_b, u_b)
+
+
 def lif_states(p, name: str, op, L: dict, wide: bool) -> dict:
     """The u and v tensors of a neuron layer (state formats) and their probes' types."""
     _check(1 <= op.u_bits <= 62 and 1 <= op.v_bits <= 62, f"{name}: u_bits/v_bits must be 1..62")
-    u_b, v_b = p.bounds.state[name]
     ch = p.shapes[name][0]
-    if _coded(op, ch):
-        lmax = _mag(op.state_level)
-        v, v_io = _state(p, L, "v", FORMATS["T2" if op.state_quant == "ternary" else "U1"], (-lmax, lmax))
+    v_fmt, v_iv, u_fmt, u_iv = _state_formats(p, name, op)
+    v, v_io = _state(p, L, "v", v_fmt, v_iv)
+    if v_fmt.name in ("T2", "U1"):
         v_io.update(level=p.const(np.broadcast_to(op.state_level, (ch,)), wide), wide=int(wide))
     else:
-        fmt = FORMATS["S64"] if v_b is None else fmt_for(-v_b, v_b)
-        v, v_io = _state(p, L, "v", fmt, (-(1 << 62), 1 << 62) if v_b is None else (-v_b, v_b))
         v_io["level"] = "0"
     u = u_io = None
-    if records_u(op, p.graph.meta.get("schedule")):  # on Lava's schedule also du = 4096: u = the input current
-        if op.du == DECAY_ONE:
-            u_b = 1 << (op.u_bits - 1)  # no carried state: u is the step's current, inside the u register
-        fmt = FORMATS["S64"] if u_b is None else fmt_for(-u_b, u_b)
-        u, u_io = _state(p, L, "u", fmt, (-(1 << 62), 1 << 62) if u_b is None else (-u_b, u_b))
+    if u_fmt is not None:
+        u, u_io = _state(p, L, "u", u_fmt, u_iv)
         u_io["level"] = "0"
     return {"u": u, "v": v, "v_io": v_io, "u_io": u_io, "wide": wide}
+
+
+def scratch_budget(p) -> tuple[int, int]:
+    """(accumulator bytes per tile, elements per neuron chunk) for the model of plan ``p``:
+    1/SCRATCH_SHARE of its neuron state bytes (v and u in their storage formats) within
+    [ACC_SCRATCH_MIN, ACC_SCRATCH_MAX], and the largest power of two of chunk elements whose
+    int32 temporaries (4 arrays: 16 bytes per element) take at most half of that, within
+    [LIF_CHUNK_MIN, LIF_CHUNK_MAX]. The same graph always gets the same sizes."""
+    state = 0
+    for name, op in p.graph.items():
+        if role(op) == "neuron":
+            n = int(np.prod(p.shapes[name]))
+            v_fmt, _, u_fmt, _ = _state_formats(p, name, op)
+            state += nbytes(v_fmt, n) + (nbytes(u_fmt, n) if u_fmt is not None else 0)
+    acc = min(ACC_SCRATCH_MAX, max(ACC_SCRATCH_MIN, state // SCRATCH_SHARE))
+    chunk = LIF_CHUNK_MIN
+    while chunk * 2 <= LIF_CHUNK_MAX and 16 * chunk * 2 <= acc // 2:
+        chunk *= 2
+    return acc, chunk
 
 
 def _consts(p, op, ch: int, wide: bool) -> list[tuple[str, str]]:
@@ -253,7 +291,7 @@ def lif(p, name: str, op) -> None:
               *_consts(p, op, p.shapes[name][0], wide),
               ("u", "&" + lf["u"]["cname"] if lf["u"] else "0"), ("v", "&" + lf["v"]["cname"]),
               ("reset_interval", int(op.reset_interval)), ("reset_offset", int(op.reset_offset)),
-              ("chunk", LIF_CHUNK), ("tmp", p.scratch(L, "tmp", 4 * LIF_CHUNK * (8 if wide else 4))), *tnp,
+              ("chunk", p.lif_chunk), ("tmp", p.scratch(L, "tmp", 4 * p.lif_chunk * (8 if wide else 4))), *tnp,
               *_masks(p, name, op, L)]
     L["p"] = p.struct("snn_lif_t", f"{L['cname']}_p", fields)
 
@@ -266,7 +304,7 @@ def _masks(p, name: str, op, L) -> list[tuple[str, object]]:
     _check(-1 <= op.spatial_level < 1 << 62, f"{name}: spatial_level {op.spatial_level} must be -1..2^62-1")
     gate = op.gate_weight.size > 0
     return [("neg_mask", int(op.neg_mask)), ("spatial_level", c_int(int(op.spatial_level))),
-            ("spatial_tmp", p.scratch(L, "spatial", 3 * 8 * LIF_CHUNK) if op.spatial_level >= 0 else "0"),
+            ("spatial_tmp", p.scratch(L, "spatial", 3 * 8 * p.lif_chunk) if op.spatial_level >= 0 else "0"),
             ("gate_w", p.const(op.gate_weight, True) if gate else "0"),
             ("gate_level", p.const(np.broadcast_to(op.gate_level, (ch,)), True) if gate else "0"),
             ("gate_tmp", p.scratch(L, "gate", 3 * 8 * ch) if gate else "0")]
