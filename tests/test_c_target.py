@@ -793,6 +793,19 @@ def test_example_memory_is_within_115_percent_of_eq28(tmp_path):
     assert bench.main(["--keep", str(tmp_path)]) == 0
 
 
+def test_the_host_build_uses_this_machines_instructions_unless_told_not_to(monkeypatch):
+    """-march=native where the compiler takes it, with what it expands to in the runtime
+    object's cache key; SNNCC_NATIVE=0 gives a binary for any CPU of the architecture."""
+    cc = runner.find_compiler()
+    monkeypatch.setattr(runner, "_native", {})
+    expanded = runner.native_target(cc)
+    if expanded is None:
+        pytest.skip(f"{cc} refuses -march=native here")
+    assert "-march=native" in runner.compiler_flags(cc) and expanded  # the driver's options, not the word
+    monkeypatch.setenv("SNNCC_NATIVE", "0")
+    assert runner.native_target(cc) is None and "-march=native" not in runner.compiler_flags(cc)
+
+
 def test_the_runtime_is_compiled_once_and_cached(tmp_path, monkeypatch):
     """snncc_rt.c is the same in every build: its object is cached by content, compiler and
     flags; a build from the cache is the same binary; a runtime that does not compile is
