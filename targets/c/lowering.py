@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS
-from ...ops.neurons import overflow_magnitude, records_u
+from ...ops.neurons import overflow_magnitude, probed_only_u, records_u
 from .cspell import _check, _rows, c_int, pack_weights, type_for
 from .formats import FORMATS, fmt_for, nbytes
 
@@ -180,14 +180,16 @@ def _coded(op, channels: int) -> bool:
     return bool(ok.all())
 
 
-def _state(p, L: dict, what: str, fmt, bound_io: tuple) -> tuple[dict, dict]:
+def _state(p, L: dict, what: str, fmt, bound_io: tuple, probed_only: bool = False) -> tuple[dict, dict]:
     shape = p.shapes[L["name"]]
-    t = p.stored_as(L["name"], f"{L['cname']}_{what}", shape, fmt, L["index"])
+    t = p.stored_as(L["name"], f"{L['cname']}_{what}", shape, fmt, L["index"], probed_only=probed_only)
     return t, {"io": type_for(*bound_io)}
 
 
 def lif_states(p, name: str, op, L: dict, wide: bool) -> dict:
-    """The u and v tensors of a neuron layer (state formats) and their probes' types."""
+    """The u and v tensors of a neuron layer (state formats) and their probes' types; a u
+    that only the probes need (``ops.probed_only_u``) is declared for the state-probing
+    build alone (``-DSNNCC_PROBE_STATE``)."""
     _check(1 <= op.u_bits <= 62 and 1 <= op.v_bits <= 62, f"{name}: u_bits/v_bits must be 1..62")
     u_b, v_b = p.bounds.state[name]
     ch = p.shapes[name][0]
@@ -200,11 +202,13 @@ def lif_states(p, name: str, op, L: dict, wide: bool) -> dict:
         v, v_io = _state(p, L, "v", fmt, (-(1 << 62), 1 << 62) if v_b is None else (-v_b, v_b))
         v_io["level"] = "0"
     u = u_io = None
-    if records_u(op, p.graph.meta.get("schedule")):  # on Lava's schedule also du = 4096: u = the input current
+    schedule = p.graph.meta.get("schedule")
+    if records_u(op, schedule):  # on Lava's schedule also du = 4096: u = the input current
         if op.du == DECAY_ONE:
             u_b = 1 << (op.u_bits - 1)  # no carried state: u is the step's current, inside the u register
         fmt = FORMATS["S64"] if u_b is None else fmt_for(-u_b, u_b)
-        u, u_io = _state(p, L, "u", fmt, (-(1 << 62), 1 << 62) if u_b is None else (-u_b, u_b))
+        u, u_io = _state(p, L, "u", fmt, (-(1 << 62), 1 << 62) if u_b is None else (-u_b, u_b),
+                         probed_only_u(op, schedule))
         u_io["level"] = "0"
     return {"u": u, "v": v, "v_io": v_io, "u_io": u_io, "wide": wide}
 
@@ -251,11 +255,19 @@ def lif(p, name: str, op) -> None:
     fields = [*zip(("du", "dv", "act_shift", "u_bits", "u_ovf", "v_bits", "v_ovf", "reset", "quant", "fires",
                     "wide"), (int(x) for x in scal)),
               *_consts(p, op, p.shapes[name][0], wide),
-              ("u", "&" + lf["u"]["cname"] if lf["u"] else "0"), ("v", "&" + lf["v"]["cname"]),
+              ("u", _u_field(lf["u"])), ("v", "&" + lf["v"]["cname"]),
               ("reset_interval", int(op.reset_interval)), ("reset_offset", int(op.reset_offset)),
               ("chunk", LIF_CHUNK), ("tmp", p.scratch(L, "tmp", 4 * LIF_CHUNK * (8 if wide else 4))), *tnp,
               *_masks(p, name, op, L)]
     L["p"] = p.struct("snn_lif_t", f"{L['cname']}_p", fields)
+
+
+def _u_field(u: dict | None) -> str:
+    """snn_lif_t.u: NULL without u; a u only the probes need is there only in the
+    state-probing build (model.c's SNN_IF_PROBED: NULL without -DSNNCC_PROBE_STATE)."""
+    if u is None:
+        return "0"
+    return f"SNN_IF_PROBED(&{u['cname']})" if u["probed_only"] else "&" + u["cname"]
 
 
 def _masks(p, name: str, op, L) -> list[tuple[str, object]]:
