@@ -584,6 +584,25 @@ CASES: dict[str, Callable[[], Graph]] = {
 }
 
 
+def lava_probe_only_u() -> Graph:
+    """``lava_cuba_lif`` on Lava's schedule (the Lava passes) with a du = 4096 layer, whose u
+    is the step's current: recorded by the state probes, kept by nothing else (the C
+    target declares it only in its state-probing build), before a readout with a current
+    state (du = 410: u carried in every build). Not one of CASES (tools/snapshot_artifacts.py
+    records those)."""
+    import dataclasses
+
+    from snncc.ir.nodes import DECAY_ONE
+    from snncc.passes.lava import LAVA_PASSES
+
+    g = case_lava_cuba_lif()
+    g.set("lif1", dataclasses.replace(g.node("lif1"), du=DECAY_ONE))
+    for fn, _ in LAVA_PASSES:
+        g, _ = fn(g)
+    assert g.meta["schedule"] == "lava"
+    return g
+
+
 def features(graph: Graph) -> set[str]:
     """Feature tags of a graph, to check what a set of random graphs covers."""
     tags = set()

@@ -4,8 +4,10 @@ reference. Skipped, with the reason, where the toolchain or QEMU is missing
 (`make toolchain-arm` installs them; `make test` does so first)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -92,6 +94,26 @@ def test_example_fits_the_part_and_verifies(tmp_path):
     assert np.array_equal(got["output"], interpreter.run(g, x)["output"])
     assert main(["simulate", str(out), "--target", "reference", "--arch", "cortex-m4", "--input",
                  str(tmp_path / "x.npz"), "--out", str(tmp_path / "r2.npz")]) == 2
+
+
+@needs_m4
+def test_m4_deploys_without_probe_only_state_and_probes_with_it(tmp_path):
+    """On Lava's schedule u of a du = 4096 layer is only for the state probes: the M4 build
+    that `report` measures (snncc_model.elf) has no RAM for it, the one that runs with state
+    probes (snncc_model_probe.elf) has and records it bit-exactly."""
+    g = conformance.lava_probe_only_u()
+    ctarget.emit(g, tmp_path)
+    man = json.loads((tmp_path / "c_manifest.json").read_text())
+    x = conformance.random_input(g, 2, np.random.default_rng(7))
+    for probe_state in (False, True):
+        ref = interpreter.run(g, x, probe_state=probe_state)
+        got = m4.simulate(tmp_path, x, probe_state=probe_state)
+        assert sorted(got) == sorted(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)
+    assert (tmp_path / m4.ELF).is_file() and (tmp_path / m4.ELF_PROBE).is_file()
+    deployed = m4.size(tmp_path)
+    out = subprocess.run([m4.ARM_SIZE, str(tmp_path / m4.ELF_PROBE)], check=True, capture_output=True, text=True)
+    probing_bss = int(out.stdout.splitlines()[1].split()[2])
+    assert probing_bss - deployed["bss"] >= man["probe_state_bytes"] > 0
 
 
 def test_missing_toolchain_is_a_clear_message(tmp_path, monkeypatch):

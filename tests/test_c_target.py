@@ -159,6 +159,24 @@ def test_makefile_builds_standalone(tmp_path):
     assert (tmp_path / "c" / emitter.BINARY).is_file()
 
 
+def test_makefile_builds_the_state_probing_harness(tmp_path):
+    """`make probe` builds snncc_model_probe (-DSNNCC_PROBE_STATE), which records every state
+    probe of a model with probe-only state bit-exactly."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    g = conformance.lava_probe_only_u()
+    out = tmp_path / "c"
+    ctarget.emit(g, out)
+    subprocess.run(["make", "-s", "probe"], cwd=out, check=True, capture_output=True)
+    x = conformance.random_input(g, 2, np.random.default_rng(4))
+    fin, fout = tmp_path / "in.bin", tmp_path / "out.bin"
+    fin.write_bytes(b"SNNI" + np.array(x.shape[:2] + (x[0, 0].size,), "<u4").tobytes() + x.astype("<i4").tobytes())
+    subprocess.run([str(out / emitter.BINARY_PROBE), str(fin), str(fout), "--probe"], check=True)
+    got = runner.parse_output(fout.read_bytes(), json.loads((out / emitter.MANIFEST).read_text()), True)
+    ref = interpreter.run(g, x, probe_state=True)
+    assert sorted(got) == sorted(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)
+
+
 # ------------------------------------------------------------------ sanitizers, build errors
 @pytest.mark.slow  # AddressSanitizer + UBSan builds: 20 s each on 2 cores (make test-slow)
 def test_sanitized_build_runs(tmp_path):
@@ -174,6 +192,22 @@ def test_sanitized_build_runs(tmp_path):
         x = conformance.random_input(g, 2, np.random.default_rng(5))
         got = ctarget.simulate(out, x, probe_state=True, sanitize=True)
         ref = interpreter.run(g, x, probe_state=True)
+        assert sorted(got) == sorted(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)
+
+
+@pytest.mark.slow  # two AddressSanitizer + UBSan builds
+def test_sanitized_lava_schedule_with_and_without_state_probes(tmp_path):
+    """ASan + UBSan + -DSNNCC_CHECKED on both harnesses of a model with probe-only state:
+    the deployed one (no u for the du = 4096 layer) and snncc_model_probe_asan."""
+    g = conformance.lava_probe_only_u()
+    out = tmp_path / "c"
+    ctarget.emit(g, out)
+    x = conformance.random_input(g, 2, np.random.default_rng(6))
+    for probe_state in (False, True):
+        binary = ctarget.build(out, extra_cflags=("-DSNNCC_CHECKED",), sanitize=True, probe_state=probe_state)
+        assert binary.name == (emitter.BINARY_PROBE_ASAN if probe_state else emitter.BINARY_ASAN)
+        got = ctarget.simulate(out, x, probe_state=probe_state, sanitize=True)
+        ref = interpreter.run(g, x, probe_state=probe_state)
         assert sorted(got) == sorted(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)
 
 
@@ -679,6 +713,59 @@ def test_memory_is_declared_and_reported(tmp_path):
     rep = emitter.plan(g)
     for t in rep["tensors"]:
         assert t["bytes"] == emitter.nbytes(t["fmt"], t["n"])
+
+
+def _bss_symbols(model_c: Path, *flags: str) -> dict[str, int]:
+    """model.c compiled alone (as benchmarks/bench_c_memory.py does): its zero-initialized
+    objects (``nm -S``: bss symbols) and their sizes."""
+    obj = model_c.with_name(f"model{len(flags)}.o")
+    subprocess.run([runner.find_compiler(), *runner.CFLAGS, *flags, "-c", model_c.name, "-o", obj.name],
+                   cwd=model_c.parent, check=True)
+    out = subprocess.run(["nm", "-S", obj.name], cwd=model_c.parent, check=True, capture_output=True, text=True)
+    return {f[3]: int(f[1], 16) for f in (ln.split() for ln in out.stdout.splitlines())
+            if len(f) == 4 and f[2] in "bB"}
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="nm (binutils) is not installed")
+def test_lava_schedule_declares_u_of_du_4096_only_in_the_probing_build(tmp_path):
+    """On Lava's schedule u of a du = 4096 neuron is only for the state probes: the
+    deployed model.o holds no buffer for it (the manifest's state_bytes says what model.o
+    holds, probe_state_bytes what -DSNNCC_PROBE_STATE adds), a readout's carried u stays,
+    --probe state still records every u bit-exactly (snncc_model_probe), and the deployed
+    harness refuses --probe instead of writing fewer probes."""
+    g = conformance.lava_probe_only_u()
+    out = tmp_path / "c"
+    ctarget.emit(g, out)
+    man = json.loads((out / emitter.MANIFEST).read_text())
+    lif1_u, readout_u = "L002_lif1_u", "L004_readout_u"
+    deployed, probing = _bss_symbols(out / "model.c"), _bss_symbols(out / "model.c", "-DSNNCC_PROBE_STATE")
+    assert lif1_u not in deployed and readout_u in deployed
+    assert sum(deployed.values()) - deployed.pop("snn_arena") - deployed.pop("snncc_steps") == (
+        man["state_bytes"] + man["spike_bytes"] + man["other_static_bytes"])
+    assert {k: v for k, v in probing.items() if k not in deployed} == {
+        "snn_arena": probing["snn_arena"], "snncc_steps": 8, lif1_u: man["probe_state_bytes"]}
+    assert man["probe_state_bytes"] == 4 * 12  # 12 neurons of a 24-bit register (S32)
+    x = conformance.random_input(g, 2, np.random.default_rng(3))
+    for probe_state in (False, True):
+        ref = interpreter.run(g, x, probe_state=probe_state)
+        got = ctarget.simulate(out, x, probe_state=probe_state)
+        assert sorted(got) == sorted(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)
+    assert {"lif1/u", "readout/u"} <= set(ref)
+    assert (out / emitter.BINARY).is_file() and (out / emitter.BINARY_PROBE).is_file()
+    proc = subprocess.run([str(out / emitter.BINARY), "in", "out", "--probe"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "make probe (-DSNNCC_PROBE_STATE)" in proc.stderr
+
+
+def test_zero_latency_probes_run_the_deployed_harness(tmp_path):
+    """Without probe-only state (every zero-latency build: du = 4096 keeps no u there) the
+    manifest has no probe_state_bytes and one harness serves every mode."""
+    g = conformance.CASES["residual_add"]()
+    ctarget.emit(g, tmp_path)
+    text = (tmp_path / "model.c").read_text() + (tmp_path / "model.h").read_text()
+    assert "SNNCC_PROBE_STATE" not in text
+    assert "probe_state_bytes" not in json.loads((tmp_path / emitter.MANIFEST).read_text())
+    compare(g, tmp_path, conformance.random_input(g, 2, np.random.default_rng(0)), emit=False)
+    assert not (tmp_path / emitter.BINARY_PROBE).exists()
 
 
 class _Tensor(ctypes.Structure):

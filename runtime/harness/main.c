@@ -14,6 +14,9 @@
  *           selected probes of model.c in table order, each element in its probe's width
  *           (1, 2, 4 or 8 bytes, two's complement), in storage order (channel-last);
  *           c_manifest.json lists the probes with their shapes, dtypes and layouts.
+ * A model on Lava's schedule with neurons of du = 4096 keeps their u (the step's current)
+ * only for the state probes: --probe then needs the build with -DSNNCC_PROBE_STATE
+ * (`make probe`: snncc_model_probe); the build without refuses it.
  * The harness streams: it never holds more than 256 values of a step, so that it fits
  * next to the model in a microcontroller's RAM.  With -DSNNCC_BOARD it also prints the
  * board counter's ticks spent in snncc_reset, snncc_set_input_range and snncc_step.
@@ -115,6 +118,10 @@ int main(int argc, char **argv)
         mode = 2;
     else if (argc != 3)
         return fail("usage: snncc_model INPUT OUTPUT [--probe | --output-only]", "");
+#ifdef SNNCC_STATE_PROBES_OMITTED /* model.h: some state probes exist only with -DSNNCC_PROBE_STATE */
+    if (mode == 1)
+        return fail("--probe needs the state-probing build of this model: ", "make probe (-DSNNCC_PROBE_STATE)");
+#endif
     in = fopen(argv[1], "rb");
     if (in == NULL)
         return fail("cannot open input file ", argv[1]);

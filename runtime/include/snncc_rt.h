@@ -129,9 +129,11 @@ typedef struct {
     uint8_t wide;          /* 0: the update runs in int32_t (proven exact), 1: int64_t */
     /* per channel (C entries), int32_t or int64_t (`wide`); NULL where unused */
     const void *thr, *bias, *rv, *level, *u_bias, *v_init;
-    const snn_tensor_t *u; /* current state; NULL when du == 4096 (no current state), except on
-                            * Lava's schedule, where u is recorded for every neuron (it then
-                            * holds the step's current: decay(u, 4096) = 0) */
+    const snn_tensor_t *u; /* current state; NULL when du == 4096 (no current state). On Lava's
+                            * schedule the state probes record u of every neuron; where
+                            * du == 4096 it then holds the step's current (decay(u, 4096) = 0),
+                            * so model.c declares it only with -DSNNCC_PROBE_STATE (the
+                            * harness for --probe) and it is NULL in the deployed build */
     const snn_tensor_t *v; /* membrane state (codes for a quantized membrane in T2/U1) */
     int32_t reset_interval; /* > 0: u = v = 0 before the step t with t % reset_interval == reset_offset */
     int32_t reset_offset;

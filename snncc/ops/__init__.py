@@ -29,6 +29,7 @@ from __future__ import annotations
 from .base import OPS, OpDef, Interval, op_def, register, role, shape_of  # noqa: F401
 from . import inputs, neurons, pools, synapses, tensors  # noqa: F401,E402  (registration)
 from .inputs import ENCODINGS, input_range  # noqa: E402
-from .neurons import records_u  # noqa: E402
+from .neurons import probed_only_u, records_u  # noqa: E402
 
-__all__ = ["OPS", "OpDef", "Interval", "op_def", "register", "role", "shape_of", "ENCODINGS", "input_range", "records_u"]
+__all__ = ["OPS", "OpDef", "Interval", "op_def", "register", "role", "shape_of", "ENCODINGS", "input_range", "records_u",
+           "probed_only_u"]

@@ -125,6 +125,14 @@ def records_u(op, schedule: str | None) -> bool:
     return op.du != DECAY_ONE or schedule == "lava"
 
 
+def probed_only_u(op, schedule: str | None) -> bool:
+    """Whether a neuron's u is recorded (``records_u``) but carries nothing between steps
+    (du = 4096 on Lava's schedule: u is the step's current, decay(u, 4096) = 0), so a
+    target needs it only in a build that probes state (the C target keeps it under
+    -DSNNCC_PROBE_STATE)."""
+    return op.du == DECAY_ONE and records_u(op, schedule)
+
+
 def overflow_magnitude(p: int, bits: int, mode: str) -> int:
     """Largest |overflow(x)| over |x| <= p (kernels.overflow)."""
     m = 1 << (bits - 1)

@@ -44,7 +44,7 @@ def not_run(out_dir):
     tools, or a model that does not fit the part (its link says so)."""
     from . import m4
 
-    why = m4.available() or m4.unfit(out_dir)
+    why = m4.available() or m4.unfit(out_dir, probe_state=True)  # the artifact runs with state probes
     return {"snncc_model.elf (cortex-m4, qemu)": why} if why else {}
 
 
@@ -75,6 +75,10 @@ def report(out_dir, memory: dict, x=None):
              f"(weights {buf['weights_bytes'] / 1024:.2f}, neuron constants {buf['constant_bytes'] / 1024:.2f}, "
              f"state {buf['state_bytes'] / 1024:.2f}, spikes {buf['spike_bytes'] / 1024:.2f}, "
              f"other {buf['other_static_bytes'] / 1024:.2f}, arena {buf['arena_bytes'] / 1024:.2f} KiB)"]
+    if man.get("probe_state_bytes"):  # not in the deployed build: only the harness for --probe state has it
+        rep["probe_state_bytes"] = int(man["probe_state_bytes"])
+        lines.append(f"  (the state-probing build, -DSNNCC_PROBE_STATE, adds {rep['probe_state_bytes'] / 1024:.2f} KiB "
+                     "of state: u of the du = 4096 neurons, which only --probe state reads)")
     why = m4.available() or m4.unfit(out_dir)
     if why:
         rep["cortex_m4"] = {"not_run": why}

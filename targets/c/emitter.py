@@ -20,7 +20,11 @@ DEVELOPERS.md describe the runtime side):
    intermediate provably fits, else int64.
 4. **The arena.** Buffers that live only within a step (the input, stored
    intermediate results, all scratch) get offsets in one static arena (``arena.plan``);
-   state, spikes, delay lines live in their own static arrays.
+   state, spikes, delay lines live in their own static arrays. A state buffer only the
+   state probes read (u of a du = 4096 neuron on Lava's schedule: ``ops.probed_only_u``)
+   is declared only under ``-DSNNCC_PROBE_STATE`` (the harness ``snncc_model_probe``),
+   so the build a user deploys does not hold it; the sizes count it apart
+   (``probe_state_bytes``).
 
 The Jinja2 templates in ``templates/`` lay that data out; all behaviour lives in the
 runtime (``runtime/src/snncc_rt.c``). Output is deterministic: graph order, sorted
@@ -51,6 +55,9 @@ from .lowering import ACC_SCRATCH_MIN, LOWER, scratch_budget
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BINARY = "snncc_model"
 BINARY_ASAN = "snncc_model_asan"
+#: the harness built with -DSNNCC_PROBE_STATE (a model with probe-only state: its u probes)
+BINARY_PROBE = "snncc_model_probe"
+BINARY_PROBE_ASAN = "snncc_model_probe_asan"
 SOURCES = ("main.c", "model.c", "snncc_rt.c")
 MANIFEST = "c_manifest.json"
 
@@ -100,12 +107,14 @@ def _dims(shape: tuple) -> tuple[int, int, int]:
     raise SnnccError(f"the C target supports tensors of shape (N,) or (C, H, W), got {shape}")
 
 
-def _tensor(cname: str, shape: tuple, fmt: Format, buf: str, order: tuple | None) -> dict:
+def _tensor(cname: str, shape: tuple, fmt: Format, buf: str, order: tuple | None,
+            probed_only: bool = False) -> dict:
     """A tensor descriptor: ``buf`` names its buffer; ``order`` is the (C, H, W) shape whose
-    channel-last order its elements are stored in (None: plain order)."""
+    channel-last order its elements are stored in (None: plain order); ``probed_only``: it
+    exists only in the state-probing build."""
     c, h, w = _dims(shape)
     return {"cname": cname, "buf": buf, "fmt": fmt, "enum": fmt.enum, "c": c, "h": h, "w": w, "n": c * h * w,
-            "bytes": nbytes(fmt, c * h * w), "shape": list(shape), "order": order}
+            "bytes": nbytes(fmt, c * h * w), "shape": list(shape), "order": order, "probed_only": probed_only}
 
 
 def _hwc(shape: tuple) -> tuple | None:
@@ -166,11 +175,13 @@ class _Plan:
             self.groups[name] = group
 
     # ---- buffers and tensors
-    def buffer(self, name: str, size: int, ctype: str, persistent: bool, layer: int) -> str:
+    def buffer(self, name: str, size: int, ctype: str, persistent: bool, layer: int,
+               probed_only: bool = False) -> str:
         """A buffer: static (``persistent``: it outlives a step) or in the arena, live from
-        ``layer`` on; returns a reference the struct fields and tensors resolve later."""
+        ``layer`` on (``probed_only``: static, declared only in the state-probing build);
+        returns a reference the struct fields and tensors resolve later."""
         self.buffers[name] = {"size": size, "ctype": ctype, "arena": not persistent, "first": layer,
-                              "last": layer, "count": elements_of(ctype, size)}
+                              "last": layer, "count": elements_of(ctype, size), "probed_only": probed_only}
         return "@" + name
 
     def read(self, node: str, layer: int) -> None:
@@ -179,9 +190,9 @@ class _Plan:
         b["last"] = max(b["last"], layer)
 
     def stored_as(self, name: str, cname: str, shape: tuple, fmt: Format, layer: int,
-                  persistent: bool = True) -> dict:
-        t = _tensor(cname + "_t", shape, fmt, cname, _hwc(shape))
-        self.buffer(cname, t["bytes"], fmt.ctype, persistent, layer)
+                  persistent: bool = True, probed_only: bool = False) -> dict:
+        t = _tensor(cname + "_t", shape, fmt, cname, _hwc(shape), probed_only)
+        self.buffer(cname, t["bytes"], fmt.ctype, persistent, layer, probed_only)
         return t
 
     def stored(self, name: str, lo_hi: tuple[int, int], layer: int) -> dict:
@@ -264,11 +275,15 @@ class _Plan:
         for t in tensors:
             t["data"] = self.address("@" + t["buf"])
         inp = self.tensors[g.input_name]
+        probed_only = sum(q["probed_only"] for q in probes)  # probes of state the deployed build lacks
         return {
             "graph_name": c_comment(g.meta.get("name", "model")),
             "input": inp | {"name": g.input_name, "comment": c_comment(g.input_name),
                             "encoding": g.node(g.input_name).encoding, "bits": int(g.node(g.input_name).bits)},
             "layers": self.layers, "probes": probes, "steps": int(g.meta.get("steps", 1)),
+            "n_probes": "SNNCC_N_PROBES" if probed_only else str(len(probes)),
+            "n_probes_deployed": len(probes) - probed_only,
+            "probe_state_bytes": sum(b["size"] for b in self.buffers.values() if b["probed_only"]),
             "outputs": list(g.outputs), "arena_size": arena_size, "arena_count": max(1, (arena_size + 7) // 8),
             "statics": [dict(b, cname=k) for k, b in sorted(self.buffers.items()) if not b["arena"]],
             "tensors": tensors, "consts": sorted(self.consts.values(), key=lambda c: int(c["cname"][10:])),
@@ -318,13 +333,14 @@ def _probes(p: _Plan) -> list[dict]:
                            "level": "0"})
     for q in probes:
         q.update(cstr=c_string(q["key"]), comment=c_comment(q["key"]), io_enum=IO_ENUMS[q["io"]],
-                 wide=int(q.get("wide", 0)))
+                 wide=int(q.get("wide", 0)), probed_only=q["tensor"]["probed_only"])
     return probes
 
 
 def _sizes(p: _Plan, arena_size: int, bufs: list) -> dict:
-    """Bytes of every kind of memory the emitted model.c declares (c_manifest.json)."""
-    st = {k: b for k, b in p.buffers.items() if not b["arena"]}
+    """Bytes of every kind of memory the emitted model.c declares (c_manifest.json), in the
+    build a user deploys (without -DSNNCC_PROBE_STATE)."""
+    st = {k: b for k, b in p.buffers.items() if not b["arena"] and not b["probed_only"]}
     state = sum(b["size"] for k, b in st.items() if k.endswith(("_u", "_v", "_keep", "_ring")))
     spikes = sum(b["size"] for k, b in st.items() if k.endswith("_s"))
     return {"weights_bits": sum(w["bits"] * w["count"] for L in p.layers for w in L["weights"]),
@@ -358,6 +374,8 @@ def manifest(p: dict) -> dict:
                     "format": q["tensor"]["fmt"].name} for q in p["probes"]],
         "layers": [_layer_summary(L) for L in p["layers"]],
         **p["sizes"],
+        # only where there is any (a manifest without it: one harness serves every mode)
+        **({"probe_state_bytes": p["probe_state_bytes"]} if p["probe_state_bytes"] else {}),
     }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS
 from ...ops import role
-from ...ops.neurons import overflow_magnitude, records_u
+from ...ops.neurons import overflow_magnitude, probed_only_u, records_u
 from .cspell import _check, _rows, c_int, pack_weights, type_for
 from .formats import FORMATS, fmt_for, nbytes
 
@@ -187,9 +187,9 @@ def _coded(op, channels: int) -> bool:
     return bool(ok.all())
 
 
-def _state(p, L: dict, what: str, fmt, bound_io: tuple) -> tuple[dict, dict]:
+def _state(p, L: dict, what: str, fmt, bound_io: tuple, probed_only: bool = False) -> tuple[dict, dict]:
     shape = p.shapes[L["name"]]
-    t = p.stored_as(L["name"], f"{L['cname']}_{what}", shape, fmt, L["index"])
+    t = p.stored_as(L["name"], f"{L['cname']}_{what}", shape, fmt, L["index"], probed_only=probed_only)
     return t, {"io": type_for(*bound_io)}
 
 
@@ -212,7 +212,9 @@ def _state_formats(p, name: str, op) -> tuple:
 
 
 def lif_states(p, name: str, op, L: dict, wide: bool) -> dict:
-    """The u and v tensors of a neuron layer (state formats) and their probes' types."""
+    """The u and v tensors of a neuron layer (state formats) and their probes' types; a u
+    that only the probes need (``ops.probed_only_u``) is declared for the state-probing
+    build alone (``-DSNNCC_PROBE_STATE``)."""
     _check(1 <= op.u_bits <= 62 and 1 <= op.v_bits <= 62, f"{name}: u_bits/v_bits must be 1..62")
     ch = p.shapes[name][0]
     v_fmt, v_iv, u_fmt, u_iv = _state_formats(p, name, op)
@@ -223,14 +225,15 @@ def lif_states(p, name: str, op, L: dict, wide: bool) -> dict:
         v_io["level"] = "0"
     u = u_io = None
     if u_fmt is not None:
-        u, u_io = _state(p, L, "u", u_fmt, u_iv)
+        u, u_io = _state(p, L, "u", u_fmt, u_iv, probed_only_u(op, p.graph.meta.get("schedule")))
         u_io["level"] = "0"
     return {"u": u, "v": v, "v_io": v_io, "u_io": u_io, "wide": wide}
 
 
 def scratch_budget(p) -> tuple[int, int]:
     """(accumulator bytes per tile, elements per neuron chunk) for the model of plan ``p``:
-    1/SCRATCH_SHARE of its neuron state bytes (v and u in their storage formats) within
+    1/SCRATCH_SHARE of its neuron state bytes (v and u in their storage formats, as
+    deployed: without a u only the state probes read) within
     [ACC_SCRATCH_MIN, ACC_SCRATCH_MAX], and the largest power of two of chunk elements whose
     int32 temporaries (4 arrays: 16 bytes per element) take at most half of that, within
     [LIF_CHUNK_MIN, LIF_CHUNK_MAX]. The same graph always gets the same sizes."""
@@ -239,7 +242,8 @@ def scratch_budget(p) -> tuple[int, int]:
         if role(op) == "neuron":
             n = int(np.prod(p.shapes[name]))
             v_fmt, _, u_fmt, _ = _state_formats(p, name, op)
-            state += nbytes(v_fmt, n) + (nbytes(u_fmt, n) if u_fmt is not None else 0)
+            deployed_u = u_fmt is not None and not probed_only_u(op, p.graph.meta.get("schedule"))
+            state += nbytes(v_fmt, n) + (nbytes(u_fmt, n) if deployed_u else 0)
     acc = min(ACC_SCRATCH_MAX, max(ACC_SCRATCH_MIN, state // SCRATCH_SHARE))
     chunk = LIF_CHUNK_MIN
     while chunk * 2 <= LIF_CHUNK_MAX and 16 * chunk * 2 <= acc // 2:
@@ -289,11 +293,19 @@ def lif(p, name: str, op) -> None:
     fields = [*zip(("du", "dv", "act_shift", "u_bits", "u_ovf", "v_bits", "v_ovf", "reset", "quant", "fires",
                     "wide"), (int(x) for x in scal)),
               *_consts(p, op, p.shapes[name][0], wide),
-              ("u", "&" + lf["u"]["cname"] if lf["u"] else "0"), ("v", "&" + lf["v"]["cname"]),
+              ("u", _u_field(lf["u"])), ("v", "&" + lf["v"]["cname"]),
               ("reset_interval", int(op.reset_interval)), ("reset_offset", int(op.reset_offset)),
               ("chunk", p.lif_chunk), ("tmp", p.scratch(L, "tmp", 4 * p.lif_chunk * (8 if wide else 4))), *tnp,
               *_masks(p, name, op, L)]
     L["p"] = p.struct("snn_lif_t", f"{L['cname']}_p", fields)
+
+
+def _u_field(u: dict | None) -> str:
+    """snn_lif_t.u: NULL without u; a u only the probes need is there only in the
+    state-probing build (model.c's SNN_IF_PROBED: NULL without -DSNNCC_PROBE_STATE)."""
+    if u is None:
+        return "0"
+    return f"SNN_IF_PROBED(&{u['cname']})" if u["probed_only"] else "&" + u["cname"]
 
 
 def _masks(p, name: str, op, L) -> list[tuple[str, object]]:

@@ -4,7 +4,8 @@
 for the input and output files (docs/c_runtime.md).
 
     available()                       None, or why the M4 path cannot run here
-    build(out_dir)   -> Path          snncc_model.elf (the link fails if it does not fit)
+    build(out_dir)   -> Path          snncc_model.elf (the link fails if it does not fit;
+                                      probe_state=True: snncc_model_probe.elf, -DSNNCC_PROBE_STATE)
     size(out_dir)    -> dict          flash / RAM bytes from arm-none-eabi-size
     simulate(out_dir, x, ...) -> dict the reference's result dict, like runner.simulate
     last_stats(out_dir) -> dict       instructions of this process's last run there (per inference, per step)
@@ -28,10 +29,11 @@ import numpy as np
 from ...errors import SnnccError
 from ...reference.interpreter import prepare_input
 from .emitter import SOURCES
-from .runner import _input_graph, _manifest, _mode, parse_output
+from .runner import PROBE_DEFINE, _input_graph, _manifest, _mode, parse_output, probe_build
 
 ARCH = "cortex-m4"
 ELF = "snncc_model.elf"
+ELF_PROBE = "snncc_model_probe.elf"  # with the state only the state probes read (runner.probe_build)
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
 QEMU = "qemu-system-arm"
@@ -64,35 +66,39 @@ def _sources(out: Path) -> list[Path]:
     return [out / f for f in SOURCES + ("model.h", "snncc_rt.h") + BOARD_FILES]
 
 
-def build(out_dir: str | Path) -> Path:
-    """Compile and link snncc_model.elf in ``out_dir``; returns its path."""
+def build(out_dir: str | Path, probe_state: bool = False) -> Path:
+    """Compile and link snncc_model.elf (``probe_state``: snncc_model_probe.elf, with
+    PROBE_DEFINE) in ``out_dir``; returns its path."""
     _require()
     out = Path(out_dir)
     missing = [p.name for p in _sources(out) if not p.is_file()]
     if missing:
         raise SnnccError(f"{out} is not an emitted C project for {ARCH}: missing {', '.join(missing)} "
                          "(recompile the build)")
-    elf = out / ELF
-    tmp = out / f".{ELF}.{os.getpid()}"
-    cmd = [ARM_CC, *FLAGS, *LINK, "-o", tmp.name, *SOURCES, "startup_m4.c", "-lrdimon"]
+    name = ELF_PROBE if probe_state else ELF
+    elf = out / name
+    tmp = out / f".{name}.{os.getpid()}"
+    defs = (PROBE_DEFINE,) if probe_state else ()
+    cmd = [ARM_CC, *FLAGS, *defs, *LINK, "-o", tmp.name, *SOURCES, "startup_m4.c", "-lrdimon"]
     try:
         proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
         if proc.returncode != 0:
-            shown = " ".join(cmd).replace(tmp.name, ELF)
+            shown = " ".join(cmd).replace(tmp.name, name)
             raise SnnccError(f"{ARCH} build failed in {out} (exit {proc.returncode}):\n  $ {shown}\n"
                              f"{proc.stderr.strip()}")
         os.replace(tmp, elf)
     finally:
         tmp.unlink(missing_ok=True)
-    (out / (ELF + ".stamp")).write_text(_digest(out))
+    (out / (name + ".stamp")).write_text(_digest(out))
     return elf
 
 
-def unfit(out_dir: str | Path) -> str | None:
+def unfit(out_dir: str | Path, probe_state: bool = False) -> str | None:
     """Why the model cannot run on the part (its link says it does not fit flash or RAM),
-    or None when it builds (the ELF is then built, as `simulate` would)."""
+    or None when it builds (the ELF is then built, as `simulate` would; ``probe_state``:
+    the ELF that runs with state probes)."""
     try:
-        _elf(Path(out_dir))
+        _elf(Path(out_dir), probe_state)
     except SnnccError as e:
         lines = [ln.split("snncc: ", 1)[1] for ln in str(e).splitlines() if "snncc: the model does not fit" in ln]
         if not lines:
@@ -111,11 +117,14 @@ def _digest(out: Path) -> str:
     return h.hexdigest()
 
 
-def _elf(out: Path) -> Path:
-    """The ELF, rebuilt unless it was built from exactly these sources."""
-    elf, stamp = out / ELF, out / (ELF + ".stamp")
+def _elf(out: Path, probe_state: bool = False) -> Path:
+    """The ELF, rebuilt unless it was built from exactly these sources (``probe_state``:
+    the one for state probes, where the model needs its own: runner.probe_build)."""
+    probing = probe_state and probe_build(_manifest(out))
+    name = ELF_PROBE if probing else ELF
+    elf, stamp = out / name, out / (name + ".stamp")
     if not elf.is_file() or not stamp.is_file() or stamp.read_text() != _digest(out):
-        build(out)
+        build(out, probing)
     return elf
 
 
@@ -139,14 +148,14 @@ def simulate(out_dir: str | Path, x: np.ndarray, probe_state: bool = False, *, s
     mode = _mode(probe_state, output_only)
     out = Path(out_dir)
     man = _manifest(out)
-    elf = _elf(out)
+    elf = _elf(out, probe_state)
     x = prepare_input(_input_graph(man), x, steps)
     n, t = x.shape[:2]
     size_ = int(np.prod(man["input"]["shape"]))
     with tempfile.TemporaryDirectory(prefix="snncc-m4-") as tmp:
         (Path(tmp) / "in.bin").write_bytes(b"SNNI" + struct.pack("<III", n, t, size_) + x.astype("<i4").tobytes())
         args = [ELF, "in.bin", "out.bin"] + [[], ["--probe"], ["--output-only"]][mode]
-        shutil.copyfile(elf, Path(tmp) / ELF)
+        shutil.copyfile(elf, Path(tmp) / ELF)  # the probing ELF too runs under this name
         cmd = [QEMU, "-M", BOARD, "-nographic", "-monitor", "none", "-serial", "none", "-icount", "shift=0",
                "-semihosting-config", "enable=on,target=native," + ",".join(f"arg={a}" for a in args),
                "-kernel", ELF]

@@ -20,7 +20,7 @@ from ...errors import ArtifactError, SnnccError
 from ...ir.graph import Graph
 from ...ir.nodes import IntInput
 from ...reference.interpreter import prepare_input
-from .emitter import BINARY, BINARY_ASAN, MANIFEST, SOURCES
+from .emitter import BINARY, BINARY_ASAN, BINARY_PROBE, BINARY_PROBE_ASAN, MANIFEST, SOURCES
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 # GCC only: the vectorizer's full cost model (-O2 uses the "very cheap" one): 1.4x faster on
@@ -65,6 +65,20 @@ def native_target(cc: str) -> str | None:
     return _native[cc]
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
 _OUT_HEADER = struct.Struct("<4sIIIII")
+#: declares the state only the state probes read (model.c; the runtime never reads it)
+PROBE_DEFINE = "-DSNNCC_PROBE_STATE"
+
+
+def binary_name(sanitize: bool = False, probe_state: bool = False) -> str:
+    """The harness's file name: snncc_model[_probe][_asan]."""
+    return ((BINARY_PROBE_ASAN if sanitize else BINARY_PROBE) if probe_state else
+            (BINARY_ASAN if sanitize else BINARY))
+
+
+def probe_build(man: dict) -> bool:
+    """Whether state probes need their own harness (``PROBE_DEFINE``): the model declares
+    some state only for them (c_manifest.json ``probe_state_bytes``)."""
+    return bool(man.get("probe_state_bytes"))
 
 
 def find_compiler() -> str:
@@ -77,20 +91,21 @@ def find_compiler() -> str:
                      "install one, e.g. `apt-get install gcc`, or set CC")
 
 
-def build(out_dir: str | Path, extra_cflags=(), sanitize: bool = False) -> Path:
+def build(out_dir: str | Path, extra_cflags=(), sanitize: bool = False, probe_state: bool = False) -> Path:
     """Compile the project in ``out_dir``; returns the binary (``snncc_model``, or
-    ``snncc_model_asan`` with AddressSanitizer + UBSan when ``sanitize``)."""
+    ``snncc_model_asan`` with AddressSanitizer + UBSan when ``sanitize``; with
+    ``probe_state`` the harness with ``PROBE_DEFINE``, ``snncc_model_probe[_asan]``)."""
     out = Path(out_dir)
     missing = [f for f in SOURCES + ("model.h", "snncc_rt.h") if not (out / f).is_file()]
     if missing:
         raise ArtifactError(f"{out} is not an emitted C project: missing {', '.join(missing)}")
-    binary = out / (BINARY_ASAN if sanitize else BINARY)
+    binary = out / binary_name(sanitize, probe_state)
     tmp = binary.with_name(f".{binary.name}.{os.getpid()}")  # a failed compile leaves the folder as it was
     cc = find_compiler()
     flags = (*compiler_flags(cc), *(SANITIZE if sanitize else ()), *extra_cflags)
-    runtime = _runtime_object(cc, flags, out)
+    runtime = _runtime_object(cc, flags, out)  # the same object with and without PROBE_DEFINE
     sources = [f for f in SOURCES if f != RUNTIME_SOURCE] + [str(runtime)] if runtime else list(SOURCES)
-    cmd = [cc, *flags, "-o", tmp.name, *sources]
+    cmd = [cc, *flags, *((PROBE_DEFINE,) if probe_state else ()), "-o", tmp.name, *sources]
     srcs = [out / f for f in SOURCES + ("model.h", "snncc_rt.h")]
     before = _digest(srcs)
     try:
@@ -200,13 +215,16 @@ def simulate(out_dir: str | Path, x: np.ndarray, probe_state: bool = False, *, s
              sanitize: bool = False, output_only: bool = False) -> dict[str, np.ndarray]:
     """Run the compiled model on ``x`` ((N, T, ...) or static (N, ...)); builds first if
     the binary is missing or older than its sources. Same result as the reference
-    (``output_only``: only its "output" entry, the harness skips every other probe)."""
+    (``output_only``: only its "output" entry, the harness skips every other probe).
+    State probes of a model with probe-only state (``probe_build``) run the harness
+    built with ``PROBE_DEFINE``; everything else runs the build a user deploys."""
     mode = _mode(probe_state, output_only)
     out = Path(out_dir)
     man = _manifest(out)
-    binary = out / (BINARY_ASAN if sanitize else BINARY)
+    probing = probe_state and probe_build(man)
+    binary = out / binary_name(sanitize, probing)
     if _stale(binary, out):
-        build(out, sanitize=sanitize)
+        build(out, sanitize=sanitize, probe_state=probing)
     x = prepare_input(_input_graph(man), x, steps)
     n, t = x.shape[:2]
     size = int(np.prod(man["input"]["shape"]))
