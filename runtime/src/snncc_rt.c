@@ -260,8 +260,12 @@ SNN_DEFINE_LOAD(load64, int64_t)
             for (k = 0; k < n; k += 32) {                                                   \
                 const int32_t m_ = min32(32, n - k);                                        \
                 uint32_t f_ = 0;                                                            \
-                for (j = 0; j < m_; j++)                                                    \
-                    f_ |= (uint32_t)(src[k + j] > 0) << j;                                  \
+                if (m_ == 32) /* a constant trip count the vectorizer reduces */            \
+                    for (j = 0; j < 32; j++)                                                \
+                        f_ |= ((uint32_t)src[k + j] & 1u) << j;                             \
+                else                                                                        \
+                    for (j = 0; j < m_; j++)                                                \
+                        f_ |= ((uint32_t)src[k + j] & 1u) << j;                             \
                 bits_put((uint32_t *)t->data, i0 + k, f_, m_);                              \
             }                                                                               \
             break;                                                                          \
@@ -467,6 +471,7 @@ typedef struct {
     int32_t xlo, xhi;      /* conv: output columns [xlo, xhi) (the whole width, or one row's part) */
     int span;              /* conv with stride 1, dilation 1, one group: kw taps are one run */
     int point;             /* conv 1x1, stride 1, no padding: an input adds to its own pixel */
+    uint32_t cstep;        /* conv: weights of one input channel (kh kw og) */
 } snn_acc_ctx;
 
 /* a[o] += w[o] (spikes) and a[o] += w[o] * x for o < n: contiguous and restrict, one plain
@@ -696,7 +701,7 @@ typedef struct {
         if (rows_once) {                                                                    \
             const int32_t ox0 = ix + s->pw - (s->kw - 1);                                   \
             const int32_t oa = max32(ox0, xlo), ob = min32(ix + s->pw + 1, xhi), n = (ob - oa) * O; \
-            const uint32_t w0 = (uint32_t)c * (uint32_t)(s->kh * s->kw * q->og) + (uint32_t)((oa - ox0) * O); \
+            const uint32_t w0 = (uint32_t)c * q->cstep + (uint32_t)((oa - ox0) * O);        \
             int32_t r;                                                                      \
             if (oa >= ob)                                                                   \
                 return;                                                                     \
@@ -993,6 +998,7 @@ static void accumulate(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo
         q.xlo = xlo;
         q.xhi = xhi;
         q.span = s->conv && s->sw == 1 && s->dw == 1 && s->groups == 1;
+        q.cstep = (uint32_t)(s->kh * s->kw * q.og);
         q.point = s->conv && s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->ph == 0 && s->pw == 0;
         if (s->conv && s->bits == 8 && tl->type == SNN_I16 && conv_gather16(&q))
             continue; /* a graded input in a plain array: gather */
