@@ -23,6 +23,15 @@
 #define SNN_HOT static inline
 #endif
 
+/* GCC for an Arm core without SIMD (the Cortex-M4) does not unroll a plain loop at -O2:
+ * the synapse runs ask for 4x (on the example's M4 builds 3-5 % fewer instructions for
+ * 9 KB more code) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__ARM_ARCH) && !defined(__ARM_NEON)
+#define SNN_UNROLL _Pragma("GCC unroll 4")
+#else
+#define SNN_UNROLL
+#endif
+
 static inline int32_t min32(int32_t a, int32_t b)
 {
     return a < b ? a : b;
@@ -482,12 +491,14 @@ typedef struct {
     static inline void ADD(ACC_T *restrict a, const W_T *restrict w, int32_t n)             \
     {                                                                                       \
         int32_t o;                                                                          \
+        SNN_UNROLL                                                                          \
         for (o = 0; o < n; o++)                                                             \
             a[o] = (ACC_T)(a[o] + w[o]);                                                    \
     }                                                                                       \
     static inline void MAC(ACC_T *restrict a, const W_T *restrict w, ACC_T x, int32_t n)    \
     {                                                                                       \
         int32_t o;                                                                          \
+        SNN_UNROLL                                                                          \
         for (o = 0; o < n; o++)                                                             \
             a[o] = (ACC_T)(a[o] + w[o] * x);                                                \
     }
