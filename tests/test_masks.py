@@ -186,8 +186,10 @@ def test_report_counts_the_measured_masks_and_eq30():
     assert "Eq. 30" in format_report(rep) and "1.56x fewer" in format_report(rep)
     eq = build_report(gate_graph(), np.array([[3, 2]], I64))["eq30"]["layers"]["lif"]
     assert eq["S_c"] == pytest.approx(7 / 12) and eq["dense"] == 16 and eq["sparse"] == pytest.approx(16 * 5 / 12)
-    plain = build_report(spatial_negative_graph(), X4)["eq30"]
-    assert plain["dense_per_sample"] == plain["sparse_per_sample"] == 28
+    plain = build_report(spatial_negative_graph(), X4)
+    assert plain["eq30"]["dense_per_sample"] == plain["eq30"]["sparse_per_sample"] == 28
+    text = format_report(plain)  # no mask skipped anything: one line, not a table of zeros
+    assert "no sparsity mask skipped anything" in text and "S_c, S_p measured" not in text
 
 
 def test_training_with_the_masks_agrees_with_the_compiled_masked_model(tmp_path):

@@ -250,7 +250,11 @@ def format_report(rep: dict) -> str:
 
 
 def _format_eq30(eq: dict) -> list[str]:
-    """The SpQuant-SNN Eq. 30 lines: per layer S_c, S_p, dense and sparse ops; totals, energy."""
+    """The SpQuant-SNN Eq. 30 lines: per layer S_c, S_p, dense and sparse ops; totals, energy
+    (one line where no layer masked anything: sparse = dense)."""
+    if not any(r["S_c"] or r["S_p"] for r in eq["layers"].values()):
+        return [f"SpQuant-SNN Eq. 30: no sparsity mask skipped anything (S_c = S_p = 0 in every layer): "
+                f"{eq['dense_per_sample']:.4g} integer ops per sample, sparse = dense"]
     lines = ["SpQuant-SNN Eq. 30 operations per sample (integer ops; S_c, S_p measured):",
              f"  {'layer':<16}{'S_c':>7}{'S_p':>7}{'k^2':>5}{'dense':>12}{'sparse':>12}"]
     for name, r in eq["layers"].items():
