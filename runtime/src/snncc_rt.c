@@ -313,12 +313,27 @@ int32_t snn_write_probe(const snn_probe_t *p, int32_t i0, int32_t n, uint8_t *ds
                 const int32_t c = (i0 + k + j) % t->c;
                 v[j] *= p->wide ? ((const int64_t *)p->level)[c] : ((const int32_t *)p->level)[c];
             }
-        for (j = 0; j < m; j++) {
-            const uint64_t u = (uint64_t)v[j];
-            int32_t q;
-            for (q = 0; q < size; q++)
-                dst[b++] = (uint8_t)(u >> (8 * q));
+        switch (size) { /* little-endian two's complement, one loop per width */
+        case 1:
+            for (j = 0; j < m; j++)
+                dst[b + j] = (uint8_t)(uint64_t)v[j];
+            break;
+        case 2:
+            for (j = 0; j < m; j++) {
+                const uint64_t u = (uint64_t)v[j];
+                dst[b + 2 * j] = (uint8_t)u;
+                dst[b + 2 * j + 1] = (uint8_t)(u >> 8);
+            }
+            break;
+        default:
+            for (j = 0; j < m; j++) {
+                const uint64_t u = (uint64_t)v[j];
+                int32_t q;
+                for (q = 0; q < size; q++)
+                    dst[b + size * j + q] = (uint8_t)(u >> (8 * q));
+            }
         }
+        b += size * m;
     }
     return b;
 }
