@@ -122,3 +122,24 @@ def test_ann_train_script_tiny_run(tmp_path):
 
     g = convert(load_model(out), (1, 28, 28))
     assert len(g.meta["converted"]["neurons"]) == 3
+
+
+@have_fmnist
+def test_train_sparse_script_tiny_run(tmp_path):
+    """train_sparse.py with the operation penalty: the options reach the hook (the last
+    batch's operation share is recorded), and the files the benchmark reads are written."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLE / "train_sparse.py"), "--limit-train", "128", "--limit-test", "32",
+         "--op-penalty", "5", "--op-target", "0.01", "--gain", "20", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = json.loads((tmp_path / "metrics_s.json").read_text())
+    assert m["op_penalty"] == 5.0 and m["op_target"] == 0.01 and m["train_images"] == 128
+    assert 0.0 < m["history"][-1]["last_batch_op_share"] < 1.0
+    assert 'channel_gates = "model_s_gates.npz"' in (tmp_path / "model_s.toml").read_text()
+    for f in ("model_s.pt", "model_s_gates.npz", "model_s_gates_050.npz"):
+        assert (tmp_path / f).is_file()
+    bad = subprocess.run([sys.executable, str(EXAMPLE / "train_sparse.py"), "--op-target", "1.5",
+                          "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode != 0 and "op_target = 1.5" in bad.stderr

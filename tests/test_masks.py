@@ -264,3 +264,67 @@ def test_a_config_files_gates_path_is_read_relative_to_the_file(tmp_path, monkey
     table = toml_table(d / "m.toml", "quantization")
     assert table == {"channel_gates": os.path.join("cfg", "g.npz"), "mask_calib": "digits:8"}
     assert toml_table(d / "abs.toml", "quantization") == {"channel_gates": str(tmp_path / "x.npz")}
+
+
+def test_spike_costs_are_the_fan_out_of_the_next_synapses_by_hand():
+    """tiny(): LIF '2' (6 x 8 x 8) -> SumPool 2x2 -> residual conv 6->6 3x3 pad 1 on 4 x 4
+    (mean fan-out per input: 6 x 2.5 x 2.5 = 37.5; per row, the border inputs reach 2
+    outputs, the inner 3) + the depthwise shortcut (1): (37.5 + 1) / 4 = 9.625 per spike;
+    LIF '5' -> Flatten -> Linear 96 -> 10: 10 per spike."""
+    import torch
+
+    from snncc.train import SpQuantTrainer
+    from snncc.train.masks import SparsityMasks, spike_costs
+    from test_train import FAST, data, tiny
+
+    hook = SparsityMasks(neg_mask=True, op_penalty=1.0)
+    tr = SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary", hooks=[hook], **FAST)
+    assert spike_costs(tr.net.view.int_graph) == {"2": 9.625, "5": 10.0} == hook.costs
+    assert hook._full == 4 * (9.625 * 6 * 8 * 8 + 10.0 * 6 * 4 * 4)  # every neuron fires at every step
+
+
+def test_the_operation_penalty_cuts_spikes_and_its_target_switches_it_off():
+    """Same seed, same data: with the operation penalty the compiled model fires clearly
+    less than without; with a target above the share reached the penalty is 0 and the
+    trained weights are exactly those trained without it. The penalized model's compiled
+    masked graph still predicts exactly what the trainer predicts."""
+    import torch
+
+    from snncc.config import CompileConfig
+    from snncc.passes.masks import apply_masks
+    from snncc.train import SpQuantTrainer
+    from snncc.train.masks import SparsityMasks
+    from test_train import FAST, data, tiny
+
+    def train(**kw):
+        hook = SparsityMasks(neg_mask=True, **kw)
+        tr = SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary", hooks=[hook], lr=0.01,
+                            **FAST)
+        tr.train(3)
+        g, _ = apply_masks(tr.net.view.int_graph, CompileConfig(**hook.compile_options()))
+        r = R.run(g, tr.data["x_test"])
+        assert np.array_equal(R.predict(g, r), tr.predict(tr.data["x_test"]))
+        return hook, tr, int(r["2"].sum() + r["5"].sum())
+
+    _, plain, spikes = train()
+    hook, _, fewer = train(op_penalty=20.0)
+    assert 0 < hook.op_share < 1 and fewer < 0.85 * spikes
+    hook, off, same = train(op_penalty=20.0, op_target=0.9)
+    assert hook.op_share < 0.9 and same == spikes
+    for a, b in zip(plain.net.parameters(), off.net.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(op_penalty=-1.0), "op_penalty = -1.0: need a finite number >= 0"),
+    (dict(op_penalty=float("nan")), "op_penalty = nan"),
+    (dict(gate_penalty=-0.5), "gate_penalty = -0.5"),
+    (dict(op_target=1.0), r"op_target = 1.0: need a share of the operations in \[0, 1\)"),
+    (dict(op_target=-0.1), "op_target = -0.1"),
+    (dict(gate_gain=0.0), "gate_gain = 0.0: need a finite number > 0"),
+])
+def test_bad_penalty_values_are_clear_errors(kw, words):
+    from snncc.train.masks import SparsityMasks
+
+    with pytest.raises(SnnccError, match=words):
+        SparsityMasks(neg_mask=True, **kw)

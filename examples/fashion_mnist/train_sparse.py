@@ -2,6 +2,16 @@
 masks in the training loop (snncc.train.masks.SparsityMasks, a SpQuantTrainer hook).
 
     python examples/fashion_mnist/train_sparse.py [--epochs 1] [--limit-train 6000]
+        [--op-penalty 0] [--op-target 0] [--penalty 1.0] [--lr 2e-4] [--init model_a.pt]
+
+Options: --spatial / --theta the masks' settings in the loop (the paper's 0.35 / 0.47);
+--penalty the gates' off-penalty (mean gate probability); --op-penalty / --op-target the
+operation penalty (snncc.train.masks: op_penalty x max(0, share - op_target), share =
+expected synaptic operations of the batch's spikes after the masks over their count if
+every neuron fired at every step; 0 turns it off); --gain / --gate-init the gates' logit
+gain and initial logit; --init the model to start from (model_a.pt: the unmasked ternary
+model); --limit-train / --epochs the training images and epochs (cosine lr schedule over
+them); --out where the files go.
 
 Writes model_s.pt (a plain snncc.nn model), model_s_gates.npz (the trained integer channel
 gates at theta = 0.47), model_s_gates_050.npz (the same gates at theta = 0.5),
@@ -19,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from snncc.errors import SnnccError
 from snncc.frontends.safe_load import load_model
 from snncc.train import SpQuantTrainer
 from snncc.train.masks import SparsityMasks
@@ -37,18 +48,28 @@ def main(argv=None) -> dict:
     p.add_argument("--penalty", type=float, default=1.0, help="weight of the gates' off-penalty")
     p.add_argument("--gain", type=float, default=500.0, help="gate logit gain (the gates' effective lr factor)")
     p.add_argument("--gate-init", type=float, default=1.0, help="the gates' initial logit (all channels on)")
+    p.add_argument("--op-penalty", type=float, default=0.0, help="weight of the operation penalty (0: off)")
+    p.add_argument("--op-target", type=float, default=0.0,
+                   help="share of the operations below which the operation penalty is 0")
+    p.add_argument("--init", type=Path, default=HERE / "model_a.pt", help="the model to fine-tune")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=HERE)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    hook = SparsityMasks(neg_mask=True, spatial_sparsity=a.spatial, channel_threshold=a.theta,
-                         gate_penalty=a.penalty, gate_gain=a.gain, gate_init=a.gate_init)
-    tr = SpQuantTrainer(load_model(HERE / "model_a.pt"), "fashion-mnist", 4, quantizer="apot",
+    try:
+        hook = SparsityMasks(neg_mask=True, spatial_sparsity=a.spatial, channel_threshold=a.theta,
+                             gate_penalty=a.penalty, gate_gain=a.gain, gate_init=a.gate_init,
+                             op_penalty=a.op_penalty, op_target=a.op_target)
+    except SnnccError as e:
+        p.error(str(e))
+    tr = SpQuantTrainer(load_model(a.init), "fashion-mnist", 4, quantizer="apot",
                         state_quant="ternary", hooks=[hook], limit_train=a.limit_train, limit_test=a.limit_test,
                         lr=a.lr, batch_size=128, checkpoint_dir=None)
     t0 = time.perf_counter()
     hist = tr.train(a.epochs)["history"]
+    if hook.op_share is not None:
+        hist[-1]["last_batch_op_share"] = hook.op_share
     seconds = time.perf_counter() - t0
     acc = tr.evaluate()
     tr.save(a.out / "model_s.pt")
@@ -62,7 +83,9 @@ def main(argv=None) -> dict:
     out = {"command": "python examples/fashion_mnist/train_sparse.py " + " ".join(argv if argv is not None
                                                                                    else sys.argv[1:]),
            "epochs": a.epochs, "train_images": a.limit_train, "train_seconds": round(seconds, 1),
-           "threads": a.threads, "masked_fake_quant_accuracy": acc, "history": hist,
+           "threads": a.threads, "init": a.init.name, "spatial": a.spatial, "theta": a.theta,
+           "gate_penalty": a.penalty, "op_penalty": a.op_penalty, "op_target": a.op_target, "lr": a.lr,
+           "masked_fake_quant_accuracy": acc, "history": hist,
            "note": "accuracy of the trainer's forward pass: spatial level per sample and step (kthvalue); the "
                    "compiled model uses one calibrated level per layer (benchmarks/bench_sparsity.py measures it)"}
     (a.out / "metrics_s.json").write_text(json.dumps(out, indent=2) + "\n")

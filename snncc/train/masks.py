@@ -17,6 +17,15 @@ keeps its prior state, and the gradient flows to it.
   the backward pass the sigmoid of the float logit (straight-through), plus a penalty
   ``gate_penalty`` x mean(sigmoid) that pushes channels off. :meth:`save_gates` writes the
   integers for the compiler (``channel_gates = "FILE.npz"``).
+
+Operation penalty (``op_penalty``, ``op_target``): the masks cut operations only where
+spikes disappear, and a spike costs what its next synapse does with it. Every spiking
+layer gets a cost per spike from the compiled graph (:func:`spike_costs`: the mean fan-out
+of the synapses its spikes reach, divided by the window of a pooling on the way), and the
+loss gets ``op_penalty x max(0, share - op_target)``, with ``share`` the batch's expected
+synaptic operations (spikes after the masks x cost, summed over layers and steps) over
+their count if every neuron fired at every step. The gradient reaches the neurons through
+the spike surrogate and the channel gates through their straight-through sigmoid.
 """
 from __future__ import annotations
 
@@ -30,18 +39,63 @@ from torch import nn
 GATE_BITS = 16  # fractional bits of the integer gate weights
 
 
+def spike_costs(graph) -> dict[str, float]:
+    """Per spiking IntLIF of a compiled graph: the synaptic operations one of its spikes
+    costs, the mean fan-out (``events`` of an all-ones input / inputs) of every synapse
+    its spikes reach through pooling and reshapes, divided by each pooling window on the
+    way (a pooled value is nonzero if any spike of its window is: a spike's share when
+    the window holds one spike, an underestimate of the share of a lone spike). Adds and
+    neurons end a path (they carry currents and states, not spikes)."""
+    from ..ops import op_def
+
+    shapes = graph.shapes()
+
+    def reach(name: str) -> float:
+        total = 0.0
+        for u in graph.users(name):
+            d = op_def(graph.node(u))
+            if d.role == "synapse":
+                shape = shapes[name]
+                ones = np.ones((1,) + tuple(shape), np.int64)
+                total += d.events(graph.node(u), ones) / float(np.prod(shape))
+            elif d.role == "pool":
+                total += reach(u) / d.window(graph.node(u))
+            elif d.role == "reshape":
+                total += reach(u)
+        return total
+
+    return {n: reach(n) for n, op in graph.items() if op.kind == "IntLIF" and op.fires}
+
+
 class SparsityMasks:
     """A trainer hook (``setup``, ``parameters``, ``loss``, ``compile_options``)."""
 
     def __init__(self, neg_mask: bool = True, spatial_sparsity: float = 0.0, channel_threshold: float = 0.0,
-                 gate_penalty: float = 0.0, gate_init: float = 2.0, gate_gain: float = 1.0) -> None:
+                 gate_penalty: float = 0.0, gate_init: float = 2.0, gate_gain: float = 1.0,
+                 op_penalty: float = 0.0, op_target: float = 0.0) -> None:
         """``gate_gain`` k: the gate's logit is k (W' m + b') with the trained W', b' (an
-        effective learning rate k times the trainer's for the gates under Adam)."""
+        effective learning rate k times the trainer's for the gates under Adam).
+        ``op_penalty`` (>= 0) and ``op_target`` (in [0, 1)): the operation penalty (module
+        docstring); 0 turns it off."""
         from ..config import CompileConfig
+        from ..errors import SnnccError
 
         CompileConfig(neg_mask=neg_mask, spatial_sparsity=spatial_sparsity, channel_threshold=channel_threshold)
+        for k, v in (("gate_penalty", gate_penalty), ("op_penalty", op_penalty)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise SnnccError(f"{k} = {v!r}: need a finite number >= 0 (0 turns it off)")
+        if not (isinstance(op_target, (int, float)) and 0 <= op_target < 1):
+            raise SnnccError(f"op_target = {op_target!r}: need a share of the operations in [0, 1) "
+                             "(0: penalize every operation)")
+        if not (isinstance(gate_gain, (int, float)) and math.isfinite(gate_gain) and gate_gain > 0):
+            raise SnnccError(f"gate_gain = {gate_gain!r}: need a finite number > 0")
         self.neg, self.ratio, self.theta = bool(neg_mask), float(spatial_sparsity), float(channel_threshold)
         self.penalty, self.gate_init, self.gain = float(gate_penalty), float(gate_init), float(gate_gain)
+        self.op_penalty, self.op_target = float(op_penalty), float(op_target)
+        self.costs: dict[str, float] = {}
+        self._ops: list[torch.Tensor] = []
+        self._full = 0.0
+        self.op_share: float | None = None  # the last training batch's share (see the module docstring)
         self.gates = nn.ModuleDict()
         self.soft: list[torch.Tensor] = []
         self.thr: dict[str, torch.Tensor] = {}
@@ -70,15 +124,28 @@ class SparsityMasks:
                 nn.init.constant_(g.bias, self.gate_init / self.gain)
                 self.gates[n.replace(".", "_")] = g
         self.names = {n.replace(".", "_"): n for n in mods}
+        if self.op_penalty:
+            costs = spike_costs(trainer.net.view.int_graph)
+            self.costs = {n: costs.get(n, 0.0) for n in mods}
+            self._full = trainer.tc.steps * sum(self.costs[n] * math.prod(shapes[n]) for n in mods)
+            if not self._full:
+                from ..errors import SnnccError
+                raise SnnccError("op_penalty: no spike of this model reaches a synapse; nothing to penalize")
 
     def parameters(self):
         return list(self.gates.parameters())
 
     def loss(self, trainer, out, y):
         soft, self.soft = self.soft, []
-        if not soft or not self.penalty:
-            return 0.0
-        return self.penalty * torch.stack([s.mean() for s in soft]).mean().to(out.dtype)
+        ops, self._ops = self._ops, []
+        loss = 0.0
+        if soft and self.penalty:
+            loss = self.penalty * torch.stack([s.mean() for s in soft]).mean().to(out.dtype)
+        if ops and self.op_penalty:
+            share = torch.stack(ops).sum() / (out.shape[0] * self._full)
+            self.op_share = float(share.detach())
+            loss = loss + self.op_penalty * torch.clamp(share - self.op_target, min=0.0).to(out.dtype)
+        return loss
 
     def compile_options(self, gates_file: str | None = None) -> dict:
         return {"neg_mask": self.neg, "spatial_sparsity": self.ratio,
@@ -104,6 +171,8 @@ class SparsityMasks:
         key = mod._spq_name.replace(".", "_")
         if key in self.gates:
             s = s * self._gate(key, vi0, thr_i).to(s.dtype)
+        if self.op_penalty and torch.is_grad_enabled() and self.costs.get(mod._spq_name):
+            self._ops.append(s.sum() * self.costs[mod._spq_name])
         return v, vi, s
 
     def _gate(self, key: str, vi0: torch.Tensor, thr_i: torch.Tensor) -> torch.Tensor:
