@@ -283,6 +283,25 @@ def test_spike_costs_are_the_fan_out_of_the_next_synapses_by_hand():
     assert hook._full == 4 * (9.625 * 6 * 8 * 8 + 10.0 * 6 * 4 * 4)  # every neuron fires at every step
 
 
+def test_training_with_the_spatial_mask_says_its_accuracy_is_not_the_deployed_one(caplog):
+    """The trainer's spatial level is a per-step kthvalue, the compiled model's one
+    calibrated level per layer: setting the hook up says so (a warning), without the
+    spatial mask it says nothing."""
+    import logging
+
+    from snncc.train import SpQuantTrainer
+    from snncc.train.masks import SparsityMasks
+    from test_train import FAST, data, tiny
+
+    with caplog.at_level(logging.WARNING, logger="snncc"):
+        SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary",
+                       hooks=[SparsityMasks(neg_mask=True)], **FAST)
+        assert "spatial mask" not in caplog.text
+        SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary",
+                       hooks=[SparsityMasks(neg_mask=True, spatial_sparsity=0.35)], **FAST)
+    assert "spatial mask: training picks the level per sample and step" in caplog.text
+
+
 def test_the_operation_penalty_cuts_spikes_and_its_target_switches_it_off():
     """Same seed, same data: with the operation penalty the compiled model fires clearly
     less than without; with a target above the share reached the penalty is 0 and the

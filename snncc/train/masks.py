@@ -102,9 +102,14 @@ class SparsityMasks:
         self.hw: dict[str, int] = {}
 
     def setup(self, trainer) -> None:
+        from ..progress import log
         from .neurons import QuantLIF
 
         self.trainer = trainer
+        if self.ratio > 0:  # said, not silent: the trainer's accuracy is not the deployed model's
+            log.warning("spatial mask: training picks the level per sample and step (the paper's kthvalue); "
+                        "the compiled model uses one calibrated level per layer, so its accuracy can differ "
+                        "from the trainer's: measure the compiled model (snncc eval, bench_sparsity.py)")
         mods = {n: m for n, m in trainer.net.model.named_modules() if isinstance(m, QuantLIF)}
         shapes, handles = {}, []
         for n, m in mods.items():
