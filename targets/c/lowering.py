@@ -18,8 +18,8 @@ from .formats import FORMATS, fmt_for, nbytes
 #: scratch of a layer (a tile's accumulator, a neuron chunk's temporaries) may take up to
 #: 1/SCRATCH_SHARE of the bytes of the model's neuron state, within these bounds: a bigger
 #: tile rescans fewer input rows and a longer chunk runs longer vector loops (the example's
-#: C time per image x0.55), a model with little state (a ternary membrane) keeps the minimum,
-#: so scratch never dominates what Eq. 28 counts (scratch_budget)
+#: instructions per image x0.55), a model with little state (a ternary membrane) keeps the
+#: minimum, so scratch never dominates what Eq. 28 counts (scratch_budget)
 SCRATCH_SHARE = 16
 #: bytes of a tile's accumulator (a conv row over it is split into parts of columns)
 ACC_SCRATCH_MIN, ACC_SCRATCH_MAX = 512, 8192
