@@ -44,8 +44,11 @@
  * word) and kernel row, the weights it sends to the outputs are one contiguous run
  * (conv weights are packed (C, kH, kW reversed, O/groups); dense weights (I, O), I in
  * the input's storage order), added into contiguous accumulators: a spike adds, a
- * graded value multiply-adds, in fixed blocks of 8 that compilers vectorize.  8-bit
- * weights are read in place; other widths are decoded per run into tile->wbuf.
+ * graded value multiply-adds, in plain loops that compilers vectorize (the tile rows an
+ * input row reaches are found once per row; three kernel rows run in one loop).  8-bit
+ * weights are read in place; other widths are decoded per run into tile->wbuf.  Graded
+ * inputs in plain arrays with 8-bit weights are gathered instead (per output pixel, or
+ * tap by tap for few input channels).
  *
  * Neurons: chunks of p->chunk elements, widened to int32_t when the emitter proved that
  * every intermediate of the update fits (p->wide == 0), else int64_t; per overflow mode

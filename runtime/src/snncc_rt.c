@@ -5,8 +5,9 @@
  * data: every buffer, scratch included, is declared by the generated model.c.
  *
  * Speed notes: a buffer's format is switched on once per row or chunk, never per element
- * in a hot loop; synapse accumulation is a contiguous add over output channels written
- * in blocks of 8 with restrict pointers (vectorized on any target); the neuron
+ * in a hot loop; synapse accumulation is a contiguous add over output channels, a plain
+ * loop over restrict pointers (vectorized on any target with SIMD, unrolled for an Arm
+ * core without); the tile rows an input row reaches are found once per row; the neuron
  * update runs on chunks in int32_t wherever the emitter proved it exact. */
 #include "snncc_rt.h"
 
