@@ -717,10 +717,11 @@ typedef struct {
  * that land in the tile's columns [xlo, xhi) (those of one row of weights are adjacent,
  * as are their sums; three rows of 8-bit weights in one loop); a 1x1 stride-1 unpadded conv
  * in groups (a depthwise scale) adds its og weights at the input's own pixel; anything
- * else goes through the event function, which finds its taps itself.  One function per
- * accumulator type, called from every scan (not inlined into each: compile time). */
+ * else goes through the event function, which finds its taps itself.  Inlined into the
+ * spike scan (the hot one), called out of line from the other formats' scans (inlined into
+ * all of them it doubled the runtime's compile time for little). */
 #define SNN_DEFINE_CONV_HIT(NAME, ACC_T, RUN, RUN3, EVENT_FN)                               \
-    static void NAME(const snn_acc_ctx *q, const snn_row_hits *h, int rows_once, int32_t iy, \
+    SNN_HOT void NAME##_in(const snn_acc_ctx *q, const snn_row_hits *h, int rows_once, int32_t iy, \
                      int32_t ix, int32_t c, ACC_T v)                                        \
     {                                                                                       \
         const snn_syn_t *s = q->s;                                                          \
@@ -748,6 +749,11 @@ typedef struct {
                 RUN(q, a, (uint32_t)(c * q->og), v, q->og);                                 \
         } else                                                                              \
             EVENT_FN(q, iy, ix, c, v);                                                      \
+    }                                                                                       \
+    static void NAME(const snn_acc_ctx *q, const snn_row_hits *h, int rows_once, int32_t iy, \
+                     int32_t ix, int32_t c, ACC_T v)                                        \
+    {                                                                                       \
+        NAME##_in(q, h, rows_once, iy, ix, c, v);                                           \
     }
 SNN_DEFINE_CONV_HIT(conv_hit16, int16_t, run16, run3_16, conv_event16)
 SNN_DEFINE_CONV_HIT(conv_hit32, int32_t, run32, run3_32, conv_event32)
@@ -791,7 +797,7 @@ SNN_DEFINE_CONV_HIT(conv_hit64, int64_t, run64, run3_64, conv_event64)
                     for (c0 = 0; c0 < C; c0 += 32) {                                        \
                         uint32_t f = bits_field(bits, base + (ix - ix0) * C + c0, min32(32, C - c0)); \
                         while (f) {                                                         \
-                            CONV_HIT_NOW(q, &h, rows_once, iy, ix, c0 + ctz32(f), 1);       \
+                            CONV_HIT_IN(q, &h, rows_once, iy, ix, c0 + ctz32(f), 1);        \
                             f &= f - 1u;                                                    \
                         }                                                                   \
                     }                                                                       \
@@ -821,19 +827,25 @@ SNN_DEFINE_CONV_HIT(conv_hit64, int64_t, run64, run3_64, conv_event64)
     } while (0)
 #define CONV_ACC_T int16_t
 #define CONV_HIT_NOW conv_hit16
+#define CONV_HIT_IN conv_hit16_in
 SNN_DEFINE_CONV_ACC(conv_acc16, int16_t)
 #undef CONV_ACC_T
 #undef CONV_HIT_NOW
+#undef CONV_HIT_IN
 #define CONV_ACC_T int32_t
 #define CONV_HIT_NOW conv_hit32
+#define CONV_HIT_IN conv_hit32_in
 SNN_DEFINE_CONV_ACC(conv_acc32, int32_t)
 #undef CONV_ACC_T
 #undef CONV_HIT_NOW
+#undef CONV_HIT_IN
 #define CONV_ACC_T int64_t
 #define CONV_HIT_NOW conv_hit64
+#define CONV_HIT_IN conv_hit64_in
 SNN_DEFINE_CONV_ACC(conv_acc64, int64_t)
 #undef CONV_ACC_T
 #undef CONV_HIT_NOW
+#undef CONV_HIT_IN
 
 #define SNN_GB 16 /* outputs per gather block */
 /* nb (<= SNN_GB) outputs og0 .. og0 + nb - 1 of group g at one output pixel: a constant nb
