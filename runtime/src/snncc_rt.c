@@ -1058,23 +1058,23 @@ static void accumulate(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo
     }
 }
 
-/* dst[k] = acc[i0 + k] as T (k < n) */
+/* dst[k] = acc[i0 + k] * mul as T (k < n; the product fits T: the emitter proves it) */
 #define SNN_DEFINE_ACC_LOAD(NAME, T)                                                        \
-    static void NAME(const void *acc, uint8_t type, int32_t i0, int32_t n, T *restrict dst) \
+    static void NAME(const void *acc, uint8_t type, int32_t i0, int32_t n, T *restrict dst, T mul) \
     {                                                                                       \
         int32_t k;                                                                          \
         if (type == SNN_I16) {                                                              \
             const int16_t *restrict s_ = (const int16_t *)acc + i0;                         \
             for (k = 0; k < n; k++)                                                         \
-                dst[k] = (T)s_[k];                                                          \
+                dst[k] = (T)s_[k] * mul;                                                    \
         } else if (type == SNN_I32) {                                                       \
             const int32_t *restrict s_ = (const int32_t *)acc + i0;                         \
             for (k = 0; k < n; k++)                                                         \
-                dst[k] = (T)s_[k];                                                          \
+                dst[k] = (T)s_[k] * mul;                                                    \
         } else {                                                                            \
             const int64_t *restrict s_ = (const int64_t *)acc + i0;                         \
             for (k = 0; k < n; k++)                                                         \
-                dst[k] = (T)s_[k];                                                          \
+                dst[k] = (T)s_[k] * mul;                                                    \
         }                                                                                   \
     }
 SNN_DEFINE_ACC_LOAD(acc_load32, int32_t)
@@ -1125,7 +1125,7 @@ static void synapse_layer(const snn_layer_t *L)
             accumulate(L, lo, hi, xlo, xhi, n);
             for (k = 0; k < n; k += m) {
                 m = min32(SNN_TMP, n - k);
-                acc_load64(tl->acc, tl->type, k, m, tl->tmp);
+                acc_load64(tl->acc, tl->type, k, m, tl->tmp, 1);
                 if (s->exp != 0 || s->out_bits != 0)
                     for (j = 0; j < m; j++)
                         tl->tmp[j] = synapse_out(tl->tmp[j], s->exp, s->out_bits);
@@ -1235,11 +1235,13 @@ SNN_DEFINE_LIF_CHUNK(lif_chunk64, int64_t, 64, load64, store64)
         const snn_lif_t *p = (const snn_lif_t *)L->p;                                       \
         const int32_t C = L->out->c;                                                        \
         const T in_mul = (T)1 << p->act_shift;                                              \
+        const int out_ = L->n_syn == 1 && (L->syn[0]->exp != 0 || L->syn[0]->out_bits != 0); \
+        const int scaled = L->n_syn > 0 && !out_ && L->n_in == 0; /* A = acc << shift at once */ \
         int32_t k, j, c;                                                                    \
         if (L->n_syn > 0) {                                                                 \
             const snn_syn_t *s = L->syn[0];                                                 \
-            ACC_LOAD(L->tile->acc, L->tile->type, k0, m, A);                                \
-            if (L->n_syn == 1 && (s->exp != 0 || s->out_bits != 0))                         \
+            ACC_LOAD(L->tile->acc, L->tile->type, k0, m, A, scaled ? in_mul : 1);           \
+            if (out_)                                                                       \
                 for (k = 0; k < m; k++)                                                     \
                     A[k] = (T)synapse_out(A[k], s->exp, s->out_bits);                       \
         } else                                                                              \
@@ -1250,7 +1252,7 @@ SNN_DEFINE_LIF_CHUNK(lif_chunk64, int64_t, 64, load64, store64)
             for (k = 0; k < m; k++)                                                         \
                 A[k] += X[k];                                                               \
         }                                                                                   \
-        for (k = 0; k < m; k++)                                                             \
+        for (k = 0; !scaled && k < m; k++)                                                  \
             A[k] *= in_mul;                                                                 \
         if (p->u_bias != 0)                                                                 \
             for (k = 0, c = e0 % C; k < m; k++, c = c + 1 == C ? 0 : c + 1)                 \
