@@ -286,7 +286,7 @@ def test_spike_costs_are_the_fan_out_of_the_next_synapses_by_hand():
 def test_training_with_the_spatial_mask_says_its_accuracy_is_not_the_deployed_one(caplog):
     """The trainer's spatial level is a per-step kthvalue, the compiled model's one
     calibrated level per layer: setting the hook up says so (a warning), without the
-    spatial mask it says nothing."""
+    spatial mask or with the fixed level (the compiled mask) it says nothing."""
     import logging
 
     from snncc.train import SpQuantTrainer
@@ -296,6 +296,9 @@ def test_training_with_the_spatial_mask_says_its_accuracy_is_not_the_deployed_on
     with caplog.at_level(logging.WARNING, logger="snncc"):
         SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary",
                        hooks=[SparsityMasks(neg_mask=True)], **FAST)
+        assert "spatial mask" not in caplog.text
+        SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary",  # the compiled mask: silent
+                       hooks=[SparsityMasks(neg_mask=True, spatial_sparsity=0.35, spatial_level="fixed")], **FAST)
         assert "spatial mask" not in caplog.text
         SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary",
                        hooks=[SparsityMasks(neg_mask=True, spatial_sparsity=0.35)], **FAST)
