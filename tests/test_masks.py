@@ -286,7 +286,7 @@ def test_spike_costs_are_the_fan_out_of_the_next_synapses_by_hand():
 def test_training_with_the_spatial_mask_says_its_accuracy_is_not_the_deployed_one(caplog):
     """The trainer's spatial level is a per-step kthvalue, the compiled model's one
     calibrated level per layer: setting the hook up says so (a warning), without the
-    spatial mask it says nothing."""
+    spatial mask or with the fixed level (the compiled mask) it says nothing."""
     import logging
 
     from snncc.train import SpQuantTrainer
@@ -296,6 +296,9 @@ def test_training_with_the_spatial_mask_says_its_accuracy_is_not_the_deployed_on
     with caplog.at_level(logging.WARNING, logger="snncc"):
         SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary",
                        hooks=[SparsityMasks(neg_mask=True)], **FAST)
+        assert "spatial mask" not in caplog.text
+        SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary",  # the compiled mask: silent
+                       hooks=[SparsityMasks(neg_mask=True, spatial_sparsity=0.35, spatial_level="fixed")], **FAST)
         assert "spatial mask" not in caplog.text
         SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary",
                        hooks=[SparsityMasks(neg_mask=True, spatial_sparsity=0.35)], **FAST)
@@ -347,3 +350,53 @@ def test_bad_penalty_values_are_clear_errors(kw, words):
 
     with pytest.raises(SnnccError, match=words):
         SparsityMasks(neg_mask=True, **kw)
+
+
+def test_training_with_a_fixed_spatial_level_agrees_with_the_compiled_masked_model(tmp_path):
+    """spatial_level="fixed": the trainer's levels are those ``calibrate_spatial`` finds on
+    the same calibration images (the first train images), and with them (plus the negative
+    mask and a learned channel gate) the compiled model predicts exactly what the trainer
+    predicts, with the spatial mask skipping updates."""
+    import torch
+
+    from snncc.config import CompileConfig
+    from snncc.passes.masks import apply_masks, calibrate_spatial
+    from snncc.train import SpQuantTrainer
+    from snncc.train.masks import SparsityMasks
+    from test_train import FAST, data, tiny
+
+    torch.manual_seed(0)
+    hook = SparsityMasks(neg_mask=True, spatial_sparsity=0.35, channel_threshold=0.47, gate_penalty=0.5,
+                         gate_init=0.0, spatial_level="fixed", spatial_every=2, calib_images=16)
+    tr = SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary", hooks=[hook], **FAST)
+    first = dict(hook.levels)
+    assert sorted(first) == ["2", "5"] and all(v >= 0 for v in first.values())  # calibrated at setup
+    for g in hook.gates.values():
+        torch.nn.init.normal_(g.weight, 0.0, 2.0)
+    tr.train(1)
+    path = hook.save_gates(tmp_path / "gates.npz")
+    g, _ = apply_masks(tr.net.view.int_graph, CompileConfig(neg_mask=True, channel_gates=str(path)))
+    x0 = tr.data["x_train"][:16]
+    calibrated = calibrate_spatial(g.copy(), x0.reshape((len(x0),) + tuple(g.node(g.input_name).shape)), 0.35)
+    assert {n: calibrated.node(n).spatial_level for n in hook.levels} == hook.levels  # calibrated identically
+    for n, level in hook.levels.items():  # the trainer's levels passed through
+        g.set(n, g.node(n).replace(spatial_level=level))
+    x = tr.data["x_test"]
+    assert np.array_equal(R.predict(g, R.run(g, x)), tr.predict(x))
+    sim, skipped = R.Simulation(g, len(x)), 0
+    for t in range(g.meta["steps"]):
+        sim.advance(R.prepare_input(g, x)[:, t:t + 1])
+        skipped += sum(sim.states[n].masked["spatial"].sum() for n in hook.levels)
+    assert skipped > 0  # the comparison saw the spatial mask act
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(spatial_level="kth"), "spatial_level = 'kth': need 'per-step' .* or 'fixed'"),
+    (dict(spatial_level="fixed", spatial_every=0), "spatial_every = 0: need an integer >= 1"),
+    (dict(spatial_level="fixed", calib_images=2.5), "calib_images = 2.5: need an integer >= 1"),
+])
+def test_bad_spatial_level_options_are_clear_errors(kw, words):
+    from snncc.train.masks import SparsityMasks
+
+    with pytest.raises(SnnccError, match=words):
+        SparsityMasks(neg_mask=True, spatial_sparsity=0.35, **kw)

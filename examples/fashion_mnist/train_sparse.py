@@ -3,8 +3,12 @@ masks in the training loop (snncc.train.masks.SparsityMasks, a SpQuantTrainer ho
 
     python examples/fashion_mnist/train_sparse.py [--epochs 1] [--limit-train 6000]
         [--op-penalty 0] [--op-target 0] [--penalty 1.0] [--lr 2e-4] [--init model_a.pt]
+        [--spatial-level per-step|fixed]
 
 Options: --spatial / --theta the masks' settings in the loop (the paper's 0.35 / 0.47);
+--spatial-level how the loop picks the spatial level: per-step (default, the paper's
+kthvalue per sample and step) or fixed (one level per layer calibrated on the first 64
+train images, as the compiled model; re-calibrated every 10 steps and at the epoch's end);
 --penalty the gates' off-penalty (mean gate probability); --op-penalty / --op-target the
 operation penalty (snncc.train.masks: op_penalty x max(0, share - op_target), share =
 expected synaptic operations of the batch's spikes after the masks over their count if
@@ -45,6 +49,9 @@ def main(argv=None) -> dict:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--spatial", type=float, default=0.35)
     p.add_argument("--theta", type=float, default=0.47)
+    p.add_argument("--spatial-level", choices=("per-step", "fixed"), default="per-step",
+                   help="per-step: the paper's kthvalue per sample and step; fixed: the compiled model's "
+                        "calibrated level per layer")
     p.add_argument("--penalty", type=float, default=1.0, help="weight of the gates' off-penalty")
     p.add_argument("--gain", type=float, default=500.0, help="gate logit gain (the gates' effective lr factor)")
     p.add_argument("--gate-init", type=float, default=1.0, help="the gates' initial logit (all channels on)")
@@ -60,7 +67,8 @@ def main(argv=None) -> dict:
     try:
         hook = SparsityMasks(neg_mask=True, spatial_sparsity=a.spatial, channel_threshold=a.theta,
                              gate_penalty=a.penalty, gate_gain=a.gain, gate_init=a.gate_init,
-                             op_penalty=a.op_penalty, op_target=a.op_target)
+                             op_penalty=a.op_penalty, op_target=a.op_target,
+                             spatial_level=a.spatial_level)
     except SnnccError as e:
         p.error(str(e))
     tr = SpQuantTrainer(load_model(a.init), "fashion-mnist", 4, quantizer="apot",
@@ -83,11 +91,15 @@ def main(argv=None) -> dict:
     out = {"command": "python examples/fashion_mnist/train_sparse.py " + " ".join(argv if argv is not None
                                                                                    else sys.argv[1:]),
            "epochs": a.epochs, "train_images": a.limit_train, "train_seconds": round(seconds, 1),
-           "threads": a.threads, "init": a.init.name, "spatial": a.spatial, "theta": a.theta,
+           "threads": a.threads, "init": a.init.name, "spatial": a.spatial, "spatial_level": a.spatial_level,
+           **({"trained_spatial_levels": hook.levels} if hook.levels else {}), "theta": a.theta,
            "gate_penalty": a.penalty, "op_penalty": a.op_penalty, "op_target": a.op_target, "lr": a.lr,
            "masked_fake_quant_accuracy": acc, "history": hist,
-           "note": "accuracy of the trainer's forward pass: spatial level per sample and step (kthvalue); the "
-                   "compiled model uses one calibrated level per layer (benchmarks/bench_sparsity.py measures it)"}
+           "note": ("accuracy of the trainer's forward pass: spatial level per sample and step (kthvalue); the "
+                    "compiled model uses one calibrated level per layer (benchmarks/bench_sparsity.py measures it)"
+                    if a.spatial_level == "per-step" else
+                    "accuracy of the trainer's forward pass with the fixed spatial levels trained_spatial_levels, "
+                    "calibrated on the first 64 train images as the compiled model's (mask_calib)")}
     (a.out / "metrics_s.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k != "history"}, indent=2))
     return out

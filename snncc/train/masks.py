@@ -7,9 +7,22 @@ masks of the compiled model (docs/semantics.md, "Sparsity masks") inside every
 (Eq. 20, 22), so no gradient flows through a masked spike or membrane; a skipped neuron
 keeps its prior state, and the gradient flows to it.
 
-* spatial (Eq. 21-22): per sample and step the layer's k-th smallest |a| (k = ceil(ratio
-  x C H W), ``torch.kthvalue`` as in the paper) is the level; the compiled model fixes one
-  level per layer instead (``apply_masks`` calibrates it on ``mask_calib``);
+* spatial (Eq. 21-22), ``spatial_level="per-step"`` (default): per sample and step the
+  layer's k-th smallest |a| (k = ceil(ratio x C H W), ``torch.kthvalue`` as in the paper)
+  is the level; the compiled model fixes one level per layer instead (``apply_masks``
+  calibrates it on ``mask_calib``), so the trainer's accuracy is not the deployed one.
+  ``spatial_level="fixed"``: the mask the compiled model runs. One integer level per
+  spiking conv layer, |a| <= level skipped (a the layer's integer input, the units of the
+  compiled ``IntLIF``), calibrated as ``calibrate_spatial`` does: the k-th smallest |a|
+  (k = ceil(ratio n)) of the n updates of all T steps on the first ``calib_images`` train
+  images (the first 64 are ``mask_calib``'s default, so the final levels are the compiled
+  model's), layer after layer with the levels before it in place, in eval mode without
+  gradient. The levels are frozen within a step and re-calibrated at setup, every
+  ``spatial_every`` optimizer steps (the weights drift between) and at the end of each
+  epoch after re-reading the compiler's scales (``net.refresh``: the units of a change
+  there), so that the trained model, its evaluation and the compiled model share the
+  levels (:attr:`SparsityMasks.levels`). A fixed calibration set, not the training batch:
+  the level then follows the weights, not the batch's noise, and equals the deployed one;
 * channel gate (Eq. 23): a learned point-wise path W (C, C), b (C,) on the mean membrane
   prior in thresholds, two-way softmax (on: W m + b, off: 0) thresholded at theta. The
   forward pass uses the exact integer gate of the compiled model (weights rounded to
@@ -72,8 +85,12 @@ class SparsityMasks:
 
     def __init__(self, neg_mask: bool = True, spatial_sparsity: float = 0.0, channel_threshold: float = 0.0,
                  gate_penalty: float = 0.0, gate_init: float = 2.0, gate_gain: float = 1.0,
-                 op_penalty: float = 0.0, op_target: float = 0.0) -> None:
-        """``gate_gain`` k: the gate's logit is k (W' m + b') with the trained W', b' (an
+                 op_penalty: float = 0.0, op_target: float = 0.0, spatial_level: str = "per-step",
+                 spatial_every: int = 10, calib_images: int = 64) -> None:
+        """``spatial_level``: "per-step" (the paper's kthvalue per sample and step) or
+        "fixed" (one calibrated level per layer, the compiled model's; module docstring),
+        re-calibrated every ``spatial_every`` steps on the first ``calib_images`` train
+        images. ``gate_gain`` k: the gate's logit is k (W' m + b') with the trained W', b' (an
         effective learning rate k times the trainer's for the gates under Adam).
         ``op_penalty`` (>= 0) and ``op_target`` (in [0, 1)): the operation penalty (module
         docstring); 0 turns it off."""
@@ -89,6 +106,16 @@ class SparsityMasks:
                              "(0: penalize every operation)")
         if not (isinstance(gate_gain, (int, float)) and math.isfinite(gate_gain) and gate_gain > 0):
             raise SnnccError(f"gate_gain = {gate_gain!r}: need a finite number > 0")
+        if spatial_level not in ("per-step", "fixed"):
+            raise SnnccError(f"spatial_level = {spatial_level!r}: need 'per-step' (the paper's kthvalue per sample "
+                             "and step) or 'fixed' (one calibrated level per layer, as the compiled model)")
+        for k, v in (("spatial_every", spatial_every), ("calib_images", calib_images)):
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                raise SnnccError(f"{k} = {v!r}: need an integer >= 1")
+        self.mode, self.every, self.calib_images = spatial_level, spatial_every, calib_images
+        self.levels: dict[str, int] = {}  # spatial_level="fixed": the frozen level per spiking conv layer
+        self._calibrating: str | None = None
+        self._seen: list[torch.Tensor] = []
         self.neg, self.ratio, self.theta = bool(neg_mask), float(spatial_sparsity), float(channel_threshold)
         self.penalty, self.gate_init, self.gain = float(gate_penalty), float(gate_init), float(gate_gain)
         self.op_penalty, self.op_target = float(op_penalty), float(op_target)
@@ -106,7 +133,7 @@ class SparsityMasks:
         from .neurons import QuantLIF
 
         self.trainer = trainer
-        if self.ratio > 0:  # said, not silent: the trainer's accuracy is not the deployed model's
+        if self.ratio > 0 and self.mode == "per-step":  # said, not silent: the trainer's accuracy is not the deployed model's
             log.warning("spatial mask: training picks the level per sample and step (the paper's kthvalue); "
                         "the compiled model uses one calibrated level per layer, so its accuracy can differ "
                         "from the trainer's: measure the compiled model (snncc eval, bench_sparsity.py)")
@@ -129,6 +156,15 @@ class SparsityMasks:
                 nn.init.constant_(g.bias, self.gate_init / self.gain)
                 self.gates[n.replace(".", "_")] = g
         self.names = {n.replace(".", "_"): n for n in mods}
+        self.conv = [n for n in mods if len(shapes[n]) == 3]
+        self.conv_c = {n: shapes[n][0] for n in self.conv}
+        self._biases: dict[str, torch.Tensor] = {}
+        self._bias_view = None
+        if self.ratio and self.mode == "fixed":
+            from ..errors import SnnccError
+            if not self.conv:
+                raise SnnccError("spatial_sparsity: the model has no spiking conv layer (shape C, H, W) to mask")
+            self.calibrate(trainer)
         if self.op_penalty:
             costs = spike_costs(trainer.net.view.int_graph)
             self.costs = {n: costs.get(n, 0.0) for n in mods}
@@ -136,6 +172,53 @@ class SparsityMasks:
             if not self._full:
                 from ..errors import SnnccError
                 raise SnnccError("op_penalty: no spike of this model reaches a synapse; nothing to penalize")
+
+    @torch.no_grad()
+    def calibrate(self, trainer) -> dict[str, int]:
+        """spatial_level="fixed": each spiking conv layer's level on the first
+        ``calib_images`` train images, as ``snncc.passes.masks.calibrate_spatial``."""
+        x = trainer._x(trainer.data["x_train"][:self.calib_images])
+        was = trainer.net.training
+        trainer.net.eval()
+        try:
+            for name in self.conv:  # in order: the levels before it in place
+                self.levels.pop(name, None)
+                self._calibrating, self._seen = name, []
+                trainer.net(x)
+                a = torch.cat(self._seen)
+                k = max(1, math.ceil(self.ratio * a.numel()))
+                self.levels[name] = int(a.kthvalue(k).values)
+        finally:
+            self._calibrating, self._seen = None, []
+            trainer.net.train(was)
+        return dict(self.levels)
+
+    def _bias(self, name: str) -> torch.Tensor:
+        """The layer's integer bias in input units (C, 1, 1): the trainer's integer input
+        is the compiled a (the synapse's output) plus it; read from the compiler's view of
+        the current scales (``net.refresh`` replaces the view)."""
+        view = self.trainer.net.view
+        if view is not self._bias_view:  # the object, not its id (an id can be reused)
+            self._bias_view, self._biases = view, {}
+        if name not in self._biases:
+            op = view.int_graph.node(name)
+            b = np.broadcast_to(np.asarray(op.bias, np.int64), (self.conv_c[name],))
+            if np.any(b % (1 << op.act_shift)):
+                from ..errors import SnnccError
+                raise SnnccError(f"spatial_level='fixed': the bias of '{name}' is not a multiple of 2^act_shift")
+            self._biases[name] = torch.as_tensor(b >> op.act_shift, dtype=torch.float64,
+                                                device=self.trainer.device).reshape(-1, 1, 1)
+        return self._biases[name]
+
+    def after_step(self, trainer) -> None:
+        if not (self.ratio and self.mode == "fixed"):
+            return
+        per = math.ceil(len(trainer.data["x_train"]) / trainer.tc.batch_size)
+        if trainer.step % per == 0:  # the epoch's last step: the scales the epoch ends with
+            trainer.net.refresh()
+            self.calibrate(trainer)
+        elif trainer.step % self.every == 0:
+            self.calibrate(trainer)
 
     def parameters(self):
         return list(self.gates.parameters())
@@ -162,7 +245,16 @@ class SparsityMasks:
         the step, ``new`` (v, vi) after it, ``thr_i`` the integer threshold."""
         (v0, vi0), (v, vi) = prior, new
         conv = xi.dim() == 4
-        if self.ratio and conv:
+        if self.ratio and conv and self.mode == "fixed":
+            a = (xi - self._bias(mod._spq_name)).abs()  # the compiled a: the synapse's output, without the bias
+            if mod._spq_name == self._calibrating:
+                self._seen.append(a.flatten())
+            level = self.levels.get(mod._spq_name)
+            if level is not None:  # None: a layer after the one being calibrated (its output is not used)
+                skip = a <= level
+                v, vi = torch.where(skip, v0, v), torch.where(skip, vi0, vi)
+                s = s * (~skip).to(s.dtype)
+        elif self.ratio and conv:
             a = xi.abs().flatten(1)
             k = max(1, math.ceil(self.ratio * a.shape[1]))
             level = a.kthvalue(k, dim=1).values.reshape(-1, 1, 1, 1)
