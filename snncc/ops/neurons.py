@@ -42,6 +42,7 @@ class NeuronState:
         self.u_bias = _chan(op.u_bias, nd)
         self.keep: np.ndarray | None = None  # TNP: the neurons left firing after the presimulation
         self.masked: dict[str, np.ndarray] = {}  # the sparsity masks of the last step (True: masked)
+        self.masked_count: dict[str, int] = {}  # their True entries summed over every step so far
         self._work: tuple[np.ndarray, np.ndarray] | None = None  # temporaries of a step
 
     def _scratch(self) -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +113,8 @@ class NeuronState:
             off = ~gate  # (N, C)
             s = s & ~_chan_mask(off, s.ndim)
             self.masked["channel"] = off
+        for k, m in self.masked.items():
+            self.masked_count[k] = self.masked_count.get(k, 0) + int(m.sum())
         return s
 
 

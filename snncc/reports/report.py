@@ -110,21 +110,18 @@ def eq30_rows(graph: Graph, rows: list[dict], steps: int) -> dict:
 
 
 def run_measuring_masks(graph: Graph, x: np.ndarray) -> tuple[dict, dict[str, dict[str, float]]]:
-    """``interpreter.run`` step by step, also counting, per neuron layer, the updates the
-    spatial mask skipped, the neurons the negative mask cleared and the channel-steps the
-    channel gate switched off (summed over samples and steps)."""
+    """``interpreter.run``, also counting, per neuron layer, the updates the spatial mask
+    skipped, the neurons the negative mask cleared and the channel-steps the channel gate
+    switched off (summed over samples and steps: ``NeuronState.masked_count``). All steps
+    in one ``advance``, so a static input's first synapse is computed once."""
     from ..reference import interpreter as R
 
     xs = R.prepare_input(graph, x)
     sim = R.Simulation(graph, xs.shape[0])
-    pieces, masked = [], {}
-    for t in range(xs.shape[1]):
-        pieces.append(sim.advance(xs[:, t:t + 1]))
-        for name, st in sim.states.items():
-            rec = masked.setdefault(name, {"spatial": 0.0, "neg": 0.0, "channel": 0.0})
-            for k, m in st.masked.items():
-                rec[k] += float(m.sum())
-    return {k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]}, masked
+    res = sim.advance(xs)
+    masked = {name: {k: float(st.masked_count.get(k, 0)) for k in ("spatial", "neg", "channel")}
+              for name, st in sim.states.items()}
+    return res, masked
 
 
 def _count_ops(graph: Graph, x: np.ndarray, ops: dict, events: dict, binary: dict) -> None:
