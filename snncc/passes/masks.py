@@ -58,6 +58,15 @@ def apply_masks(graph: Graph, cfg: CompileConfig) -> tuple[Graph, bool]:
     return g, True
 
 
+def spatial_level_of(abs_a: np.ndarray, ratio: float) -> int:
+    """The spatial mask's level from the |a| of a layer's calibration updates: the k-th
+    smallest, k = ceil(ratio n) (at least 1), so that at least ``ratio`` of them are
+    skipped (|a| <= level). The one rule for the compiler and the trainer's fixed level."""
+    a = np.asarray(abs_a).ravel()
+    k = max(1, math.ceil(ratio * a.size))
+    return int(np.partition(a, k - 1)[k - 1])
+
+
 def calibrate_spatial(g: Graph, x: np.ndarray, ratio: float) -> Graph:
     """Each spiking conv layer's ``spatial_level``: the k-th smallest |a| (k = ceil(ratio
     n) of the n updates on ``x``), so that at least ``ratio`` of them are skipped; the
@@ -74,9 +83,7 @@ def calibrate_spatial(g: Graph, x: np.ndarray, ratio: float) -> Graph:
         for t in range(xs.shape[1]):
             sim.advance(xs[:, t:t + 1])
             seen.append(np.abs(sim.states[name].a).ravel())
-        a = np.concatenate(seen)
-        k = max(1, math.ceil(ratio * a.size))
-        g.set(name, g.node(name).replace(spatial_level=int(np.partition(a, k - 1)[k - 1])))
+        g.set(name, g.node(name).replace(spatial_level=spatial_level_of(np.concatenate(seen), ratio)))
     return g
 
 

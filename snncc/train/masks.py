@@ -176,7 +176,10 @@ class SparsityMasks:
     @torch.no_grad()
     def calibrate(self, trainer) -> dict[str, int]:
         """spatial_level="fixed": each spiking conv layer's level on the first
-        ``calib_images`` train images, as ``snncc.passes.masks.calibrate_spatial``."""
+        ``calib_images`` train images, as ``snncc.passes.masks.calibrate_spatial``
+        (``spatial_level_of``: the same rule)."""
+        from ..passes.masks import spatial_level_of
+
         x = trainer._x(trainer.data["x_train"][:self.calib_images])
         was = trainer.net.training
         trainer.net.eval()
@@ -185,9 +188,7 @@ class SparsityMasks:
                 self.levels.pop(name, None)
                 self._calibrating, self._seen = name, []
                 trainer.net(x)
-                a = torch.cat(self._seen)
-                k = max(1, math.ceil(self.ratio * a.numel()))
-                self.levels[name] = int(a.kthvalue(k).values)
+                self.levels[name] = spatial_level_of(torch.cat(self._seen).cpu().numpy(), self.ratio)
         finally:
             self._calibrating, self._seen = None, []
             trainer.net.train(was)
