@@ -79,9 +79,11 @@ class Spec:
         return "; ".join(parts)
 
 
-def check(obj, specs: dict[str, Spec], what: str) -> None:
-    """Raise one SnnccError listing every field of ``obj`` its spec refuses."""
+def check(obj, specs: dict[str, Spec], what: str, extra: list[str] = ()) -> None:
+    """Raise one SnnccError listing every field of ``obj`` its spec refuses, and the
+    ``extra`` problems the caller found across fields."""
     errs = [p for name, spec in specs.items() if (p := spec.problem(name, getattr(obj, name))) is not None]
+    errs += list(extra)
     if errs:
         raise SnnccError(f"invalid {what}:\n" + "\n".join(f"  - {e}" for e in errs))
 
@@ -231,14 +233,12 @@ class CompileConfig:
     channel_gates: str = ""          # trained integer channel gates (.npz), instead of channel_threshold's identity gate
 
     def __post_init__(self) -> None:
-        errs = [p for name, spec in SPECS.items() if (p := spec.problem(name, getattr(self, name))) is not None]
-        errs += [f"{k} = {getattr(self, k)!r}: {SPECS[k].why}" for k in ("spatial_sparsity", "channel_threshold")
+        extra = [f"{k} = {getattr(self, k)!r}: {SPECS[k].why}" for k in ("spatial_sparsity", "channel_threshold")
                  if getattr(self, k) == 1]  # the ranges are open at 1
         if self.channel_gates and self.channel_threshold:
-            errs.append(f"channel_gates = {self.channel_gates!r} and channel_threshold = {self.channel_threshold}: "
-                        "give one (trained gates carry their threshold in their levels)")
-        if errs:
-            raise SnnccError("invalid compile configuration:\n" + "\n".join(f"  - {e}" for e in errs))
+            extra.append(f"channel_gates = {self.channel_gates!r} and channel_threshold = {self.channel_threshold}: "
+                         "give one (trained gates carry their threshold in their levels)")
+        check(self, SPECS, "compile configuration", extra)
         if self.input_encoding == "counts" and self.input_scale not in (1.0 / 255.0, 1.0):
             raise SnnccError(f"invalid compile configuration:\n  - input_scale = {self.input_scale}: an event "
                              "count is worth 1 event (input_encoding 'counts'); for scaled values use "
