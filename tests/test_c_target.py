@@ -893,6 +893,21 @@ def test_the_host_build_uses_this_machines_instructions_unless_told_not_to(monke
     assert runner.native_target(cc) is None and "-march=native" not in runner.compiler_flags(cc)
 
 
+def test_a_binary_for_another_cpu_is_rebuilt(tmp_path, monkeypatch):
+    """The stamp records what -march=native meant: the same folder is stale once
+    SNNCC_NATIVE changes (or on another CPU), not run with another machine's instructions."""
+    monkeypatch.setattr(runner, "_native", {})
+    if runner.native_target(runner.find_compiler()) is None:
+        pytest.skip("the compiler refuses -march=native here: every build is for any CPU")
+    out = tmp_path / "c"
+    ctarget.emit(_tiny(), out)
+    binary = runner.build(out)
+    assert not runner._stale(binary, out)
+    monkeypatch.setenv("SNNCC_NATIVE", "0")
+    assert runner._stale(binary, out)
+    assert not runner._stale(runner.build(out), out)  # rebuilt for any CPU: used again
+
+
 def test_the_runtime_is_compiled_once_and_cached(tmp_path, monkeypatch):
     """snncc_rt.c is the same in every build: its object is cached by content, compiler and
     flags; a build from the cache is the same binary; a runtime that does not compile is

@@ -119,7 +119,8 @@ def build(out_dir: str | Path, extra_cflags=(), sanitize: bool = False, probe_st
     finally:
         tmp.unlink(missing_ok=True)
     if _digest(srcs) == before:  # the sources did not change while compiling
-        _stamp(binary).write_text(json.dumps({"sources": before, "binary": _digest([binary])}, sort_keys=True))
+        _stamp(binary).write_text(json.dumps({"sources": before, "binary": _digest([binary]),
+                                              "cpu": native_target(cc)}, sort_keys=True))
     return binary
 
 
@@ -189,9 +190,10 @@ def _stamp(binary: Path) -> Path:
 
 
 def _stale(binary: Path, out: Path) -> bool:
-    """A binary is used only if its stamp says it was built from exactly these sources and
-    it is the very file that build produced (an mtime can lie; a copied-in binary has no
-    matching stamp)."""
+    """A binary is used only if its stamp says it was built from exactly these sources,
+    for this machine's instructions (``native_target``: a build folder copied to another
+    CPU, or SNNCC_NATIVE switched, rebuilds) and it is the very file that build produced
+    (an mtime can lie; a copied-in binary has no matching stamp)."""
     if not binary.is_file() or not _stamp(binary).is_file():
         return True
     try:
@@ -199,7 +201,7 @@ def _stale(binary: Path, out: Path) -> bool:
     except ValueError:
         return True
     srcs = [out / f for f in SOURCES + ("model.h", "snncc_rt.h")]
-    return stamp != {"sources": _digest(srcs), "binary": _digest([binary])}
+    return stamp != {"sources": _digest(srcs), "binary": _digest([binary]), "cpu": native_target(find_compiler())}
 
 
 def _input_graph(man: dict) -> Graph:
