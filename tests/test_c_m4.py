@@ -97,6 +97,7 @@ def test_example_fits_the_part_and_verifies(tmp_path):
 
 
 @needs_m4
+@pytest.mark.slow  # two cross builds (~12 s); the host's test_c_target checks the same declarations
 def test_m4_deploys_without_probe_only_state_and_probes_with_it(tmp_path):
     """On Lava's schedule u of a du = 4096 layer is only for the state probes: the M4 build
     that `report` measures (snncc_model.elf) has no RAM for it, the one that runs with state
