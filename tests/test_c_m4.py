@@ -51,6 +51,7 @@ def _run_cases(names, root: Path) -> None:
 
 
 @needs_m4
+@pytest.mark.slow  # three cross builds under QEMU (~15 s): the fast suite's budget is 5 min
 def test_m4_is_bit_exact_on_representative_cases(tmp_path):
     """Ternary codes in bit planes, 64-bit accumulators on a 32-bit core, a residual add."""
     _run_cases(FAST_CASES, tmp_path)

@@ -124,6 +124,7 @@ def test_ann_train_script_tiny_run(tmp_path):
     assert len(g.meta["converted"]["neurons"]) == 3
 
 
+@pytest.mark.slow  # a training run in a subprocess (~12 s): the fast suite's budget is 5 min
 @have_fmnist
 def test_train_sparse_script_tiny_run(tmp_path, capsys):
     """train_sparse.py with the operation penalty: the options reach the hook (the last
