@@ -309,7 +309,52 @@ def test_snapshot_of_a_tiny_model(tmp_path):
     ]:
         assert line + "\n" in text, line
     assert re.search(r"static const snn_lif_t L002_lif1_p = \{ \.du = 2048, \.dv = 0, \.act_shift = 0, \.u_bits = 24, "
-                     r"\.u_ovf = 2, \.v_bits = 8, \.v_ovf = 0, \.reset = 0, \.quant = 0, \.fires = 1, \.wide = 0, ", text)
+                     r"\.u_ovf = 0, \.v_bits = 8, \.v_ovf = 0, \.reset = 0, \.quant = 0, \.fires = 1, \.wide = 0, ", text)
+    # u's wrap_lava (the IR's) cannot act: |u| <= 2 |a| is far below 2^23, so it is lowered as
+    # saturate (the cheapest mode; all three are the identity there)
+
+
+def _edge_neuron(u_overflow="wrap_lava", v_overflow="wrap_lava", u_bias=0, bias=0) -> Graph:
+    """x in 0..255 -> dense (weight 1) -> an IntLIF with 9-bit u (|u| < 256 fits) and 10-bit v
+    (|v| < 512), du = dv = 4096 (no memory): u = x + u_bias, v = u + bias, no firing."""
+    g = Graph()
+    g.meta.update(name="edge", steps=2)
+    g.add("in", IntInput(shape=(1,), bits=8))
+    g.add("fc", IntDense(weight=np.array([[1]], np.int64), weight_bits=2), ["in"])
+    g.add("lif", IntLIF(threshold=np.array([0], np.int64), fires=False, du=4096, dv=4096, act_shift=0, u_bits=9,
+                        v_bits=10, u_overflow=u_overflow, v_overflow=v_overflow, u_bias=np.array([u_bias], np.int64),
+                        bias=np.array([bias], np.int64)), ["fc"])
+    g.outputs = ["lif"]
+    return g
+
+
+@pytest.mark.parametrize("u_bias, bias, free", [(0, 256, (True, True)), (1, 255, (False, True)),
+                                                (0, 257, (True, False))])
+def test_overflow_proven_free_at_its_edge(tmp_path, u_bias, bias, free):
+    """overflow_free at the edge of the register: where it says an overflow never acts, every
+    mode gives the reference's exact result on every input (so a target may lower it as
+    saturate); one step past the edge it says no, and the modes really differ there."""
+    from snncc.ir.bounds import Bounds
+    from snncc.ops.neurons import overflow_free
+    from snncc.reference.interpreter import run
+
+    g = _edge_neuron(u_bias=u_bias, bias=bias)
+    b = Bounds(g)
+    assert overflow_free(g.node("lif"), b.input_of("lif").mag, b.neuron("lif")) == free
+    x = np.arange(256, dtype=np.int64).reshape(256, 1)
+    outs = {}
+    for u_mode in ("saturate", "wrap", "wrap_lava"):
+        for v_mode in ("saturate", "wrap", "wrap_lava"):
+            r = run(_edge_neuron(u_mode, v_mode, u_bias, bias), x, probe_state=True)
+            outs[u_mode, v_mode] = r["lif/v"]
+    for (u_mode, v_mode), v in outs.items():
+        same = np.array_equal(v, outs["wrap_lava", "wrap_lava"])
+        assert same == ((free[0] or u_mode == "wrap_lava") and (free[1] or v_mode == "wrap_lava")), (u_mode, v_mode)
+    man = emitter.manifest(emitter.plan(g))
+    assert man["layers"][0]["overflow"] == ["saturate" if f else "wrap_lava" for f in free]
+    ctarget.emit(g, tmp_path)  # and the C build, with its lowered modes, is the reference
+    c = runner.simulate(tmp_path, x, probe_state=True)
+    assert np.array_equal(c["lif/v"], outs["wrap_lava", "wrap_lava"])
 
 
 def test_odd_names_are_sanitized(tmp_path):
@@ -331,6 +376,7 @@ def test_buffer_types_follow_value_bounds(tmp_path):
     (lif,) = man["layers"]
     assert lif["fused"] == ["fc1"] and lif["acc"] == "int16" and lif["out_format"] == "U1"
     assert lif["v_format"] == "S8" and lif["u_format"] == "S8" and lif["update"] == "int32"
+    assert lif["overflow"] == ["saturate", "saturate"]
     assert man["input"]["format"] == "U1"
     lava = emitter.manifest(emitter.plan(conformance.CASES["overflow_wrap_lava"]()))
     assert any(layer["u_format"] == "S64" for layer in lava["layers"])  # growing wrap_lava state: no bound
@@ -474,6 +520,35 @@ def _lif_case(u_ovf: str, v_ovf: str, shape: tuple, du: int, reset: str, quant: 
     return g
 
 
+def _one_pass_case(name: str, shape: tuple, out: int, wbits: int, v_bits: int, dv: int, reset: str) -> Graph:
+    from snncc.ir.bounds import Bounds
+
+    """Spikes -> conv (3x3) or dense -> the runtime's one-pass neuron update (lif_fusable: no
+    stored u, u's wrap_lava proven never to act, a saturating v in S16 / S24 / S32 that does
+    saturate: a third of the channels cannot fire) -> readout. ``out`` channels: a power of
+    two below the chunk lays the constants out over it, others run per channel."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    g, cur = _g(name, shape, steps=6)
+    cin = shape[0]
+    syn = (IntConv(weight=_w(rng, (out, cin, 3, 3), wbits), weight_bits=wbits, padding=(1, 1)) if len(shape) == 3
+           else IntDense(weight=_w(rng, (out, cin), wbits), weight_bits=wbits))
+    cur = g.add("syn", syn, [cur])
+    top = (1 << (v_bits - 1)) - 1
+    thr = rng.integers(top // 8, top // 2, out, dtype=np.int64)
+    thr[::3] = top  # never fires: v climbs to the register's end and saturates
+    a_mag = Bounds(g).iv["syn"].mag  # typical currents (1/8 of the worst) shifted to the register's end
+    lif = IntLIF(du=DECAY_ONE, dv=dv, act_shift=max(0, top.bit_length() - a_mag.bit_length() + 3), threshold=thr,
+                 bias=rng.integers(-30, 30, out, dtype=np.int64), reset=reset,
+                 reset_value=rng.integers(0, top // 4, out, dtype=np.int64), u_bits=30, u_overflow="wrap_lava",
+                 v_bits=v_bits, v_overflow="saturate")
+    cur = g.add("lif", lif, [cur])
+    cur = g.add("flat", Flatten(), [cur]) if len(shape) == 3 else cur
+    n = int(np.prod(g.shapes()[cur]))
+    cur = g.add("fc", IntDense(weight=_w(rng, (4, n), 5), weight_bits=5), [cur])
+    g.outputs = [g.add("out", IntLIF(fires=False, act_shift=0, dv=100), [cur])]
+    return g
+
+
 def _pool_case(name, kind, enc, bits, wbits, pool_kw, pre_bits=None) -> Graph:
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     g, cur = _g(name, (2, 9, 8), enc, bits)
@@ -588,13 +663,22 @@ for _i, (_u, _v) in enumerate(OVERFLOW_PAIRS):  # hw = 99 (> one chunk), 15 (run
                                       _lif_case(u, v, s, d, r))
 KERNEL_CASES["lif_ternary_hw99"] = lambda: _lif_case("wrap", "saturate", (2, 9, 11), DECAY_ONE, "subtract", "ternary")
 KERNEL_CASES["lif_binary_dense"] = lambda: _lif_case("saturate", "wrap", (40,), DECAY_ONE, "zero", "binary")
+# the one-pass neuron update: v formats S16 / S24 / S32, int16 / int32 tiles (wide weights),
+# shift / multiply decay, constants laid out over the chunk (8 or 4 channels) or per run
+ONE_PASS = {"lif_one_pass_s16_c8": ((3, 9, 11), 8, 7, 12, 2048, "zero"),
+            "lif_one_pass_s24_c3_i32": ((4, 7, 9), 3, 15, 20, 300, "subtract"),
+            "lif_one_pass_s32_c4_i32": ((2, 8, 8), 4, 14, 26, 2048, "zero"),
+            "lif_one_pass_s16_dense": ((60,), 40, 6, 14, 700, "none")}
+for _k, _a in ONE_PASS.items():
+    KERNEL_CASES[_k] = lambda k=_k, a=_a: _one_pass_case(k, *a)
 
 
 #: the kernel cases the fast suite compiles (every accumulator type, each layer kind, the
 #: packed-state neurons); the slow suite runs all 50
 FAST_KERNELS = {"add4", "conv_gather_signed_groups", "conv_gather_o24_stride2", "conv_depthwise_3x3",
                 "conv_strided_dilated_groups", "conv_bands_span", "dense_spikes_w3",
-                "lif_ternary_hw99", "lif_binary_dense", "lif_wrap_lava_wrap_lava", "maxpool_i16", "sumpool_i8_inside"}
+                "lif_ternary_hw99", "lif_binary_dense", "lif_wrap_lava_wrap_lava", "maxpool_i16", "sumpool_i8_inside",
+                *ONE_PASS}
 
 
 @pytest.fixture(scope="module")
@@ -644,6 +728,13 @@ def _kernel_case(name: str, g, out) -> None:
         assert last["tile_rows"] == 1 and 1 <= last["tile_cols"] < w
     if name == "lif_wide_constants":
         assert last["update"] == "int64" and "static const int64_t snn_const_" in (out / "model.c").read_text()
+    if name in ONE_PASS:  # what lif_fusable asks of the layer, as the manifest shows it
+        lif = man["layers"][0]
+        assert (lif["update"], lif["overflow"], lif["u_format"], lif["out_format"]) == \
+            ("int32", ["saturate", "saturate"], None, "U1")
+        v_bits, wbits = ONE_PASS[name][3], ONE_PASS[name][2]
+        assert lif["v_format"] == ("S16" if v_bits <= 16 else "S24" if v_bits <= 24 else "S32")
+        assert lif["acc"] == ("int32" if wbits > 8 else "int16")
 
 
 def test_kernel_cases_cover_the_paths():
@@ -808,7 +899,7 @@ def test_unit_formats_roundtrip_and_probe_output(rt):
 
 
 SANITIZED_KERNEL_CASES = ("conv_bands_span", "conv_bands_strided", "conv_padding_beyond_kernel",
-                          "conv_acc64_i64_input", "lif_saturate_wrap")
+                          "conv_acc64_i64_input", "lif_saturate_wrap", "lif_one_pass_s16_c8", "lif_one_pass_s32_c4_i32")
 
 
 @pytest.mark.slow

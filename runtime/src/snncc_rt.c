@@ -1261,6 +1261,183 @@ SNN_DEFINE_LIF_CHUNK(lif_chunk64, int64_t, 64, load64, store64)
 SNN_DEFINE_LIF_INPUT(lif_input32, int32_t, acc_load32, load32)
 SNN_DEFINE_LIF_INPUT(lif_input64, int64_t, acc_load64, load64)
 
+/* ------------------------------------------------------------------ neuron: one pass */
+/* Whether layer L's neurons take the one-pass update (lif_fused32): the int32 update, no
+ * stored u (du = 4096), the synapses' tile as the only input (lif_input32's `scaled`: no
+ * shift or wrap of a single synapse's result; no u_bias), a membrane that is not quantized, stored in S16, S24 or S32, both
+ * overflows saturate (the emitter lowers an overflow the bounds prove never acts as
+ * saturate), spikes in U1 and no mask or TNP.  That is most deployed layers. */
+static int lif_fusable(const snn_layer_t *L)
+{
+    const snn_lif_t *p = (const snn_lif_t *)L->p;
+    const uint8_t vf = p->v->fmt;
+    return !p->wide && p->u == 0 && L->n_in == 0 && L->n_syn > 0 &&
+           !(L->n_syn == 1 && (L->syn[0]->exp != 0 || L->syn[0]->out_bits != 0)) && p->u_bias == 0 && p->quant == SNN_QUANT_NONE &&
+           p->u_ovf == SNN_SATURATE && p->v_ovf == SNN_SATURATE && L->out->fmt == SNN_U1 &&
+           (vf == SNN_S16 || vf == SNN_S24 || vf == SNN_S32) &&
+           (L->tile->type == SNN_I16 || L->tile->type == SNN_I32) && !p->neg_mask &&
+           p->spatial_level < 0 && p->gate_w == 0 && p->presim == 0;
+}
+
+/* 8 spikes s[0 .. 7] (each 0 or 1) as the bits of a byte: the multiply moves byte j's bit
+ * to bit 56 + j, where no other partial product lands (SWAR) */
+static inline uint32_t bits8(const uint8_t *s)
+{
+    uint64_t x = 0;
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    __builtin_memcpy(&x, s, 8); /* one load: byte j at bits 8j, as the loop below puts it */
+#else
+    int32_t j;
+    for (j = 0; j < 8; j++)
+        x |= (uint64_t)s[j] << (8 * j);
+#endif
+    return (uint32_t)((x * 0x0102040810204080ull) >> 56);
+}
+
+/* the spikes s[0 .. n) (0 or 1) into the U1 tensor t at i0 .. i0 + n - 1 */
+static void pack_u1(const snn_tensor_t *t, int32_t i0, const uint8_t *s, int32_t n)
+{
+    int32_t k, j;
+    for (k = 0; k < n; k += 32) {
+        const int32_t m_ = min32(32, n - k);
+        uint32_t f_ = 0;
+        for (j = 0; j + 8 <= m_; j += 8)
+            f_ |= bits8(s + k + j) << j;
+        for (; j < m_; j++)
+            f_ |= (uint32_t)s[k + j] << j;
+        bits_put((uint32_t *)t->data, i0 + k, f_, m_);
+    }
+}
+
+/* the constants of lif_fused32's update */
+typedef struct {
+    int32_t in_mul, mu, mv, keep_v, v_sh, drop, sub, fire;
+    const snn_tensor_t *vt; /* v's tensor: what -DSNNCC_CHECKED checks each stored value against */
+} snn_fused_k;
+
+/* v in S16 / S24 / S32: a load and a store of element i */
+#define SNN_V16_LD(i) ((int32_t)v16[i])
+#define SNN_V16_ST(i, x) (v16[i] = (int16_t)(x))
+#define SNN_V24_LD(i) (((int32_t)(vhi[i] ^ 0x80u) - 0x80) * 65536 + (int32_t)vlo[i])
+#define SNN_V24_ST(i, x) (vlo[i] = (uint16_t)((uint32_t)(x) & 0xffffu), vhi[i] = (uint8_t)((uint32_t)(x) >> 16))
+#define SNN_V32_LD(i) (v32[i])
+#define SNN_V32_ST(i, x) (v32[i] = (x))
+#define SNN_DECAY_SH(x) decay_sh32(x, K->v_sh)
+#define SNN_DECAY_MUL(x) decay32(x, K->keep_v)
+/* lif_chunk32's update (u = sat(a): no stored u) of one run of n channels with their
+ * constants, the current read from the tile and v from its storage (restrict parameters:
+ * GCC vectorizes a loop over this many arrays only with them) */
+#define SNN_DEFINE_FUSED_RUN(NAME, ACC_T, VLD, VST, DECAY)                                  \
+    SNN_HOT void NAME(int32_t n, const ACC_T *restrict a, const int32_t *restrict th,      \
+                      const int32_t *restrict bi, const int32_t *restrict r, uint8_t *restrict S, \
+                      int16_t *restrict v16, uint16_t *restrict vlo, uint8_t *restrict vhi, \
+                      int32_t *restrict v32, const snn_fused_k *K)                           \
+    {                                                                                       \
+        int32_t i;                                                                          \
+        (void)v16, (void)vlo, (void)vhi, (void)v32;                                         \
+        for (i = 0; i < n; i++) {                                                           \
+            const int32_t u = ovf_saturate32((int32_t)a[i] * K->in_mul, K->mu);              \
+            const int32_t v = ovf_saturate32(DECAY(VLD(i)) + u + bi[i], K->mv);             \
+            const int32_t sp = K->fire & (int32_t)(v > th[i]);                              \
+            const int32_t nv = v - (-sp & ((v & K->drop) + (r[i] & K->sub)));               \
+            SNN_CHECK(K->vt, nv);                                                           \
+            S[i] = (uint8_t)sp;                                                             \
+            VST(i, nv);                                                                     \
+        }                                                                                   \
+    }
+#define SNN_DEFINE_FUSED_RUNS(SFX, ACC_T)                                                   \
+    SNN_DEFINE_FUSED_RUN(fused_16sh_##SFX, ACC_T, SNN_V16_LD, SNN_V16_ST, SNN_DECAY_SH)     \
+    SNN_DEFINE_FUSED_RUN(fused_16mul_##SFX, ACC_T, SNN_V16_LD, SNN_V16_ST, SNN_DECAY_MUL)   \
+    SNN_DEFINE_FUSED_RUN(fused_24sh_##SFX, ACC_T, SNN_V24_LD, SNN_V24_ST, SNN_DECAY_SH)     \
+    SNN_DEFINE_FUSED_RUN(fused_24mul_##SFX, ACC_T, SNN_V24_LD, SNN_V24_ST, SNN_DECAY_MUL)   \
+    SNN_DEFINE_FUSED_RUN(fused_32sh_##SFX, ACC_T, SNN_V32_LD, SNN_V32_ST, SNN_DECAY_SH)     \
+    SNN_DEFINE_FUSED_RUN(fused_32mul_##SFX, ACC_T, SNN_V32_LD, SNN_V32_ST, SNN_DECAY_MUL)
+SNN_DEFINE_FUSED_RUNS(a16, int16_t)
+SNN_DEFINE_FUSED_RUNS(a32, int32_t)
+
+/* the chunk through one of the functions above: in one call where the channels' constants
+ * were laid out over the chunk (X), else per run of channels */
+#define SNN_FUSED_RUNS(RUN, ACC_T)                                                          \
+    if (X)                                                                                  \
+        RUN(m, (const ACC_T *)L->tile->acc + k0, X, X + ch, X + 2 * ch, S, v16, vlo, vhi, v32, K); \
+    else                                                                                    \
+        for (k = 0, c = e0 % C; k < m; c = 0) {                                             \
+            const int32_t e = k + min32(m - k, C - c);                                      \
+            RUN(e - k, (const ACC_T *)L->tile->acc + k0 + k, thr + c, bias + c, rv + c, S + k, \
+                v16 + k, vlo + k, vhi + k, v32 + k, K);                                     \
+            k = e;                                                                          \
+        }                                                                                   \
+    break
+#define SNN_FUSED_FORMATS(SFX, ACC_T)                                                       \
+    switch (2 * (p->v->fmt == SNN_S16 ? 0 : p->v->fmt == SNN_S24 ? 1 : 2) + (K->v_sh < 0)) { \
+    case 0: SNN_FUSED_RUNS(fused_16sh_##SFX, ACC_T);                                        \
+    case 1: SNN_FUSED_RUNS(fused_16mul_##SFX, ACC_T);                                       \
+    case 2: SNN_FUSED_RUNS(fused_24sh_##SFX, ACC_T);                                        \
+    case 3: SNN_FUSED_RUNS(fused_24mul_##SFX, ACC_T);                                       \
+    case 4: SNN_FUSED_RUNS(fused_32sh_##SFX, ACC_T);                                        \
+    default: SNN_FUSED_RUNS(fused_32mul_##SFX, ACC_T);                                      \
+    }
+
+/* lif_input32 + lif_chunk32 of a lif_fusable layer in one pass over elements e0 .. e0 + m - 1
+ * (tile offset k0), spikes collected as bytes in the chunk's scratch S and packed after.
+ * X: NULL, or thr, bias and rv laid out over a chunk that starts at channel 0. */
+static void lif_fused32(const snn_layer_t *L, const snn_fused_k *K, int32_t e0, int32_t k0, int32_t m,
+                        uint8_t *S, const int32_t *X)
+{
+    const snn_lif_t *p = (const snn_lif_t *)L->p;
+    const int32_t C = L->out->c, ch = p->chunk;
+    const int32_t *thr = (const int32_t *)(p->fires ? p->thr : p->bias);
+    const int32_t *bias = (const int32_t *)p->bias;
+    const int32_t *rv = (const int32_t *)(p->rv ? p->rv : p->bias);
+    int16_t *v16 = (int16_t *)p->v->data + e0;
+    int32_t *v32 = (int32_t *)p->v->data + e0;
+    uint16_t *vlo = (uint16_t *)p->v->data + e0;
+    uint8_t *vhi = (uint8_t *)((uint16_t *)p->v->data + p->v->n) + e0;
+    int32_t k, c;
+    if (L->tile->type == SNN_I16) {
+        SNN_FUSED_FORMATS(a16, int16_t)
+    } else {
+        SNN_FUSED_FORMATS(a32, int32_t)
+    }
+    pack_u1(L->out, e0, S, m);
+}
+
+/* The neuron update of elements e0 .. e0 + n - 1 of a lif_fusable layer.  Where a chunk
+ * holds whole pixels (C divides it: C < chunk, both powers of two) and e0 starts a pixel,
+ * the channels' constants are first laid out over one chunk (the scratch after the
+ * spike bytes; 13 bytes per element of the 16 the emitter gives), so each chunk is one
+ * long loop instead of runs of C (16 values: a loop that barely starts its vector code). */
+static void lif_fused_span(const snn_layer_t *L, int32_t e0, int32_t n)
+{
+    const snn_lif_t *p = (const snn_lif_t *)L->p;
+    const int32_t C = L->out->c, ch = p->chunk;
+    uint8_t *S = (uint8_t *)p->tmp;
+    int32_t *X = (C < ch && ch % C == 0 && e0 % C == 0) ? (int32_t *)p->tmp + ch / 4 : 0;
+    snn_fused_k K;
+    int32_t k, j, c;
+    K.in_mul = (int32_t)1 << p->act_shift;
+    K.mu = (int32_t)1 << (p->u_bits - 1);
+    K.mv = (int32_t)1 << (p->v_bits - 1);
+    K.keep_v = SNN_DECAY_ONE - p->dv;
+    K.v_sh = decay_shift(K.keep_v, 4);
+    K.drop = p->reset == SNN_RESET_ZERO ? -1 : 0;
+    K.sub = p->reset == SNN_RESET_SUBTRACT ? -1 : 0;
+    K.fire = p->fires ? 1 : 0;
+    K.vt = p->v;
+    if (X) {
+        const int32_t *src[3];
+        src[0] = (const int32_t *)(p->fires ? p->thr : p->bias);
+        src[1] = (const int32_t *)p->bias;
+        src[2] = (const int32_t *)(p->rv ? p->rv : p->bias);
+        for (j = 0; j < 3; j++)
+            for (k = 0; k < ch; k += C)
+                for (c = 0; c < C; c++)
+                    X[j * ch + k + c] = src[j][c];
+    }
+    for (k = 0; k < n; k += ch)
+        lif_fused32(L, &K, e0 + k, k, min32(ch, n - k), S, X);
+}
+
 static int spatial_mask(const snn_layer_t *L, int32_t e0, int32_t m, const void *A); /* sparsity masks */
 static void spatial_restore(const snn_layer_t *L, int32_t e0, int32_t m);
 
@@ -1271,6 +1448,10 @@ static void lif_span(const snn_layer_t *L, int32_t e0, int32_t n)
     const snn_lif_t *p = (const snn_lif_t *)L->p;
     const int32_t ch = p->chunk;
     int32_t k, m;
+    if (lif_fusable(L)) {
+        lif_fused_span(L, e0, n);
+        return;
+    }
     for (k = 0; k < n; k += m) {
         int skip = 0;
         m = min32(ch, n - k);

@@ -194,6 +194,23 @@ def state_bounds(op, a_mag: int) -> tuple[int | None, int | None]:
     return u_state, _invariant(g_v, vinit, cands)
 
 
+def overflow_free(op, a_mag: int, state: tuple[int | None, int | None]) -> tuple[bool, bool]:
+    """(u, v): whether u's and v's overflow provably never changes a value of one IntLIF
+    whose input current is at most ``a_mag`` and whose carried state obeys ``state`` (the
+    bounds of :func:`state_bounds`): every value reaching it lies within
+    [-(2^(bits-1) - 1), 2^(bits-1) - 1], where saturate, wrap and wrap_lava all return
+    their input. A target may then lower the overflow as whichever mode costs least."""
+    u_state, v_state = state
+    m_u, m_v = 1 << (op.u_bits - 1), 1 << (op.v_bits - 1)
+    amp = (a_mag << op.act_shift) + int(np.abs(op.u_bias).max())
+    if op.du != DECAY_ONE and u_state is None:
+        return False, False
+    u_pre = _decay_mag(u_state or 0, op.du) + amp
+    u_post = overflow_magnitude(u_pre, op.u_bits, op.u_overflow)
+    v_pre = None if v_state is None else _decay_mag(v_state, op.dv) + u_post + int(np.abs(op.bias).max())
+    return u_pre <= m_u - 1, v_pre is not None and v_pre <= m_v - 1
+
+
 def _tnp_problems(name: str, op, shape) -> list[str]:
     """Test-time neuron pruning fields: presim an integer >= 0, prune_level per channel,
     no periodic reset beside it."""

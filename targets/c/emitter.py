@@ -389,7 +389,9 @@ def _layer_summary(L: dict) -> dict:
             "weights_bytes": sum(w["bytes"] for w in L["weights"]),
             "u_format": lif["u"]["fmt"].name if lif and lif["u"] else None,
             "v_format": lif["v"]["fmt"].name if lif else None,
-            "update": ("int64" if lif["wide"] else "int32") if lif else None}
+            "update": ("int64" if lif["wide"] else "int32") if lif else None,
+            # (u, v) overflow as lowered: saturate where the bounds prove none ever acts
+            "overflow": lif["overflow"] if lif else None}
 
 
 def emit(graph: Graph, out_dir: str | Path) -> list[Path]:

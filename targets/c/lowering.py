@@ -11,7 +11,7 @@ import numpy as np
 
 from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS
 from ...ops import role
-from ...ops.neurons import overflow_magnitude, probed_only_u, records_u
+from ...ops.neurons import overflow_free, overflow_magnitude, probed_only_u, records_u
 from .cspell import _check, _rows, c_int, pack_weights, type_for
 from .formats import FORMATS, fmt_for, nbytes
 
@@ -177,6 +177,15 @@ def wide_update(op, a_mag: int, state: tuple) -> bool:
     return max(need) >= I32_SAFE
 
 
+def lowered_overflows(op, a_mag: int, state: tuple) -> tuple[int, int]:
+    """The runtime's (u_ovf, v_ovf) codes: an overflow the bounds prove never changes a value
+    (``overflow_free``) is lowered as saturate, which every mode equals there and which
+    costs least (a min and a max; wrap_lava's fold is two compares and two selects), and
+    which lets the runtime's one-pass update (lif_fused32) take the layer."""
+    free = overflow_free(op, a_mag, state)
+    return tuple(OVERFLOWS.index("saturate" if f else mode) for f, mode in zip(free, (op.u_overflow, op.v_overflow)))
+
+
 def _coded(op, channels: int) -> bool:
     """A quantized membrane whose initial value is a level too: stored as codes."""
     if op.state_quant == "none":
@@ -280,9 +289,10 @@ def lif(p, name: str, op) -> None:
     L["lif"] = lif_states(p, name, op, L, wide)
     if group["syn"]:
         L["tile"] = tile(p, L, group["syn"], out, tmp=False)
-    scal = (op.du, op.dv, op.act_shift, op.u_bits, OVERFLOWS.index(op.u_overflow), op.v_bits,
-            OVERFLOWS.index(op.v_overflow), RESETS.index(op.reset), STATE_QUANTS.index(op.state_quant),
-            int(op.fires), int(wide))
+    u_ovf, v_ovf = lowered_overflows(op, p.bounds.a_mag[name], p.bounds.state[name])
+    L["lif"]["overflow"] = [OVERFLOWS[u_ovf], OVERFLOWS[v_ovf]]
+    scal = (op.du, op.dv, op.act_shift, op.u_bits, u_ovf, op.v_bits, v_ovf, RESETS.index(op.reset),
+            STATE_QUANTS.index(op.state_quant), int(op.fires), int(wide))
     lf = L["lif"]
     _check(0 <= op.presim < 1 << 31, f"{name}: presim {op.presim} must be 0..2^31-1")
     lf["keep"] = (p.stored_as(name, f"{L['cname']}_keep", p.shapes[name], FORMATS["U1"], L["index"])
