@@ -1301,10 +1301,14 @@ static void pack_u1(const snn_tensor_t *t, int32_t i0, const uint8_t *s, int32_t
     for (k = 0; k < n; k += 32) {
         const int32_t m_ = min32(32, n - k);
         uint32_t f_ = 0;
-        for (j = 0; j + 8 <= m_; j += 8)
-            f_ |= bits8(s + k + j) << j;
-        for (; j < m_; j++)
-            f_ |= (uint32_t)s[k + j] << j;
+        if (m_ == 32) /* a whole word: four multiplies, no loop */
+            f_ = bits8(s + k) | bits8(s + k + 8) << 8 | bits8(s + k + 16) << 16 | bits8(s + k + 24) << 24;
+        else {
+            for (j = 0; j + 8 <= m_; j += 8)
+                f_ |= bits8(s + k + j) << j;
+            for (; j < m_; j++)
+                f_ |= (uint32_t)s[k + j] << j;
+        }
         bits_put((uint32_t *)t->data, i0 + k, f_, m_);
     }
 }
