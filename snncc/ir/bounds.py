@@ -16,8 +16,9 @@ the input range.
   interval of its input current (:func:`snncc.ops.neurons.state_bounds`).
 
 Consumers: membrane lowering (can u overflow?), the C target's buffer and accumulator
-types, the ONNX target's exact float paths and decay shortcuts, the Loihi 2 checker's
-int32 limits.
+types and its lowered overflow modes (``ops.neurons.overflow_free``: an overflow that
+never acts is lowered as the cheapest), the ONNX target's exact float paths and decay
+shortcuts, the Loihi 2 checker's int32 limits.
 """
 from __future__ import annotations
 
