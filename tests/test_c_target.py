@@ -512,8 +512,12 @@ def _lif_case(u_ovf: str, v_ovf: str, shape: tuple, du: int, reset: str, quant: 
                  threshold=vec(-20, 200), bias=vec(-30, 30), reset=reset, reset_value=vec(0, 300),
                  v_init=vec(-100, 100), state_quant=quant, state_level=vec(1, 200), u_bits=9, u_overflow=u_ovf,
                  v_bits=10, v_overflow=v_ovf)
-    cur = g.add("lif", lif, [cur])
-    cur = g.add("flat", Flatten(), [cur]) if len(shape) == 3 else cur
+    return _readout_after(g, g.add("lif", lif, [cur]), rng)
+
+
+def _readout_after(g: Graph, cur: str, rng) -> Graph:
+    """[flatten] -> dense (4 outputs) -> a readout IntLIF: the graph's output."""
+    cur = g.add("flat", Flatten(), [cur]) if len(g.shapes()[cur]) == 3 else cur
     n = int(np.prod(g.shapes()[cur]))
     cur = g.add("fc", IntDense(weight=_w(rng, (4, n), 5), weight_bits=5), [cur])
     g.outputs = [g.add("out", IntLIF(fires=False, act_shift=0, dv=100), [cur])]
@@ -521,12 +525,12 @@ def _lif_case(u_ovf: str, v_ovf: str, shape: tuple, du: int, reset: str, quant: 
 
 
 def _one_pass_case(name: str, shape: tuple, out: int, wbits: int, v_bits: int, dv: int, reset: str) -> Graph:
-    from snncc.ir.bounds import Bounds
-
     """Spikes -> conv (3x3) or dense -> the runtime's one-pass neuron update (lif_fusable: no
     stored u, u's wrap_lava proven never to act, a saturating v in S16 / S24 / S32 that does
     saturate: a third of the channels cannot fire) -> readout. ``out`` channels: a power of
     two below the chunk lays the constants out over it, others run per channel."""
+    from snncc.ir.bounds import Bounds
+
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     g, cur = _g(name, shape, steps=6)
     cin = shape[0]
@@ -541,12 +545,7 @@ def _one_pass_case(name: str, shape: tuple, out: int, wbits: int, v_bits: int, d
                  bias=rng.integers(-30, 30, out, dtype=np.int64), reset=reset,
                  reset_value=rng.integers(0, top // 4, out, dtype=np.int64), u_bits=30, u_overflow="wrap_lava",
                  v_bits=v_bits, v_overflow="saturate")
-    cur = g.add("lif", lif, [cur])
-    cur = g.add("flat", Flatten(), [cur]) if len(shape) == 3 else cur
-    n = int(np.prod(g.shapes()[cur]))
-    cur = g.add("fc", IntDense(weight=_w(rng, (4, n), 5), weight_bits=5), [cur])
-    g.outputs = [g.add("out", IntLIF(fires=False, act_shift=0, dv=100), [cur])]
-    return g
+    return _readout_after(g, g.add("lif", lif, [cur]), rng)
 
 
 def _pool_case(name, kind, enc, bits, wbits, pool_kw, pre_bits=None) -> Graph:
