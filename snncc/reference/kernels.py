@@ -149,3 +149,76 @@ def channel_gate(v: np.ndarray, weight: np.ndarray, level: np.ndarray) -> np.nda
     p = v.reshape(v.shape[0], v.shape[1], -1).sum(-1)
     z = (p[:, None, :] * weight[None]).sum(-1)
     return z >= level.reshape(1, -1)
+
+
+class ConvPlan:
+    """:func:`conv2d` of one layer for batches of ``n``, prepared once per run: the
+    weights as (O, C kH kW) matrices in ``dtype``, the column buffer and ``ring`` output
+    buffers kept between calls (each call writes the next, so a result stays valid while
+    ``ring - 1`` later calls run: a delay line's). The caller proves ``dtype`` exact for
+    every partial sum and every input value (snncc.ir.bounds); returns the same integers
+    as conv2d, (n, O, Ho, Wo) in ``dtype``. The input may be of any integer, bool or
+    float dtype holding integers (spikes as bool): the column gather casts it."""
+
+    def __init__(self, w: np.ndarray, in_shape: tuple, n: int, dtype, stride=(1, 1), padding=(0, 0),
+                 dilation=(1, 1), groups: int = 1, weight_exp: int = 0, ring: int = 1) -> None:
+        o, cg, kh, kw = w.shape
+        c, h, wd = in_shape
+        (ph, pw), (dh, dw), (sh, sw) = padding, dilation, stride
+        ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        self.n, self.o, self.ho, self.wo, self.groups, self.weight_exp = n, o, ho, wo, groups, weight_exp
+        og = o // groups
+        self.wm = [np.ascontiguousarray(w[g * og:(g + 1) * og].reshape(og, -1), dtype) for g in range(groups)]
+        # the input in dtype, (C, N, H, W) with its zero border (one casting copy: the
+        # tap copies below then move values of one dtype)
+        self.pad = (slice(None), slice(None), slice(ph, ph + h), slice(pw, pw + wd))
+        self.xp = np.zeros((c, n, h + 2 * ph, wd + 2 * pw), dtype)
+        self.taps = [(i, j, (slice(None), slice(None), slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+                             slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))) for i in range(kh) for j in range(kw)]
+        self.cols = np.empty((c, kh, kw, n, ho, wo), dtype)
+        self.acc = [np.empty((o, n * ho * wo), dtype) for _ in range(ring)]
+        self.out = [np.empty((n, o, ho, wo), dtype) for _ in range(ring)] if n > 1 else None
+        self.k = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        xt = x.transpose(1, 0, 2, 3)  # C, N, H, W (a view)
+        if xt.dtype != self.xp.dtype or self.xp.shape != xt.shape:
+            self.xp[self.pad] = xt
+            xt = self.xp
+        cols = self.cols
+        for i, j, win in self.taps:
+            cols[:, i, j] = xt[win]
+        self.k = (self.k + 1) % len(self.acc)
+        acc, og, cg = self.acc[self.k], self.o // self.groups, cols.shape[0] // self.groups
+        for g, wm in enumerate(self.wm):
+            np.matmul(wm, cols[g * cg:(g + 1) * cg].reshape(wm.shape[1], -1), out=acc[g * og:(g + 1) * og])
+        if self.weight_exp:
+            _scale_floor(acc, self.weight_exp)
+        if self.out is None:
+            return acc.reshape(1, self.o, self.ho, self.wo)
+        out = self.out[self.k]
+        out[...] = acc.reshape(self.o, self.n, self.ho, self.wo).transpose(1, 0, 2, 3)
+        return out
+
+
+def _scale_floor(acc: np.ndarray, exp: int) -> None:
+    """shift(acc, exp) in place on a float array of integers: a power-of-two scaling is
+    exact in floating point, and floor after it is the arithmetic right shift."""
+    acc *= 2.0 ** exp
+    if exp < 0:
+        np.floor(acc, out=acc)
+
+
+class DensePlan:
+    """:func:`dense` of one layer prepared once per run: the transposed weights in
+    ``dtype`` (the caller proves it exact, as for :class:`ConvPlan`). Returns (N, O) in
+    ``dtype``, a fresh array per call."""
+
+    def __init__(self, w: np.ndarray, dtype, weight_exp: int = 0) -> None:
+        self.wt, self.dtype, self.weight_exp = np.ascontiguousarray(w.T, dtype), dtype, weight_exp
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        acc = x.reshape(x.shape[0], -1).astype(self.dtype) @ self.wt
+        if self.weight_exp:
+            _scale_floor(acc, self.weight_exp)
+        return acc
