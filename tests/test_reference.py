@@ -228,14 +228,20 @@ def test_fast_paths_equal_int64_on_random_graphs_and_every_conformance_case():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", [dict(), dict(stride=(2, 1), padding=(1, 2)), dict(dilation=(2, 1), padding=(2, 0)),
                                   dict(groups=3, stride=(2, 2)), dict(weight_exp=-3), dict(weight_exp=2)])
-def test_conv_plan_equals_conv2d(dtype, case):
+@pytest.mark.parametrize("rows", [None, 1, 2])
+def test_conv_plan_equals_conv2d(dtype, case, rows, monkeypatch):
     """ConvPlan (prepared weights, kept buffers, any input dtype) = conv2d, batch 1 and 4,
-    for int64, bool and float32 inputs, also after many calls into its ring of buffers."""
+    for int64, bool and float32 inputs, also after many calls into its ring of buffers;
+    in one chunk of output rows, one row per chunk, and two (the last chunk shorter)."""
     rng = np.random.default_rng(7)
     groups = case.get("groups", 1)
     w = rng.integers(-128, 128, (6, 6 // groups, 3, 2))
     for n in (1, 4):
+        _, _, ho, wo = K.conv2d(np.zeros((n, 6, 9, 11), I64), w, **case).shape
+        if rows:  # the columns of `rows` output rows fit COLS_BYTES
+            monkeypatch.setattr(K, "COLS_BYTES", rows * 6 * 3 * 2 * n * wo * np.dtype(dtype).itemsize)
         plan = K.ConvPlan(w, (6, 9, 11), n, dtype, ring=2, **{"stride": (1, 1), "padding": (0, 0), **case})
+        assert len(plan.chunks) == -(-ho // (rows or ho))
         prev = None
         for i in range(5):
             x = rng.integers(0, 2, (n, 6, 9, 11))

@@ -151,6 +151,9 @@ def channel_gate(v: np.ndarray, weight: np.ndarray, level: np.ndarray) -> np.nda
     return z >= level.reshape(1, -1)
 
 
+COLS_BYTES = 512 << 10  # a ConvPlan gathers this much of its columns at a time (cache-sized)
+
+
 class ConvPlan:
     """:func:`conv2d` of one layer for batches of ``n``, prepared once per run: the
     weights as (O, C kH kW) matrices in ``dtype``, the column buffer and ``ring`` output
@@ -158,7 +161,9 @@ class ConvPlan:
     ``ring - 1`` later calls run: a delay line's). The caller proves ``dtype`` exact for
     every partial sum and every input value (snncc.ir.bounds); returns the same integers
     as conv2d, (n, O, Ho, Wo) in ``dtype``. The input may be of any integer, bool or
-    float dtype holding integers (spikes as bool): the column gather casts it."""
+    float dtype holding integers (spikes as bool): one casting copy puts it in ``dtype``.
+    The output rows are computed in chunks whose columns fit in COLS_BYTES, so that they
+    are still in cache when the matrix product reads them."""
 
     def __init__(self, w: np.ndarray, in_shape: tuple, n: int, dtype, stride=(1, 1), padding=(0, 0),
                  dilation=(1, 1), groups: int = 1, weight_exp: int = 0, ring: int = 1) -> None:
@@ -166,17 +171,24 @@ class ConvPlan:
         c, h, wd = in_shape
         (ph, pw), (dh, dw), (sh, sw) = padding, dilation, stride
         ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        self.n, self.o, self.ho, self.wo, self.groups, self.weight_exp = n, o, ho, wo, groups, weight_exp
+        self.n, self.o, self.ho, self.wo, self.weight_exp = n, o, ho, wo, weight_exp
         og = o // groups
         self.wm = [np.ascontiguousarray(w[g * og:(g + 1) * og].reshape(og, -1), dtype) for g in range(groups)]
-        # the input in dtype, (C, N, H, W) with its zero border (one casting copy: the
-        # tap copies below then move values of one dtype)
+        # the input in dtype, (C, N, H, W) with its zero border
         self.pad = (slice(None), slice(None), slice(ph, ph + h), slice(pw, pw + wd))
         self.xp = np.zeros((c, n, h + 2 * ph, wd + 2 * pw), dtype)
-        self.taps = [(i, j, (slice(None), slice(None), slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
-                             slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))) for i in range(kh) for j in range(kw)]
-        self.cols = np.empty((c, kh, kw, n, ho, wo), dtype)
-        self.acc = [np.empty((o, n * ho * wo), dtype) for _ in range(ring)]
+        rows = max(1, min(ho, COLS_BYTES // max(1, c * kh * kw * n * wo * np.dtype(dtype).itemsize)))
+        self.chunks = [(r, min(ho, r + rows)) for r in range(0, ho, rows)]
+        colbuf, partbuf = np.empty(c * kh * kw * n * rows * wo, dtype), np.empty(o * n * rows * wo, dtype)
+        self.steps = []  # per chunk: (r0, r1, its columns (C, kH, kW, N, r1 - r0, Wo), the tap copies)
+        for r0, r1 in self.chunks:
+            cols = colbuf[:c * kh * kw * n * (r1 - r0) * wo].reshape(c, kh, kw, n, r1 - r0, wo)
+            taps = [(cols[:, i, j], (slice(None), slice(None), slice(i * dh + sh * r0, i * dh + sh * (r1 - 1) + 1, sh),
+                                     slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))) for i in range(kh) for j in range(kw)]
+            mats = [cols[g * cg:(g + 1) * cg].reshape(cg * kh * kw, -1) for g in range(groups)]  # views
+            self.steps.append((r0, r1, taps, mats, partbuf[:o * n * (r1 - r0) * wo].reshape(o, -1)))
+        # results (O, N, Ho, Wo); with n = 1 the products write their rows in place
+        self.acc = [np.empty((o, n, ho, wo), dtype) for _ in range(ring)]
         self.out = [np.empty((n, o, ho, wo), dtype) for _ in range(ring)] if n > 1 else None
         self.k = 0
 
@@ -185,19 +197,23 @@ class ConvPlan:
         if xt.dtype != self.xp.dtype or self.xp.shape != xt.shape:
             self.xp[self.pad] = xt
             xt = self.xp
-        cols = self.cols
-        for i, j, win in self.taps:
-            cols[:, i, j] = xt[win]
         self.k = (self.k + 1) % len(self.acc)
-        acc, og, cg = self.acc[self.k], self.o // self.groups, cols.shape[0] // self.groups
-        for g, wm in enumerate(self.wm):
-            np.matmul(wm, cols[g * cg:(g + 1) * cg].reshape(wm.shape[1], -1), out=acc[g * og:(g + 1) * og])
+        acc = self.acc[self.k]
+        for r0, r1, taps, mats, part in self.steps:
+            for dst, win in taps:
+                dst[...] = xt[win]
+            dest = acc.reshape(self.o, -1)[:, r0 * self.wo:r1 * self.wo] if self.n == 1 else part  # a view
+            og = self.o // len(mats)
+            for g, (wm, cm) in enumerate(zip(self.wm, mats)):
+                np.matmul(wm, cm, out=dest[g * og:(g + 1) * og])
+            if self.n > 1:
+                acc[:, :, r0:r1] = part.reshape(self.o, self.n, r1 - r0, self.wo)
         if self.weight_exp:
             _scale_floor(acc, self.weight_exp)
         if self.out is None:
             return acc.reshape(1, self.o, self.ho, self.wo)
         out = self.out[self.k]
-        out[...] = acc.reshape(self.o, self.n, self.ho, self.wo).transpose(1, 0, 2, 3)
+        out[...] = acc.transpose(1, 0, 2, 3)
         return out
 
 
