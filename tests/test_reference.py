@@ -267,3 +267,12 @@ def test_exact_float_reads_the_bounds():
     assert pick(8, 255, 259) is np.float64
     assert pick(8, 255, 259, out_bits=26) is np.float64  # 16.8 M fits 26 bits: no wrap
     assert pick(8, 255, 259, out_bits=25) is None  # 2^24 = 16.8 M may wrap: the int64 rule
+
+
+def test_fast_neuron_with_zero_weights_and_a_wide_act_shift():
+    """All-zero weights bound a by 0, but the scale 2^act_shift itself must fit the
+    neuron's dtype: act_shift 40 takes float64, not int32."""
+    g = _neuron_graph(8, np.zeros((2, 3), I64), act_shift=40, threshold=np.array([5], I64),
+                      bias=np.array([7], I64))
+    st = _same_as_int64(g, np.random.default_rng(0).integers(0, 256, (2, 4, 3)))["n"]
+    assert st.dtype == np.float64

@@ -265,7 +265,7 @@ def fast_dtype(op, a_mag: int, u_state: int | None, v_state: int | None):
     big = max((u_state or 0) * _decay_factor(op.du)[0], v_state * _decay_factor(op.dv)[0], a_mag << op.act_shift,
               u_pre + (0 if fits[0] else 2 << op.u_bits), v_pre + (0 if fits[1] else 2 << op.v_bits),
               overflow_magnitude(v_pre, op.v_bits, op.v_overflow) + rv, int(np.abs(op.threshold).max()),
-              int(np.abs(op.v_init).max()))
+              int(np.abs(op.v_init).max()), 1 << op.act_shift)
     for dtype, limit in ((np.int32, INT32_EXACT), (np.float64, FLOAT_EXACT)):
         if big < limit:
             return dtype, fits
