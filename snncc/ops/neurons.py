@@ -249,7 +249,7 @@ def fast_dtype(op, a_mag: int, u_state: int | None, v_state: int | None):
     """How :class:`FastNeuronState` computes this IntLIF exactly, given the bound of |a|
     and the state bounds of :func:`state_bounds` (Bounds.neuron): (dtype, (u fits, v
     fits)) with dtype int32 or float64, whichever holds every intermediate value, and the
-    flags where no overflow is possible (the per-step check is skipped); None where the
+    flags of :func:`overflow_free` (the per-step check is skipped); None where the
     int64 NeuronState runs (masks, TNP, a quantized membrane, no state bound, or an
     intermediate at 2^53 or beyond)."""
     if (op.state_quant != "none" or op.presim or op.neg_mask or op.spatial_level >= 0 or op.gate_weight.size
@@ -260,7 +260,7 @@ def fast_dtype(op, a_mag: int, u_state: int | None, v_state: int | None):
     u_post = overflow_magnitude(u_pre, op.u_bits, op.u_overflow)
     bias, rv = int(np.abs(op.bias).max()), int(np.abs(op.reset_value).max())
     v_pre = _decay_mag(v_state, op.dv) + u_post + bias
-    fits = u_pre <= (1 << (op.u_bits - 1)) - 1, v_pre <= (1 << (op.v_bits - 1)) - 1
+    fits = overflow_free(op, a_mag, (u_state, v_state))  # the same u_pre and v_pre against the registers
     # an overflow that may happen computes x +- 2^(b-1) and x +- 2^b: room for 2^(b+1) more
     big = max((u_state or 0) * _decay_factor(op.du)[0], v_state * _decay_factor(op.dv)[0], a_mag << op.act_shift,
               u_pre + (0 if fits[0] else 2 << op.u_bits), v_pre + (0 if fits[1] else 2 << op.v_bits),
