@@ -53,8 +53,8 @@ class Simulation:
 
     ``fast`` (the default): each node runs its op's prepared runner where it has one
     (``OpDef.runner``: weights converted once, buffers kept, float products the bounds
-    prove exact) and each neuron the float64 update where the bounds prove it exact
-    (``IntLIFOp.state``); ``fast=False`` runs every op's int64 ``reference`` and the int64
+    prove exact) and each neuron the in-place int32 or float64 update where the bounds
+    prove it exact (``IntLIFOp.state``); ``fast=False`` runs every op's int64 ``reference`` and the int64
     neuron: the same integers (tests/test_reference.py compares them)."""
 
     def __init__(self, graph: Graph, n: int, probe_state: bool = False, fast: bool = True) -> None:
