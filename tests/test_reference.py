@@ -137,3 +137,142 @@ def test_a_static_input_gives_what_the_same_image_every_step_gives(name):
         assert sorted(static) == sorted(per_step)
         for key in static:
             assert np.array_equal(static[key], per_step[key]), key
+
+
+# ---------------------------------------------------------------- the fast paths are the spec
+def _conformance():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import conformance
+
+    return conformance
+
+
+def _same_as_int64(g, x, steps=None):
+    """run(fast=True) == run(fast=False) on every array (probe_state: u and v too), for the
+    input given per step and as a static image; returns the fast Simulation's neurons."""
+    for xi in (x, x[:, 0]):
+        fast = R.run(g, xi, steps=steps or x.shape[1], probe_state=True)
+        slow = R.run(g, xi, steps=steps or x.shape[1], probe_state=True, fast=False)
+        assert list(fast) == list(slow)
+        for key in slow:
+            assert fast[key].dtype == slow[key].dtype == I64, key
+            assert np.array_equal(fast[key], slow[key]), key
+    return R.Simulation(g, x.shape[0]).states
+
+
+def _neuron_graph(x_bits, w, **lif):
+    g = Graph()
+    g.add("x", IntInput(shape=(w.shape[1],), bits=x_bits))
+    g.add("fc", IntDense(weight=np.asarray(w, I64), weight_bits=16), ["x"])
+    g.add("n", IntLIF(**lif), ["fc"])
+    g.outputs = ["n"]
+    return g
+
+
+@pytest.mark.parametrize("mode", ["saturate", "wrap", "wrap_lava"])
+@pytest.mark.parametrize("d", [0, 1, 256, 2048, 4095, 4096])
+def test_fast_neuron_equals_int64_at_the_overflow_edges(mode, d):
+    """Small registers (u 10 bits, v 9 bits) that every step overflows in both directions,
+    every overflow mode, decays 0..4096 and every reset: the int32 neuron (the bounds
+    allow it) gives the int64 neuron's spikes, u and v at every step."""
+    from snncc.ir.bounds import Bounds
+
+    rng = np.random.default_rng(d)
+    w = np.array([[1000, -1000, 300, -7], [-1000, 1000, -300, 5], [999, 1, -1, 0]], I64)
+    x = rng.integers(0, 4, (3, 12, 4))
+    x[:, :3] = 3  # the largest input at first: |u| reaches its bound
+    for reset, du in (("zero", 4096), ("subtract", d), ("none", max(d, 1))):
+        g = _neuron_graph(2, w, du=du, dv=d, act_shift=2, u_bits=10, v_bits=9, u_overflow=mode, v_overflow=mode,
+                          reset=reset, reset_value=np.array([37], I64), threshold=np.array([100, 50, 3], I64),
+                          bias=np.array([-5, 0, 7], I64), u_bias=np.array([3], I64), v_init=np.array([-200], I64))
+        st = _same_as_int64(g, x)["n"]
+        u_b, v_b = Bounds(g).neuron("n")
+        if v_b is None or (u_b is None and du != 4096):  # wrap_lava may grow without bound: int64
+            assert mode == "wrap_lava" and type(st).__name__ == "NeuronState"
+        else:
+            # (a wrap_lava register's invariant may pass 2^31 / 4095: float64)
+            assert st.dtype == np.int32 or (mode == "wrap_lava" and st.dtype == np.float64), reset
+            assert not (st.u_fits or st.v_fits)
+
+
+def test_fast_neuron_takes_float64_beyond_int32_and_int64_beyond_2_to_53():
+    """Registers of 40 bits: intermediates pass 2^31 (float64 runs); 60-bit registers pass
+    2^53 (the int64 neuron runs); both equal the int64 path, wraps included."""
+    w = np.array([[32767, -32768], [-32768, 32767]], I64)
+    x = np.random.default_rng(0).integers(0, 256, (2, 10, 2))
+    for bits, kind in ((40, np.float64), (60, None)):
+        for mode in ("saturate", "wrap", "wrap_lava"):
+            g = _neuron_graph(8, w, du=100, dv=3000, act_shift=14, u_bits=bits - 8, v_bits=bits, u_overflow=mode,
+                              v_overflow=mode, threshold=np.array([1 << (bits - 3)], I64), reset="subtract",
+                              reset_value=np.array([1 << (bits - 4)], I64))
+            st = _same_as_int64(g, x)["n"]
+            assert getattr(st, "dtype", None) == kind or (mode == "wrap_lava" and kind), (bits, mode)
+
+
+def test_fast_paths_equal_int64_on_random_graphs_and_every_conformance_case():
+    """Every conformance case and 40 random graphs (convs with padding, stride, groups and
+    dilation, pools, residual adds, delays, out_bits wraps, negative weight_exp): the fast
+    interpreter gives the int64 interpreter's arrays, static or streamed, batch of 3."""
+    conformance = _conformance()
+    rng = np.random.default_rng(1)
+    graphs = [f() for f in conformance.CASES.values()]
+    graphs += [conformance.random_graph(np.random.default_rng(s)) for s in range(40)]
+    for g in graphs:
+        x = conformance.random_input(g, 3, rng, steps=int(g.meta.get("steps", 1)) + 2)
+        _same_as_int64(g, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [dict(), dict(stride=(2, 1), padding=(1, 2)), dict(dilation=(2, 1), padding=(2, 0)),
+                                  dict(groups=3, stride=(2, 2)), dict(weight_exp=-3), dict(weight_exp=2)])
+@pytest.mark.parametrize("rows", [None, 1, 2])
+def test_conv_plan_equals_conv2d(dtype, case, rows, monkeypatch):
+    """ConvPlan (prepared weights, kept buffers, any input dtype) = conv2d, batch 1 and 4,
+    for int64, bool and float32 inputs, also after many calls into its ring of buffers;
+    in one chunk of output rows, one row per chunk, and two (the last chunk shorter)."""
+    rng = np.random.default_rng(7)
+    groups = case.get("groups", 1)
+    w = rng.integers(-128, 128, (6, 6 // groups, 3, 2))
+    for n in (1, 4):
+        _, _, ho, wo = K.conv2d(np.zeros((n, 6, 9, 11), I64), w, **case).shape
+        if rows:  # the columns of `rows` output rows fit COLS_BYTES
+            monkeypatch.setattr(K, "COLS_BYTES", rows * 6 * 3 * 2 * n * wo * np.dtype(dtype).itemsize)
+        plan = K.ConvPlan(w, (6, 9, 11), n, dtype, ring=2, **{"stride": (1, 1), "padding": (0, 0), **case})
+        assert len(plan.chunks) == -(-ho // (rows or ho))
+        prev = None
+        for i in range(5):
+            x = rng.integers(0, 2, (n, 6, 9, 11))
+            want = K.conv2d(x, w, **case)
+            got = plan((x, x.astype(bool), x.astype(np.float32))[i % 3])
+            assert got.dtype == dtype and np.array_equal(got, want)
+            if prev is not None:  # the ring of 2 kept the previous result
+                assert np.array_equal(*prev)
+            prev = got, want
+
+
+def test_exact_float_reads_the_bounds():
+    """float32 below 2^24, float64 below 2^53, None beyond or where out_bits may wrap."""
+    from snncc.ir.bounds import Bounds
+    from snncc.ops.synapses import exact_float
+
+    def pick(x_bits, wmax, k, **kw):
+        g = _neuron_graph(x_bits, np.full((1, k), wmax), **{})
+        g.set("fc", g.node("fc").replace(**kw))
+        return exact_float(Bounds(g), "fc", g.node("fc"))
+
+    assert pick(8, 255, 258) is np.float32  # 255 * 255 * 258 < 2^24
+    assert pick(8, 255, 259) is np.float64
+    assert pick(8, 255, 259, out_bits=26) is np.float64  # 16.8 M fits 26 bits: no wrap
+    assert pick(8, 255, 259, out_bits=25) is None  # 2^24 = 16.8 M may wrap: the int64 rule
+
+
+def test_fast_neuron_with_zero_weights_and_a_wide_act_shift():
+    """All-zero weights bound a by 0, but the scale 2^act_shift itself must fit the
+    neuron's dtype: act_shift 40 takes float64, not int32."""
+    g = _neuron_graph(8, np.zeros((2, 3), I64), act_shift=40, threshold=np.array([5], I64),
+                      bias=np.array([7], I64))
+    st = _same_as_int64(g, np.random.default_rng(0).integers(0, 256, (2, 4, 3)))["n"]
+    assert st.dtype == np.float64

@@ -18,7 +18,9 @@ the input range.
 Consumers: membrane lowering (can u overflow?), the C target's buffer and accumulator
 types and its lowered overflow modes (``ops.neurons.overflow_free``: an overflow that
 never acts is lowered as the cheapest), the ONNX target's exact float paths and decay
-shortcuts, the Loihi 2 checker's int32 limits.
+shortcuts, the Loihi 2 checker's int32 limits, the reference interpreter's fast paths
+(float32/float64 synapse products: ``ops.synapses.exact_float``; int32/float64 neurons:
+``ops.neurons.fast_dtype``).
 """
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ Its :class:`OpDef` here, registered under the same name, says what every stage n
 ``shape``       output shape from input shapes
 ``check``       IR invariants of its parameters (``snncc.ir.verify``)
 ``reference``   integer semantics on int64 numpy arrays, batch first (the spec)
+``runner``      optional: the same function prepared for one interpreter run (weights
+                converted once, buffers kept, float products proven exact by the bounds)
 ``interval``    worst-case signed interval of its output (``snncc.ir.bounds``; synapses
                 and sum pools also bound every partial sum: ``accumulator``)
 ``float``       float semantics in torch (``snncc.reference.float_sim``)

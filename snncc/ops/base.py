@@ -63,6 +63,15 @@ class OpDef:
     def interval(self, node, ins: list[Interval]) -> Interval:
         self._no("value-bound rule")
 
+    def runner(self, node, name: str, bounds, n: int, in_shapes: list[tuple]):
+        """A faster function ``xs -> output`` computing exactly :meth:`reference` for one
+        run of the interpreter with ``n`` samples (weights converted and buffers allocated
+        once), or None: the interpreter then calls :meth:`reference` on int64 inputs.
+        ``bounds`` (:class:`snncc.ir.bounds.Bounds`) proves any float path exact. Its
+        inputs may hold their integers in any dtype (bool spikes, float32 sums); its
+        output must stay valid for ``node.delay`` more calls (a delay line holds it)."""
+        return None
+
     # ---- float semantics and quantization
     def float(self, name: str, node, xs: list, rt):
         """Float evaluation in torch: ``xs`` are (tensor, static) pairs (static: one

@@ -11,6 +11,7 @@ from ..errors import SnnccError
 from ..ir.ints import fits_signed
 from ..ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS, THRESHOLD_TESTS
 from ..reference import kernels as K
+from ..reference.kernels import DECAY_SHIFT
 from .base import Interval, OpDef, _label, not_finite, register, take_channels, value_range
 
 # the signed limits a state bound is tried against (registers and C storage types)
@@ -52,8 +53,10 @@ class NeuronState:
         return self._work
 
     def step(self, a: np.ndarray, t: int) -> np.ndarray:
-        """Step ``t`` (0-based) with input current ``a``; returns the spikes."""
+        """Step ``t`` (0-based) with input current ``a`` (integers of any dtype: a synapse's
+        runner may give float32); returns the spikes."""
         op = self.op
+        a = a if a.dtype == np.int64 else a.astype(np.int64)
         if op.reset_interval and t % op.reset_interval == op.reset_offset:  # Lava's LIFReset
             self.u = np.zeros_like(self.u)
             self.v = np.zeros_like(self.v)
@@ -116,6 +119,157 @@ class NeuronState:
         for k, m in self.masked.items():
             self.masked_count[k] = self.masked_count.get(k, 0) + int(m.sum())
         return s
+
+
+FLOAT_EXACT = 1 << 53  # every integer of magnitude below this is a float64
+INT32_EXACT = 1 << 31
+
+
+class FastNeuronState:
+    """The reference neuron (:class:`NeuronState`) computed in place in int32 or float64,
+    for a layer without masks, TNP or a quantized membrane whose every intermediate value
+    the bounds prove below 2^31 or 2^53 (:func:`fast_dtype`): then each operation gives
+    the same integers. A decay by d multiplies by (4096 - d) / 4096 = p / 2^q (p odd) and
+    rounds toward zero: in float64 the product is exact and trunc rounds; in int32 x p is
+    shifted right by q after adding 2^q - 1 to negative values. An overflow the bounds do
+    not rule out is checked by one min and max per step. Spikes come back as a bool array
+    rewritten at the next step; ``v``, ``u`` and ``a`` read as int64 like NeuronState's."""
+
+    def __init__(self, op, shape: tuple[int, ...], fits: tuple[bool, bool], dtype) -> None:
+        self.op, nd, self.dtype = op, len(shape), dtype
+        self._v = np.broadcast_to(_chan(op.v_init, nd), shape).astype(dtype)
+        self._u, self._tmp = np.zeros(shape, dtype), np.empty(shape, dtype)
+        self._s, self._m, self._a = np.zeros(shape, bool), np.empty(shape, bool), None
+        self.u_fits, self.v_fits = fits  # no overflow possible (bounds)
+        self.thr, self.rv = _chan(op.threshold, nd).astype(dtype), _chan(op.reset_value, nd).astype(dtype)
+        self.bias = _chan(op.bias, nd).astype(dtype) if op.bias.any() else None
+        self.u_bias = _chan(op.u_bias, nd).astype(dtype) if op.u_bias.any() else None
+        self.a_scale = dtype(1 << op.act_shift)
+        self.keep, self.masked, self.masked_count = None, {}, {}
+
+    v = property(lambda self: self._v.astype(np.int64), doc="the membrane (int64)")
+    u = property(lambda self: self._u.astype(np.int64), doc="the current (int64)")
+    a = property(lambda self: np.asarray(self._a).astype(np.int64), doc="the step's input current (int64)")
+
+    def step(self, a: np.ndarray, t: int) -> np.ndarray:
+        """NeuronState.step's update, on the state in place."""
+        op, u, v, tmp = self.op, self._u, self._v, self._tmp
+        if op.reset_interval and t % op.reset_interval == op.reset_offset:
+            u.fill(0)
+            v.fill(0)
+        self._a = a
+        if op.du == DECAY_ONE:
+            np.multiply(a, self.a_scale, out=u, dtype=self.dtype, casting="unsafe")  # exact integers
+        else:
+            _decay_fast(u, op.du, tmp)
+            u += np.multiply(a, self.a_scale, out=tmp, dtype=self.dtype, casting="unsafe")
+        if self.u_bias is not None:
+            u += self.u_bias
+        if not self.u_fits:
+            _overflow_fast(u, op.u_bits, op.u_overflow, self._m, tmp)
+        _decay_fast(v, op.dv, tmp)
+        v += u
+        if self.bias is not None:
+            v += self.bias
+        if not self.v_fits:
+            _overflow_fast(v, op.v_bits, op.v_overflow, self._m, tmp)
+        if op.fires:
+            np.greater(v, self.thr, out=self._s)
+            if op.reset in ("zero", "subtract"):
+                tmp[...] = self._s  # 1 where it fired: masked ufuncs and copies are slow in numpy
+                if op.reset == "zero":
+                    np.subtract(1, tmp, out=tmp)
+                    v *= tmp
+                else:
+                    tmp *= self.rv
+                    v -= tmp
+        return self._s
+
+
+def _decay_fast(x: np.ndarray, d: int, tmp: np.ndarray) -> None:
+    """kernels.decay in place (see FastNeuronState), ``tmp`` a temporary of x's shape."""
+    if d == DECAY_ONE:
+        x.fill(0)
+        return
+    p, q = _decay_factor(d)
+    if x.dtype.kind == "f":
+        if q:
+            x *= p / (1 << q)
+            np.trunc(x, out=x)
+        return
+    if p != 1:
+        x *= p
+    if q:
+        np.right_shift(x, 31, out=tmp)  # -1 where negative: add 2^q - 1 there, then floor
+        tmp &= (1 << q) - 1
+        x += tmp
+        x >>= q
+
+
+def _decay_factor(d: int) -> tuple[int, int]:
+    """(p, q) with (4096 - d) / 4096 = p / 2^q in lowest terms."""
+    p, q = DECAY_ONE - d, DECAY_SHIFT
+    while p % 2 == 0 and q:
+        p, q = p // 2, q - 1
+    return p, q
+
+
+def _overflow_fast(x: np.ndarray, bits: int, mode: str, mask: np.ndarray, tmp: np.ndarray) -> None:
+    """kernels.overflow in place on int32 or float64 integers (the bounds keep every
+    value and x +- 2^b exact); ``mask`` (bool) and ``tmp`` temporaries of x's shape.
+    Nothing where one min and max show every value in range."""
+    m = 1 << (bits - 1)
+    lo, hi = x.min(initial=0), x.max(initial=0)
+    if lo >= -(m - 1) and hi <= m - 1:
+        return
+    if mode == "saturate":  # clip to +-(2^(b-1) - 1)
+        if hi > m - 1:
+            np.minimum(x, m - 1, out=x)
+        if lo < -(m - 1):
+            np.maximum(x, -(m - 1), out=x)
+    elif mode == "wrap_lava":  # one fold: x - 2^b where x > 2^(b-1), x + 2^b where x <= -2^(b-1)
+        for far, fold, cmp, edge in ((hi > m, -2 * m, np.greater, m), (lo <= -m, 2 * m, np.less_equal, -m)):
+            if far:
+                tmp[...] = cmp(x, edge, out=mask)
+                tmp *= fold
+                x += tmp
+    elif x.dtype.kind == "f":  # wrap, two's complement: x - 2^b floor((x + 2^(b-1)) / 2^b)
+        np.add(x, float(m), out=tmp)
+        tmp *= 1.0 / (2 * m)
+        np.floor(tmp, out=tmp)
+        tmp *= float(2 * m)
+        x -= tmp
+    else:  # wrap in int32: ((x + 2^(b-1)) & (2^b - 1)) - 2^(b-1)
+        x += m
+        x &= 2 * m - 1
+        x -= m
+
+
+def fast_dtype(op, a_mag: int, u_state: int | None, v_state: int | None):
+    """How :class:`FastNeuronState` computes this IntLIF exactly, given the bound of |a|
+    and the state bounds of :func:`state_bounds` (Bounds.neuron): (dtype, (u fits, v
+    fits)) with dtype int32 or float64, whichever holds every intermediate value, and the
+    flags of :func:`overflow_free` (the per-step check is skipped); None where the
+    int64 NeuronState runs (masks, TNP, a quantized membrane, no state bound, or an
+    intermediate at 2^53 or beyond)."""
+    if (op.state_quant != "none" or op.presim or op.neg_mask or op.spatial_level >= 0 or op.gate_weight.size
+            or v_state is None or (u_state is None and op.du != DECAY_ONE)):
+        return None
+    amp = (a_mag << op.act_shift) + int(np.abs(op.u_bias).max())
+    u_pre = amp + (_decay_mag(u_state, op.du) if u_state is not None else 0)
+    u_post = overflow_magnitude(u_pre, op.u_bits, op.u_overflow)
+    bias, rv = int(np.abs(op.bias).max()), int(np.abs(op.reset_value).max())
+    v_pre = _decay_mag(v_state, op.dv) + u_post + bias
+    fits = overflow_free(op, a_mag, (u_state, v_state))  # the same u_pre and v_pre against the registers
+    # an overflow that may happen computes x +- 2^(b-1) and x +- 2^b: room for 2^(b+1) more
+    big = max((u_state or 0) * _decay_factor(op.du)[0], v_state * _decay_factor(op.dv)[0], a_mag << op.act_shift,
+              u_pre + (0 if fits[0] else 2 << op.u_bits), v_pre + (0 if fits[1] else 2 << op.v_bits),
+              overflow_magnitude(v_pre, op.v_bits, op.v_overflow) + rv, int(np.abs(op.threshold).max()),
+              int(np.abs(op.v_init).max()), 1 << op.act_shift)
+    for dtype, limit in ((np.int32, INT32_EXACT), (np.float64, FLOAT_EXACT)):
+        if big < limit:
+            return dtype, fits
+    return None
 
 
 # ----------------------------------------------------------------------- state bounds
@@ -379,8 +533,14 @@ class IntLIFOp(OpDef):
     kind = "IntLIF"
     role = "neuron"
 
-    def state(self, op, shape: tuple[int, ...]) -> NeuronState:
-        return NeuronState(op, shape)
+    def state(self, op, shape: tuple[int, ...], bounds=None, name: str = "") -> NeuronState | FastNeuronState:
+        """The reference neuron for a batch of ``shape``: with ``bounds`` (the graph's
+        :class:`snncc.ir.bounds.Bounds`) the int32 or float64 one where they prove it exact."""
+        how = None
+        if bounds is not None:
+            u_state, v_state = bounds.neuron(name)
+            how = fast_dtype(op, bounds.input_of(name).mag, u_state, v_state)
+        return NeuronState(op, shape) if how is None else FastNeuronState(op, shape, how[1], how[0])
 
     def interval(self, node, ins):
         return Interval(0, 1)

@@ -84,6 +84,21 @@ class _Synapse(OpDef):
         raise NotImplementedError
 
 
+def exact_float(bounds, name: str, node):
+    """float32 or float64 where every partial sum of ``name``'s accumulation, every input
+    value and every weight lies below 2^24 or 2^53 in magnitude (``bounds``: the one
+    exactness proof), so that a BLAS product computes exactly the integer one in any order
+    (every partial sum is exactly representable); None otherwise, and where the result
+    may wrap to ``out_bits`` (the int64 reference then runs)."""
+    acc = bounds.acc[name]
+    if node.out_bits:
+        m = 1 << (node.out_bits - 1)
+        if not (-m <= shift(acc.lo, node.weight_exp) and shift(acc.hi, node.weight_exp) < m):
+            return None
+    mag = max(acc.mag, bounds.input_of(name).mag, int(np.abs(node.weight).max(initial=0)))
+    return np.float32 if mag < 1 << 24 else np.float64 if mag < 1 << 53 else None
+
+
 class _ConvBase(_Synapse):
     def channel_flow(self, node):
         o, cg = node.weight.shape[:2]
@@ -168,6 +183,14 @@ class DenseOp(_DenseBase):
 class IntConvOp(_ConvBase):
     kind = "IntConv"
 
+    def runner(self, node, name, bounds, n, in_shapes):
+        dt = exact_float(bounds, name, node)
+        if dt is None:
+            return None
+        plan = K.ConvPlan(node.weight, in_shapes[0], n, dt, node.stride, node.padding, node.dilation, node.groups,
+                          node.weight_exp, ring=node.delay + 1)
+        return lambda xs: plan(xs[0])
+
     def reference(self, node, xs):
         a = K.conv2d(xs[0], node.weight, node.stride, node.padding, node.dilation, node.groups, node.weight_exp)
         return K.overflow(a, node.out_bits, "wrap") if node.out_bits else a
@@ -184,6 +207,13 @@ class IntConvOp(_ConvBase):
 @register
 class IntDenseOp(_DenseBase):
     kind = "IntDense"
+
+    def runner(self, node, name, bounds, n, in_shapes):
+        dt = exact_float(bounds, name, node)
+        if dt is None:
+            return None
+        plan = K.DensePlan(node.weight, dt, node.weight_exp)
+        return lambda xs: plan(xs[0])
 
     def reference(self, node, xs):
         a = K.dense(xs[0], node.weight, node.weight_exp)

@@ -12,6 +12,7 @@ from collections import deque
 import numpy as np
 
 from ..errors import SnnccError
+from ..ir.bounds import Bounds
 from ..ir.graph import Graph
 from ..ir.nodes import IntLIF
 from ..ir.verify import verify
@@ -48,9 +49,15 @@ def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.n
 
 class Simulation:
     """The state of a run (neurons, delay lines, the step t) for a batch of ``n`` samples:
-    :meth:`advance` runs the next steps, so a long run can be taken in pieces."""
+    :meth:`advance` runs the next steps, so a long run can be taken in pieces.
 
-    def __init__(self, graph: Graph, n: int, probe_state: bool = False) -> None:
+    ``fast`` (the default): each node runs its op's prepared runner where it has one
+    (``OpDef.runner``: weights converted once, buffers kept, float products the bounds
+    prove exact) and each neuron the in-place int32 or float64 update where the bounds
+    prove it exact (``IntLIFOp.state``); ``fast=False`` runs every op's int64 ``reference`` and the int64
+    neuron: the same integers (tests/test_reference.py compares them)."""
+
+    def __init__(self, graph: Graph, n: int, probe_state: bool = False, fast: bool = True) -> None:
         verify(graph, "int", after="(reference input)")
         self.graph, self.probe_state, self.t = graph, probe_state, 0
         schedule = graph.meta.get("schedule")
@@ -59,13 +66,22 @@ class Simulation:
         self.ops = {name: graph.node(name) for name in self.order}
         self.defs = {name: op_def(op) for name, op in self.ops.items()}
         self.inputs = {name: graph.inputs(name) for name in self.order}
-        self.states = {name: self.defs[name].state(op, (n,) + shapes[name])
+        bounds = _bounds(graph) if fast else None
+        self.states = {name: self.defs[name].state(op, (n,) + shapes[name], *_proof(bounds, name))
                        for name, op in self.ops.items() if isinstance(op, IntLIF)}
+        self.fns = {name: self._runner(name, bounds, n, [shapes[s] for s in self.inputs[name]])
+                    for name in self.order if self.inputs[name] and name not in self.states}
         self.has_u = {name for name in self.states if records_u(self.ops[name], schedule)}
         self.lines = {name: deque([np.zeros((n,) + shapes[name], np.int64)] * op.delay)
                       for name, op in self.ops.items() if getattr(op, "delay", 0) > 0}
         self.static = self._static_nodes()
         self.cache: dict[str, np.ndarray] | None = None
+
+    def _runner(self, name: str, bounds, n: int, in_shapes: list[tuple]):
+        """The function computing node ``name``: its op's runner, else its int64 reference."""
+        op, d = self.ops[name], self.defs[name]
+        fn = d.runner(op, name, bounds, n, in_shapes) if bounds is not None else None
+        return fn or (lambda xs: d.reference(op, [x if x.dtype == np.int64 else x.astype(np.int64) for x in xs]))
 
     def _static_nodes(self) -> set[str]:
         """The nodes whose computed value is the same at every step of a static input (one
@@ -81,19 +97,18 @@ class Simulation:
 
     def advance(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Run the steps of ``x`` (n, k, ...) (int64, checked by :func:`prepare_input`);
-        returns this piece of what :func:`run` returns, each (n, k, ...)."""
-        rec: dict[str, list[np.ndarray]] = {}
+        returns this piece of what :func:`run` returns, each (n, k, ...) int64."""
+        rec: dict[str, np.ndarray] = {}
         # a static input (a broadcast view, stride 0 over time): compute its static nodes once
         self.cache = {} if x.shape[1] > 1 and x.strides[1] == 0 else None
         for k in range(x.shape[1]):
-            self._step(x[:, k], rec)
+            self._step(x[:, k], _Recorder(rec, k, x.shape[1]))
             self.t += 1
-        return {key: np.stack(v, axis=1) for key, v in rec.items()}
+        return rec
 
-    def _step(self, x_t: np.ndarray, rec: dict) -> None:
+    def _step(self, x_t: np.ndarray, rec: "_Recorder") -> None:
         vals: dict[str, np.ndarray] = {}
         for name in self.order:
-            op = self.ops[name]
             if not self.inputs[name]:  # the input node
                 vals[name] = x_t
                 continue
@@ -101,38 +116,74 @@ class Simulation:
             if name in self.states:
                 st = self.states[name]
                 vals[name] = st.step(ins[0], self.t)
-                rec.setdefault(name, []).append(vals[name])
+                rec(name, vals[name])
                 if self.probe_state:
-                    rec.setdefault(f"{name}/v", []).append(st.v)
+                    rec(f"{name}/v", st.v)
                     if name in self.has_u:
-                        rec.setdefault(f"{name}/u", []).append(st.u)
+                        rec(f"{name}/u", st.u)
                 continue
             if self.cache is not None and name in self.static:
                 if name not in self.cache:
-                    self.cache[name] = self.defs[name].reference(op, ins)
+                    self.cache[name] = self.fns[name](ins)
                 out = self.cache[name]
             else:
-                out = self.defs[name].reference(op, ins)
+                out = self.fns[name](ins)
             if name in self.lines:
                 self.lines[name].append(out)
                 out = self.lines[name].popleft()
             vals[name] = out
         for o in self.graph.outputs:
             op = self.ops[o]
-            val = self.states[o].v if isinstance(op, IntLIF) and not op.fires else vals[o]
-            rec.setdefault("output", []).append(val)
+            rec("output", self.states[o].v if isinstance(op, IntLIF) and not op.fires else vals[o])
 
 
-def run(graph: Graph, x: np.ndarray, steps: int | None = None, probe_state: bool = False) -> dict[str, np.ndarray]:
+class _Recorder:
+    """Writes step ``k`` of each recorded value into its (n, steps, ...) int64 array of
+    ``rec`` (allocated at its first value): no list of per-step arrays to stack."""
+
+    def __init__(self, rec: dict[str, np.ndarray], k: int, steps: int) -> None:
+        self.rec, self.k, self.steps = rec, k, steps
+
+    def __call__(self, key: str, val: np.ndarray) -> None:
+        arr = self.rec.get(key)
+        if arr is None:
+            arr = self.rec[key] = np.empty((val.shape[0], self.steps) + val.shape[1:], np.int64)
+        arr[:, self.k] = val
+
+
+def _bounds(graph: Graph):
+    """The graph's :class:`Bounds` (the exactness proof of the fast paths), or None where
+    they cannot be computed (then every op runs its int64 reference)."""
+    try:
+        return Bounds(graph)
+    except SnnccError:
+        return None
+
+
+def _proof(bounds, name: str) -> tuple:
+    """The extra arguments of ``IntLIFOp.state`` for neuron ``name``: the bounds, if they
+    hold for it (Bounds.neuron raises where its input leaves exact int64)."""
+    if bounds is None:
+        return ()
+    try:
+        bounds.neuron(name)
+    except SnnccError:
+        return ()
+    return bounds, name
+
+
+def run(graph: Graph, x: np.ndarray, steps: int | None = None, probe_state: bool = False,
+        fast: bool = True) -> dict[str, np.ndarray]:
     """Simulate ``graph`` on integer input ``x`` ((N, T, ...) or static (N, ...)).
 
     Returns a dict: for every neuron layer ``name`` its spikes (N, T, ...) as int64, with
     ``probe_state`` also ``name/v`` and ``name/u`` (state after each step; u of every
     neuron on Lava's schedule, else of those with a current state: ``ops.records_u``), and
-    ``output``: the network output per step (a readout's v, or the output spikes)."""
+    ``output``: the network output per step (a readout's v, or the output spikes).
+    ``fast=False``: the straightforward int64 evaluation of every node (Simulation)."""
     verify(graph, "int", after="(reference input)")
     x = prepare_input(graph, x, steps)
-    return Simulation(graph, x.shape[0], probe_state).advance(x)
+    return Simulation(graph, x.shape[0], probe_state, fast).advance(x)
 
 
 def predict(graph: Graph, result: dict[str, np.ndarray]) -> np.ndarray:

@@ -149,3 +149,92 @@ def channel_gate(v: np.ndarray, weight: np.ndarray, level: np.ndarray) -> np.nda
     p = v.reshape(v.shape[0], v.shape[1], -1).sum(-1)
     z = (p[:, None, :] * weight[None]).sum(-1)
     return z >= level.reshape(1, -1)
+
+
+COLS_BYTES = 512 << 10  # a ConvPlan gathers this much of its columns at a time (cache-sized)
+
+
+class ConvPlan:
+    """:func:`conv2d` of one layer for batches of ``n``, prepared once per run: the
+    weights as (O, C kH kW) matrices in ``dtype``, the column buffer and ``ring`` output
+    buffers kept between calls (each call writes the next, so a result stays valid while
+    ``ring - 1`` later calls run: a delay line's). The caller proves ``dtype`` exact for
+    every partial sum and every input value (snncc.ir.bounds); returns the same integers
+    as conv2d, (n, O, Ho, Wo) in ``dtype``. The input may be of any integer, bool or
+    float dtype holding integers (spikes as bool): one casting copy puts it in ``dtype``.
+    The output rows are computed in chunks whose columns fit in COLS_BYTES, so that they
+    are still in cache when the matrix product reads them."""
+
+    def __init__(self, w: np.ndarray, in_shape: tuple, n: int, dtype, stride=(1, 1), padding=(0, 0),
+                 dilation=(1, 1), groups: int = 1, weight_exp: int = 0, ring: int = 1) -> None:
+        o, cg, kh, kw = w.shape
+        c, h, wd = in_shape
+        (ph, pw), (dh, dw), (sh, sw) = padding, dilation, stride
+        ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        self.n, self.o, self.ho, self.wo, self.weight_exp = n, o, ho, wo, weight_exp
+        og = o // groups
+        self.wm = [np.ascontiguousarray(w[g * og:(g + 1) * og].reshape(og, -1), dtype) for g in range(groups)]
+        # the input in dtype, (C, N, H, W) with its zero border
+        self.pad = (slice(None), slice(None), slice(ph, ph + h), slice(pw, pw + wd))
+        self.xp = np.zeros((c, n, h + 2 * ph, wd + 2 * pw), dtype)
+        rows = max(1, min(ho, COLS_BYTES // max(1, c * kh * kw * n * wo * np.dtype(dtype).itemsize)))
+        self.chunks = [(r, min(ho, r + rows)) for r in range(0, ho, rows)]
+        colbuf, partbuf = np.empty(c * kh * kw * n * rows * wo, dtype), np.empty(o * n * rows * wo, dtype)
+        self.steps = []  # per chunk: (r0, r1, its columns (C, kH, kW, N, r1 - r0, Wo), the tap copies)
+        for r0, r1 in self.chunks:
+            cols = colbuf[:c * kh * kw * n * (r1 - r0) * wo].reshape(c, kh, kw, n, r1 - r0, wo)
+            taps = [(cols[:, i, j], (slice(None), slice(None), slice(i * dh + sh * r0, i * dh + sh * (r1 - 1) + 1, sh),
+                                     slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))) for i in range(kh) for j in range(kw)]
+            mats = [cols[g * cg:(g + 1) * cg].reshape(cg * kh * kw, -1) for g in range(groups)]  # views
+            self.steps.append((r0, r1, taps, mats, partbuf[:o * n * (r1 - r0) * wo].reshape(o, -1)))
+        # results (O, N, Ho, Wo); with n = 1 the products write their rows in place
+        self.acc = [np.empty((o, n, ho, wo), dtype) for _ in range(ring)]
+        self.out = [np.empty((n, o, ho, wo), dtype) for _ in range(ring)] if n > 1 else None
+        self.k = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        xt = x.transpose(1, 0, 2, 3)  # C, N, H, W (a view)
+        if xt.dtype != self.xp.dtype or self.xp.shape != xt.shape:
+            self.xp[self.pad] = xt
+            xt = self.xp
+        self.k = (self.k + 1) % len(self.acc)
+        acc = self.acc[self.k]
+        for r0, r1, taps, mats, part in self.steps:
+            for dst, win in taps:
+                dst[...] = xt[win]
+            dest = acc.reshape(self.o, -1)[:, r0 * self.wo:r1 * self.wo] if self.n == 1 else part  # a view
+            og = self.o // len(mats)
+            for g, (wm, cm) in enumerate(zip(self.wm, mats)):
+                np.matmul(wm, cm, out=dest[g * og:(g + 1) * og])
+            if self.n > 1:
+                acc[:, :, r0:r1] = part.reshape(self.o, self.n, r1 - r0, self.wo)
+        if self.weight_exp:
+            _scale_floor(acc, self.weight_exp)
+        if self.out is None:
+            return acc.reshape(1, self.o, self.ho, self.wo)
+        out = self.out[self.k]
+        out[...] = acc.transpose(1, 0, 2, 3)
+        return out
+
+
+def _scale_floor(acc: np.ndarray, exp: int) -> None:
+    """shift(acc, exp) in place on a float array of integers: a power-of-two scaling is
+    exact in floating point, and floor after it is the arithmetic right shift."""
+    acc *= 2.0 ** exp
+    if exp < 0:
+        np.floor(acc, out=acc)
+
+
+class DensePlan:
+    """:func:`dense` of one layer prepared once per run: the transposed weights in
+    ``dtype`` (the caller proves it exact, as for :class:`ConvPlan`). Returns (N, O) in
+    ``dtype``, a fresh array per call."""
+
+    def __init__(self, w: np.ndarray, dtype, weight_exp: int = 0) -> None:
+        self.wt, self.dtype, self.weight_exp = np.ascontiguousarray(w.T, dtype), dtype, weight_exp
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        acc = x.reshape(x.shape[0], -1).astype(self.dtype) @ self.wt
+        if self.weight_exp:
+            _scale_floor(acc, self.weight_exp)
+        return acc
