@@ -1016,3 +1016,22 @@ def test_the_runtime_is_compiled_once_and_cached(tmp_path, monkeypatch):
     with pytest.raises(SnnccError, match="a broken runtime"):
         runner.build(out)
     assert len(list((tmp_path / "cache" / "c-runtime").glob("*.o"))) == 2
+
+
+@pytest.mark.parametrize("scale, ctype", [(1, "SNN_I8"), (100, "SNN_I16"), (100000, "SNN_I32")])
+def test_gate_weights_in_their_narrowest_type(tmp_path, scale, ctype):
+    """The channel gate's weights are stored in the narrowest type that holds them (the
+    sums stay int64); scaling the weights and levels together keeps every decision, and
+    each width's build is the reference bit for bit."""
+    g = conformance.CASES["sparsity_masks"]()
+    for name, op in list(g.items()):
+        if isinstance(op, IntLIF) and op.gate_weight.size:
+            g.set(name, dataclasses.replace(op, gate_weight=op.gate_weight * scale, gate_level=op.gate_level * scale))
+    x = conformance.random_input(g, 3, np.random.default_rng(scale))
+    ctarget.emit(g, tmp_path)
+    text = (tmp_path / "model.c").read_text()
+    assert re.findall(r"\.gate_w = snn_const_\d+, \.gate_type = (SNN_I\d+)", text) == [ctype] * 2
+    compare(g, tmp_path, x, emit=False)
+    if scale > 1:  # the same spikes as the unscaled gates
+        ref = interpreter.run(conformance.CASES["sparsity_masks"](), x)
+        assert np.array_equal(interpreter.run(g, x)["output"], ref["output"])

@@ -150,7 +150,8 @@ typedef struct {
     uint8_t neg_mask;      /* 1: v < 0 -> 0 and no spike (Eq. 19-20) */
     int64_t spatial_level; /* >= 0: a neuron with |a| <= it keeps its state, no spike (Eq. 21-22); -1: off */
     int64_t *spatial_tmp;  /* arena: 3 * chunk int64 (saved u, v and the skip flags of a chunk) */
-    const int64_t *gate_w; /* (C, C) channel gate weights (Eq. 23); NULL: no gate */
+    const void *gate_w;    /* (C, C) channel gate weights (Eq. 23) of type gate_type; NULL: no gate */
+    uint8_t gate_type;     /* SNN_I8 .. SNN_I64: the narrowest that holds the gate weights */
     const int64_t *gate_level; /* C levels: channel c keeps its spikes where (gate_w p)_c >= gate_level[c] */
     int64_t *gate_tmp;     /* arena: 3 * C int64 (p, z, keep) */
 } snn_lif_t;

@@ -1577,6 +1577,17 @@ static void spatial_restore(const snn_layer_t *L, int32_t e0, int32_t m)
 
 /* Channel gate (Eq. 23) on the membrane prior (the state before the step): p_c = sum of
  * channel c's v (values), z = gate_w p, keep_c = z_c >= gate_level[c]. */
+/* gate weight k (stored in its narrowest type: once per channel pair and step) */
+static int64_t gate_weight(const snn_lif_t *p, int32_t k)
+{
+    switch (p->gate_type) {
+    case SNN_I8: return ((const int8_t *)p->gate_w)[k];
+    case SNN_I16: return ((const int16_t *)p->gate_w)[k];
+    case SNN_I32: return ((const int32_t *)p->gate_w)[k];
+    default: return ((const int64_t *)p->gate_w)[k];
+    }
+}
+
 static void gate_prior(const snn_lif_t *p)
 {
     const int32_t C = p->v->c, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;
@@ -1591,7 +1602,7 @@ static void gate_prior(const snn_lif_t *p)
     for (i = 0; i < C; i++) {
         z[i] = 0;
         for (j = 0; j < C; j++)
-            z[i] += p->gate_w[(int64_t)i * C + j] * sum[j];
+            z[i] += gate_weight(p, i * C + j) * sum[j];
         keep[i] = z[i] >= p->gate_level[i];
     }
 }

@@ -213,12 +213,15 @@ class _Plan:
         """A per-channel constant array (int32_t or int64_t), shared between layers."""
         if values is None:
             return None
+        return self.typed_const(values, CTYPES.index("int64_t" if wide else "int32_t"))
+
+    def typed_const(self, values, t: int) -> str:
+        """A constant array of CTYPES[t] (the values fit it), shared between layers."""
         vals = tuple(int(v) for v in np.asarray(values).reshape(-1))
-        ctype = "int64_t" if wide else "int32_t"
-        key = (ctype, vals)
+        key = (CTYPES[t], vals)
         if key not in self.consts:
-            self.consts[key] = {"cname": f"snn_const_{len(self.consts)}", "ctype": ctype, "n": len(vals),
-                                "rows": _rows([c_int(v) for v in vals], 12), "bytes": len(vals) * (8 if wide else 4)}
+            self.consts[key] = {"cname": f"snn_const_{len(self.consts)}", "ctype": CTYPES[t], "n": len(vals),
+                                "rows": _rows([c_int(v) for v in vals], 12), "bytes": len(vals) << t}
         return self.consts[key]["cname"]
 
     def struct(self, ctype: str, cname: str, fields: list[tuple[str, object]], mutable: bool = False) -> str:

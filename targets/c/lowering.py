@@ -13,7 +13,7 @@ from ...ir.nodes import DECAY_ONE, OVERFLOWS, RESETS, STATE_QUANTS
 from ...ops import role
 from ...ops.neurons import overflow_free, overflow_magnitude, probed_only_u, records_u
 from .cspell import _check, _rows, c_int, pack_weights, type_for
-from .formats import FORMATS, fmt_for, nbytes
+from .formats import FORMATS, IO_ENUMS, fmt_for, io_type, nbytes
 
 #: scratch of a layer (a tile's accumulator, a neuron chunk's temporaries) may take up to
 #: 1/SCRATCH_SHARE of the bytes of the model's neuron state, within these bounds: a bigger
@@ -320,14 +320,16 @@ def _u_field(u: dict | None) -> str:
 
 def _masks(p, name: str, op, L) -> list[tuple[str, object]]:
     """SpQuant-SNN's sparsity masks (snncc_rt.c, "sparsity masks"): the negative mask, the
-    spatial level (with a chunk's saved state in scratch) and the channel gate (int64
-    weights and levels; scratch for the per-channel sums and the kept channels)."""
+    spatial level (with a chunk's saved state in scratch) and the channel gate (weights in
+    the narrowest of int8..int64 that holds them, int64 levels; scratch for the
+    per-channel sums and the kept channels)."""
     ch = p.shapes[name][0]
     _check(-1 <= op.spatial_level < 1 << 62, f"{name}: spatial_level {op.spatial_level} must be -1..2^62-1")
     gate = op.gate_weight.size > 0
+    g_type = io_type(int(op.gate_weight.min(initial=0)), int(op.gate_weight.max(initial=0)))
     return [("neg_mask", int(op.neg_mask)), ("spatial_level", c_int(int(op.spatial_level))),
             ("spatial_tmp", p.scratch(L, "spatial", 3 * 8 * p.lif_chunk) if op.spatial_level >= 0 else "0"),
-            ("gate_w", p.const(op.gate_weight, True) if gate else "0"),
+            ("gate_w", p.typed_const(op.gate_weight, g_type) if gate else "0"), ("gate_type", IO_ENUMS[g_type]),
             ("gate_level", p.const(np.broadcast_to(op.gate_level, (ch,)), True) if gate else "0"),
             ("gate_tmp", p.scratch(L, "gate", 3 * 8 * ch) if gate else "0")]
 
