@@ -548,6 +548,26 @@ def _one_pass_case(name: str, shape: tuple, out: int, wbits: int, v_bits: int, d
     return _readout_after(g, g.add("lif", lif, [cur]), rng)
 
 
+def _ring_case(name: str, shape: tuple, out: int, convs: list[tuple], wbits: int = 6, counts: bool = False,
+               **lif) -> Graph:
+    """Events -> one or two convs ((kh, kw), padding, groups) summed into an IntLIF whose tile
+    is a line buffer (the runtime's lif_ring: the output is taller than one band of the
+    minimum scratch, a ring of kh rows fits it) -> readout. ``counts``: the input is a sum
+    pool's 4-bit spike counts (a first conv and LIF at twice the size)."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    cin, h, w = shape
+    g, x = _g(name, (cin, 2 * h, 2 * w) if counts else shape, steps=5)
+    if counts:
+        pre = g.add("pre", IntConv(weight=_w(rng, (cin, cin, 3, 3), 5), weight_bits=5, padding=(1, 1)), [x])
+        lif0 = g.add("lif0", IntLIF(threshold=np.array([8], np.int64), act_shift=0), [pre])
+        x = g.add("pool", SumPool(kernel=(2, 2), stride=(2, 2)), [lif0])
+    syns = [g.add(f"c{i}", IntConv(weight=_w(rng, (out, cin // gr, *k), wbits), weight_bits=wbits, padding=pad,
+                                   groups=gr), [x]) for i, (k, pad, gr) in enumerate(convs)]
+    cur = syns[0] if len(syns) == 1 else g.add("add", Add(), syns)
+    kw = dict(threshold=rng.integers(20, 120, out, dtype=np.int64), act_shift=1, dv=1024)
+    return _readout_after(g, g.add("lif", IntLIF(**{**kw, **lif}), [cur]), rng)
+
+
 def _pool_case(name, kind, enc, bits, wbits, pool_kw, pre_bits=None) -> Graph:
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     g, cur = _g(name, (2, 9, 8), enc, bits)
@@ -670,6 +690,16 @@ ONE_PASS = {"lif_one_pass_s16_c8": ((3, 9, 11), 8, 7, 12, 2048, "zero"),
             "lif_one_pass_s16_dense": ((60,), 40, 6, 14, 700, "none")}
 for _k, _a in ONE_PASS.items():
     KERNEL_CASES[_k] = lambda k=_k, a=_a: _one_pass_case(k, *a)
+# the line buffer (tile_ring, the rows of the tallest kernel): 3x3 and 5x5 kernels, padding
+# 0, 1 and beyond the kernel, int16 and int32 tiles, a residual's 1x1 depthwise conv beside a
+# 3x3 one, a sum pool's counts, neurons of the one-pass, the current-state and the masked paths
+RING = {"ring_3x3": ((3, 12, 8), 4, [((3, 3), (1, 1), 1)], {}, 3),
+        "ring_5x5_wide_u": ((4, 30, 9), 4, [((5, 5), (0, 0), 1)], dict(wbits=14, du=1000), 5),
+        "ring_residual": ((4, 12, 8), 4, [((3, 3), (1, 1), 1), ((1, 1), (0, 0), 4)], {}, 3),
+        "ring_counts_spatial": ((4, 12, 8), 4, [((3, 3), (1, 1), 1)], dict(counts=True, spatial_level=2), 3),
+        "ring_pad_beyond": ((3, 11, 8), 4, [((3, 2), (2, 1), 1)], dict(reset="subtract"), 3)}
+for _k, (_s, _o, _c, _kw, _r) in RING.items():
+    KERNEL_CASES[_k] = lambda k=_k, s=_s, o=_o, c=_c, kw=_kw: _ring_case(k, s, o, c, **kw)
 
 
 #: the kernel cases the fast suite compiles (every accumulator type, each layer kind, the
@@ -677,7 +707,7 @@ for _k, _a in ONE_PASS.items():
 FAST_KERNELS = {"add4", "conv_gather_signed_groups", "conv_gather_o24_stride2", "conv_depthwise_3x3",
                 "conv_strided_dilated_groups", "conv_bands_span", "dense_spikes_w3",
                 "lif_ternary_hw99", "lif_binary_dense", "lif_wrap_lava_wrap_lava", "maxpool_i16", "sumpool_i8_inside",
-                *ONE_PASS}
+                *ONE_PASS, *RING}
 
 
 @pytest.fixture(scope="module")
@@ -727,6 +757,8 @@ def _kernel_case(name: str, g, out) -> None:
         assert last["tile_rows"] == 1 and 1 <= last["tile_cols"] < w
     if name == "lif_wide_constants":
         assert last["update"] == "int64" and "static const int64_t snn_const_" in (out / "model.c").read_text()
+    if name in RING:
+        assert [layer["tile_ring"] for layer in man["layers"] if layer["name"] == "lif"] == [RING[name][-1]]
     if name in ONE_PASS:  # what lif_fusable asks of the layer, as the manifest shows it
         lif = man["layers"][0]
         assert (lif["update"], lif["overflow"], lif["u_format"], lif["out_format"]) == \
@@ -898,7 +930,8 @@ def test_unit_formats_roundtrip_and_probe_output(rt):
 
 
 SANITIZED_KERNEL_CASES = ("conv_bands_span", "conv_bands_strided", "conv_padding_beyond_kernel",
-                          "conv_acc64_i64_input", "lif_saturate_wrap", "lif_one_pass_s16_c8", "lif_one_pass_s32_c4_i32")
+                          "conv_acc64_i64_input", "lif_saturate_wrap", "lif_one_pass_s16_c8", "lif_one_pass_s32_c4_i32",
+                          "ring_residual", "ring_5x5_wide_u", "ring_counts_spatial")
 
 
 @pytest.mark.slow

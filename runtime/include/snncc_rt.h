@@ -119,6 +119,9 @@ typedef struct {
     uint8_t type;          /* accumulator type SNN_I16 .. SNN_I64: holds every input, weight, partial sum */
     int32_t rows;          /* output rows (conv) or outputs (dense) per tile */
     int32_t cols;          /* conv, rows == 1: output columns per tile (0: whole rows) */
+    int32_t ring;          /* > 0: a line buffer of `ring` (= rows) output rows used in turn: each
+                            * input row is scattered once, an output row is updated as soon as its
+                            * last input row is in (snncc_rt.c lif_ring); 0: bands of `rows` */
 } snn_tile_t;
 
 typedef struct {

@@ -497,6 +497,8 @@ typedef struct {
     int span;              /* conv with stride 1, dilation 1, one group: kw taps are one run */
     int point;             /* conv 1x1, stride 1, no padding: an input adds to its own pixel */
     uint32_t cstep;        /* conv: weights of one input channel (kh kw og) */
+    int32_t ring;          /* > 0: output row r is tile row r % ring (a line buffer), else r - lo */
+    int32_t in_lo, in_hi;  /* ring: the input rows [in_lo, in_hi) to scan */
 } snn_acc_ctx;
 
 /* a[o] += w[o] (spikes) and a[o] += w[o] * x for o < n: contiguous and restrict, one plain
@@ -704,6 +706,12 @@ SNN_DEFINE_DENSE_EVENT(dense_event64, int64_t, run64)
         }                                                                                   \
     }
 
+/* the tile row of output row r */
+static inline int32_t tile_row(const snn_acc_ctx *q, int32_t r)
+{
+    return q->ring ? r % q->ring : r - q->lo;
+}
+
 #define SNN_MAXKH 16 /* kernel rows whose tile rows an input row finds once (taller: per event) */
 
 /* the tile rows an input row reaches, with their weight rows (rows_once) */
@@ -742,7 +750,7 @@ typedef struct {
                 for (r = 0; r < h->nr; r++)                                                 \
                     RUN(q, (ACC_T *)h->rows[r] + (oa - xlo) * O, w0 + h->wrow[r], v, n);    \
         } else if (q->point) {                                                              \
-            ACC_T *a = (ACC_T *)q->acc + ((iy - q->lo) * (xhi - xlo) + ix - xlo) * O + c / q->cg * q->og; \
+            ACC_T *a = (ACC_T *)q->acc + (tile_row(q, iy) * (xhi - xlo) + ix - xlo) * O + c / q->cg * q->og; \
             if (q->og == 1) /* depthwise: one weight */                                     \
                 a[0] = (ACC_T)(a[0] + (ACC_T)wget(s->w, (uint32_t)c, s->bits) * v);         \
             else                                                                            \
@@ -771,8 +779,9 @@ SNN_DEFINE_CONV_HIT(conv_hit64, int64_t, run64, run3_64, conv_event64)
         const snn_syn_t *s = q->s;                                                          \
         const snn_tensor_t *t = s->x;                                                       \
         const int32_t C = t->c, W = t->w, kw_ = s->kw, O = q->O;                            \
-        const int32_t iy0 = max32(0, q->lo * s->sh - s->ph);                                \
-        const int32_t iy1 = min32(t->h, (q->hi - 1) * s->sh - s->ph + (s->kh - 1) * s->dh + 1); \
+        const int32_t iy0 = q->ring ? q->in_lo : max32(0, q->lo * s->sh - s->ph);          \
+        const int32_t iy1 = q->ring ? q->in_hi                                              \
+                                    : min32(t->h, (q->hi - 1) * s->sh - s->ph + (s->kh - 1) * s->dh + 1); \
         const int32_t ix0 = max32(0, q->xlo * s->sw - s->pw);                               \
         const int32_t ix1 = min32(W, (q->xhi - 1) * s->sw - s->pw + (kw_ - 1) * s->dw + 1); \
         const int rows_once = q->span && s->kh <= SNN_MAXKH;                                \
@@ -786,7 +795,7 @@ SNN_DEFINE_CONV_HIT(conv_hit64, int64_t, run64, run3_64, conv_event64)
                     break; /* ty decreases with i */                                        \
                 if (ty % s->sh != 0 || ty / s->sh < q->lo || ty / s->sh >= q->hi)           \
                     continue;                                                               \
-                h.rows[h.nr] = (ACC_T *)q->acc + (ty / s->sh - q->lo) * (q->xhi - q->xlo) * O; \
+                h.rows[h.nr] = (ACC_T *)q->acc + tile_row(q, ty / s->sh) * (q->xhi - q->xlo) * O; \
                 h.wrow[h.nr++] = (uint32_t)(i * kw_ * q->og);                               \
             }                                                                               \
             if (rows_once && h.nr == 0)                                                     \
@@ -1018,6 +1027,37 @@ SNN_DEFINE_DENSE_ACC(dense_acc64, dense_event64)
 #undef DENSE_EVENT_NOW
 
 /* The synapses of layer L into its tile lo .. hi - 1 (rows or outputs) of n values. */
+/* What synapse s of layer L adds into the tile rows [lo, hi), columns [xlo, xhi). */
+static snn_acc_ctx acc_ctx(const snn_layer_t *L, const snn_syn_t *s, int32_t lo, int32_t hi, int32_t xlo, int32_t xhi)
+{
+    snn_acc_ctx q;
+    q.s = s;
+    q.acc = L->tile->acc;
+    q.wbuf = L->tile->wbuf;
+    q.O = s->conv ? L->out->c : L->out->n;
+    q.og = q.O / (s->conv ? s->groups : 1);
+    q.cg = s->conv ? s->x->c / s->groups : 1;
+    q.lo = lo;
+    q.hi = hi;
+    q.xlo = xlo;
+    q.xhi = xhi;
+    q.span = s->conv && s->sw == 1 && s->dw == 1 && s->groups == 1;
+    q.cstep = (uint32_t)(s->kh * s->kw * q.og);
+    q.point = s->conv && s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->ph == 0 && s->pw == 0;
+    q.ring = q.in_lo = q.in_hi = 0;
+    return q;
+}
+
+/* a conv synapse's scatter in the tile's accumulator type */
+static void conv_scatter(const snn_acc_ctx *q, uint8_t type)
+{
+    switch (type) {
+    case SNN_I16: conv_acc16(q); break;
+    case SNN_I32: conv_acc32(q); break;
+    default: conv_acc64(q); break;
+    }
+}
+
 static void accumulate(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo, int32_t xhi, int32_t n)
 {
     const snn_tile_t *tl = L->tile;
@@ -1025,30 +1065,13 @@ static void accumulate(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo
     zero_bytes(tl->acc, n * snn_type_size(tl->type));
     for (k = 0; k < L->n_syn; k++) {
         const snn_syn_t *s = L->syn[k];
-        snn_acc_ctx q;
-        q.s = s;
-        q.acc = tl->acc;
-        q.wbuf = tl->wbuf;
-        q.O = s->conv ? L->out->c : L->out->n;
-        q.og = q.O / (s->conv ? s->groups : 1);
-        q.cg = s->conv ? s->x->c / s->groups : 1;
-        q.lo = lo;
-        q.hi = hi;
-        q.xlo = xlo;
-        q.xhi = xhi;
-        q.span = s->conv && s->sw == 1 && s->dw == 1 && s->groups == 1;
-        q.cstep = (uint32_t)(s->kh * s->kw * q.og);
-        q.point = s->conv && s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->ph == 0 && s->pw == 0;
+        const snn_acc_ctx q = acc_ctx(L, s, lo, hi, xlo, xhi);
         if (s->conv && s->bits == 8 && tl->type == SNN_I16 && conv_gather16(&q))
             continue; /* a graded input in a plain array: gather */
         if (s->conv && s->bits == 8 && tl->type == SNN_I32 && conv_gather32(&q))
             continue;
         if (s->conv)
-            switch (tl->type) {
-            case SNN_I16: conv_acc16(&q); break;
-            case SNN_I32: conv_acc32(&q); break;
-            default: conv_acc64(&q); break;
-            }
+            conv_scatter(&q, tl->type);
         else
             switch (tl->type) {
             case SNN_I16: dense_acc16(&q); break;
@@ -1406,12 +1429,13 @@ static void lif_fused32(const snn_layer_t *L, const snn_fused_k *K, int32_t e0, 
     pack_u1(L->out, e0, S, m);
 }
 
-/* The neuron update of elements e0 .. e0 + n - 1 of a lif_fusable layer.  Where a chunk
+/* The neuron update of elements e0 .. e0 + n - 1 of a lif_fusable layer (current from tile
+ * element t0 on).  Where a chunk
  * holds whole pixels (C divides it: C < chunk, both powers of two) and e0 starts a pixel,
  * the channels' constants are first laid out over one chunk (the scratch after the
  * spike bytes; 13 bytes per element of the 16 the emitter gives), so each chunk is one
  * long loop instead of runs of C (16 values: a loop that barely starts its vector code). */
-static void lif_fused_span(const snn_layer_t *L, int32_t e0, int32_t n)
+static void lif_fused_span(const snn_layer_t *L, int32_t e0, int32_t n, int32_t t0)
 {
     const snn_lif_t *p = (const snn_lif_t *)L->p;
     const int32_t C = L->out->c, ch = p->chunk;
@@ -1439,21 +1463,21 @@ static void lif_fused_span(const snn_layer_t *L, int32_t e0, int32_t n)
                     X[j * ch + k + c] = src[j][c];
     }
     for (k = 0; k < n; k += ch)
-        lif_fused32(L, &K, e0 + k, k, min32(ch, n - k), S, X);
+        lif_fused32(L, &K, e0 + k, t0 + k, min32(ch, n - k), S, X);
 }
 
 static int spatial_mask(const snn_layer_t *L, int32_t e0, int32_t m, const void *A); /* sparsity masks */
 static void spatial_restore(const snn_layer_t *L, int32_t e0, int32_t m);
 
 /* The neuron update of elements e0 .. e0 + n - 1, whose current is in the tile's
- * accumulator from offset 0 (or only in stored inputs). */
-static void lif_span(const snn_layer_t *L, int32_t e0, int32_t n)
+ * accumulator from element t0 on (or only in stored inputs). */
+static void lif_span(const snn_layer_t *L, int32_t e0, int32_t n, int32_t t0)
 {
     const snn_lif_t *p = (const snn_lif_t *)L->p;
     const int32_t ch = p->chunk;
     int32_t k, m;
     if (lif_fusable(L)) {
-        lif_fused_span(L, e0, n);
+        lif_fused_span(L, e0, n, t0);
         return;
     }
     for (k = 0; k < n; k += m) {
@@ -1461,12 +1485,12 @@ static void lif_span(const snn_layer_t *L, int32_t e0, int32_t n)
         m = min32(ch, n - k);
         if (p->wide) {
             int64_t *t = (int64_t *)p->tmp;
-            lif_input64(L, e0 + k, k, m, t, t + ch);
+            lif_input64(L, e0 + k, t0 + k, m, t, t + ch);
             skip = p->spatial_level >= 0 && spatial_mask(L, e0 + k, m, t);
             lif_chunk64(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch);
         } else {
             int32_t *t = (int32_t *)p->tmp;
-            lif_input32(L, e0 + k, k, m, t, t + ch);
+            lif_input32(L, e0 + k, t0 + k, m, t, t + ch);
             skip = p->spatial_level >= 0 && spatial_mask(L, e0 + k, m, t);
             lif_chunk32(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch);
         }
@@ -1635,13 +1659,49 @@ static void periodic_reset(const snn_lif_t *p, int64_t t)
     }
 }
 
+/* the last input row output row oy of synapse s reads (stride 1, dilation 1) */
+static inline int32_t ring_need(const snn_syn_t *s, int32_t oy)
+{
+    return oy - s->ph + s->kh - 1;
+}
+
+/* A neuron layer whose conv synapses all scatter input row by input row with stride and
+ * dilation 1 (the emitter sets tile->ring = the tallest kernel): before output row oy is
+ * updated, each synapse scatters the input rows it has not yet scanned up to the last one
+ * that row reads, into the tile rows r % ring of the output rows r >= oy they reach; then
+ * row oy's neurons run and its tile row is zeroed for output row oy + ring.  Every input
+ * row is scanned once (bands of rows re-scan the rows at their borders). */
+static void lif_ring(const snn_layer_t *L)
+{
+    const snn_tile_t *tl = L->tile;
+    const int32_t H = L->out->h, R = tl->ring, row = L->out->w * L->out->c;
+    const int32_t row_bytes = row * snn_type_size(tl->type);
+    int32_t oy, k;
+    zero_bytes(tl->acc, R * row_bytes);
+    for (oy = 0; oy < H; oy++) {
+        for (k = 0; k < L->n_syn; k++) {
+            const snn_syn_t *s = L->syn[k];
+            snn_acc_ctx q = acc_ctx(L, s, oy, min32(H, oy + R), 0, L->out->w);
+            q.ring = R;
+            q.in_lo = oy == 0 ? 0 : max32(0, ring_need(s, oy - 1) + 1);
+            q.in_hi = min32(s->x->h, ring_need(s, oy) + 1);
+            if (q.in_lo < q.in_hi)
+                conv_scatter(&q, tl->type);
+        }
+        lif_span(L, oy * row, row, (oy % R) * row);
+        zero_bytes((uint8_t *)tl->acc + (oy % R) * row_bytes, row_bytes);
+    }
+}
+
 static void lif_layer(const snn_layer_t *L, int64_t t)
 {
     periodic_reset((const snn_lif_t *)L->p, t);
     tnp_start((const snn_lif_t *)L->p, t);
     gate_prior((const snn_lif_t *)L->p);
     if (L->n_syn == 0) {
-        lif_span(L, 0, L->out->n);
+        lif_span(L, 0, L->out->n, 0);
+    } else if (L->tile->ring) {
+        lif_ring(L);
     } else {
         const int32_t total = tile_count(L), width = tile_width(L), cols = tile_cols(L);
         int32_t lo, hi, xlo, xhi, e0, n;
@@ -1651,7 +1711,7 @@ static void lif_layer(const snn_layer_t *L, int64_t t)
                 xhi = min32(width, xlo + cols);
                 n = tile_span(L, lo, hi, xlo, xhi, &e0);
                 accumulate(L, lo, hi, xlo, xhi, n);
-                lif_span(L, e0, n);
+                lif_span(L, e0, n, 0);
             }
         }
     }

@@ -16,8 +16,9 @@ DEVELOPERS.md describe the runtime side):
 3. **Tiles and types.** Each layer with synapses runs in tiles of output rows (conv) or
    outputs (dense) whose accumulator fits the plan's budget (``lowering.scratch_budget``:
    a share of the model's state bytes, at least ``ACC_SCRATCH_MIN``), in the narrowest of
-   int16/32/64 that holds every partial sum; a neuron update runs in int32 where every
-   intermediate provably fits, else int64.
+   int16/32/64 that holds every partial sum; a neuron layer of row-by-row event
+   scatters uses a line buffer of kh rows instead (``lowering.ring_rows``); a neuron
+   update runs in int32 where every intermediate provably fits, else int64.
 4. **The arena.** Buffers that live only within a step (the input, stored
    intermediate results, all scratch) get offsets in one static arena (``arena.plan``);
    state, spikes, delay lines live in their own static arrays. A state buffer only the
@@ -386,6 +387,7 @@ def _layer_summary(L: dict) -> dict:
     lif = L.get("lif")
     return {"name": L["name"], "cname": L["cname"], "kind": L["kind"], "out_format": L["out"]["fmt"].name,
             "fused": L["fused"], "acc": L["acc"], "tile_rows": L.get("rows"), "tile_cols": L.get("cols"),
+            "tile_ring": L.get("ring"),
             "tile_bytes": L.get("tile_bytes"),
             "delay": L["delay"]["depth"] if L["delay"] else 0,
             "weight_bits": [w["bits"] for w in L["weights"]], "weights": sum(w["count"] for w in L["weights"]),

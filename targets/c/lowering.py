@@ -88,17 +88,48 @@ def tile(p, L: dict, syns: list[str], out: dict, tmp: bool) -> str:
     per_row, total = (out["w"] * out["c"], out["h"]) if conv else (1, out["n"])
     budget = p.acc_budget
     rows = max(1, min(total, budget // (per_row << acc)))
+    ring = 0 if tmp or rows >= total else ring_rows(p, syns)
+    if ring and ring * per_row << acc <= budget:  # a line buffer: each input row scanned once
+        rows = ring
+    else:
+        ring = 0
     cols = 0
     if conv and per_row << acc > budget and out["w"] > 1:  # one row is over: part of a row
         cols = max(1, min(out["w"] - 1, budget // (out["c"] << acc)))
         per_row = cols * out["c"]
     run = max(op.weight.shape[3] * op.weight.shape[0] // op.groups if conv else rows for op in ops)
-    L.update(acc=("int16", "int32", "int64")[acc - 1], rows=rows, cols=cols, tile_bytes=rows * per_row << acc)
+    L.update(acc=("int16", "int32", "int64")[acc - 1], rows=rows, cols=cols, ring=ring,
+             tile_bytes=rows * per_row << acc)
     fields = [("acc", p.scratch(L, "acc", rows * per_row << acc)),
               ("wbuf", p.scratch(L, "wbuf", run << acc) if any(op.weight_bits != 8 for op in ops) else "0"),
               ("tmp", p.scratch(L, "tmp", 8 * TMP_VALUES) if tmp else "0"),
-              ("type", ("SNN_I16", "SNN_I32", "SNN_I64")[acc - 1]), ("rows", rows), ("cols", cols)]
+              ("type", ("SNN_I16", "SNN_I32", "SNN_I64")[acc - 1]), ("rows", rows), ("cols", cols), ("ring", ring)]
     return p.struct("snn_tile_t", f"{L['cname']}_tile", fields)
+
+
+#: input formats a line buffer takes: events the scatter visits (a graded input in a plain
+#: array goes through the gather, output by output, which re-reads nothing)
+RING_INPUTS = ("U1", "U4", "S4", "T2")
+
+
+def ring_rows(p, syns: list[str]) -> int:
+    """The rows of a line buffer (the runtime's lif_ring) for a neuron layer computing the
+    conv synapses ``syns``, or 0 where one cannot serve: every synapse scans its input row
+    by row with stride and dilation 1 along y, as a run of kw taps (one group, stride and
+    dilation 1 along x, kh <= 16) or at the input's own pixel (1x1, stride 1, no padding),
+    from an input of events (RING_INPUTS). The rows: the tallest kernel."""
+    kh = []
+    for s in syns:
+        op = p.graph.node(s)
+        if op.kind != "IntConv" or op.stride[0] != 1 or op.dilation[0] != 1:
+            return 0
+        o, cg, h, w = op.weight.shape
+        span = op.stride[1] == 1 and op.dilation[1] == 1 and op.groups == 1 and h <= 16
+        point = h == w == 1 and op.stride == (1, 1) and tuple(op.padding) == (0, 0)
+        if not (span or point) or p.tensors[p.graph.inputs(s)[0]]["fmt"].name not in RING_INPUTS:
+            return 0
+        kh.append(h)
+    return max(kh)
 
 
 def synapse(p, name: str, op) -> None:
@@ -152,7 +183,7 @@ def add(p, name: str, op) -> None:
     L["out"] = p.stored(name, p.bounds.iv[name], L["index"])
     L["tile"] = p.struct("snn_tile_t", f"{L['cname']}_tile",
                          [("acc", "0"), ("wbuf", "0"), ("tmp", p.scratch(L, "tmp", 16 * TMP_VALUES)),
-                          ("type", "SNN_I64"), ("rows", 0), ("cols", 0)])
+                          ("type", "SNN_I64"), ("rows", 0), ("cols", 0), ("ring", 0)])
 
 
 # ---------------------------------------------------------------------------- neurons
