@@ -1429,20 +1429,43 @@ static void lif_fused32(const snn_layer_t *L, const snn_fused_k *K, int32_t e0, 
     pack_u1(L->out, e0, S, m);
 }
 
+/* Where a chunk holds whole pixels (C divides it: C < chunk, both powers of two), the
+ * channels' constants (thr, bias, rv) laid out over one chunk in the scratch after the spike
+ * bytes (13 bytes per element of the 16 the emitter gives): lif_layout writes them once per
+ * layer and step, so each chunk is one long loop instead of runs of C (16 values: a loop
+ * that barely starts its vector code).  NULL where the chunk does not hold whole pixels. */
+static int32_t *lif_laid_out(const snn_lif_t *p, int32_t C)
+{
+    return C < p->chunk && p->chunk % C == 0 ? (int32_t *)p->tmp + p->chunk / 4 : 0;
+}
+
+static void lif_layout(const snn_layer_t *L)
+{
+    const snn_lif_t *p = (const snn_lif_t *)L->p;
+    const int32_t C = L->out->c, ch = p->chunk;
+    int32_t *X = lif_laid_out(p, C), k, j, c;
+    const int32_t *src[3];
+    if (X == 0 || !lif_fusable(L))
+        return;
+    src[0] = (const int32_t *)(p->fires ? p->thr : p->bias);
+    src[1] = (const int32_t *)p->bias;
+    src[2] = (const int32_t *)(p->rv ? p->rv : p->bias);
+    for (j = 0; j < 3; j++)
+        for (k = 0; k < ch; k += C)
+            for (c = 0; c < C; c++)
+                X[j * ch + k + c] = src[j][c];
+}
+
 /* The neuron update of elements e0 .. e0 + n - 1 of a lif_fusable layer (current from tile
- * element t0 on).  Where a chunk
- * holds whole pixels (C divides it: C < chunk, both powers of two) and e0 starts a pixel,
- * the channels' constants are first laid out over one chunk (the scratch after the
- * spike bytes; 13 bytes per element of the 16 the emitter gives), so each chunk is one
- * long loop instead of runs of C (16 values: a loop that barely starts its vector code). */
+ * element t0 on), chunk by chunk; the laid-out constants where e0 starts a pixel. */
 static void lif_fused_span(const snn_layer_t *L, int32_t e0, int32_t n, int32_t t0)
 {
     const snn_lif_t *p = (const snn_lif_t *)L->p;
     const int32_t C = L->out->c, ch = p->chunk;
     uint8_t *S = (uint8_t *)p->tmp;
-    int32_t *X = (C < ch && ch % C == 0 && e0 % C == 0) ? (int32_t *)p->tmp + ch / 4 : 0;
+    const int32_t *X = e0 % C == 0 ? lif_laid_out(p, C) : 0;
     snn_fused_k K;
-    int32_t k, j, c;
+    int32_t k;
     K.in_mul = (int32_t)1 << p->act_shift;
     K.mu = (int32_t)1 << (p->u_bits - 1);
     K.mv = (int32_t)1 << (p->v_bits - 1);
@@ -1452,16 +1475,6 @@ static void lif_fused_span(const snn_layer_t *L, int32_t e0, int32_t n, int32_t 
     K.sub = p->reset == SNN_RESET_SUBTRACT ? -1 : 0;
     K.fire = p->fires ? 1 : 0;
     K.vt = p->v;
-    if (X) {
-        const int32_t *src[3];
-        src[0] = (const int32_t *)(p->fires ? p->thr : p->bias);
-        src[1] = (const int32_t *)p->bias;
-        src[2] = (const int32_t *)(p->rv ? p->rv : p->bias);
-        for (j = 0; j < 3; j++)
-            for (k = 0; k < ch; k += C)
-                for (c = 0; c < C; c++)
-                    X[j * ch + k + c] = src[j][c];
-    }
     for (k = 0; k < n; k += ch)
         lif_fused32(L, &K, e0 + k, t0 + k, min32(ch, n - k), S, X);
 }
@@ -1698,6 +1711,7 @@ static void lif_layer(const snn_layer_t *L, int64_t t)
     periodic_reset((const snn_lif_t *)L->p, t);
     tnp_start((const snn_lif_t *)L->p, t);
     gate_prior((const snn_lif_t *)L->p);
+    lif_layout(L);
     if (L->n_syn == 0) {
         lif_span(L, 0, L->out->n, 0);
     } else if (L->tile->ring) {
