@@ -1744,40 +1744,59 @@ static inline uint64_t spread16(uint32_t f)
     return (x | (x << 3)) & 0x1111111111111111u;
 }
 
+/* m / 2 bytes of nibbles (channel 2i in the low nibble of byte i) from acc */
+static inline void put_nibbles(uint8_t *d, uint64_t acc, int32_t m)
+{
+    int32_t i;
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (m == 16) { /* one store: byte i of acc is byte i of d */
+        __builtin_memcpy(d, &acc, 8);
+        return;
+    }
+#endif
+    for (i = 0; i < (m >> 1); i++)
+        d[i] = (uint8_t)((acc >> (8 * i)) & 0xffu);
+}
+
 /* kernels.sum_pool / kernels.max_pool per output pixel, zero padding (a window position
  * outside the input contributes 0, to the max as well).  Spike inputs: a sum of at most
- * 15 spikes into 4-bit outputs adds 16 channels at once as nibbles; a max is an OR. */
+ * 15 spikes into 4-bit outputs adds 16 channels at once as nibbles; a max is an OR.  The
+ * common 2x2 window of stride 2 without padding reads its four pixels directly. */
 static int pool_bits(const snn_layer_t *L, int is_max, int32_t oy, int32_t ox)
 {
     const snn_pool_t *p = (const snn_pool_t *)L->p;
     const snn_tensor_t *x = L->in[0], *y = L->out;
     const uint32_t *bits = (const uint32_t *)x->data;
-    const int32_t C = x->c, step = is_max ? 32 : 16;
+    const int32_t C = x->c, step = is_max ? 32 : 16, o0 = (oy * y->w + ox) * C;
+    const int quad = p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0;
     int32_t c0, i, j;
     if (x->fmt != SNN_U1 || y->fmt != (is_max ? SNN_U1 : SNN_U4) || (!is_max && (C & 1 || p->kh * p->kw > 15)))
         return 0;
     for (c0 = 0; c0 < C; c0 += step) {
         const int32_t m = min32(step, C - c0);
         uint64_t acc = 0;
-        for (i = 0; i < p->kh; i++) {
-            const int32_t iy = oy * p->sh - p->ph + i;
-            if (iy < 0 || iy >= x->h)
-                continue;
-            for (j = 0; j < p->kw; j++) {
-                const int32_t ix = ox * p->sw - p->pw + j;
-                if (ix >= 0 && ix < x->w) {
-                    const uint32_t f = bits_field(bits, (iy * x->w + ix) * C + c0, m);
-                    acc = is_max ? (acc | f) : acc + spread16(f);
+        if (quad) { /* inside the input: the output size is floor((h - 2) / 2) + 1 */
+            const int32_t i0 = (2 * oy * x->w + 2 * ox) * C + c0, row = x->w * C;
+            const uint32_t f0 = bits_field(bits, i0, m), f1 = bits_field(bits, i0 + C, m);
+            const uint32_t f2 = bits_field(bits, i0 + row, m), f3 = bits_field(bits, i0 + row + C, m);
+            acc = is_max ? (uint64_t)(f0 | f1 | f2 | f3) : spread16(f0) + spread16(f1) + spread16(f2) + spread16(f3);
+        } else
+            for (i = 0; i < p->kh; i++) {
+                const int32_t iy = oy * p->sh - p->ph + i;
+                if (iy < 0 || iy >= x->h)
+                    continue;
+                for (j = 0; j < p->kw; j++) {
+                    const int32_t ix = ox * p->sw - p->pw + j;
+                    if (ix >= 0 && ix < x->w) {
+                        const uint32_t f = bits_field(bits, (iy * x->w + ix) * C + c0, m);
+                        acc = is_max ? (acc | f) : acc + spread16(f);
+                    }
                 }
             }
-        }
-        if (is_max) {
-            bits_put((uint32_t *)y->data, (oy * y->w + ox) * C + c0, (uint32_t)acc, m);
-        } else {
-            uint8_t *d = (uint8_t *)y->data + (((oy * y->w + ox) * C + c0) >> 1);
-            for (i = 0; i < (m >> 1); i++)
-                d[i] = (uint8_t)((acc >> (8 * i)) & 0xffu);
-        }
+        if (is_max)
+            bits_put((uint32_t *)y->data, o0 + c0, (uint32_t)acc, m);
+        else
+            put_nibbles((uint8_t *)y->data + ((o0 + c0) >> 1), acc, m);
     }
     return 1;
 }
