@@ -1026,9 +1026,9 @@ SNN_DEFINE_DENSE_ACC(dense_acc32, dense_event32)
 SNN_DEFINE_DENSE_ACC(dense_acc64, dense_event64)
 #undef DENSE_EVENT_NOW
 
-/* The synapses of layer L into its tile lo .. hi - 1 (rows or outputs) of n values. */
 /* What synapse s of layer L adds into the tile rows [lo, hi), columns [xlo, xhi). */
-static snn_acc_ctx acc_ctx(const snn_layer_t *L, const snn_syn_t *s, int32_t lo, int32_t hi, int32_t xlo, int32_t xhi)
+static snn_acc_ctx acc_ctx(const snn_layer_t *L, const snn_syn_t *s, int32_t lo, int32_t hi, int32_t xlo,
+                           int32_t xhi)
 {
     snn_acc_ctx q;
     q.s = s;
@@ -1058,6 +1058,7 @@ static void conv_scatter(const snn_acc_ctx *q, uint8_t type)
     }
 }
 
+/* The synapses of layer L into its tile lo .. hi - 1 (rows or outputs) of n values. */
 static void accumulate(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo, int32_t xhi, int32_t n)
 {
     const snn_tile_t *tl = L->tile;
@@ -1287,17 +1288,18 @@ SNN_DEFINE_LIF_INPUT(lif_input64, int64_t, acc_load64, load64)
 /* ------------------------------------------------------------------ neuron: one pass */
 /* Whether layer L's neurons take the one-pass update (lif_fused32): the int32 update, no
  * stored u (du = 4096), the synapses' tile as the only input (lif_input32's `scaled`: no
- * shift or wrap of a single synapse's result; no u_bias), a membrane that is not quantized, stored in S16, S24 or S32, both
- * overflows saturate (the emitter lowers an overflow the bounds prove never acts as
- * saturate), spikes in U1 and no mask or TNP.  That is most deployed layers. */
+ * shift or wrap of a single synapse's result; no u_bias), a membrane that is not
+ * quantized, stored in S16, S24 or S32, both overflows saturate (the emitter lowers an
+ * overflow the bounds prove never acts as saturate), spikes in U1 and no mask or TNP.
+ * That is most deployed layers. */
 static int lif_fusable(const snn_layer_t *L)
 {
     const snn_lif_t *p = (const snn_lif_t *)L->p;
     const uint8_t vf = p->v->fmt;
     return !p->wide && p->u == 0 && L->n_in == 0 && L->n_syn > 0 &&
-           !(L->n_syn == 1 && (L->syn[0]->exp != 0 || L->syn[0]->out_bits != 0)) && p->u_bias == 0 && p->quant == SNN_QUANT_NONE &&
-           p->u_ovf == SNN_SATURATE && p->v_ovf == SNN_SATURATE && L->out->fmt == SNN_U1 &&
-           (vf == SNN_S16 || vf == SNN_S24 || vf == SNN_S32) &&
+           !(L->n_syn == 1 && (L->syn[0]->exp != 0 || L->syn[0]->out_bits != 0)) && p->u_bias == 0 &&
+           p->quant == SNN_QUANT_NONE && p->u_ovf == SNN_SATURATE && p->v_ovf == SNN_SATURATE &&
+           L->out->fmt == SNN_U1 && (vf == SNN_S16 || vf == SNN_S24 || vf == SNN_S32) &&
            (L->tile->type == SNN_I16 || L->tile->type == SNN_I32) && !p->neg_mask &&
            p->spatial_level < 0 && p->gate_w == 0 && p->presim == 0;
 }
@@ -1612,8 +1614,6 @@ static void spatial_restore(const snn_layer_t *L, int32_t e0, int32_t m)
         }
 }
 
-/* Channel gate (Eq. 23) on the membrane prior (the state before the step): p_c = sum of
- * channel c's v (values), z = gate_w p, keep_c = z_c >= gate_level[c]. */
 /* gate weight k (stored in its narrowest type: once per channel pair and step) */
 static int64_t gate_weight(const snn_lif_t *p, int32_t k)
 {
@@ -1625,6 +1625,8 @@ static int64_t gate_weight(const snn_lif_t *p, int32_t k)
     }
 }
 
+/* Channel gate (Eq. 23) on the membrane prior (the state before the step): p_c = sum of
+ * channel c's v (values), z = gate_w p, keep_c = z_c >= gate_level[c]. */
 static void gate_prior(const snn_lif_t *p)
 {
     const int32_t C = p->v->c, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;
