@@ -222,6 +222,35 @@ def random_graph(source, max_blocks: int = 3) -> Graph:
     return g
 
 
+def random_row_scan_graph(source) -> Graph | None:
+    """A random neuron layer of the kind the C target gives a line buffer (spikes or a sum
+    pool's counts -> a kh x kw conv of stride 1, any padding up to the kernel, sometimes a
+    1x1 depthwise skip beside it -> a random IntLIF) before a dense readout; None where the
+    drawn padding leaves no output."""
+    c = source if isinstance(source, Choices) else Choices(source)
+    cin, cout, h, w, kh, kw = c.int(1, 6), c.int(1, 12), c.int(5, 22), c.int(2, 10), c.int(1, 5), c.int(1, 5)
+    ph, pw = c.int(0, kh), c.int(0, kw)
+    g = Graph()
+    g.meta.update(name="row_scan", steps=c.int(2, 5))
+    counts = c.coin(0.3)
+    x = g.add("x", IntInput(shape=(cin, 2 * h, 2 * w) if counts else (cin, h, w), encoding="spikes", bits=1))
+    if counts:
+        pre = g.add("pre", IntConv(weight=weights(c, (cin, cin, 3, 3), 5), weight_bits=5, padding=(1, 1)), [x])
+        x = g.add("pool", SumPool(kernel=(2, 2), stride=(2, 2)), [g.add("lif0", neuron(c, cin, drive=20.0), [pre])])
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        return None
+    wb = c.pick([3, 6, 8, 12])
+    syns = [g.add("c0", IntConv(weight=weights(c, (cout, cin, kh, kw), wb), weight_bits=wb, padding=(ph, pw)), [x])]
+    if cout == cin and kh == 2 * ph + 1 and kw == 2 * pw + 1 and c.coin(0.4):  # same size: a depthwise skip
+        syns.append(g.add("c1", IntConv(weight=weights(c, (cin, 1, 1, 1), 6), weight_bits=6, groups=cin), [x]))
+    cur = syns[0] if len(syns) == 1 else g.add("add", Add(), syns)
+    cur = g.add("flat", Flatten(), [g.add("lif", neuron(c, cout, drive=float(c.int(5, 200))), [cur])])
+    fc = g.add("fc", IntDense(weight=weights(c, (3, g.shapes()[cur][0]), 5), weight_bits=5), [cur])
+    g.outputs = [g.add("out", IntLIF(fires=False, act_shift=0, dv=100), [fc])]
+    verify(g, "int", after="random_row_scan_graph")
+    return g
+
+
 def random_input(graph: Graph, n: int, rng: np.random.Generator, steps: int | None = None) -> np.ndarray:
     """A valid (N, T, *input_shape) int64 batch for ``graph``."""
     op = graph.node(graph.input_name)

@@ -1068,3 +1068,23 @@ def test_gate_weights_in_their_narrowest_type(tmp_path, scale, ctype):
     if scale > 1:  # the same spikes as the unscaled gates
         ref = interpreter.run(conformance.CASES["sparsity_masks"](), x)
         assert np.array_equal(interpreter.run(g, x)["output"], ref["output"])
+
+
+@pytest.mark.slow
+def test_random_line_buffer_layers(tmp_path, monkeypatch):
+    """Random row-scanned layers (conformance.random_row_scan_graph: kernels up to 5x5, any
+    padding, spikes or counts, a depthwise skip, random neurons) with the scratch budget
+    lowered so that most get a line buffer: every one is the reference bit for bit."""
+    from snncc.targets.c import lowering
+
+    monkeypatch.setattr(lowering, "ACC_SCRATCH_MIN", 256)
+    rings = 0
+    for seed in range(120):
+        g = conformance.random_row_scan_graph(np.random.default_rng(seed))
+        if g is None:
+            continue
+        man = emitter.manifest(emitter.plan(g))
+        rings += any(layer["tile_ring"] for layer in man["layers"] if layer["name"] == "lif")
+        x = conformance.random_input(g, 2, np.random.default_rng(seed))
+        compare(g, tmp_path / str(seed), x)
+    assert rings >= 40
