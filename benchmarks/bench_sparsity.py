@@ -127,7 +127,7 @@ def table(res: dict, timing: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="C timing rounds (0: no C timing)")
     ap.add_argument("--calib", default="fashion-mnist:64")
     ap.add_argument("--model", default=str(MODEL), help="the trained model without masks (the baseline)")
     ap.add_argument("--masked-model", default=str(MASKED), help="the model fine-tuned with the masks (optional)")
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
             builds[label] = Path(res[label]["build"])
         print(f"{label}: {res[label]['accuracy']:.4f}, {res[label]['ops']:.4g} ops "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    timing = time_c(builds, x, args.rounds)
+    timing = time_c(builds, x, args.rounds) if args.rounds else {}  # --rounds 0: no C build timed
     print(f"\n{args.images} Fashion-MNIST {'val (held-out train)' if args.val else 'test'} images, load {os.getloadavg()}\n")
     print(table(res, timing))
     if args.json:
