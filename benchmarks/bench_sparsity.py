@@ -127,13 +127,16 @@ def table(res: dict, timing: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="C timing rounds (0: no C timing)")
     ap.add_argument("--calib", default="fashion-mnist:64")
     ap.add_argument("--model", default=str(MODEL), help="the trained model without masks (the baseline)")
     ap.add_argument("--masked-model", default=str(MASKED), help="the model fine-tuned with the masks (optional)")
     ap.add_argument("--gates", default=str(GATES), help="its trained channel gates at the paper's theta")
     ap.add_argument("--gates-more", default=str(GATES_MORE), help="the same gates at the other theta")
     ap.add_argument("--json", default=None, help="write the figures here")
+    ap.add_argument("--val", type=int, default=0,
+                    help="measure on the last N training images (train_sparse.py --val N's held-out split) "
+                         "instead of the test images: the first --images of them; for choosing a recipe")
     ap.add_argument("--only", default="", help="only the rows whose label holds this text (and the baseline)")
     args = ap.parse_args(argv)
     import torch
@@ -150,7 +153,14 @@ def main(argv=None) -> int:
                                                                     "channel_threshold", "channel_gates")}
     rows = POST + (trained_rows(Path(args.gates), Path(args.gates_more)) if "s" in bases else [])
     rows = [r for r in rows if r[0] == "no mask" or not args.only or args.only in r[0]]
-    _, x, y = load_test_spec(f"fashion-mnist:{args.images}", (1, 28, 28))
+    if args.val:
+        from snncc.data import load
+        xtr, ytr = load("fashion-mnist", "train")
+        if not 0 < args.images <= args.val < len(xtr):
+            raise SystemExit(f"--val {args.val} --images {args.images}: need 0 < images <= val < {len(xtr)}")
+        x, y = xtr[len(xtr) - args.val:][:args.images], ytr[len(xtr) - args.val:][:args.images]
+    else:
+        _, x, y = load_test_spec(f"fashion-mnist:{args.images}", (1, 28, 28))
     tmp = Path(tempfile.mkdtemp(prefix="snncc-sparsity-"))
     res, builds = {}, {}
     for i, (label, key, masks, timed) in enumerate(rows):
@@ -160,8 +170,8 @@ def main(argv=None) -> int:
             builds[label] = Path(res[label]["build"])
         print(f"{label}: {res[label]['accuracy']:.4f}, {res[label]['ops']:.4g} ops "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    timing = time_c(builds, x, args.rounds)
-    print(f"\n{args.images} Fashion-MNIST test images, load {os.getloadavg()}\n")
+    timing = time_c(builds, x, args.rounds) if args.rounds else {}  # --rounds 0: no C build timed
+    print(f"\n{args.images} Fashion-MNIST {'val (held-out train)' if args.val else 'test'} images, load {os.getloadavg()}\n")
     print(table(res, timing))
     if args.json:
         Path(args.json).write_text(json.dumps({"images": args.images, "rows": res, "c_time": timing}, indent=1))

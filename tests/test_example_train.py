@@ -127,17 +127,21 @@ def test_ann_train_script_tiny_run(tmp_path):
 @pytest.mark.slow  # a training run in a subprocess (~12 s): the fast suite's budget is 5 min
 @have_fmnist
 def test_train_sparse_script_tiny_run(tmp_path, capsys):
-    """train_sparse.py with the operation penalty: the options reach the hook (the last
-    batch's operation share is recorded), and the files the benchmark reads are written."""
+    """train_sparse.py with the operation penalty, a validation split and distillation:
+    the options reach the hooks (the last batch's operation share is recorded, the val
+    accuracy replaces the test one), and the files the benchmark reads are written."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run(
         [sys.executable, str(EXAMPLE / "train_sparse.py"), "--limit-train", "128", "--limit-test", "32",
-         "--op-penalty", "5", "--op-target", "0.01", "--gain", "20", "--out", str(tmp_path)],
+         "--op-penalty", "5", "--op-target", "0.01", "--gain", "20", "--val", "64", "--distill", "0.5",
+         "--distill-temp", "3", "--out", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     m = json.loads((tmp_path / "metrics_s.json").read_text())
     assert m["op_penalty"] == 5.0 and m["op_target"] == 0.01 and m["train_images"] == 128
     assert 0.0 < m["history"][-1]["last_batch_op_share"] < 1.0
+    assert m["val"] == 64 and 0.0 <= m["val_accuracy"] <= 1.0 and "masked_fake_quant_accuracy" not in m
+    assert (m["distill"], m["distill_temp"], m["teacher"]) == (0.5, 3.0, "model_a.pt")
     assert 'channel_gates = "model_s_gates.npz"' in (tmp_path / "model_s.toml").read_text()
     for f in ("model_s.pt", "model_s_gates.npz", "model_s_gates_050.npz"):
         assert (tmp_path / f).is_file()
@@ -147,3 +151,6 @@ def test_train_sparse_script_tiny_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as bad:
         script.main(["--op-target", "1.5", "--out", str(tmp_path)])
     assert bad.value.code != 0 and "op_target = 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        script.main(["--distill", "1.5", "--out", str(tmp_path)])
+    assert bad.value.code != 0 and "distill alpha = 1.5" in capsys.readouterr().err

@@ -15,7 +15,12 @@ expected synaptic operations of the batch's spikes after the masks over their co
 every neuron fired at every step; 0 turns it off); --gain / --gate-init the gates' logit
 gain and initial logit; --init the model to start from (model_a.pt: the unmasked ternary
 model); --limit-train / --epochs the training images and epochs (cosine lr schedule over
-them); --out where the files go.
+them); --val N hold out the last N training images (before --limit-train takes the first
+of the rest) and evaluate on them instead of the test split, to choose a recipe without
+the test images; --distill ALPHA / --distill-temp T / --teacher distil from the unmasked
+teacher (snncc.train.distill.Distillation: (1 - alpha) CE + alpha T^2 KL, the teacher
+in the trainer's fake-quantized forward pass, default model_a.pt); --out where the files
+go.
 
 Writes model_s.pt (a plain snncc.nn model), model_s_gates.npz (the trained integer channel
 gates at theta = 0.47), model_s_gates_050.npz (the same gates at theta = 0.5),
@@ -36,6 +41,7 @@ import torch
 from snncc.errors import SnnccError
 from snncc.frontends.safe_load import load_model
 from snncc.train import SpQuantTrainer
+from snncc.train.distill import Distillation
 from snncc.train.masks import SparsityMasks
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +52,9 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--limit-train", type=int, default=6000)
     p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--val", type=int, default=0,
+                   help="hold out the last N training images as a validation split, evaluated instead of the test "
+                        "split (0: none, the test split is evaluated)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--spatial", type=float, default=0.35)
     p.add_argument("--theta", type=float, default=0.47)
@@ -58,6 +67,11 @@ def main(argv=None) -> dict:
     p.add_argument("--op-penalty", type=float, default=0.0, help="weight of the operation penalty (0: off)")
     p.add_argument("--op-target", type=float, default=0.0,
                    help="share of the operations below which the operation penalty is 0")
+    p.add_argument("--distill", type=float, default=0.0,
+                   help="weight alpha of distillation from --teacher: (1 - alpha) CE + alpha T^2 KL (0: off)")
+    p.add_argument("--distill-temp", type=float, default=2.0, help="the distillation temperature T")
+    p.add_argument("--teacher", type=Path, default=HERE / "model_a.pt",
+                   help="the distillation teacher (unmasked, in the trainer's fake-quantized forward pass)")
     p.add_argument("--init", type=Path, default=HERE / "model_a.pt", help="the model to fine-tune")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=HERE)
@@ -69,17 +83,18 @@ def main(argv=None) -> dict:
                              gate_penalty=a.penalty, gate_gain=a.gain, gate_init=a.gate_init,
                              op_penalty=a.op_penalty, op_target=a.op_target,
                              spatial_level=a.spatial_level)
+        hooks = [hook] + ([Distillation(load_model(a.teacher), a.distill, a.distill_temp)] if a.distill else [])
     except SnnccError as e:
         p.error(str(e))
     tr = SpQuantTrainer(load_model(a.init), "fashion-mnist", 4, quantizer="apot",
-                        state_quant="ternary", hooks=[hook], limit_train=a.limit_train, limit_test=a.limit_test,
-                        lr=a.lr, batch_size=128, checkpoint_dir=None)
+                        state_quant="ternary", hooks=hooks, limit_train=a.limit_train, limit_test=a.limit_test,
+                        val=a.val, lr=a.lr, batch_size=128, checkpoint_dir=None)
     t0 = time.perf_counter()
     hist = tr.train(a.epochs)["history"]
     if hook.op_share is not None:
         hist[-1]["last_batch_op_share"] = hook.op_share
     seconds = time.perf_counter() - t0
-    acc = tr.evaluate()
+    acc = tr.evaluate("val" if a.val else "test")
     tr.save(a.out / "model_s.pt")
     hook.save_gates(a.out / "model_s_gates.npz")
     hook.save_gates(a.out / "model_s_gates_050.npz", theta=0.5)
@@ -94,7 +109,9 @@ def main(argv=None) -> dict:
            "threads": a.threads, "init": a.init.name, "spatial": a.spatial, "spatial_level": a.spatial_level,
            **({"trained_spatial_levels": hook.levels} if hook.levels else {}), "theta": a.theta,
            "gate_penalty": a.penalty, "op_penalty": a.op_penalty, "op_target": a.op_target, "lr": a.lr,
-           "masked_fake_quant_accuracy": acc, "history": hist,
+           **({"distill": a.distill, "distill_temp": a.distill_temp, "teacher": a.teacher.name} if a.distill else {}),
+           "val": a.val, **({"val_accuracy": acc} if a.val else {"masked_fake_quant_accuracy": acc}),
+           "history": hist,
            "note": ("accuracy of the trainer's forward pass: spatial level per sample and step (kthvalue); the "
                     "compiled model uses one calibrated level per layer (benchmarks/bench_sparsity.py measures it)"
                     if a.spatial_level == "per-step" else

@@ -35,6 +35,7 @@ class TrainConfig:
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     limit_train: int | None = None  # first N training images only
     limit_test: int | None = None
+    val: int = 0                    # last N training images held out as the "val" split (before limit_train)
     progress: bool = True
     checkpoint_dir: str | None = None  # a checkpoint per epoch (and the resume point)
 
@@ -43,6 +44,8 @@ class TrainConfig:
         for f in ("epochs", "steps", "batch_size", "refresh_every"):
             if not isinstance(getattr(self, f), int) or getattr(self, f) < (0 if f == "epochs" else 1):
                 errs.append(f"{f} = {getattr(self, f)!r}: an integer >= {0 if f == 'epochs' else 1}")
+        if isinstance(self.val, bool) or not isinstance(self.val, int) or self.val < 0:
+            errs.append(f"val = {self.val!r}: an integer >= 0 (the last N training images held out; 0: none)")
         if not self.lr > 0:
             errs.append(f"lr = {self.lr!r}: must be > 0")
         for f, choices in (("loss", LOSSES), ("state_quant", STATE_QUANTS), ("lr_schedule", ("cosine", "constant"))):

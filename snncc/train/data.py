@@ -6,9 +6,12 @@ import numpy as np
 from ..errors import DatasetError, SnnccError
 
 
-def load_dataset(dataset, limit_train=None, limit_test=None) -> dict:
+def load_dataset(dataset, limit_train=None, limit_test=None, val: int = 0) -> dict:
     """``dataset``: a name of :mod:`snncc.data` ("fashion-mnist", ...) or a dict / tuple
-    (x_train, y_train[, x_test, y_test]) of integer inputs (uint8 pixels) and labels."""
+    (x_train, y_train[, x_test, y_test]) of integer inputs (uint8 pixels) and labels.
+    ``val`` > 0: the last ``val`` training images become the "val" split (x_val, y_val)
+    and are removed from the training images before ``limit_train`` takes the first N of
+    the rest (so no validation image is ever trained on); 0: no val split (None)."""
     from .. import data
 
     if isinstance(dataset, str):
@@ -34,6 +37,14 @@ def load_dataset(dataset, limit_train=None, limit_test=None) -> dict:
     for k in ("y_train", "y_test"):
         if out[k] is not None:
             out[k] = np.asarray(out[k]).astype(np.int64)
+    out["x_val"] = out["y_val"] = None
+    if val:
+        n = len(out["x_train"])
+        if val >= n:
+            raise DatasetError(f"val = {val}: the training split has {n} images; at least one must stay for "
+                               "training")
+        out["x_val"], out["y_val"] = out["x_train"][n - val:], out["y_train"][n - val:]
+        out["x_train"], out["y_train"] = out["x_train"][:n - val], out["y_train"][:n - val]
     if limit_train:
         out["x_train"], out["y_train"] = out["x_train"][:limit_train], out["y_train"][:limit_train]
     if limit_test and out["x_test"] is not None:
@@ -51,8 +62,8 @@ def fit_shape(d: dict, model) -> tuple:
     from .. import nn as snn
 
     first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
-    for k in ("x_train", "x_test"):
-        x = d[k]
+    for k in ("x_train", "x_test", "x_val"):
+        x = d.get(k)
         if x is not None and isinstance(first, nn.Conv2d) and x.ndim == 3:
             d[k] = x[:, None]
     shape = tuple(d["x_train"].shape[1:])

@@ -124,7 +124,7 @@ class SpQuantTrainer:
         if self.tc.batch_size % self.world:
             raise SnnccError(f"batch_size {self.tc.batch_size} does not split over {self.world} processes")
         torch.manual_seed(self.tc.seed)
-        self.data = load_dataset(dataset, self.tc.limit_train, self.tc.limit_test)
+        self.data = load_dataset(dataset, self.tc.limit_train, self.tc.limit_test, self.tc.val)
         model = fold_batchnorm(model)
         self.input_shape = fit_shape(self.data, model)
         prepare_neurons(model, self.tc)
@@ -254,8 +254,9 @@ class SpQuantTrainer:
         return np.concatenate(preds) if preds else np.zeros(0, np.int64)
 
     def evaluate(self, split: str = "test") -> float:
-        """Accuracy of the fake-quantized (= compiled integer) model on a split."""
-        x, y = self.data[f"x_{split}"], self.data[f"y_{split}"]
+        """Accuracy of the fake-quantized (= compiled integer) model on a split ("test",
+        "train", or "val": the held-out last ``val`` training images)."""
+        x, y = self.data.get(f"x_{split}"), self.data.get(f"y_{split}")
         if x is None:
             raise SnnccError(f"the dataset has no {split} split")
         return float((self.predict(x) == y).mean())
