@@ -255,12 +255,9 @@ def fast_dtype(op, a_mag: int, u_state: int | None, v_state: int | None):
     if (op.state_quant != "none" or op.presim or op.neg_mask or op.spatial_level >= 0 or op.gate_weight.size
             or v_state is None or (u_state is None and op.du != DECAY_ONE)):
         return None
-    amp = (a_mag << op.act_shift) + int(np.abs(op.u_bias).max())
-    u_pre = amp + (_decay_mag(u_state, op.du) if u_state is not None else 0)
-    u_post = overflow_magnitude(u_pre, op.u_bits, op.u_overflow)
-    bias, rv = int(np.abs(op.bias).max()), int(np.abs(op.reset_value).max())
-    v_pre = _decay_mag(v_state, op.dv) + u_post + bias
-    fits = overflow_free(op, a_mag, (u_state, v_state))  # the same u_pre and v_pre against the registers
+    _, u_pre, _, v_pre = update_magnitudes(op, a_mag, (u_state, v_state))
+    rv = int(np.abs(op.reset_value).max())
+    fits = overflow_free(op, a_mag, (u_state, v_state))  # u_pre and v_pre against the registers
     # an overflow that may happen computes x +- 2^(b-1) and x +- 2^b: room for 2^(b+1) more
     big = max((u_state or 0) * _decay_factor(op.du)[0], v_state * _decay_factor(op.dv)[0], a_mag << op.act_shift,
               u_pre + (0 if fits[0] else 2 << op.u_bits), v_pre + (0 if fits[1] else 2 << op.v_bits),
@@ -348,21 +345,33 @@ def state_bounds(op, a_mag: int) -> tuple[int | None, int | None]:
     return u_state, _invariant(g_v, vinit, cands)
 
 
+def update_magnitudes(op, a_mag: int, state: tuple[int | None, int | None]) -> tuple | None:
+    """(amp, u_pre, u_post, v_pre): bounds of |a << act_shift + u_bias|, of u before and
+    after its overflow and of v before its overflow, in one step of an IntLIF whose input
+    current is at most ``a_mag`` and whose carried state obeys ``state`` (the bounds of
+    :func:`state_bounds`); v_pre None without a bound of v; None where u has none (a
+    current state without an invariant)."""
+    u_state, v_state = state
+    if op.du != DECAY_ONE and u_state is None:
+        return None
+    amp = (a_mag << op.act_shift) + int(np.abs(op.u_bias).max())
+    u_pre = _decay_mag(u_state or 0, op.du) + amp
+    u_post = overflow_magnitude(u_pre, op.u_bits, op.u_overflow)
+    v_pre = None if v_state is None else _decay_mag(v_state, op.dv) + u_post + int(np.abs(op.bias).max())
+    return amp, u_pre, u_post, v_pre
+
+
 def overflow_free(op, a_mag: int, state: tuple[int | None, int | None]) -> tuple[bool, bool]:
     """(u, v): whether u's and v's overflow provably never changes a value of one IntLIF
     whose input current is at most ``a_mag`` and whose carried state obeys ``state`` (the
     bounds of :func:`state_bounds`): every value reaching it lies within
     [-(2^(bits-1) - 1), 2^(bits-1) - 1], where saturate, wrap and wrap_lava all return
     their input. A target may then lower the overflow as whichever mode costs least."""
-    u_state, v_state = state
-    m_u, m_v = 1 << (op.u_bits - 1), 1 << (op.v_bits - 1)
-    amp = (a_mag << op.act_shift) + int(np.abs(op.u_bias).max())
-    if op.du != DECAY_ONE and u_state is None:
+    mags = update_magnitudes(op, a_mag, state)
+    if mags is None:
         return False, False
-    u_pre = _decay_mag(u_state or 0, op.du) + amp
-    u_post = overflow_magnitude(u_pre, op.u_bits, op.u_overflow)
-    v_pre = None if v_state is None else _decay_mag(v_state, op.dv) + u_post + int(np.abs(op.bias).max())
-    return u_pre <= m_u - 1, v_pre is not None and v_pre <= m_v - 1
+    _, u_pre, _, v_pre = mags
+    return u_pre <= (1 << (op.u_bits - 1)) - 1, v_pre is not None and v_pre <= (1 << (op.v_bits - 1)) - 1
 
 
 def _tnp_problems(name: str, op, shape) -> list[str]:
