@@ -549,7 +549,7 @@ def _one_pass_case(name: str, shape: tuple, out: int, wbits: int, v_bits: int, d
 
 
 def _ring_case(name: str, shape: tuple, out: int, convs: list[tuple], wbits: int = 6, counts: bool = False,
-               **lif) -> Graph:
+               stride: tuple = (1, 1), **lif) -> Graph:
     """Events -> one or two convs ((kh, kw), padding, groups) summed into an IntLIF whose tile
     is a line buffer (the runtime's lif_ring: the output is taller than one band of the
     minimum scratch, a ring of kh rows fits it) -> readout. ``counts``: the input is a sum
@@ -562,7 +562,7 @@ def _ring_case(name: str, shape: tuple, out: int, convs: list[tuple], wbits: int
         lif0 = g.add("lif0", IntLIF(threshold=np.array([8], np.int64), act_shift=0), [pre])
         x = g.add("pool", SumPool(kernel=(2, 2), stride=(2, 2)), [lif0])
     syns = [g.add(f"c{i}", IntConv(weight=_w(rng, (out, cin // gr, *k), wbits), weight_bits=wbits, padding=pad,
-                                   groups=gr), [x]) for i, (k, pad, gr) in enumerate(convs)]
+                                   groups=gr, stride=stride), [x]) for i, (k, pad, gr) in enumerate(convs)]
     cur = syns[0] if len(syns) == 1 else g.add("add", Add(), syns)
     kw = dict(threshold=rng.integers(20, 120, out, dtype=np.int64), act_shift=1, dv=1024)
     return _readout_after(g, g.add("lif", IntLIF(**{**kw, **lif}), [cur]), rng)
@@ -1088,3 +1088,17 @@ def test_random_line_buffer_layers(tmp_path, monkeypatch):
         x = conformance.random_input(g, 2, np.random.default_rng(seed))
         compare(g, tmp_path / str(seed), x)
     assert rings >= 40
+
+
+def test_a_line_buffer_the_synapses_do_not_allow_runs_in_bands(tmp_path):
+    """A layer table that says ring for a layer whose conv has stride 2 along y (which
+    lowering.ring_rows never gives one: model.c edited here) still computes the reference:
+    the runtime's ring_ok sends it to the bands of the same tile instead of a wrong line
+    buffer."""
+    g = _ring_case("ring_strided", (3, 24, 8), 4, [((3, 3), (1, 1), 1)], stride=(2, 1))
+    ctarget.emit(g, tmp_path)
+    text = (tmp_path / "model.c").read_text()
+    tile = re.search(r"(static const snn_tile_t L\d+_lif_tile = \{[^}]*\.rows = (\d+), \.cols = 0, \.ring = )0", text)
+    assert tile is not None
+    (tmp_path / "model.c").write_text(text.replace(tile.group(0), tile.group(1) + tile.group(2)))
+    compare(g, tmp_path, conformance.random_input(g, 2, np.random.default_rng(3)), emit=False)

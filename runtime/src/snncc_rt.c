@@ -1680,6 +1680,23 @@ static inline int32_t ring_need(const snn_syn_t *s, int32_t oy)
     return oy - s->ph + s->kh - 1;
 }
 
+/* Whether every synapse of L scans its input in the order lif_ring assumes (the emitter's
+ * lowering.ring_rows: conv, stride and dilation 1 along y, a run of kw taps or a 1x1 at
+ * the input's pixel); a layer table that says ring without it runs in bands of `rows`
+ * (the same tile), never on a wrong assumption. */
+static int ring_ok(const snn_layer_t *L)
+{
+    int32_t k;
+    for (k = 0; k < L->n_syn; k++) {
+        const snn_syn_t *s = L->syn[k];
+        const int span = s->sw == 1 && s->dw == 1 && s->groups == 1 && s->kh <= SNN_MAXKH;
+        const int point = s->kh == 1 && s->kw == 1 && s->sw == 1 && s->ph == 0 && s->pw == 0;
+        if (!s->conv || s->sh != 1 || s->dh != 1 || !(span || point))
+            return 0;
+    }
+    return L->tile->cols == 0;
+}
+
 /* A neuron layer whose conv synapses all scatter input row by input row with stride and
  * dilation 1 (the emitter sets tile->ring = the tallest kernel): before output row oy is
  * updated, each synapse scatters the input rows it has not yet scanned up to the last one
@@ -1716,7 +1733,7 @@ static void lif_layer(const snn_layer_t *L, int64_t t)
     lif_layout(L);
     if (L->n_syn == 0) {
         lif_span(L, 0, L->out->n, 0);
-    } else if (L->tile->ring) {
+    } else if (L->tile->ring && ring_ok(L)) {
         lif_ring(L);
     } else {
         const int32_t total = tile_count(L), width = tile_width(L), cols = tile_cols(L);
