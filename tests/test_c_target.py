@@ -663,6 +663,10 @@ KERNEL_CASES = {
     "conv_channel_scale_w8": lambda: _conv_case("conv_channel_scale_w8", (2, 3, 7), "direct", 5, 2, (1, 1),
                                                 groups=2),
     "dense_spikes_acc64": lambda: _dense_case("dense_spikes_acc64", 40, "spikes", 1, 5, wbits=32),
+    # spikes into an int16 tile of at most 16 outputs (the runtime's dense_few16: fixed-width
+    # adds of 16 weights): a readout of 10, and 260 outputs whose last tile holds 4 (from 256)
+    "dense_few_o10": lambda: _dense_case("dense_few_o10", 63, "spikes", 1, 10),
+    "dense_few_tail_o260": lambda: _dense_case("dense_few_tail_o260", 45, "spikes", 1, 260),
     # the gather path (a graded input in a plain array, 8-bit weights): signed 16-bit
     # inputs with strides, dilation, groups and padding; PilotNet's 5x5 stride-2 first
     # layer with its outputs in a block of 16 and one of 8
@@ -720,7 +724,7 @@ def kernel_builds(tmp_path_factory):
 KERNEL_ACC = {"conv_spikes_span": "int16", "conv_pixels_w16": "int32", "conv_acc64": "int64", "conv_w32": "int32",
               "conv_acc64_i64_input": "int64", "conv_i32_input": "int32", "dense_i64_acc64": "int64",
               "dense_i32_acc32": "int32", "dense_spikes_acc64": "int64", "dense_spikes_w8": "int16",
-              "lif_wide_constants": "int64"}
+              "lif_wide_constants": "int64", "dense_few_o10": "int16", "dense_few_tail_o260": "int16"}
 
 
 @pytest.mark.parametrize("name", sorted(FAST_KERNELS | set(KERNEL_ACC)))
@@ -742,6 +746,8 @@ def _kernel_case(name: str, g, out) -> None:
         hi = (1 << g.node("x").bits) - 1
         x.reshape(-1)[:4] = [0, 1, hi, hi - 1]
         x[0, 0] = 0
+    if name.startswith("dense_few"):  # the last input row (its 16-wide read would pass the weights' end)
+        x[..., -1] = 1
     compare(g, out, x, emit=False)
     man = json.loads((out / emitter.MANIFEST).read_text())
     last = [layer for layer in man["layers"] if layer["acc"]][-1]
@@ -755,6 +761,8 @@ def _kernel_case(name: str, g, out) -> None:
     if name.startswith(("conv_bands", "conv_cols")):  # parts of a row: one row is over the budget
         (o, h, w) = g.shapes()["conv"]
         assert last["tile_rows"] == 1 and 1 <= last["tile_cols"] < w
+    if name.startswith("dense_few"):  # the runtime's dense_few16 conditions: 8-bit weights, int16 tiles <= 16
+        assert last["weight_bits"] == [8] and last["tile_rows"] <= 256 and g.shapes()["fc"][0] % last["tile_rows"] <= 16
     if name == "lif_wide_constants":
         assert last["update"] == "int64" and "static const int64_t snn_const_" in (out / "model.c").read_text()
     if name in RING:
@@ -931,7 +939,8 @@ def test_unit_formats_roundtrip_and_probe_output(rt):
 
 SANITIZED_KERNEL_CASES = ("conv_bands_span", "conv_bands_strided", "conv_padding_beyond_kernel",
                           "conv_acc64_i64_input", "lif_saturate_wrap", "lif_one_pass_s16_c8", "lif_one_pass_s32_c4_i32",
-                          "ring_residual", "ring_5x5_wide_u", "ring_counts_spatial")
+                          "ring_residual", "ring_5x5_wide_u", "ring_counts_spatial", "dense_few_o10",
+                          "dense_few_tail_o260")
 
 
 @pytest.mark.slow
@@ -943,6 +952,8 @@ def test_sanitized_kernel_paths(tmp_path):
         ctarget.emit(g, out)
         ctarget.build(out, extra_cflags=("-DSNNCC_CHECKED",), sanitize=True)
         x = conformance.random_input(g, 2, np.random.default_rng(zlib.crc32(name.encode())))
+        if name.startswith("dense_few"):  # the last input row: its weights end the array
+            x[..., -1] = 1
         got = ctarget.simulate(out, x, probe_state=True, sanitize=True)
         ref = interpreter.run(g, x, probe_state=True)
         return sorted(got) == sorted(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)

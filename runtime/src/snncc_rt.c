@@ -1026,6 +1026,45 @@ SNN_DEFINE_DENSE_ACC(dense_acc32, dense_event32)
 SNN_DEFINE_DENSE_ACC(dense_acc64, dense_event64)
 #undef DENSE_EVENT_NOW
 
+/* A dense synapse of 8-bit weights from spikes into an int16_t tile of at most SNN_FEW_O
+ * outputs (a readout, a small classifier): each spike adds the SNN_FEW_O weights of its row
+ * from output lo to SNN_FEW_O local sums in one fixed-width add, of which only the tile's
+ * hi - lo are kept.  The others sum weights of the next rows and are dropped; all are kept
+ * modulo 2^16 in uint16_t, so no lane overflows, and a kept lane is this synapse's sum of
+ * the tile's output, which the emitter proves fits int16_t: modulo 2^16 it is exact.  The
+ * run of plain adds (dense_event16) was a short vector loop plus a scalar tail of up to 15
+ * adds per spike.  Rows whose fixed-width read would pass the end of the weights take only
+ * their hi - lo weights. */
+#define SNN_FEW_O 16
+static void dense_few16(const snn_acc_ctx *q)
+{
+    const snn_tensor_t *t = q->s->x;
+    const int32_t n = t->n, O = q->O, nb = q->hi - q->lo;
+    const int8_t *w = (const int8_t *)q->s->w + q->lo;
+    const int64_t last = (int64_t)n * O - q->lo - SNN_FEW_O; /* row i reads SNN_FEW_O iff i O <= last */
+    int16_t *acc = (int16_t *)q->acc;
+    uint16_t a[SNN_FEW_O];
+    int32_t k, o;
+    for (o = 0; o < SNN_FEW_O; o++)
+        a[o] = 0;
+    for (k = 0; k < n; k += 32) {
+        uint32_t f = bits_field((const uint32_t *)t->data, k, min32(32, n - k));
+        while (f) {
+            const int32_t i = k + ctz32(f);
+            const int8_t *wr = w + (int64_t)i * O;
+            f &= f - 1u;
+            if ((int64_t)i * O <= last)
+                for (o = 0; o < SNN_FEW_O; o++)
+                    a[o] = (uint16_t)(a[o] + (uint16_t)wr[o]);
+            else
+                for (o = 0; o < nb; o++)
+                    a[o] = (uint16_t)(a[o] + (uint16_t)wr[o]);
+        }
+    }
+    for (o = 0; o < nb; o++)
+        acc[o] = (int16_t)(acc[o] + ((int32_t)(a[o] ^ 0x8000u) - 0x8000));
+}
+
 /* What synapse s of layer L adds into the tile rows [lo, hi), columns [xlo, xhi). */
 static snn_acc_ctx acc_ctx(const snn_layer_t *L, const snn_syn_t *s, int32_t lo, int32_t hi, int32_t xlo,
                            int32_t xhi)
@@ -1075,7 +1114,12 @@ static void accumulate(const snn_layer_t *L, int32_t lo, int32_t hi, int32_t xlo
             conv_scatter(&q, tl->type);
         else
             switch (tl->type) {
-            case SNN_I16: dense_acc16(&q); break;
+            case SNN_I16:
+                if (s->bits == 8 && s->x->fmt == SNN_U1 && hi - lo <= SNN_FEW_O)
+                    dense_few16(&q);
+                else
+                    dense_acc16(&q);
+                break;
             case SNN_I32: dense_acc32(&q); break;
             default: dense_acc64(&q); break;
             }
