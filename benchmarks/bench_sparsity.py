@@ -63,15 +63,26 @@ def trained_rows(gates: Path, more: Path) -> list:
             ("trained: all three, more (0.5, 0.5)", "s", {"neg_mask": True, "spatial_sparsity": 0.5, **m}, True)]
 
 
+#: images per reference run: a run keeps every layer's spikes of its images (int64), which
+#: for 10000 images at once took 22 GB
+BATCH = 500
+
+
+def predictions(g, x) -> np.ndarray:
+    """The reference's class predictions, BATCH images at a time."""
+    from snncc.reference import interpreter as R
+
+    return np.concatenate([R.predict(g, R.run(g, x[i:i + BATCH])) for i in range(0, len(x), BATCH)])
+
+
 def measure(model: Path, base: dict, masks: dict, x, y, out: Path, calib: str) -> dict:
     from snncc.compiler import compile as do_compile
-    from snncc.reference import interpreter as R
     from snncc.reports.report import build_report
 
     b = do_compile(str(model), (1, 1, 28, 28), target="c", out=str(out), config={**base, **masks,
                                                                                  "mask_calib": calib})
     g = b.graph
-    acc = float((R.predict(g, R.run(g, x)) == y).mean())
+    acc = float((predictions(g, x) == y).mean())
     rep = build_report(g, x, "test")
     o = rep["ops"]
     return {"accuracy": acc, "acs": o["acs_per_sample"], "macs": o["macs_per_sample"],
@@ -99,7 +110,8 @@ def time_c(builds: dict[str, Path], x: np.ndarray, rounds: int) -> dict[str, dic
         runs[label] = c_runner(b, x, man)
         _, data = runs[label](["--output-only"])
         got = parse_output(data, man, False, output_only=True)["output"]
-        if not np.array_equal(got, R.run(g, x)["output"]):
+        ref = np.concatenate([R.run(g, x[i:i + BATCH])["output"] for i in range(0, len(x), BATCH)])
+        if not np.array_equal(got, ref):
             raise SystemExit(f"C output differs from the reference for {label}")
     best = {k: (float("inf"), float("inf")) for k in runs}
     for _ in range(rounds):
