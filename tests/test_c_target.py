@@ -663,6 +663,15 @@ KERNEL_CASES = {
     "conv_channel_scale_w8": lambda: _conv_case("conv_channel_scale_w8", (2, 3, 7), "direct", 5, 2, (1, 1),
                                                 groups=2),
     "dense_spikes_acc64": lambda: _dense_case("dense_spikes_acc64", 40, "spikes", 1, 5, wbits=32),
+    # the image layer's AVX2 path (conv_image32: 8-bit pixels, <= 4 channels per group, blocks
+    # of 16 outputs, two taps per multiply-add): two groups of 32 outputs with stride 2, an odd
+    # tap count (5x5) with two border columns and rows, dilation, an image smaller than its kernel
+    "conv_image_g2_o32_s2": lambda: _conv_case("conv_image_g2_o32_s2", (4, 11, 13), "direct", 8, 64, (3, 3),
+                                               stride=(2, 2), padding=(1, 1), groups=2),
+    "conv_image_5x5": lambda: _conv_case("conv_image_5x5", (1, 12, 12), "direct", 8, 16, (5, 5), padding=(2, 2)),
+    "conv_image_dilated": lambda: _conv_case("conv_image_dilated", (3, 10, 9), "direct", 8, 16, (3, 3),
+                                             dilation=(2, 1), padding=(2, 1)),
+    "conv_image_tiny": lambda: _conv_case("conv_image_tiny", (1, 2, 3), "direct", 8, 16, (3, 3), padding=(1, 1)),
     # spikes into an int16 tile of at most 16 outputs (the runtime's dense_few16: fixed-width
     # adds of 16 weights): a readout of 10, and 260 outputs whose last tile holds 4 (from 256)
     "dense_few_o10": lambda: _dense_case("dense_few_o10", 63, "spikes", 1, 10),
@@ -724,12 +733,26 @@ def kernel_builds(tmp_path_factory):
 KERNEL_ACC = {"conv_spikes_span": "int16", "conv_pixels_w16": "int32", "conv_acc64": "int64", "conv_w32": "int32",
               "conv_acc64_i64_input": "int64", "conv_i32_input": "int32", "dense_i64_acc64": "int64",
               "dense_i32_acc32": "int32", "dense_spikes_acc64": "int64", "dense_spikes_w8": "int16",
-              "lif_wide_constants": "int64", "dense_few_o10": "int16", "dense_few_tail_o260": "int16"}
+              "lif_wide_constants": "int64", "dense_few_o10": "int16", "dense_few_tail_o260": "int16",
+              "conv_image_g2_o32_s2": "int32", "conv_image_5x5": "int32", "conv_image_dilated": "int32",
+              "conv_image_tiny": "int32"}
 
 
 @pytest.mark.parametrize("name", sorted(FAST_KERNELS | set(KERNEL_ACC)))
 def test_kernel_path(name, kernel_builds):
     _kernel_case(name, *kernel_builds[name])
+
+
+@pytest.mark.parametrize("name", ["conv_image_5x5", "conv_image_g2_o32_s2"])
+def test_image_layer_portable_path(name, tmp_path):
+    """The image layer built with -DSNNCC_PORTABLE runs the portable tap-major gather (what
+    every target without AVX2 runs) where the cases above run conv_image32 on an AVX2 host:
+    both are the reference bit for bit."""
+    g = KERNEL_CASES[name]()
+    out = tmp_path / "c"
+    ctarget.emit(g, out)
+    ctarget.build(out, extra_cflags=("-DSNNCC_PORTABLE",))
+    _kernel_case(name, g, out)
 
 
 @pytest.mark.slow
@@ -940,7 +963,7 @@ def test_unit_formats_roundtrip_and_probe_output(rt):
 SANITIZED_KERNEL_CASES = ("conv_bands_span", "conv_bands_strided", "conv_padding_beyond_kernel",
                           "conv_acc64_i64_input", "lif_saturate_wrap", "lif_one_pass_s16_c8", "lif_one_pass_s32_c4_i32",
                           "ring_residual", "ring_5x5_wide_u", "ring_counts_spatial", "dense_few_o10",
-                          "dense_few_tail_o260")
+                          "dense_few_tail_o260", "conv_image_g2_o32_s2", "conv_image_5x5")
 
 
 @pytest.mark.slow

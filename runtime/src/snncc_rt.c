@@ -983,6 +983,14 @@ SNN_DEFINE_CONV_ACC(conv_acc64, int64_t)
                 }                                                                           \
             }                                                                               \
     }
+/* the image layer's x86 path (conv_image32 below) where AVX2 is there */
+#if defined(__AVX2__) && !defined(SNNCC_PORTABLE)
+static int conv_image32(const snn_acc_ctx *q);
+#define SNN_IMAGE32(q) conv_image32(q)
+#else
+#define SNN_IMAGE32(q) 0
+#endif
+#define SNN_IMAGE16(q) 0
 #define SNN_DEFINE_CONV_GATHERS(SFX, ACC_T)                                                 \
     SNN_DEFINE_CONV_GATHER(conv_gather##SFX##_u8, ACC_T, uint8_t, int16_t)                  \
     SNN_DEFINE_CONV_GATHER(conv_gather##SFX##_s8, ACC_T, int8_t, int16_t)                   \
@@ -996,7 +1004,10 @@ SNN_DEFINE_CONV_ACC(conv_acc64, int64_t)
     {                                                                                       \
         const int few = q->cg <= SNN_FEW_C;                                                 \
         switch (q->s->x->fmt) {                                                             \
-        case SNN_U8: (few ? conv_taps##SFX##_u8 : conv_gather##SFX##_u8)(q); return 1;      \
+        case SNN_U8:                                                                        \
+            if (!(few && SNN_IMAGE##SFX(q)))                                                \
+                (few ? conv_taps##SFX##_u8 : conv_gather##SFX##_u8)(q);                     \
+            return 1;                                                                       \
         case SNN_S8: (few ? conv_taps##SFX##_s8 : conv_gather##SFX##_s8)(q); return 1;      \
         case SNN_U16: (few ? conv_taps##SFX##_u16 : conv_gather##SFX##_u16)(q); return 1;   \
         case SNN_S16: (few ? conv_taps##SFX##_s16 : conv_gather##SFX##_s16)(q); return 1;   \
@@ -1005,6 +1016,120 @@ SNN_DEFINE_CONV_ACC(conv_acc64, int64_t)
     }
 SNN_DEFINE_CONV_GATHERS(16, int16_t)
 SNN_DEFINE_CONV_GATHERS(32, int32_t)
+
+/* x86 with AVX2 only (every other target, and -DSNNCC_PORTABLE, keep the tap-major gather
+ * above): the image layer (8-bit unsigned pixels, few input channels per group, 8-bit
+ * weights, an int32_t tile, output channels per group in blocks of 16) pixel by pixel, two
+ * taps per multiply.  _mm256_madd_epi16 multiplies the pixel pair (x_m, x_m+1), broadcast,
+ * with the weight pairs (w_m[o], w_m+1[o]) of 8 outputs and adds each pair into the output's
+ * int32 lane: 16 outputs take two multiply-adds and two adds per two taps and keep their
+ * sums in registers, where the portable loop took a multiply, two widenings, two adds and the
+ * tile's load and store per tap.  Every product and pair sum is exact in int32 (|x w| <=
+ * 255 * 128), and so is any order of the sums (the emitter proves every partial sum fits the
+ * tile's int32_t).  An odd last tap pairs with weight 0; at the border the taps in the
+ * padding read pixel 0.  Returns 0 (nothing done) where it does not apply. */
+#if defined(__AVX2__) && !defined(SNNCC_PORTABLE)
+#include <immintrin.h>
+#define SNN_IMG_TAPS 32      /* kh kw cg at most */
+#define SNN_IMG_WPAIRS 128   /* weight vectors (groups x blocks x pairs x 2) on the stack: 4 KB */
+static int conv_image32(const snn_acc_ctx *q)
+{
+    const snn_syn_t *s = q->s;
+    const snn_tensor_t *t = s->x;
+    const uint8_t *x = (const uint8_t *)t->data;
+    const int8_t *w = (const int8_t *)s->w;
+    const int32_t C = t->c, O = q->O, og = q->og, cg = q->cg, kh = s->kh, kw = s->kw, groups = s->groups;
+    const int32_t nt = kh * kw * cg, np = (nt + 1) / 2, nblk = og / 16, xlo = q->xlo, xhi = q->xhi;
+    int32_t off[SNN_IMG_TAPS + 1], woff[SNN_IMG_TAPS], ty[SNN_IMG_TAPS + 1], tx[SNN_IMG_TAPS + 1],
+        tc[SNN_IMG_TAPS + 1];
+    uint32_t pair[SNN_IMG_TAPS / 2];
+    __m256i wv[SNN_IMG_WPAIRS];
+    int32_t oy, ox, g, b, i, j, c, m, k, h;
+    if (s->bits != 8 || t->fmt != SNN_U8 || og % 16 != 0 || nt > SNN_IMG_TAPS ||
+        (int64_t)groups * nblk * np * 2 > SNN_IMG_WPAIRS)
+        return 0;
+    for (i = 0, m = 0; i < kh; i++)
+        for (j = 0; j < kw; j++)
+            for (c = 0; c < cg; c++, m++) {
+                off[m] = (i * s->dh * t->w + j * s->dw) * C + c;
+                woff[m] = ((c * kh + i) * kw + kw - 1 - j) * og;
+                ty[m] = i * s->dh;
+                tx[m] = j * s->dw;
+                tc[m] = c;
+            }
+    off[nt] = 0; /* an odd last tap's partner: the first tap's pixel, times weight 0 */
+    ty[nt] = tx[nt] = tc[nt] = 0;
+    for (g = 0; g < groups; g++)
+        for (b = 0; b < nblk; b++)
+            for (m = 0; m < np; m++)
+                for (h = 0; h < 2; h++) {
+                    int16_t v[16];
+                    const int8_t *wg = w + g * cg * kh * kw * og + b * 16 + h * 8;
+                    for (k = 0; k < 8; k++) {
+                        v[2 * k] = wg[woff[2 * m] + k];
+                        v[2 * k + 1] = (int16_t)(2 * m + 1 < nt ? wg[woff[2 * m + 1] + k] : 0);
+                    }
+                    wv[((g * nblk + b) * np + m) * 2 + h] = _mm256_loadu_si256((const __m256i *)v);
+                }
+    for (oy = q->lo; oy < q->hi; oy++) {
+        const int32_t y0 = oy * s->sh - s->ph;
+        int32_t *arow = (int32_t *)q->acc + (oy - q->lo) * (xhi - xlo) * O;
+        int32_t ia = xlo, ib = xhi; /* the outputs whose taps are all inside the input */
+        if (y0 < 0 || y0 + (kh - 1) * s->dh >= t->h)
+            ib = ia;
+        while (ia < ib && ia * s->sw - s->pw < 0)
+            ia++;
+        while (ib > ia && (ib - 1) * s->sw - s->pw + (kw - 1) * s->dw >= t->w)
+            ib--;
+        for (ox = xlo; ox < xhi; ox++) { /* at the border: the taps outside read 0 */
+            const int32_t x0 = ox * s->sw - s->pw;
+            if (ox == ia && ia < ib)
+                ox = ib - 1; /* the inside ones below */
+            else
+                for (g = 0; g < groups; g++) {
+                    for (m = 0; m < 2 * np; m++) {
+                        const int32_t iy = y0 + ty[m], ix = x0 + tx[m];
+                        const uint32_t v = iy >= 0 && iy < t->h && ix >= 0 && ix < t->w
+                                               ? x[(iy * t->w + ix) * C + g * cg + tc[m]] : 0u;
+                        pair[m >> 1] = (m & 1) ? pair[m >> 1] | v << 16 : v;
+                    }
+                    for (b = 0; b < nblk; b++) {
+                        int32_t *ap = arow + (ox - xlo) * O + g * og + b * 16;
+                        const __m256i *wq = wv + (g * nblk + b) * np * 2;
+                        __m256i a0 = _mm256_loadu_si256((const __m256i *)ap);
+                        __m256i a1 = _mm256_loadu_si256((const __m256i *)(ap + 8));
+                        for (m = 0; m < np; m++) {
+                            const __m256i px = _mm256_set1_epi32((int32_t)pair[m]);
+                            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(px, wq[2 * m]));
+                            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(px, wq[2 * m + 1]));
+                        }
+                        _mm256_storeu_si256((__m256i *)ap, a0);
+                        _mm256_storeu_si256((__m256i *)(ap + 8), a1);
+                    }
+                }
+        }
+        for (g = 0; g < groups; g++)
+            for (b = 0; b < nblk; b++) {
+                const __m256i *wq = wv + (g * nblk + b) * np * 2;
+                const uint8_t *xb = x + (y0 * t->w + ia * s->sw - s->pw) * C + g * cg;
+                int32_t *ap = arow + (ia - xlo) * O + g * og + b * 16;
+                for (ox = ia; ox < ib; ox++, xb += s->sw * C, ap += O) {
+                    __m256i a0 = _mm256_loadu_si256((const __m256i *)ap);
+                    __m256i a1 = _mm256_loadu_si256((const __m256i *)(ap + 8));
+                    for (m = 0; m < np; m++) {
+                        const __m256i px = _mm256_set1_epi32((int32_t)((uint32_t)xb[off[2 * m]] |
+                                                                       (uint32_t)xb[off[2 * m + 1]] << 16));
+                        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(px, wq[2 * m]));
+                        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(px, wq[2 * m + 1]));
+                    }
+                    _mm256_storeu_si256((__m256i *)ap, a0);
+                    _mm256_storeu_si256((__m256i *)(ap + 8), a1);
+                }
+            }
+    }
+    return 1;
+}
+#endif
 
 /* One dense synapse into a tile: every nonzero input (storage order) once. */
 #define SNN_DEFINE_DENSE_ACC(NAME, EVENT_FN)                                                \
