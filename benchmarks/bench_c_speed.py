@@ -145,10 +145,10 @@ def main(argv=None) -> int:
     got = parse_output(raw, man, False)
     exact = sorted(got) == sorted(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)
     torch_keys = [k for k in best if k.startswith("PyTorch")]
-    best_batch = min((k for k in torch_keys if not k.endswith(" 1")), key=best.get)
+    best_batch = min(torch_keys, key=best.get)  # the best batch size, 1 included
     c_best = min(v for k, v in best.items() if k.startswith("C"))
     c_cpu = min(v for k, v in cpu.items() if k.startswith("C"))
-    best_cpu = min((k for k in torch_keys if not k.endswith(" 1")), key=cpu.get)
+    best_cpu = min(torch_keys, key=cpu.get)
     print(f"\nFashion-MNIST example, {len(x)} test images, T = {steps}, one thread; ms per image (best of "
           f"{args.rounds} interleaved rounds), wall time and CPU time (CPU time: not inflated by "
           f"waiting for a core on a loaded machine)")
@@ -156,8 +156,9 @@ def main(argv=None) -> int:
     for k, v in best.items():
         print(f"  {k:40s} {v:8.3f}   C is {v / c_best:6.2f}x faster {cpu[k]:8.3f}   C is {cpu[k] / c_cpu:6.2f}x "
               f"faster")
-    print(f"\nC vs PyTorch eager batch 1: {best['PyTorch eager batch 1'] / c_best:.2f}x wall, "
-          f"{cpu['PyTorch eager batch 1'] / c_cpu:.2f}x CPU (target >= 10x)")
+    if "PyTorch eager batch 1" in best:
+        print(f"\nC vs PyTorch eager batch 1: {best['PyTorch eager batch 1'] / c_best:.2f}x wall, "
+              f"{cpu['PyTorch eager batch 1'] / c_cpu:.2f}x CPU (target >= 10x)")
     print(f"C vs PyTorch eager at its best batch: {best[best_batch] / c_best:.2f}x wall (batch "
           f"{best_batch.split()[-1]}), {cpu[best_cpu] / c_cpu:.2f}x CPU (batch {best_cpu.split()[-1]}) "
           f"(target >= 3x)")
