@@ -527,7 +527,8 @@ SNN_DEFINE_AXPY(add16_ww, mac16_ww, int16_t, int16_t)
 SNN_DEFINE_AXPY(add32_ww, mac32_ww, int32_t, int32_t)
 SNN_DEFINE_AXPY(add64_ww, mac64_ww, int64_t, int64_t)
 
-/* weights i0 .. i0 + n - 1 of a packed array, decoded (4-bit runs two at a time) */
+/* weights i0 .. i0 + n - 1 of a packed array (LSB first, as wget reads them), decoded:
+ * 4-bit runs two at a time, other widths below 16 bits through a window of bits */
 #define SNN_DEFINE_DECODE(NAME, T)                                                          \
     static void NAME(T *restrict dst, const uint8_t *restrict w, uint32_t i0, int32_t n,    \
                      uint32_t bits)                                                         \
@@ -538,6 +539,24 @@ SNN_DEFINE_AXPY(add64_ww, mac64_ww, int64_t, int64_t)
             for (; k + 2 <= n; k += 2) {                                                    \
                 dst[k] = (T)((int32_t)((b[k >> 1] & 15u) ^ 8u) - 8);                        \
                 dst[k + 1] = (T)((int32_t)((b[k >> 1] >> 4) ^ 8u) - 8);                     \
+            }                                                                               \
+        }                                                                                   \
+        if (k == 0 && bits < 16) { /* a bit window refilled a byte at a time */              \
+            const uint64_t bit0 = (uint64_t)i0 * bits;                                      \
+            const uint8_t *restrict b = w + (bit0 >> 3);                                    \
+            const uint32_t mask = (1u << bits) - 1u, sign = 1u << (bits - 1u);              \
+            uint32_t have = 8u - (uint32_t)(bit0 & 7u);                                     \
+            uint32_t win = (uint32_t)*b++ >> (bit0 & 7u);                                   \
+            for (; k < n; k++) {                                                            \
+                uint32_t v;                                                                 \
+                while (have < bits) { /* the bytes this field spans: inside the array */    \
+                    win |= (uint32_t)*b++ << have;                                          \
+                    have += 8u;                                                             \
+                }                                                                           \
+                v = win & mask;                                                             \
+                win >>= bits;                                                               \
+                have -= bits;                                                               \
+                dst[k] = (T)((int32_t)(v ^ sign) - (int32_t)sign);                          \
             }                                                                               \
         }                                                                                   \
         for (; k < n; k++)                                                                  \
