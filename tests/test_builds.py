@@ -36,6 +36,7 @@ def model_file(tmp_path, example_model):
     return p
 
 
+@pytest.mark.slow  # three compiles in parallel processes on 2 cores: 15 s
 def test_two_compiles_into_one_out(tmp_path, model_file):
     """Two processes compile into the same --out at once: each either finishes or is refused
     with a clear message (never a traceback), and what is left is one whole build."""
@@ -52,6 +53,7 @@ def test_two_compiles_into_one_out(tmp_path, model_file):
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".b.part")]
 
 
+@pytest.mark.slow  # two compiles: 9 s
 def test_disk_full_leaves_the_previous_build(tmp_path, model_file, monkeypatch, capsys):
     """ENOSPC half way through writing: exit 2 with the reason, and the old build is
     byte for byte what it was (and still verifies)."""

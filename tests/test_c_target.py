@@ -1064,6 +1064,7 @@ def test_a_binary_for_another_cpu_is_rebuilt(tmp_path, monkeypatch):
     assert runner._stale(binary, out)
 
 
+@pytest.mark.slow  # compiles the runtime twice without the cache: 13 s
 def test_the_runtime_is_compiled_once_and_cached(tmp_path, monkeypatch):
     """snncc_rt.c is the same in every build: its object is cached by content, compiler and
     flags; a build from the cache is the same binary; a runtime that does not compile is

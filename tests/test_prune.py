@@ -178,6 +178,7 @@ def _has_lava() -> bool:
         return False
 
 
+@pytest.mark.slow  # verify on every target (Lava and the Cortex-M4 included): 28 s; test_netx_and_nir_emit_the_smaller_model verifies a pruned build in the fast suite
 def test_pruned_build_is_exact_on_every_target_and_reported(pruned_build, pixels, tmp_path, capsys):
     x = tmp_path / "x.npy"
     np.save(x, pixels[:3])
