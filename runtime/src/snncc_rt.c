@@ -1843,10 +1843,12 @@ static void gate_prior(const snn_lif_t *p)
     int32_t i, j;
     if (p->gate_w == 0)
         return;
-    for (j = 0; j < C; j++)
+    for (j = 0; j < C; j++) {
         sum[j] = 0;
-    for (i = 0; i < p->v->n; i++)
-        sum[i % C] += ld(p->v, i) * (coded ? cget(p->level, p->wide, i % C) : 1);
+        keep[j] = coded ? cget(p->level, p->wide, j) : 1; /* the value of a code (keep: free until below) */
+    }
+    for (i = 0, j = 0; i < p->v->n; i++, j = j + 1 == C ? 0 : j + 1) /* j = i % C */
+        sum[j] += ld(p->v, i) * keep[j];
     for (i = 0; i < C; i++) {
         z[i] = 0;
         for (j = 0; j < C; j++)
