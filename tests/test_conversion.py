@@ -239,6 +239,7 @@ def test_activation_in_an_snn_compile_points_to_convert(example_model):
 EXAMPLE_ANN = ROOT / "examples" / "fashion_mnist_ann" / "model.pt"
 
 
+@pytest.mark.slow  # conversion with calibration, then verify: 10 s
 def test_cli_compiles_the_shipped_ann_as_the_issue_writes_it(tmp_path):
     """`snncc compile ann.pt --convert --steps 8 --calib fashion-mnist:N` (the input shape
     from the calibration data), then `snncc verify`: c and onnx equal the reference."""

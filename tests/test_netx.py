@@ -264,6 +264,7 @@ def test_periodic_reset_reference_equals_lava(tmp_path):
         np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
 
 
+@pytest.mark.slow  # verify on every target: 8 s
 def test_cli_compiles_a_netx_file_with_a_periodic_reset(tmp_path, capsys):
     from snncc.cli import main
 
@@ -394,6 +395,7 @@ def test_bias_driven_input_pool_and_average_import(tmp_path):
     np.testing.assert_array_equal(res["output"][:, 1:], counts[:, :-1] << 6)
 
 
+@pytest.mark.slow  # every target, Lava included: 8 s
 def test_bias_driven_netx_network_is_bit_exact_on_every_target(tmp_path):
     """The issue-16 network (bias-driven image input, pool, delays, average) compiled
     without editing the file and verified on reference, C, ONNX and Lava."""

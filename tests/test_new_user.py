@@ -23,6 +23,7 @@ def _cli(*args) -> int:
     return main([str(a) for a in args])
 
 
+@pytest.mark.slow  # the headline compile to lava and c, then verify: 17 s
 def test_headline_command_verbatim(tmp_path, monkeypatch, capsys):
     """`snncc compile examples/fashion_mnist/model.pt --target lava`: no --input-shape (the
     example stores its shape), no hardware findings (biases on Loihi's grid), only the
