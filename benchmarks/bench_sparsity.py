@@ -68,11 +68,18 @@ def trained_rows(gates: Path, more: Path) -> list:
 BATCH = 500
 
 
-def predictions(g, x) -> np.ndarray:
-    """The reference's class predictions, BATCH images at a time."""
+def reference_runs(g, x):
+    """The reference's runs of x, BATCH images at a time (one at a time in memory)."""
     from snncc.reference import interpreter as R
 
-    return np.concatenate([R.predict(g, R.run(g, x[i:i + BATCH])) for i in range(0, len(x), BATCH)])
+    return (R.run(g, x[i:i + BATCH]) for i in range(0, len(x), BATCH))
+
+
+def predictions(g, x) -> np.ndarray:
+    """The reference's class predictions."""
+    from snncc.reference import interpreter as R
+
+    return np.concatenate([R.predict(g, r) for r in reference_runs(g, x)])
 
 
 def measure(model: Path, base: dict, masks: dict, x, y, out: Path, calib: str) -> dict:
@@ -100,7 +107,6 @@ def time_c(builds: dict[str, Path], x: np.ndarray, rounds: int) -> dict[str, dic
     from bench_c_speed import c_runner
 
     from snncc.builds import load_build
-    from snncc.reference import interpreter as R
     from snncc.targets.c.runner import parse_output
 
     runs = {}
@@ -110,8 +116,7 @@ def time_c(builds: dict[str, Path], x: np.ndarray, rounds: int) -> dict[str, dic
         runs[label] = c_runner(b, x, man)
         _, data = runs[label](["--output-only"])
         got = parse_output(data, man, False, output_only=True)["output"]
-        ref = np.concatenate([R.run(g, x[i:i + BATCH])["output"] for i in range(0, len(x), BATCH)])
-        if not np.array_equal(got, ref):
+        if not np.array_equal(got, np.concatenate([r["output"] for r in reference_runs(g, x)])):
             raise SystemExit(f"C output differs from the reference for {label}")
     best = {k: (float("inf"), float("inf")) for k in runs}
     for _ in range(rounds):
@@ -165,12 +170,16 @@ def main(argv=None) -> int:
                                                                     "channel_threshold", "channel_gates")}
     rows = POST + (trained_rows(Path(args.gates), Path(args.gates_more)) if "s" in bases else [])
     rows = [r for r in rows if r[0] == "no mask" or not args.only or args.only in r[0]]
-    if args.val:
-        from snncc.data import load
-        xtr, ytr = load("fashion-mnist", "train")
-        if not 0 < args.images <= args.val < len(xtr):
-            raise SystemExit(f"--val {args.val} --images {args.images}: need 0 < images <= val < {len(xtr)}")
-        x, y = xtr[len(xtr) - args.val:][:args.images], ytr[len(xtr) - args.val:][:args.images]
+    if args.val:  # the trainer's own val split (snncc.train.data.load_dataset)
+        from snncc.errors import DatasetError
+        from snncc.train.data import load_dataset
+        try:
+            d = load_dataset("fashion-mnist", val=args.val)
+        except DatasetError as e:
+            raise SystemExit(f"--val {args.val}: {e}")
+        if not 0 < args.images <= args.val:
+            raise SystemExit(f"--val {args.val} --images {args.images}: need 0 < images <= val")
+        x, y = d["x_val"][:args.images], d["y_val"][:args.images]
     else:
         _, x, y = load_test_spec(f"fashion-mnist:{args.images}", (1, 28, 28))
     tmp = Path(tempfile.mkdtemp(prefix="snncc-sparsity-"))
