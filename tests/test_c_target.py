@@ -492,9 +492,12 @@ def _dense_case(name, n_in, enc, bits, o, wbits=8, pre_bits=None, **kw) -> Graph
     return g
 
 
-def _lif_case(u_ovf: str, v_ovf: str, shape: tuple, du: int, reset: str, quant: str = "none") -> Graph:
-    """Spikes -> conv/dense -> IntLIF with small registers that overflow -> readout."""
-    name = f"lif_{u_ovf}_{v_ovf}_{'x'.join(map(str, shape))}_{du}_{reset}_{quant}"
+def _lif_case(u_ovf: str, v_ovf: str, shape: tuple, du: int, reset: str, quant: str = "none",
+              masks: bool = False) -> Graph:
+    """Spikes -> conv/dense -> IntLIF with small registers that overflow -> readout.
+    ``masks``: SpQuant-SNN's three (negative, spatial with a constant current u_bias in the
+    compared |a|, a random channel gate), on chunks whose channel runs cross chunk ends."""
+    name = f"lif_{u_ovf}_{v_ovf}_{'x'.join(map(str, shape))}_{du}_{reset}_{quant}{'_masks' * masks}"
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     g, cur = _g(name, shape, steps=6)
     if len(shape) == 3:
@@ -512,6 +515,10 @@ def _lif_case(u_ovf: str, v_ovf: str, shape: tuple, du: int, reset: str, quant: 
                  threshold=vec(-20, 200), bias=vec(-30, 30), reset=reset, reset_value=vec(0, 300),
                  v_init=vec(-100, 100), state_quant=quant, state_level=vec(1, 200), u_bits=9, u_overflow=u_ovf,
                  v_bits=10, v_overflow=v_ovf)
+    if masks:
+        lif = dataclasses.replace(lif, neg_mask=True, spatial_level=40, u_bias=vec(-60, 60),
+                                  gate_weight=rng.integers(-3, 4, (ch, ch), dtype=np.int64),
+                                  gate_level=rng.integers(-400, 400, ch, dtype=np.int64))
     return _readout_after(g, g.add("lif", lif, [cur]), rng)
 
 
@@ -695,6 +702,27 @@ for _i, (_u, _v) in enumerate(OVERFLOW_PAIRS):  # hw = 99 (> one chunk), 15 (run
                                       _lif_case(u, v, s, d, r))
 KERNEL_CASES["lif_ternary_hw99"] = lambda: _lif_case("wrap", "saturate", (2, 9, 11), DECAY_ONE, "subtract", "ternary")
 KERNEL_CASES["lif_binary_dense"] = lambda: _lif_case("saturate", "wrap", (40,), DECAY_ONE, "zero", "binary")
+# the masks in the chunked update (lif_chunk32's SNN_MASKS): a ternary code, a current state
+KERNEL_CASES["lif_masks_ternary_c3"] = lambda: _lif_case("wrap", "saturate", (2, 9, 11), DECAY_ONE, "subtract",
+                                                         "ternary", masks=True)
+KERNEL_CASES["lif_masks_dense_u"] = lambda: _lif_case("saturate", "wrap", (40,), 1000, "zero", masks=True)
+
+
+def _masks_wide_case() -> Graph:
+    """The masks in lif_chunk64 (40-bit registers), 150 neurons: runs of channels cross the
+    chunks (the gate's sums of the membrane prior and its keep flags by channel)."""
+    rng = np.random.default_rng(17)
+    g, x = _g("lif_masks_wide", (40,), steps=6)
+    syn = g.add("syn", IntDense(weight=_w(rng, (150, 40), 7), weight_bits=7), [x])
+    lif = IntLIF(threshold=rng.integers(40 << 20, 120 << 20, 150), du=1000, dv=200, act_shift=20, reset="zero",
+                 v_init=rng.integers(-(40 << 20), 40 << 20, 150), bias=rng.integers(-(5 << 20), 5 << 20, 150),
+                 u_bias=rng.integers(-(30 << 20), 30 << 20, 150), u_bits=40, v_bits=40, neg_mask=True,
+                 spatial_level=40, gate_weight=rng.integers(-3, 4, (150, 150)),
+                 gate_level=rng.integers(-(3000 << 20), 3000 << 20, 150))
+    return _readout_after(g, g.add("lif", lif, [syn]), rng)
+
+
+KERNEL_CASES["lif_masks_wide"] = _masks_wide_case
 # the one-pass neuron update: v formats S16 / S24 / S32, int16 / int32 tiles (wide weights),
 # shift / multiply decay, constants laid out over the chunk (8 or 4 channels) or per run
 ONE_PASS = {"lif_one_pass_s16_c8": ((3, 9, 11), 8, 7, 12, 2048, "zero"),
@@ -720,6 +748,7 @@ for _k, (_s, _o, _c, _kw, _r) in RING.items():
 FAST_KERNELS = {"add4", "conv_gather_signed_groups", "conv_gather_o24_stride2", "conv_depthwise_3x3",
                 "conv_strided_dilated_groups", "conv_bands_span", "dense_spikes_w3",
                 "lif_ternary_hw99", "lif_binary_dense", "lif_wrap_lava_wrap_lava", "maxpool_i16", "sumpool_i8_inside",
+                "lif_masks_ternary_c3", "lif_masks_dense_u", "lif_masks_wide",
                 *ONE_PASS, *RING}
 
 
@@ -788,6 +817,8 @@ def _kernel_case(name: str, g, out) -> None:
         assert last["weight_bits"] == [8] and last["tile_rows"] <= 256 and g.shapes()["fc"][0] % last["tile_rows"] <= 16
     if name == "lif_wide_constants":
         assert last["update"] == "int64" and "static const int64_t snn_const_" in (out / "model.c").read_text()
+    if name == "lif_masks_wide":  # the masks in lif_chunk64
+        assert [layer["update"] for layer in man["layers"] if layer["name"] == "lif"] == ["int64"]
     if name in RING:
         assert [layer["tile_ring"] for layer in man["layers"] if layer["name"] == "lif"] == [RING[name][-1]]
     if name in ONE_PASS:  # what lif_fusable asks of the layer, as the manifest shows it
@@ -963,7 +994,8 @@ def test_unit_formats_roundtrip_and_probe_output(rt):
 SANITIZED_KERNEL_CASES = ("conv_bands_span", "conv_bands_strided", "conv_padding_beyond_kernel",
                           "conv_acc64_i64_input", "lif_saturate_wrap", "lif_one_pass_s16_c8", "lif_one_pass_s32_c4_i32",
                           "ring_residual", "ring_5x5_wide_u", "ring_counts_spatial", "dense_few_o10",
-                          "dense_few_tail_o260", "conv_image_g2_o32_s2", "conv_image_5x5")
+                          "dense_few_tail_o260", "conv_image_g2_o32_s2", "conv_image_5x5", "lif_masks_ternary_c3",
+                          "lif_masks_dense_u", "lif_masks_wide")
 
 
 @pytest.mark.slow

@@ -1410,9 +1410,50 @@ static void synapse_layer(const snn_layer_t *L)
     }                                                                                       \
     break
 
+/* BODY for every element k + i_ of a chunk of m elements from e0 (channel c_first =
+ * e0 % C), with c + i_ its channel: in runs of channels, so each inner loop is free of
+ * the channel's wrap-around and vectorizes (a loop over a whole chunk with c = (c + 1) %
+ * C does not). Uses k, c of the caller. */
+#define SNN_BY_CHANNEL(BODY)                                                                \
+    for (k = 0, c = c_first; k < m; c = 0) {                                                \
+        const int32_t e_ = k + min32(m - k, C - c);                                         \
+        int32_t i_;                                                                         \
+        for (i_ = 0; i_ < e_ - k; i_++) {                                                   \
+            BODY                                                                            \
+        }                                                                                   \
+        k = e_;                                                                             \
+    }
+
+/* SpQuant-SNN's masks (section 4.3; "sparsity masks" below) on a chunk after its update,
+ * on v as it will be stored (a code or a value), branch-free:
+ * spatial (SK: the skip flags, then v and u as loaded): a skipped neuron keeps u, v and
+ * does not fire; negative: v < 0 -> 0, no spike; the channel gate (keep_c from gate_prior,
+ * before the step): channel c's spikes only where it is on. */
+#define SNN_MASKS(T)                                                                        \
+    if (SK)                                                                                 \
+        for (k = 0; k < m; k++) {                                                           \
+            const T f_ = -SK[k];                                                            \
+            V[k] = (V[k] & ~f_) | (SK[m + k] & f_);                                         \
+            S[k] &= ~f_;                                                                    \
+        }                                                                                   \
+    if (SK && has_u)                                                                        \
+        for (k = 0; k < m; k++)                                                             \
+            U[k] = (U[k] & ~-SK[k]) | (SK[2 * m + k] & -SK[k]);                             \
+    if (p->neg_mask)                                                                        \
+        for (k = 0; k < m; k++) {                                                           \
+            const T f_ = -(T)(V[k] < 0);                                                    \
+            V[k] &= ~f_;                                                                    \
+            S[k] &= ~f_;                                                                    \
+        }                                                                                   \
+    if (p->gate_w != 0) {                                                                   \
+        const int64_t *kp_ = p->gate_tmp + 2 * C;                                           \
+        SNN_BY_CHANNEL(S[k + i_] &= (T)kp_[c + i_];)                                        \
+    }
+
 #define SNN_DEFINE_LIF_CHUNK(NAME, T, SFX, LOAD, STORE)                                     \
     static void NAME(const snn_lif_t *p, const snn_tensor_t *out, int32_t e0, int32_t m,    \
-                     T *restrict A, T *restrict U, T *restrict V, T *restrict S)            \
+                     T *restrict A, T *restrict U, T *restrict V, T *restrict S,            \
+                     T *restrict SK)                                                        \
     {                                                                                       \
         const int32_t C = out->c, c_first = e0 % C;                                         \
         const T *thr = (const T *)(p->fires ? p->thr : p->bias);                            \
@@ -1426,11 +1467,16 @@ static void synapse_layer(const snn_layer_t *L)
         const int32_t v_sh = decay_shift(keep_v, sizeof(T));                                \
         int32_t k, c;                                                                       \
         LOAD(p->v, e0, m, V);                                                               \
+        if (SK) /* the spatial mask's saved state: v as stored (a code or a value) */       \
+            for (k = 0; k < m; k++)                                                         \
+                SK[m + k] = V[k];                                                           \
         if (coded)                                                                          \
-            for (k = 0, c = c_first; k < m; k++, c = c + 1 == C ? 0 : c + 1)                \
-                V[k] *= lvl[c];                                                             \
+            SNN_BY_CHANNEL(V[k + i_] *= lvl[c + i_];)                                       \
         if (has_u)                                                                          \
             LOAD(p->u, e0, m, U);                                                           \
+        if (SK && has_u)                                                                    \
+            for (k = 0; k < m; k++)                                                         \
+                SK[2 * m + k] = U[k];                                                       \
         switch (3 * p->u_ovf + p->v_ovf) { /* [u overflow][v overflow] */                   \
         case 0: SNN_LIF_RUNS(T, SFX, ovf_saturate##SFX, ovf_saturate##SFX, decay##SFX);          \
         case 1: SNN_LIF_RUNS(T, SFX, ovf_saturate##SFX, ovf_wrap##SFX, decay##SFX);              \
@@ -1442,14 +1488,13 @@ static void synapse_layer(const snn_layer_t *L)
         case 7: SNN_LIF_RUNS(T, SFX, ovf_wrap_lava##SFX, ovf_wrap##SFX, decay##SFX);             \
         default: SNN_LIF_RUNS(T, SFX, ovf_wrap_lava##SFX, ovf_wrap_lava##SFX, decay##SFX);       \
         }                                                                                   \
-        if (p->quant != SNN_QUANT_NONE) /* q = (2v >= L) - (2v <= -L); codes or q * L */    \
-            for (k = 0, c = c_first; k < m; k++, c = c + 1 == C ? 0 : c + 1) {              \
-                const T L_ = lvl[c];                                                        \
-                T q_ = (T)(2 * V[k] >= L_);                                                 \
-                if (p->quant == SNN_QUANT_TERNARY)                                          \
-                    q_ -= (T)(2 * V[k] <= -L_);                                             \
-                V[k] = coded ? q_ : q_ * L_;                                                \
-            }                                                                               \
+        if (p->quant != SNN_QUANT_NONE) { /* q = (2v >= L) - (2v <= -L); codes or q * L */  \
+            const T tern = p->quant == SNN_QUANT_TERNARY ? 1 : 0;                           \
+            SNN_BY_CHANNEL(const T L_ = lvl[c + i_]; const T x_ = 2 * V[k + i_];              \
+                           const T q_ = (T)(x_ >= L_) - (tern & (T)(x_ <= -L_));             \
+                           V[k + i_] = coded ? q_ : q_ * L_;)                                \
+        }                                                                                   \
+        SNN_MASKS(T)                                                                        \
         STORE(p->v, e0, m, V);                                                              \
         if (has_u)                                                                          \
             STORE(p->u, e0, m, U);                                                          \
@@ -1690,8 +1735,8 @@ static void lif_fused_span(const snn_layer_t *L, int32_t e0, int32_t n, int32_t 
         lif_fused32(L, &K, e0 + k, t0 + k, min32(ch, n - k), S, X);
 }
 
-static int spatial_mask(const snn_layer_t *L, int32_t e0, int32_t m, const void *A); /* sparsity masks */
-static void spatial_restore(const snn_layer_t *L, int32_t e0, int32_t m);
+static int spatial_flags32(const snn_lif_t *p, int32_t e0, int32_t m, const int32_t *A, int32_t *SK);
+static int spatial_flags64(const snn_lif_t *p, int32_t e0, int32_t m, const int64_t *A, int64_t *SK);
 
 /* The neuron update of elements e0 .. e0 + n - 1, whose current is in the tile's
  * accumulator from element t0 on (or only in stored inputs). */
@@ -1705,21 +1750,20 @@ static void lif_span(const snn_layer_t *L, int32_t e0, int32_t n, int32_t t0)
         return;
     }
     for (k = 0; k < n; k += m) {
-        int skip = 0;
         m = min32(ch, n - k);
         if (p->wide) {
-            int64_t *t = (int64_t *)p->tmp;
+            int64_t *t = (int64_t *)p->tmp, *sk = p->spatial_tmp;
             lif_input64(L, e0 + k, t0 + k, m, t, t + ch);
-            skip = p->spatial_level >= 0 && spatial_mask(L, e0 + k, m, t);
-            lif_chunk64(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch);
+            if (p->spatial_level < 0 || !spatial_flags64(p, e0 + k, m, t, sk))
+                sk = 0;
+            lif_chunk64(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch, sk);
         } else {
-            int32_t *t = (int32_t *)p->tmp;
+            int32_t *t = (int32_t *)p->tmp, *sk = (int32_t *)p->spatial_tmp;
             lif_input32(L, e0 + k, t0 + k, m, t, t + ch);
-            skip = p->spatial_level >= 0 && spatial_mask(L, e0 + k, m, t);
-            lif_chunk32(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch);
+            if (p->spatial_level < 0 || !spatial_flags32(p, e0 + k, m, t, sk))
+                sk = 0;
+            lif_chunk32(p, L->out, e0 + k, m, t, t + ch, t + 2 * ch, t + 3 * ch, sk);
         }
-        if (skip)
-            spatial_restore(L, e0 + k, m);
     }
 }
 
@@ -1784,44 +1828,39 @@ static void tnp_mask(const snn_layer_t *L, int64_t t)
 
 /* ------------------------------------------------------------------- sparsity masks */
 /* SpQuant-SNN section 4.3 (IntLIF docstring, docs/semantics.md "Sparsity masks").
- * Spatial (Eq. 21-22): a neuron whose input current |a| <= spatial_level keeps u, v
- * and does not fire; the update of a chunk runs branch-free, so the skipped neurons'
- * state is saved before it and put back after. The work saved is downstream: a silent
- * neuron adds nothing in the next layer's event-driven scatter (as do the channels the
- * gate switches off). A is a << act_shift + u_bias, so |a| <= level <=> |A - u_bias|
- * <= level << act_shift. */
-static int spatial_mask(const snn_layer_t *L, int32_t e0, int32_t m, const void *A)
-{
-    const snn_lif_t *p = (const snn_lif_t *)L->p;
-    const int32_t C = L->out->c;
-    const int64_t lim = p->spatial_level * ((int64_t)1 << p->act_shift);
-    int64_t *su = p->spatial_tmp, *sv = su + p->chunk, *skip = sv + p->chunk;
-    int32_t k, c, any = 0;
-    for (k = 0, c = e0 % C; k < m; k++, c = c + 1 == C ? 0 : c + 1) {
-        const int64_t a = (p->wide ? ((const int64_t *)A)[k] : ((const int32_t *)A)[k]) - cget(p->u_bias, p->wide, c);
-        skip[k] = (a < 0 ? -a : a) <= lim;
-        if (skip[k]) {
-            sv[k] = ld(p->v, e0 + k);
-            su[k] = p->u != 0 ? ld(p->u, e0 + k) : 0;
-            any = 1;
-        }
+ * Spatial (Eq. 21-22): a neuron whose input current |a| <= spatial_level keeps u and v
+ * and does not fire. The flags of a chunk (SK[k], 0 or 1) are computed from its current
+ * before the update; the update runs branch-free over the whole chunk and SNN_MASKS puts
+ * the skipped neurons' state back (lif_chunk32/64 save it as they load it). The work
+ * saved is downstream: a silent neuron adds nothing in the next layer's event-driven
+ * scatter (as do the channels the gate switches off and the negative mask's silenced
+ * neurons). A is a << act_shift + u_bias, so |a| <= level <=> |A - u_bias| <= level <<
+ * act_shift (in int64: the product may not fit the update's type). Returns whether any
+ * neuron of the chunk is skipped. */
+#define SNN_DEFINE_SPATIAL_FLAGS(NAME, T, T_MIN, T_MAX)                                    \
+    static int NAME(const snn_lif_t *p, int32_t e0, int32_t m, const T *restrict A,         \
+                    T *restrict SK)                                                         \
+    {                                                                                       \
+        const int32_t C = p->v->c, c_first = e0 % C;                                        \
+        const int64_t lim = p->spatial_level * ((int64_t)1 << p->act_shift);                \
+        const T *ub = (const T *)p->u_bias;                                                 \
+        int32_t k, c;                                                                       \
+        T any = 0;                                                                          \
+        if (ub == 0) { /* -lim <= A <= lim, the bounds clamped to T (A is a T) */           \
+            const T lo = lim > (int64_t)T_MAX ? T_MIN : (T)-lim;                            \
+            const T hi = lim > (int64_t)T_MAX ? T_MAX : (T)lim;                             \
+            for (k = 0; k < m; k++) {                                                       \
+                SK[k] = (T)(A[k] >= lo) & (T)(A[k] <= hi);                                  \
+                any |= SK[k];                                                               \
+            }                                                                               \
+        } else /* |A - u_bias| in int64 (the difference may not fit T) */                   \
+            SNN_BY_CHANNEL(const int64_t a_ = (int64_t)A[k + i_] - (int64_t)ub[c + i_];      \
+                           SK[k + i_] = (T)((a_ < 0 ? -a_ : a_) <= lim);                    \
+                           any |= SK[k + i_];)                                              \
+        return any != 0;                                                                    \
     }
-    return any;
-}
-
-static void spatial_restore(const snn_layer_t *L, int32_t e0, int32_t m)
-{
-    const snn_lif_t *p = (const snn_lif_t *)L->p;
-    const int64_t *su = p->spatial_tmp, *sv = su + p->chunk, *skip = sv + p->chunk;
-    int32_t k;
-    for (k = 0; k < m; k++)
-        if (skip[k]) {
-            st(p->v, e0 + k, sv[k]);
-            if (p->u != 0)
-                st(p->u, e0 + k, su[k]);
-            st(L->out, e0 + k, 0);
-        }
-}
+SNN_DEFINE_SPATIAL_FLAGS(spatial_flags32, int32_t, INT32_MIN, INT32_MAX)
+SNN_DEFINE_SPATIAL_FLAGS(spatial_flags64, int64_t, INT64_MIN, INT64_MAX)
 
 /* gate weight k (stored in its narrowest type: once per channel pair and step) */
 static int64_t gate_weight(const snn_lif_t *p, int32_t k)
@@ -1835,44 +1874,39 @@ static int64_t gate_weight(const snn_lif_t *p, int32_t k)
 }
 
 /* Channel gate (Eq. 23) on the membrane prior (the state before the step): p_c = sum of
- * channel c's v (values), z = gate_w p, keep_c = z_c >= gate_level[c]. */
+ * channel c's v (values: a code's sum times the channel's level), z = gate_w p, keep_c =
+ * z_c >= gate_level[c]; SNN_MASKS applies keep to the step's spikes. v is read a chunk at
+ * a time through the update's scratch (free before the update). */
 static void gate_prior(const snn_lif_t *p)
 {
-    const int32_t C = p->v->c, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1;
+    const int32_t C = p->v->c, coded = p->v->fmt == SNN_T2 || p->v->fmt == SNN_U1, ch = p->chunk;
     int64_t *sum = p->gate_tmp, *z = sum + C, *keep = z + C;
-    int32_t i, j;
+    int32_t i, j, k, c, m, c_first;
     if (p->gate_w == 0)
         return;
-    for (j = 0; j < C; j++) {
+    for (j = 0; j < C; j++)
         sum[j] = 0;
-        keep[j] = coded ? cget(p->level, p->wide, j) : 1; /* the value of a code (keep: free until below) */
+    for (i = 0; i < p->v->n; i += m) {
+        m = min32(ch, p->v->n - i);
+        c_first = i % C;
+        if (p->wide) {
+            int64_t *restrict t = (int64_t *)p->tmp;
+            load64(p->v, i, m, t);
+            SNN_BY_CHANNEL(sum[c + i_] += t[k + i_];)
+        } else {
+            int32_t *restrict t = (int32_t *)p->tmp;
+            load32(p->v, i, m, t);
+            SNN_BY_CHANNEL(sum[c + i_] += t[k + i_];)
+        }
     }
-    for (i = 0, j = 0; i < p->v->n; i++, j = j + 1 == C ? 0 : j + 1) /* j = i % C */
-        sum[j] += ld(p->v, i) * keep[j];
+    for (j = 0; coded && j < C; j++)
+        sum[j] *= cget(p->level, p->wide, j);
     for (i = 0; i < C; i++) {
         z[i] = 0;
         for (j = 0; j < C; j++)
             z[i] += gate_weight(p, i * C + j) * sum[j];
         keep[i] = z[i] >= p->gate_level[i];
     }
-}
-
-/* After the update: the negative mask (v < 0 -> 0, no spike), then the gate's channels. */
-static void masks_after(const snn_layer_t *L)
-{
-    const snn_lif_t *p = (const snn_lif_t *)L->p;
-    const int32_t C = L->out->c;
-    int32_t i;
-    if (p->neg_mask)
-        for (i = 0; i < p->v->n; i++)
-            if (ld(p->v, i) < 0) {
-                st(p->v, i, 0);
-                st(L->out, i, 0);
-            }
-    if (p->gate_w != 0)
-        for (i = 0; i < L->out->n; i++)
-            if (!p->gate_tmp[2 * C + i % C])
-                st(L->out, i, 0);
 }
 
 /* Lava's LIFReset: u = v = 0 before the layer's step t when t % interval == offset. */
@@ -1959,7 +1993,6 @@ static void lif_layer(const snn_layer_t *L, int64_t t)
             }
         }
     }
-    masks_after(L);
     tnp_mask(L, t);
 }
 
