@@ -537,6 +537,20 @@ SNN_DEFINE_AXPY(add64_ww, mac64_ww, int64_t, int64_t)
 #else
 #define SNN_GROUP64 0
 #endif
+/* the 8 bytes from b as a little-endian 64-bit value (one load on a little-endian core) */
+static inline uint64_t load_le64(const uint8_t *b)
+{
+    uint64_t x = 0;
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    __builtin_memcpy(&x, b, 8);
+#else
+    int32_t j;
+    for (j = 0; j < 8; j++)
+        x |= (uint64_t)b[j] << (8 * j);
+#endif
+    return x;
+}
+
 #define SNN_DEFINE_DECODE(NAME, T)                                                          \
     static void NAME(T *restrict dst, const uint8_t *restrict w, uint32_t i0, int32_t n,    \
                      uint32_t bits)                                                         \
@@ -553,11 +567,16 @@ SNN_DEFINE_AXPY(add64_ww, mac64_ww, int64_t, int64_t)
             /* 8 weights in `bits` whole bytes: one 64-bit group, fixed shifts */           \
             const uint8_t *restrict b = w + (uint64_t)i0 * bits / 8u;                       \
             const uint64_t mask = ((uint64_t)1 << bits) - 1u, sign = (uint64_t)1 << (bits - 1u); \
+            /* groups whose 8 bytes from b are all inside the request: one 64-bit load */ \
+            const int32_t ahead = 8 * (int32_t)((8u + bits - 1u) / bits);                  \
             for (; k + 8 <= n; k += 8, b += bits) {                                         \
                 uint64_t g = 0;                                                             \
                 uint32_t j;                                                                 \
-                for (j = 0; j < bits; j++)                                                  \
-                    g |= (uint64_t)b[j] << (8u * j);                                        \
+                if (k + ahead <= n) /* bytes past the group: the next groups' */            \
+                    g = load_le64(b);                                                       \
+                else                                                                        \
+                    for (j = 0; j < bits; j++)                                              \
+                        g |= (uint64_t)b[j] << (8u * j);                                    \
                 for (j = 0; j < 8; j++)                                                     \
                     dst[k + (int32_t)j] = (T)((int64_t)(((g >> (j * bits)) & mask) ^ sign) - (int64_t)sign); \
             }                                                                               \
