@@ -276,3 +276,32 @@ def test_fast_neuron_with_zero_weights_and_a_wide_act_shift():
                       bias=np.array([7], I64))
     st = _same_as_int64(g, np.random.default_rng(0).integers(0, 256, (2, 4, 3)))["n"]
     assert st.dtype == np.float64
+
+
+def test_the_reference_runs_under_its_blas_thread_limit(monkeypatch):
+    """SNNCC_BLAS_THREADS (default 1) limits numpy's BLAS inside a run, and only there;
+    0 leaves BLAS as it is; anything else that is not a whole number is a clear error."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen = []
+    step = R.Simulation._step
+    monkeypatch.setattr(R.Simulation, "_step", lambda self, *a: (seen.append(blas_threads()), step(self, *a))[1])
+    g = Graph()
+    x = g.add("x", IntInput(shape=(4,), encoding="direct", bits=8))
+    g.outputs = [g.add("lif", IntLIF(threshold=np.array([10])), [g.add("fc", IntDense(weight=np.ones((3, 4), np.int64)), [x])])]
+    g.meta["steps"] = 2
+    outside = blas_threads()
+    monkeypatch.delenv(R.BLAS_THREADS_ENV, raising=False)
+    R.run(g, np.ones((1, 4), np.int64))
+    assert seen == [{1}, {1}] and blas_threads() == outside
+    seen.clear()
+    monkeypatch.setenv(R.BLAS_THREADS_ENV, "0")
+    R.run(g, np.ones((1, 4), np.int64))
+    assert seen == [outside, outside]
+    for bad in ("two", "-1", "1.5"):
+        monkeypatch.setenv(R.BLAS_THREADS_ENV, bad)
+        with pytest.raises(SnnccError, match="SNNCC_BLAS_THREADS.*whole number"):
+            R.run(g, np.ones((1, 4), np.int64))

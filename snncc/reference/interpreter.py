@@ -7,6 +7,7 @@ at step t - d (zero before), which expresses both the zero-latency schedule (d =
 like PyTorch) and Loihi's one-step-per-synapse schedule (d = 1)."""
 from __future__ import annotations
 
+import os
 from collections import deque
 
 import numpy as np
@@ -45,6 +46,37 @@ def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.n
                          f"input takes integers in [{lo}, {hi}]{hint}")
     x = x.astype(np.int64)
     return np.broadcast_to(x[:, None], (x.shape[0], steps) + shape) if static else x
+
+
+#: ``SNNCC_BLAS_THREADS``: the BLAS threads the reference's products may use (default 1;
+#: 0 leaves numpy's BLAS as it is, e.g. to OMP_NUM_THREADS). The products are many and
+#: small (one per conv row band and step), so BLAS threads spin-wait for each other at
+#: every call: on an idle 2-core machine two threads are about 13 % faster, but with one
+#: other busy process they are 30x slower (PilotNet, 112 against 3.5 ms per step), and a
+#: reference run beside a training job, a test suite or another verify is the common case.
+BLAS_THREADS_ENV = "SNNCC_BLAS_THREADS"
+_blas: list = []  # [threadpoolctl.ThreadpoolController] once built (finding the libraries: ms)
+
+
+def blas_threads() -> int:
+    """The BLAS thread limit the reference runs under (0: none), from SNNCC_BLAS_THREADS."""
+    raw = os.environ.get(BLAS_THREADS_ENV, "1").strip()
+    if not raw.isdigit():
+        raise SnnccError(f"{BLAS_THREADS_ENV}={raw!r}: give a whole number of threads >= 1, or 0 to leave "
+                         f"numpy's BLAS its own setting")
+    return int(raw)
+
+
+def _blas_limit():
+    """A context that limits numpy's BLAS to blas_threads() threads (nothing at 0)."""
+    import contextlib
+    n = blas_threads()
+    if n == 0:
+        return contextlib.nullcontext()
+    if not _blas:
+        from threadpoolctl import ThreadpoolController
+        _blas.append(ThreadpoolController())
+    return _blas[0].limit(limits=n, user_api="blas")
 
 
 class Simulation:
@@ -101,9 +133,10 @@ class Simulation:
         rec: dict[str, np.ndarray] = {}
         # a static input (a broadcast view, stride 0 over time): compute its static nodes once
         self.cache = {} if x.shape[1] > 1 and x.strides[1] == 0 else None
-        for k in range(x.shape[1]):
-            self._step(x[:, k], _Recorder(rec, k, x.shape[1]))
-            self.t += 1
+        with _blas_limit():
+            for k in range(x.shape[1]):
+                self._step(x[:, k], _Recorder(rec, k, x.shape[1]))
+                self.t += 1
         return rec
 
     def _step(self, x_t: np.ndarray, rec: "_Recorder") -> None:
