@@ -218,14 +218,14 @@ void snn_st(const snn_tensor_t *t, int32_t i, int64_t v)
             for (k = 0; k < n; k += 32) {                                                   \
                 const int32_t m_ = min32(32, n - k);                                        \
                 const uint32_t f_ = bits_field((const uint32_t *)t->data, i0 + k, m_);      \
-                for (j = 0; j < m_; j++)                                                    \
-                    dst[k + j] = (T)((f_ >> j) & 1u);                                       \
-                if (t->fmt == SNN_T2) {                                                     \
-                    const uint32_t g_ =                                                     \
-                        bits_field((const uint32_t *)t->data + words(t->n), i0 + k, m_);    \
+                const uint32_t g_ = t->fmt == SNN_T2 ?                                      \
+                    bits_field((const uint32_t *)t->data + words(t->n), i0 + k, m_) : 0u;   \
+                if (m_ == 32) /* a constant trip count: vectorized */                       \
+                    for (j = 0; j < 32; j++)                                                \
+                        dst[k + j] = (T)((f_ >> j) & 1u) - (T)((g_ >> j) & 1u);             \
+                else                                                                        \
                     for (j = 0; j < m_; j++)                                                \
-                        dst[k + j] -= (T)((g_ >> j) & 1u);                                  \
-                }                                                                           \
+                        dst[k + j] = (T)((f_ >> j) & 1u) - (T)((g_ >> j) & 1u);             \
             }                                                                               \
             break;                                                                          \
         default:                                                                            \
