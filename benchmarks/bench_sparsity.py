@@ -89,7 +89,8 @@ def measure(model: Path, base: dict, masks: dict, x, y, out: Path, calib: str) -
     b = do_compile(str(model), (1, 1, 28, 28), target="c", out=str(out), config={**base, **masks,
                                                                                  "mask_calib": calib})
     g = b.graph
-    acc = float((predictions(g, x) == y).mean())
+    correct = predictions(g, x) == y
+    acc = float(correct.mean())
     rep = build_report(g, x, "test")
     o = rep["ops"]
     return {"accuracy": acc, "acs": o["acs_per_sample"], "macs": o["macs_per_sample"],
@@ -97,7 +98,8 @@ def measure(model: Path, base: dict, masks: dict, x, y, out: Path, calib: str) -
             "ops": o["acs_per_sample"] + o["macs_per_sample"] + o["neuron_updates_per_sample"],
             "eq30_dense": rep["eq30"]["dense_per_sample"], "eq30_sparse": rep["eq30"]["sparse_per_sample"],
             "levels": {n: op.spatial_level for n, op in g.items() if getattr(op, "spatial_level", -1) >= 0},
-            "energy_45nm_int_uj": rep["energy"]["45nm_int"]["snn_uj_per_sample"], "build": str(out)}
+            "energy_45nm_int_uj": rep["energy"]["45nm_int"]["snn_uj_per_sample"], "build": str(out),
+            "correct": correct}  # per image (not written to --json)
 
 
 def time_c(builds: dict[str, Path], x: np.ndarray, rounds: int) -> dict[str, dict]:
@@ -195,15 +197,20 @@ def main(argv=None) -> int:
     print(f"\n{args.images} Fashion-MNIST {'val (held-out train)' if args.val else 'test'} images, load {os.getloadavg()}\n")
     print(table(res, timing))
     if args.json:
-        Path(args.json).write_text(json.dumps({"images": args.images, "rows": res, "c_time": timing}, indent=1))
+        rows_out = {k: {f: v for f, v in r.items() if f != "correct"} for k, r in res.items()}
+        Path(args.json).write_text(json.dumps({"images": args.images, "rows": rows_out, "c_time": timing}, indent=1))
     paper = res.get("trained: all three, paper (0.35, 0.47)", res.get("all three, paper (0.35, 0.47)"))
     if paper is None:
         return 0
     drop = 100 * (res["no mask"]["accuracy"] - paper["accuracy"])
     cut = res["no mask"]["ops"] / paper["ops"]
     ok = drop <= 0.5 and cut >= 2.0
+    # the drop's standard error, paired over the images (both rows see the same ones)
+    se = 100 * float(np.std(res["no mask"]["correct"].astype(float) - paper["correct"], ddof=1)) / np.sqrt(len(y))
     print(f"\ntarget (all three at the paper's settings: drop <= 0.5 point, >= 2x fewer measured ops): "
-          f"drop {drop:.2f}, {cut:.2f}x -> {'met' if ok else 'MISSED'}")
+          f"drop {drop:.2f} (standard error {se:.2f}, paired over {len(y)} images), {cut:.2f}x -> "
+          f"{'met' if ok else 'MISSED'}" + (" on these images; the drop is not resolved to 0.5 point here "
+                                            "(--images 10000)" if ok and drop + 2 * se > 0.5 else ""))
     return 0 if ok else 1
 
 
