@@ -51,9 +51,10 @@ def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.n
 #: ``SNNCC_BLAS_THREADS``: the BLAS threads the reference's products may use (default 1;
 #: 0 leaves numpy's BLAS as it is, e.g. to OMP_NUM_THREADS). The products are many and
 #: small (one per conv row band and step), so BLAS threads spin-wait for each other at
-#: every call: on an idle 2-core machine two threads are about 13 % faster, but with one
-#: other busy process they are 30x slower (PilotNet, 112 against 3.5 ms per step), and a
-#: reference run beside a training job, a test suite or another verify is the common case.
+#: every call: on an idle 2-core machine two threads are about 13 % faster, but with the
+#: cores busy with other work (a training job and a bench on 2 cores) they were 10-30x
+#: slower (PilotNet, 48-112 against 3.5-4.6 ms per step), and a reference run beside a
+#: training job, a test suite or another verify is the common case.
 BLAS_THREADS_ENV = "SNNCC_BLAS_THREADS"
 _blas: list = []  # [threadpoolctl.ThreadpoolController] once built (finding the libraries: ms)
 
