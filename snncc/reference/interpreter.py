@@ -7,6 +7,8 @@ at step t - d (zero before), which expresses both the zero-latency schedule (d =
 like PyTorch) and Loihi's one-step-per-synapse schedule (d = 1)."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from collections import deque
 
@@ -56,7 +58,6 @@ def prepare_input(graph: Graph, x: np.ndarray, steps: int | None = None) -> np.n
 #: slower (PilotNet, 48-112 against 3.5-4.6 ms per step), and a reference run beside a
 #: training job, a test suite or another verify is the common case.
 BLAS_THREADS_ENV = "SNNCC_BLAS_THREADS"
-_blas: list = []  # [threadpoolctl.ThreadpoolController] once built (finding the libraries: ms)
 
 
 def blas_threads() -> int:
@@ -68,16 +69,17 @@ def blas_threads() -> int:
     return int(raw)
 
 
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, built once (finding them takes ms)."""
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
+
+
 def _blas_limit():
     """A context that limits numpy's BLAS to blas_threads() threads (nothing at 0)."""
-    import contextlib
     n = blas_threads()
-    if n == 0:
-        return contextlib.nullcontext()
-    if not _blas:
-        from threadpoolctl import ThreadpoolController
-        _blas.append(ThreadpoolController())
-    return _blas[0].limit(limits=n, user_api="blas")
+    return contextlib.nullcontext() if n == 0 else _blas_controller().limit(limits=n, user_api="blas")
 
 
 class Simulation:
