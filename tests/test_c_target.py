@@ -1118,6 +1118,21 @@ def test_the_runtime_is_compiled_once_and_cached(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache" / "c-runtime").glob("*.o"))) == 2
 
 
+@pytest.mark.parametrize("level", [(1 << 31) - 1, 1 << 29, 1 << 40])
+def test_spatial_level_beyond_the_int32_update(tmp_path, level):
+    """A spatial level whose level << act_shift does not fit the layer's int32 update (no
+    u_bias: the runtime compares the int32 current itself): the bound is clamped to int32
+    (every current inside it is skipped, INT32_MIN included), never wrapped; the build is
+    the reference bit for bit (a wrapped bound on either side fails this)."""
+    g = KERNEL_CASES["lif_masks_dense_u"]()
+    g.set("lif", dataclasses.replace(g.node("lif"), spatial_level=level, u_bias=np.zeros(1, np.int64)))
+    out = tmp_path / "c"
+    ctarget.emit(g, out)
+    man = json.loads((out / emitter.MANIFEST).read_text())
+    assert [layer["update"] for layer in man["layers"] if layer["name"] == "lif"] == ["int32"]
+    compare(g, out, conformance.random_input(g, 3, np.random.default_rng(level % 1000)), emit=False)
+
+
 @pytest.mark.parametrize("scale, ctype", [(1, "SNN_I8"), (100, "SNN_I16"), (100000, "SNN_I32")])
 def test_gate_weights_in_their_narrowest_type(tmp_path, scale, ctype):
     """The channel gate's weights are stored in the narrowest type that holds them (the
