@@ -32,6 +32,7 @@ from snncc.runtime import ROOT as RUNTIME
 from snncc.targets import c as ctarget
 from snncc.targets import get
 from snncc.targets.c import emitter, runner
+from snncc.targets.c.formats import FORMATS, nbytes
 
 sys.path.insert(0, str(Path(__file__).parent))
 import conformance  # noqa: E402
@@ -141,6 +142,64 @@ def test_without_probes_static_input_and_steps(tmp_path):
     x = conformance.random_input(g, 2, np.random.default_rng(3))[:, 0]  # (N, *shape): repeated over T
     got = compare(g, tmp_path / "c", x, probe_state=False, steps=9)
     assert not any("/" in k for k in got) and got["output"].shape[1] == 9
+
+
+def _cache_pattern(g: Graph, rng) -> np.ndarray:
+    """Inputs whose steps repeat and change in every order the input cache meets: the
+    first step all zeros (a hit on the cache's initial zeros), a a b b (misses, hits), a
+    return to a, and each later sample starting with the one before's last step (a hit
+    across snncc_reset)."""
+    a = conformance.random_input(g, 3, rng, steps=1)[:, 0]
+    a[2] = 0
+    x = a[[2, 2, 0, 0, 1, 0]][None].repeat(3, axis=0)
+    x[1] = a[[0, 0, 2, 2, 1, 1]]
+    x[2] = a[[1, 0, 0, 2, 2, 0]]
+    return x
+
+
+def _cached_layers(out: Path) -> list[str]:
+    man = json.loads((out / emitter.MANIFEST).read_text())
+    return [L["name"] for L in man["layers"] if L["input_cache"]]
+
+
+def test_input_cache_hits_and_misses(named_builds, kernel_builds):
+    """The host harness keeps the sums of the layers reading the input (-DSNNCC_INPUT_CACHE,
+    snncc_rt.c lif_cached) and reuses them while the input's bytes stay the same: every
+    case with such a layer, on inputs that repeat, change and come back, is the reference
+    bit for bit (a cache that missed a change, or that kept sums across a changed input,
+    fails here: the random inputs of the other tests change at every step)."""
+    cases = {**{f"case:{k}": v for k, v in named_builds.items()}, **{f"kernel:{k}": v for k, v in kernel_builds.items()}}
+    cached = {k: v for k, v in cases.items() if _cached_layers(v[1])}
+    assert len(cached) >= 10, sorted(cached)
+    for k, (g, out) in sorted(cached.items()):
+        compare(g, out, _cache_pattern(g, np.random.default_rng(zlib.crc32(k.encode()))), emit=False, steps=6)
+
+
+def test_input_cache_is_a_build_choice(tmp_path, monkeypatch):
+    """model.c declares the cache only under -DSNNCC_INPUT_CACHE: its bytes are apart from
+    the deployed sizes (c_manifest.json input_cache_bytes), the build without it
+    (SNNCC_INPUT_CACHE=0, as the Cortex-M4 build) has none of its symbols, and both are the
+    reference bit for bit."""
+    g = conformance.CASES["sparsity_masks"]()
+    out = tmp_path / "c"
+    ctarget.emit(g, out)
+    man = json.loads((out / emitter.MANIFEST).read_text())
+    (L,) = [L for L in man["layers"] if L["input_cache"]]
+    acc_bytes = {"int16": 2, "int32": 4, "int64": 8}[L["acc"]]
+    n_out = int(np.prod(g.shapes()[L["name"]]))
+    in_bytes = nbytes(FORMATS[man["input"]["format"]], int(np.prod(g.node("x").shape)))
+    assert man["input_cache_bytes"] == n_out * acc_bytes + in_bytes > 0
+    assert "_cache" not in str({k: v for k, v in man.items() if k.endswith("_bytes") and k != "input_cache_bytes"})
+    x = _cache_pattern(g, np.random.default_rng(1))
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SNNCC_INPUT_CACHE", flag)
+        binary = ctarget.build(out)
+        syms = subprocess.run(["nm", str(binary)], capture_output=True, text=True).stdout if shutil.which("nm") else ""
+        assert ("_cache_acc" in syms) == (flag == "1") or not syms
+        assert not runner._stale(binary, out)
+        compare(g, out, x, emit=False, steps=6)
+    monkeypatch.setenv("SNNCC_INPUT_CACHE", "1")
+    assert runner._stale(binary, out)  # built without it: a build with it is another binary
 
 
 def test_target_registry_and_interface(tmp_path):

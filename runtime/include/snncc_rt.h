@@ -111,6 +111,17 @@ typedef struct {
     int32_t kh, kw, sh, sw, ph, pw, dh, dw, groups; /* conv geometry */
 } snn_syn_t;
 
+/* The whole-layer sums of a neuron layer whose synapses all read the model input, kept
+ * between steps in a build with -DSNNCC_INPUT_CACHE (snncc_rt.c lif_cached): the synapses
+ * run again only when the input's bytes differ from those the sums were computed from (a
+ * static image over T steps: once per sample).  The sums are a function of those bytes
+ * alone (the weights are constants), so the result is the banded path's, bit for bit.
+ * Both arrays start as zeros, which they are: the sums of an all-zero input are zero. */
+typedef struct {
+    void *acc;             /* the layer's sums (all output rows), of the tile's type */
+    uint8_t *in;           /* the input's bytes they were computed from */
+} snn_cache_t;
+
 /* How a layer with synapses runs: tile by tile, in arena scratch. */
 typedef struct {
     void *acc;             /* `rows` output rows (conv) or `rows` outputs (dense), of type `type` */
@@ -122,6 +133,8 @@ typedef struct {
     int32_t ring;          /* > 0: a line buffer of `ring` (= rows) output rows used in turn: each
                             * input row is scattered once, an output row is updated as soon as its
                             * last input row is in (snncc_rt.c lif_ring); 0: bands of `rows` */
+    snn_cache_t *cache;    /* NULL, or the layer's kept sums (-DSNNCC_INPUT_CACHE): then the layer runs
+                            * as one tile over cache->acc instead of the above */
 } snn_tile_t;
 
 typedef struct {

@@ -79,6 +79,10 @@ def report(out_dir, memory: dict, x=None):
         rep["probe_state_bytes"] = int(man["probe_state_bytes"])
         lines.append(f"  (the state-probing build, -DSNNCC_PROBE_STATE, adds {rep['probe_state_bytes'] / 1024:.2f} KiB "
                      "of state: u of the du = 4096 neurons, which only --probe state reads)")
+    if man.get("input_cache_bytes"):  # the host harness's build only: the deployed one has none of it
+        rep["input_cache_bytes"] = int(man["input_cache_bytes"])
+        lines.append(f"  (the host harness, built with -DSNNCC_INPUT_CACHE, adds {rep['input_cache_bytes'] / 1024:.2f} KiB: "
+                     "the sums of the layers reading the input, kept while it stays the same)")
     why = m4.available() or m4.unfit(out_dir)
     if why:
         rep["cortex_m4"] = {"not_run": why}

@@ -177,12 +177,14 @@ class _Plan:
 
     # ---- buffers and tensors
     def buffer(self, name: str, size: int, ctype: str, persistent: bool, layer: int,
-               probed_only: bool = False) -> str:
+               probed_only: bool = False, cache_only: bool = False) -> str:
         """A buffer: static (``persistent``: it outlives a step) or in the arena, live from
-        ``layer`` on (``probed_only``: static, declared only in the state-probing build);
+        ``layer`` on (``probed_only``: static, declared only in the state-probing build;
+        ``cache_only``: static, declared only in a build with -DSNNCC_INPUT_CACHE);
         returns a reference the struct fields and tensors resolve later."""
         self.buffers[name] = {"size": size, "ctype": ctype, "arena": not persistent, "first": layer,
-                              "last": layer, "count": elements_of(ctype, size), "probed_only": probed_only}
+                              "last": layer, "count": elements_of(ctype, size), "probed_only": probed_only,
+                              "cache_only": cache_only}
         return "@" + name
 
     def read(self, node: str, layer: int) -> None:
@@ -225,9 +227,11 @@ class _Plan:
                                 "rows": _rows([c_int(v) for v in vals], 12), "bytes": len(vals) << t}
         return self.consts[key]["cname"]
 
-    def struct(self, ctype: str, cname: str, fields: list[tuple[str, object]], mutable: bool = False) -> str:
+    def struct(self, ctype: str, cname: str, fields: list[tuple[str, object]], mutable: bool = False,
+               only: str | None = None) -> str:
+        """A struct; ``only``: a macro it is declared under (#ifdef)."""
         self.structs.append({"ctype": ctype, "cname": cname, "fields": [(k, str(v)) for k, v in fields],
-                             "mutable": mutable})
+                             "mutable": mutable, "only": only})
         return "&" + cname
 
     def address(self, ref: str) -> str:
@@ -242,7 +246,7 @@ class _Plan:
         L = {"name": name, "comment": c_comment(name), "cstr": c_string(name), "cname": self.cnames[name],
              "kind": kind or op.kind, "enum": KIND_ENUM[kind or op.kind], "index": len(self.layers), "in": [],
              "syn": [], "p": "0", "tile": "0", "delay": None, "info": _describe(op), "out": None, "acc": None,
-             "weights": [], "fused": []}
+             "weights": [], "fused": [], "input_cache": False}
         self.layers.append(L)
         return L
 
@@ -288,6 +292,7 @@ class _Plan:
             "n_probes": "SNNCC_N_PROBES" if probed_only else str(len(probes)),
             "n_probes_deployed": len(probes) - probed_only,
             "probe_state_bytes": sum(b["size"] for b in self.buffers.values() if b["probed_only"]),
+            "input_cache_bytes": sum(b["size"] for b in self.buffers.values() if b["cache_only"]),
             "outputs": list(g.outputs), "arena_size": arena_size, "arena_count": max(1, (arena_size + 7) // 8),
             "statics": [dict(b, cname=k) for k, b in sorted(self.buffers.items()) if not b["arena"]],
             "tensors": tensors, "consts": sorted(self.consts.values(), key=lambda c: int(c["cname"][10:])),
@@ -343,8 +348,8 @@ def _probes(p: _Plan) -> list[dict]:
 
 def _sizes(p: _Plan, arena_size: int, bufs: list) -> dict:
     """Bytes of every kind of memory the emitted model.c declares (c_manifest.json), in the
-    build a user deploys (without -DSNNCC_PROBE_STATE)."""
-    st = {k: b for k, b in p.buffers.items() if not b["arena"] and not b["probed_only"]}
+    build a user deploys (without -DSNNCC_PROBE_STATE or -DSNNCC_INPUT_CACHE)."""
+    st = {k: b for k, b in p.buffers.items() if not b["arena"] and not b["probed_only"] and not b["cache_only"]}
     state = sum(b["size"] for k, b in st.items() if k.endswith(("_u", "_v", "_keep", "_ring")))
     spikes = sum(b["size"] for k, b in st.items() if k.endswith("_s"))
     return {"weights_bits": sum(w["bits"] * w["count"] for L in p.layers for w in L["weights"]),
@@ -380,6 +385,7 @@ def manifest(p: dict) -> dict:
         **p["sizes"],
         # only where there is any (a manifest without it: one harness serves every mode)
         **({"probe_state_bytes": p["probe_state_bytes"]} if p["probe_state_bytes"] else {}),
+        **({"input_cache_bytes": p["input_cache_bytes"]} if p["input_cache_bytes"] else {}),
     }
 
 
@@ -388,7 +394,7 @@ def _layer_summary(L: dict) -> dict:
     return {"name": L["name"], "cname": L["cname"], "kind": L["kind"], "out_format": L["out"]["fmt"].name,
             "fused": L["fused"], "acc": L["acc"], "tile_rows": L.get("rows"), "tile_cols": L.get("cols"),
             "tile_ring": L.get("ring"),
-            "tile_bytes": L.get("tile_bytes"),
+            "tile_bytes": L.get("tile_bytes"), "input_cache": L["input_cache"],
             "delay": L["delay"]["depth"] if L["delay"] else 0,
             "weight_bits": [w["bits"] for w in L["weights"]], "weights": sum(w["count"] for w in L["weights"]),
             "weights_bytes": sum(w["bytes"] for w in L["weights"]),

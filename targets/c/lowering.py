@@ -98,13 +98,34 @@ def tile(p, L: dict, syns: list[str], out: dict, tmp: bool) -> str:
         cols = max(1, min(out["w"] - 1, budget // (out["c"] << acc)))
         per_row = cols * out["c"]
     run = max(op.weight.shape[3] * op.weight.shape[0] // op.groups if conv else rows for op in ops)
+    wbuf = any(op.weight_bits != 8 for op in ops)
     L.update(acc=("int16", "int32", "int64")[acc - 1], rows=rows, cols=cols, ring=ring,
              tile_bytes=rows * per_row << acc)
     fields = [("acc", p.scratch(L, "acc", rows * per_row << acc)),
-              ("wbuf", p.scratch(L, "wbuf", run << acc) if any(op.weight_bits != 8 for op in ops) else "0"),
+              ("wbuf", p.scratch(L, "wbuf", run << acc) if wbuf else "0"),
               ("tmp", p.scratch(L, "tmp", 8 * TMP_VALUES) if tmp else "0"),
-              ("type", ("SNN_I16", "SNN_I32", "SNN_I64")[acc - 1]), ("rows", rows), ("cols", cols), ("ring", ring)]
+              ("type", ("SNN_I16", "SNN_I32", "SNN_I64")[acc - 1]), ("rows", rows), ("cols", cols), ("ring", ring),
+              ("cache", input_cache(p, L, syns, out, acc) if not tmp and (conv or not wbuf) else "0")]
     return p.struct("snn_tile_t", f"{L['cname']}_tile", fields)
+
+
+def input_cache(p, L: dict, syns: list[str], out: dict, acc: int) -> str:
+    """The tile's ``cache`` field: for a neuron layer whose synapses all read the model
+    input, its whole-layer sums and the input bytes they come from (snncc_rt.h
+    snn_cache_t), declared only in a build with -DSNNCC_INPUT_CACHE (the host harness;
+    their bytes are c_manifest.json "input_cache_bytes", apart from the deployed sizes),
+    so that a static input's synapses run once per sample. "0" for any other layer. (A
+    dense layer decoding non-8-bit weights is left out by the caller: its weight buffer
+    holds one tile's run of outputs, not the whole layer's.)"""
+    src = p.graph.input_name
+    if any(p.graph.inputs(s) != [src] for s in syns):
+        return "0"
+    cname, ctype = L["cname"], ("int16_t", "int32_t", "int64_t")[acc - 1]
+    fields = [("acc", p.buffer(f"{cname}_cache_acc", out["n"] << acc, ctype, True, L["index"], cache_only=True)),
+              ("in", p.buffer(f"{cname}_cache_in", p.tensors[src]["bytes"], "uint8_t", True, L["index"],
+                              cache_only=True))]
+    L["input_cache"] = True
+    return f"SNN_IF_CACHED({p.struct('snn_cache_t', f'{cname}_cache', fields, mutable=True, only='SNNCC_INPUT_CACHE')})"
 
 
 #: input formats a line buffer takes: events the scatter visits (a graded input in a plain

@@ -67,6 +67,15 @@ SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-o
 _OUT_HEADER = struct.Struct("<4sIIIII")
 #: declares the state only the state probes read (model.c; the runtime never reads it)
 PROBE_DEFINE = "-DSNNCC_PROBE_STATE"
+#: keeps the sums of the layers reading the model input between steps (model.c; c_manifest.json
+#: "input_cache_bytes" of RAM): a static image's first synapses run once per sample. The host
+#: harness has it unless SNNCC_INPUT_CACHE=0; the Cortex-M4 build (the deployed memory) has not.
+CACHE_DEFINE = "-DSNNCC_INPUT_CACHE"
+
+
+def input_cache() -> bool:
+    """Whether host builds define CACHE_DEFINE (SNNCC_INPUT_CACHE is not 0)."""
+    return os.environ.get("SNNCC_INPUT_CACHE", "1") != "0"
 
 
 def binary_name(sanitize: bool = False, probe_state: bool = False) -> str:
@@ -105,7 +114,8 @@ def build(out_dir: str | Path, extra_cflags=(), sanitize: bool = False, probe_st
     flags = (*compiler_flags(cc), *(SANITIZE if sanitize else ()), *extra_cflags)
     runtime = _runtime_object(cc, flags, out)  # the same object with and without PROBE_DEFINE
     sources = [f for f in SOURCES if f != RUNTIME_SOURCE] + [str(runtime)] if runtime else list(SOURCES)
-    cmd = [cc, *flags, *((PROBE_DEFINE,) if probe_state else ()), "-o", tmp.name, *sources]
+    defines = (*((PROBE_DEFINE,) if probe_state else ()), *((CACHE_DEFINE,) if input_cache() else ()))
+    cmd = [cc, *flags, *defines, "-o", tmp.name, *sources]
     srcs = [out / f for f in SOURCES + ("model.h", "snncc_rt.h")]
     before = _digest(srcs)
     try:
@@ -120,7 +130,8 @@ def build(out_dir: str | Path, extra_cflags=(), sanitize: bool = False, probe_st
         tmp.unlink(missing_ok=True)
     if _digest(srcs) == before:  # the sources did not change while compiling
         _stamp(binary).write_text(json.dumps({"sources": before, "binary": _digest([binary]),
-                                              "cpu": native_target(cc)}, sort_keys=True))
+                                              "cpu": native_target(cc), "input_cache": input_cache()},
+                                             sort_keys=True))
     return binary
 
 
@@ -192,7 +203,8 @@ def _stamp(binary: Path) -> Path:
 def _stale(binary: Path, out: Path) -> bool:
     """A binary is used only if its stamp says it was built from exactly these sources,
     for this machine's instructions (``native_target``: a build folder copied to another
-    CPU, or SNNCC_NATIVE switched, rebuilds) and it is the very file that build produced
+    CPU, or SNNCC_NATIVE switched, rebuilds), with SNNCC_INPUT_CACHE as it is now, and it is
+    the very file that build produced
     (an mtime can lie; a copied-in binary has no matching stamp)."""
     if not binary.is_file() or not _stamp(binary).is_file():
         return True
@@ -201,7 +213,8 @@ def _stale(binary: Path, out: Path) -> bool:
     except ValueError:
         return True
     srcs = [out / f for f in SOURCES + ("model.h", "snncc_rt.h")]
-    return stamp != {"sources": _digest(srcs), "binary": _digest([binary]), "cpu": native_target(find_compiler())}
+    return stamp != {"sources": _digest(srcs), "binary": _digest([binary]), "cpu": native_target(find_compiler()),
+                     "input_cache": input_cache()}
 
 
 def _input_graph(man: dict) -> Graph:
