@@ -164,7 +164,7 @@ def _cached_layers(out: Path) -> list[str]:
 
 def test_input_cache_hits_and_misses(named_builds, kernel_builds):
     """The host harness keeps the sums of the layers reading the input (-DSNNCC_INPUT_CACHE,
-    snncc_rt.c lif_cached) and reuses them while the input's bytes stay the same: every
+    snncc_rt.c cache_view) and reuses them while the input's bytes stay the same: every
     case with such a layer, on inputs that repeat, change and come back, is the reference
     bit for bit (a cache that missed a change, or that kept sums across a changed input,
     fails here: the random inputs of the other tests change at every step)."""

@@ -111,12 +111,13 @@ typedef struct {
     int32_t kh, kw, sh, sw, ph, pw, dh, dw, groups; /* conv geometry */
 } snn_syn_t;
 
-/* The whole-layer sums of a neuron layer whose synapses all read the model input, kept
- * between steps in a build with -DSNNCC_INPUT_CACHE (snncc_rt.c lif_cached): the synapses
- * run again only when the input's bytes differ from those the sums were computed from (a
- * static image over T steps: once per sample).  The sums are a function of those bytes
- * alone (the weights are constants), so the result is the banded path's, bit for bit.
- * Both arrays start as zeros, which they are: the sums of an all-zero input are zero. */
+/* The whole-layer sums of a layer (neurons or a stored synapse) whose synapses all read
+ * the model input, kept between steps in a build with -DSNNCC_INPUT_CACHE (snncc_rt.c
+ * cache_view): the synapses run again only when the input's bytes differ from those the
+ * sums were computed from (a static image over T steps: once per sample).  The sums are a
+ * function of those bytes alone (the weights are constants), so the result is the banded
+ * path's, bit for bit.  Both arrays start as zeros, which they are: the sums of an
+ * all-zero input are zero. */
 typedef struct {
     void *acc;             /* the layer's sums (all output rows), of the tile's type */
     uint8_t *in;           /* the input's bytes they were computed from */

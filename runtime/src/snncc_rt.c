@@ -1362,9 +1362,43 @@ static int32_t tile_cols(const snn_layer_t *L)
     return L->syn[0]->conv && L->tile->cols > 0 ? L->tile->cols : tile_width(L);
 }
 
-/* A synapse layer that stores its result (interpreter._eval). */
-static void synapse_layer(const snn_layer_t *L)
+/* A layer with tile->cache (its synapses all read the model input): *whole becomes L run
+ * as one tile over the whole layer in cache->acc (tl its tile); returns whether the sums
+ * there must be computed, that is whether the input's bytes differ from those they were
+ * computed from (at first: zeros, whose sums are the zeros the static acc starts with), and
+ * then records the new bytes. The sums are a function of those bytes alone. */
+static int cache_view(const snn_layer_t *L, snn_layer_t *whole, snn_tile_t *tl)
 {
+    snn_cache_t *c = L->tile->cache;
+    const snn_tensor_t *x = L->syn[0]->x;
+    const uint8_t *xb = (const uint8_t *)x->data;
+    int32_t k, same = 1;
+    *tl = *L->tile;
+    tl->acc = c->acc;
+    tl->rows = tile_count(L);
+    tl->cols = 0;
+    tl->ring = 0;
+    tl->cache = 0;
+    *whole = *L;
+    whole->tile = tl;
+    for (k = 1; k < L->n_syn; k++)
+        same &= L->syn[k]->x == x; /* the emitter's promise; without it, no reuse */
+    for (k = 0; same && k < x->bytes; k++)
+        same = c->in[k] == xb[k];
+    if (!same)
+        for (k = 0; k < x->bytes; k++)
+            c->in[k] = xb[k];
+    return !same;
+}
+
+/* A synapse layer that stores its result (interpreter._eval); with tile->cache, in one
+ * tile whose sums are computed only when the input changed (cache_view). */
+static void synapse_layer(const snn_layer_t *L0)
+{
+    snn_layer_t whole;
+    snn_tile_t whole_tile;
+    const int fresh = L0->tile->cache == 0 || cache_view(L0, &whole, &whole_tile);
+    const snn_layer_t *L = L0->tile->cache != 0 ? &whole : L0;
     const snn_tile_t *tl = L->tile;
     const snn_syn_t *s = L->syn[0];
     const int32_t total = tile_count(L), width = tile_width(L), cols = tile_cols(L);
@@ -1374,7 +1408,8 @@ static void synapse_layer(const snn_layer_t *L)
         for (xlo = 0; xlo < width; xlo = xhi) {
             xhi = min32(width, xlo + cols);
             n = tile_span(L, lo, hi, xlo, xhi, &e0);
-            accumulate(L, lo, hi, xlo, xhi, n);
+            if (fresh)
+                accumulate(L, lo, hi, xlo, xhi, n);
             for (k = 0; k < n; k += m) {
                 m = min32(SNN_TMP, n - k);
                 acc_load64(tl->acc, tl->type, k, m, tl->tmp, 1);
@@ -1989,37 +2024,6 @@ static void lif_ring(const snn_layer_t *L)
     }
 }
 
-/* A layer with tile->cache (its synapses all read the model input): one tile over the
- * whole layer in cache->acc, whose sums are recomputed only when the input's bytes differ
- * from those they were computed from (at first: zeros, whose sums are the zeros the
- * static acc starts with); the neuron update runs every step, as in bands. */
-static void lif_cached(const snn_layer_t *L)
-{
-    snn_cache_t *c = L->tile->cache;
-    const snn_tensor_t *x = L->syn[0]->x;
-    const uint8_t *xb = (const uint8_t *)x->data;
-    snn_tile_t tl = *L->tile;
-    snn_layer_t whole = *L;
-    int32_t e0, n, k, same = 1;
-    tl.acc = c->acc;
-    tl.rows = tile_count(L);
-    tl.cols = 0;
-    tl.ring = 0;
-    tl.cache = 0;
-    whole.tile = &tl;
-    n = tile_span(&whole, 0, tl.rows, 0, tile_width(L), &e0);
-    for (k = 1; k < L->n_syn; k++)
-        same &= L->syn[k]->x == x; /* the emitter's promise; without it, no reuse */
-    for (k = 0; same && k < x->bytes; k++)
-        same = c->in[k] == xb[k];
-    if (!same) {
-        accumulate(&whole, 0, tl.rows, 0, tile_width(L), n);
-        for (k = 0; k < x->bytes; k++)
-            c->in[k] = xb[k];
-    }
-    lif_span(&whole, e0, n, 0);
-}
-
 static void lif_layer(const snn_layer_t *L, int64_t t)
 {
     periodic_reset((const snn_lif_t *)L->p, t);
@@ -2029,7 +2033,13 @@ static void lif_layer(const snn_layer_t *L, int64_t t)
     if (L->n_syn == 0) {
         lif_span(L, 0, L->out->n, 0);
     } else if (L->tile->cache != 0) {
-        lif_cached(L);
+        snn_layer_t whole;
+        snn_tile_t tl;
+        const int fresh = cache_view(L, &whole, &tl);
+        int32_t e0, n = tile_span(&whole, 0, tl.rows, 0, tile_width(L), &e0);
+        if (fresh)
+            accumulate(&whole, 0, tl.rows, 0, tile_width(L), n);
+        lif_span(&whole, e0, n, 0);
     } else if (L->tile->ring && ring_ok(L)) {
         lif_ring(L);
     } else {

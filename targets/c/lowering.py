@@ -105,13 +105,13 @@ def tile(p, L: dict, syns: list[str], out: dict, tmp: bool) -> str:
               ("wbuf", p.scratch(L, "wbuf", run << acc) if wbuf else "0"),
               ("tmp", p.scratch(L, "tmp", 8 * TMP_VALUES) if tmp else "0"),
               ("type", ("SNN_I16", "SNN_I32", "SNN_I64")[acc - 1]), ("rows", rows), ("cols", cols), ("ring", ring),
-              ("cache", input_cache(p, L, syns, out, acc) if not tmp and (conv or not wbuf) else "0")]
+              ("cache", input_cache(p, L, syns, out, acc) if conv or not wbuf else "0")]
     return p.struct("snn_tile_t", f"{L['cname']}_tile", fields)
 
 
 def input_cache(p, L: dict, syns: list[str], out: dict, acc: int) -> str:
-    """The tile's ``cache`` field: for a neuron layer whose synapses all read the model
-    input, its whole-layer sums and the input bytes they come from (snncc_rt.h
+    """The tile's ``cache`` field: for a layer (neuron or stored synapse) whose synapses all
+    read the model input, its whole-layer sums and the input bytes they come from (snncc_rt.h
     snn_cache_t), declared only in a build with -DSNNCC_INPUT_CACHE (the host harness;
     their bytes are c_manifest.json "input_cache_bytes", apart from the deployed sizes),
     so that a static input's synapses run once per sample. "0" for any other layer. (A
