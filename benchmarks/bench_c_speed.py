@@ -55,6 +55,7 @@ def c_runner(build: Path, x: np.ndarray, man: dict, cache: bool = True):
     as on the Cortex-M4: the image layer's synapses run at every step)."""
     import shutil
     import struct
+    from unittest import mock
 
     from snncc.targets.c import runner
 
@@ -63,16 +64,9 @@ def c_runner(build: Path, x: np.ndarray, man: dict, cache: bool = True):
         shutil.copytree(cdir, build / "c_no_cache", dirs_exist_ok=True)
         cdir = build / "c_no_cache"
     binary = cdir / "snncc_model"
-    before = os.environ.get("SNNCC_INPUT_CACHE")
-    os.environ["SNNCC_INPUT_CACHE"] = "1" if cache else "0"
-    try:
+    with mock.patch.dict(os.environ, {"SNNCC_INPUT_CACHE": "1" if cache else "0"}):
         if runner._stale(binary, cdir):
             runner.build(cdir)
-    finally:
-        if before is None:
-            os.environ.pop("SNNCC_INPUT_CACHE")
-        else:
-            os.environ["SNNCC_INPUT_CACHE"] = before
     n, t = x.shape[0], man["steps"]
     xs = np.broadcast_to(x[:, None], (n, t) + x.shape[1:])
     tmp = Path(tempfile.mkdtemp(prefix="snncc-bench-"))

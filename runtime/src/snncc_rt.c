@@ -1362,17 +1362,21 @@ static int32_t tile_cols(const snn_layer_t *L)
     return L->syn[0]->conv && L->tile->cols > 0 ? L->tile->cols : tile_width(L);
 }
 
-/* A layer with tile->cache (its synapses all read the model input): *whole becomes L run
- * as one tile over the whole layer in cache->acc (tl its tile); returns whether the sums
- * there must be computed, that is whether the input's bytes differ from those they were
- * computed from (at first: zeros, whose sums are the zeros the static acc starts with), and
- * then records the new bytes. The sums are a function of those bytes alone. */
-static int cache_view(const snn_layer_t *L, snn_layer_t *whole, snn_tile_t *tl)
+/* The layer L as it runs this step: L itself (*fresh = 1), or, with tile->cache (its
+ * synapses all read the model input), *whole: L as one tile over the whole layer in
+ * cache->acc (tl its tile), with *fresh saying whether the sums there must be computed,
+ * that is whether the input's bytes differ from those they were computed from (at first:
+ * zeros, whose sums are the zeros the static acc starts with); the new bytes are then
+ * recorded. The sums are a function of those bytes alone. */
+static const snn_layer_t *cache_view(const snn_layer_t *L, snn_layer_t *whole, snn_tile_t *tl, int *fresh)
 {
     snn_cache_t *c = L->tile->cache;
     const snn_tensor_t *x = L->syn[0]->x;
     const uint8_t *xb = (const uint8_t *)x->data;
     int32_t k, same = 1;
+    *fresh = 1;
+    if (c == 0)
+        return L;
     *tl = *L->tile;
     tl->acc = c->acc;
     tl->rows = tile_count(L);
@@ -1388,7 +1392,8 @@ static int cache_view(const snn_layer_t *L, snn_layer_t *whole, snn_tile_t *tl)
     if (!same)
         for (k = 0; k < x->bytes; k++)
             c->in[k] = xb[k];
-    return !same;
+    *fresh = !same;
+    return whole;
 }
 
 /* A synapse layer that stores its result (interpreter._eval); with tile->cache, in one
@@ -1397,8 +1402,8 @@ static void synapse_layer(const snn_layer_t *L0)
 {
     snn_layer_t whole;
     snn_tile_t whole_tile;
-    const int fresh = L0->tile->cache == 0 || cache_view(L0, &whole, &whole_tile);
-    const snn_layer_t *L = L0->tile->cache != 0 ? &whole : L0;
+    int fresh;
+    const snn_layer_t *L = cache_view(L0, &whole, &whole_tile, &fresh);
     const snn_tile_t *tl = L->tile;
     const snn_syn_t *s = L->syn[0];
     const int32_t total = tile_count(L), width = tile_width(L), cols = tile_cols(L);
@@ -2032,28 +2037,26 @@ static void lif_layer(const snn_layer_t *L, int64_t t)
     lif_layout(L);
     if (L->n_syn == 0) {
         lif_span(L, 0, L->out->n, 0);
-    } else if (L->tile->cache != 0) {
-        snn_layer_t whole;
-        snn_tile_t tl;
-        const int fresh = cache_view(L, &whole, &tl);
-        int32_t e0, n = tile_span(&whole, 0, tl.rows, 0, tile_width(L), &e0);
-        if (fresh)
-            accumulate(&whole, 0, tl.rows, 0, tile_width(L), n);
-        lif_span(&whole, e0, n, 0);
-    } else if (L->tile->ring && ring_ok(L)) {
-        lif_ring(L);
     } else {
-        const int32_t total = tile_count(L), width = tile_width(L), cols = tile_cols(L);
+        snn_layer_t whole;
+        snn_tile_t whole_tile;
+        int fresh;
+        const snn_layer_t *V = cache_view(L, &whole, &whole_tile, &fresh); /* a cached view has no ring */
+        const int32_t total = tile_count(V), width = tile_width(V), cols = tile_cols(V);
         int32_t lo, hi, xlo, xhi, e0, n;
-        for (lo = 0; lo < total; lo = hi) {
-            hi = min32(total, lo + L->tile->rows);
-            for (xlo = 0; xlo < width; xlo = xhi) {
-                xhi = min32(width, xlo + cols);
-                n = tile_span(L, lo, hi, xlo, xhi, &e0);
-                accumulate(L, lo, hi, xlo, xhi, n);
-                lif_span(L, e0, n, 0);
+        if (V->tile->ring && ring_ok(V))
+            lif_ring(V);
+        else
+            for (lo = 0; lo < total; lo = hi) {
+                hi = min32(total, lo + V->tile->rows);
+                for (xlo = 0; xlo < width; xlo = xhi) {
+                    xhi = min32(width, xlo + cols);
+                    n = tile_span(V, lo, hi, xlo, xhi, &e0);
+                    if (fresh)
+                        accumulate(V, lo, hi, xlo, xhi, n);
+                    lif_span(V, e0, n, 0);
+                }
             }
-        }
     }
     tnp_mask(L, t);
 }
