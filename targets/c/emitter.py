@@ -50,7 +50,7 @@ from ...ops import role
 from ...ops.neurons import I32_MAX, SAFE, overflow_magnitude
 from . import arena
 from .cspell import _check, _rows, c_comment, c_ident, c_int, c_string, pack_weights, type_for
-from .formats import IO_DTYPES, IO_ENUMS, Format, fmt_for, nbytes
+from .formats import CTYPE_BYTES, IO_DTYPES, IO_ENUMS, Format, elements, fmt_for, nbytes
 from .lowering import ACC_SCRATCH_MIN, LOWER, scratch_budget
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -182,9 +182,11 @@ class _Plan:
         ``layer`` on (``probed_only``: static, declared only in the state-probing build;
         ``cache_only``: static, declared only in a build with -DSNNCC_INPUT_CACHE);
         returns a reference the struct fields and tensors resolve later."""
+        count = elements(ctype, size)
+        if persistent:  # a static array holds whole elements: what model.o holds, what the sizes count
+            size = count * CTYPE_BYTES[ctype]
         self.buffers[name] = {"size": size, "ctype": ctype, "arena": not persistent, "first": layer,
-                              "last": layer, "count": elements_of(ctype, size), "probed_only": probed_only,
-                              "cache_only": cache_only}
+                              "last": layer, "count": count, "probed_only": probed_only, "cache_only": cache_only}
         return "@" + name
 
     def read(self, node: str, layer: int) -> None:
@@ -299,11 +301,6 @@ class _Plan:
             "structs": self.structs, "weights": [w for L in self.layers for w in L["weights"]],
             "sizes": _sizes(self, arena_size, bufs),
         }
-
-
-def elements_of(ctype: str, size: int) -> int:
-    width = {"uint8_t": 1, "int8_t": 1, "uint16_t": 2, "int16_t": 2, "uint32_t": 4, "int32_t": 4, "int64_t": 8}
-    return max(1, (size + width[ctype] - 1) // width[ctype])
 
 
 def plan(graph: Graph) -> dict:

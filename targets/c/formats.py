@@ -72,8 +72,10 @@ def io_type(lo: int, hi: int) -> int:
     raise ValueError(f"values in [{lo}, {hi}] do not fit in 64 bits")
 
 
-def elements(fmt: Format, size: int) -> int:
-    """Elements of ``fmt.ctype`` a static buffer of ``size`` bytes is declared with."""
-    width = {"uint8_t": 1, "int8_t": 1, "uint16_t": 2, "int16_t": 2, "uint32_t": 4, "int32_t": 4, "int64_t": 8}
-    w = width[fmt.ctype]
-    return max(1, (size + w - 1) // w)
+#: bytes of each C element type a buffer is declared with
+CTYPE_BYTES = {"uint8_t": 1, "int8_t": 1, "uint16_t": 2, "int16_t": 2, "uint32_t": 4, "int32_t": 4, "int64_t": 8}
+
+
+def elements(ctype: str, size: int) -> int:
+    """Elements of ``ctype`` a buffer of ``size`` bytes is declared with (at least one)."""
+    return max(1, (size + CTYPE_BYTES[ctype] - 1) // CTYPE_BYTES[ctype])
