@@ -228,20 +228,24 @@ def test_fast_paths_equal_int64_on_random_graphs_and_every_conformance_case():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", [dict(), dict(stride=(2, 1), padding=(1, 2)), dict(dilation=(2, 1), padding=(2, 0)),
                                   dict(groups=3, stride=(2, 2)), dict(weight_exp=-3), dict(weight_exp=2)])
-@pytest.mark.parametrize("rows", [None, 1, 2])
-def test_conv_plan_equals_conv2d(dtype, case, rows, monkeypatch):
+@pytest.mark.parametrize("split", [None, ("samples", 3), ("rows", 1), ("rows", 2)])
+def test_conv_plan_equals_conv2d(dtype, case, split, monkeypatch):
     """ConvPlan (prepared weights, kept buffers, any input dtype) = conv2d, batch 1 and 4,
     for int64, bool and float32 inputs, also after many calls into its ring of buffers;
-    in one chunk of output rows, one row per chunk, and two (the last chunk shorter)."""
+    in one chunk, in chunks of 3 whole samples (the last one shorter), and one sample at a
+    time in bands of one or two output rows (the last band shorter)."""
     rng = np.random.default_rng(7)
     groups = case.get("groups", 1)
     w = rng.integers(-128, 128, (6, 6 // groups, 3, 2))
     for n in (1, 4):
         _, _, ho, wo = K.conv2d(np.zeros((n, 6, 9, 11), I64), w, **case).shape
-        if rows:  # the columns of `rows` output rows fit COLS_BYTES
-            monkeypatch.setattr(K, "COLS_BYTES", rows * 6 * 3 * 2 * n * wo * np.dtype(dtype).itemsize)
+        row = 6 * 3 * 2 * wo * np.dtype(dtype).itemsize  # the columns of one output row of one sample
+        if split:  # COLS_BYTES holds 3 samples' columns, or 1 or 2 rows' of one sample
+            monkeypatch.setattr(K, "COLS_BYTES", split[1] * row * (ho if split[0] == "samples" else 1))
         plan = K.ConvPlan(w, (6, 9, 11), n, dtype, ring=2, **{"stride": (1, 1), "padding": (0, 0), **case})
-        assert len(plan.chunks) == -(-ho // (rows or ho))
+        per, rows = (min(n, split[1]), ho) if split and split[0] == "samples" else (1, split[1]) if split else (n, ho)
+        assert plan.chunks == [(s, min(n, s + per), r, min(ho, r + rows)) for s in range(0, n, per)
+                               for r in range(0, ho, rows)]
         prev = None
         for i in range(5):
             x = rng.integers(0, 2, (n, 6, 9, 11))

@@ -151,7 +151,7 @@ def channel_gate(v: np.ndarray, weight: np.ndarray, level: np.ndarray) -> np.nda
     return z >= level.reshape(1, -1)
 
 
-COLS_BYTES = 512 << 10  # a ConvPlan gathers this much of its columns at a time (cache-sized)
+COLS_BYTES = 2 << 20  # a ConvPlan gathers at most this much of its columns at a time (cache-sized)
 
 
 class ConvPlan:
@@ -162,8 +162,14 @@ class ConvPlan:
     every partial sum and every input value (snncc.ir.bounds); returns the same integers
     as conv2d, (n, O, Ho, Wo) in ``dtype``. The input may be of any integer, bool or
     float dtype holding integers (spikes as bool): one casting copy puts it in ``dtype``.
-    The output rows are computed in chunks whose columns fit in COLS_BYTES, so that they
-    are still in cache when the matrix product reads them."""
+
+    The columns are gathered and multiplied in chunks of at most COLS_BYTES, so that they
+    are still in cache when the matrix product reads them: as many whole samples as fit
+    (a batch of small images in few products), or, where one sample's columns do not fit,
+    one sample at a time in bands of output rows. (Rows across the whole batch, as this
+    plan did before, made one-row chunks of many samples whose columns left the cache:
+    PilotNet's second conv took 2.3 ms per sample at batch 64 against 0.8 ms at batch 1.)
+    The order of the sums does not matter: every partial sum is an exact integer."""
 
     def __init__(self, w: np.ndarray, in_shape: tuple, n: int, dtype, stride=(1, 1), padding=(0, 0),
                  dilation=(1, 1), groups: int = 1, weight_exp: int = 0, ring: int = 1) -> None:
@@ -177,19 +183,23 @@ class ConvPlan:
         # the input in dtype, (C, N, H, W) with its zero border
         self.pad = (slice(None), slice(None), slice(ph, ph + h), slice(pw, pw + wd))
         self.xp = np.zeros((c, n, h + 2 * ph, wd + 2 * pw), dtype)
-        rows = max(1, min(ho, COLS_BYTES // max(1, c * kh * kw * n * wo * np.dtype(dtype).itemsize)))
-        self.chunks = [(r, min(ho, r + rows)) for r in range(0, ho, rows)]
-        colbuf, partbuf = np.empty(c * kh * kw * n * rows * wo, dtype), np.empty(o * n * rows * wo, dtype)
-        self.steps = []  # per chunk: (r0, r1, its columns (C, kH, kW, N, r1 - r0, Wo), the tap copies)
-        for r0, r1 in self.chunks:
-            cols = colbuf[:c * kh * kw * n * (r1 - r0) * wo].reshape(c, kh, kw, n, r1 - r0, wo)
-            taps = [(cols[:, i, j], (slice(None), slice(None), slice(i * dh + sh * r0, i * dh + sh * (r1 - 1) + 1, sh),
+        row_bytes = c * kh * kw * wo * np.dtype(dtype).itemsize  # one output row of one sample
+        per = max(1, min(n, COLS_BYTES // max(1, row_bytes * ho)))  # samples per chunk
+        rows = ho if per > 1 else max(1, min(ho, COLS_BYTES // max(1, row_bytes)))
+        self.chunks = [(s0, min(n, s0 + per), r0, min(ho, r0 + rows)) for s0 in range(0, n, per)
+                       for r0 in range(0, ho, rows)]
+        colbuf, partbuf = np.empty(c * kh * kw * per * rows * wo, dtype), np.empty(o * per * rows * wo, dtype)
+        self.steps = []  # per chunk: (its samples and rows, the tap copies, the product's operands and result)
+        for s0, s1, r0, r1 in self.chunks:
+            m = (s1 - s0) * (r1 - r0) * wo
+            cols = colbuf[:c * kh * kw * m].reshape(c, kh, kw, s1 - s0, r1 - r0, wo)
+            taps = [(cols[:, i, j], (slice(None), slice(s0, s1), slice(i * dh + sh * r0, i * dh + sh * (r1 - 1) + 1, sh),
                                      slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))) for i in range(kh) for j in range(kw)]
             mats = [cols[g * cg:(g + 1) * cg].reshape(cg * kh * kw, -1) for g in range(groups)]  # views
-            self.steps.append((r0, r1, taps, mats, partbuf[:o * n * (r1 - r0) * wo].reshape(o, -1)))
-        # results (O, N, Ho, Wo); with n = 1 the products write their rows in place
-        self.acc = [np.empty((o, n, ho, wo), dtype) for _ in range(ring)]
-        self.out = [np.empty((n, o, ho, wo), dtype) for _ in range(ring)] if n > 1 else None
+            part = partbuf[:o * m].reshape(o, -1)
+            self.steps.append((s0, s1, r0, r1, taps, mats, part))
+        # results (N, O, Ho, Wo); with n = 1 the products write their rows in place
+        self.out = [np.empty((n, o, ho, wo), dtype) for _ in range(ring)]
         self.k = 0
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -197,23 +207,19 @@ class ConvPlan:
         if xt.dtype != self.xp.dtype or self.xp.shape != xt.shape:
             self.xp[self.pad] = xt
             xt = self.xp
-        self.k = (self.k + 1) % len(self.acc)
-        acc = self.acc[self.k]
-        for r0, r1, taps, mats, part in self.steps:
+        self.k = (self.k + 1) % len(self.out)
+        out = self.out[self.k]
+        og = self.o // len(self.wm)
+        for s0, s1, r0, r1, taps, mats, part in self.steps:
             for dst, win in taps:
                 dst[...] = xt[win]
-            dest = acc.reshape(self.o, -1)[:, r0 * self.wo:r1 * self.wo] if self.n == 1 else part  # a view
-            og = self.o // len(mats)
+            dest = out.reshape(self.o, -1)[:, r0 * self.wo:r1 * self.wo] if self.n == 1 else part  # a view
             for g, (wm, cm) in enumerate(zip(self.wm, mats)):
                 np.matmul(wm, cm, out=dest[g * og:(g + 1) * og])
             if self.n > 1:
-                acc[:, :, r0:r1] = part.reshape(self.o, self.n, r1 - r0, self.wo)
+                out[s0:s1, :, r0:r1] = part.reshape(self.o, s1 - s0, r1 - r0, self.wo).transpose(1, 0, 2, 3)
         if self.weight_exp:
-            _scale_floor(acc, self.weight_exp)
-        if self.out is None:
-            return acc.reshape(1, self.o, self.ho, self.wo)
-        out = self.out[self.k]
-        out[...] = acc.transpose(1, 0, 2, 3)
+            _scale_floor(out, self.weight_exp)
         return out
 
 
