@@ -309,3 +309,45 @@ def test_the_reference_runs_under_its_blas_thread_limit(monkeypatch):
         monkeypatch.setenv(R.BLAS_THREADS_ENV, bad)
         with pytest.raises(SnnccError, match="SNNCC_BLAS_THREADS.*whole number"):
             R.run(g, np.ones((1, 4), np.int64))
+
+
+@pytest.mark.parametrize("wmax", [100, 1 << 20, 1 << 45])
+def test_pools_and_adds_run_exactly_in_the_dtype_the_bounds_give(wmax):
+    """A three-input Add of a conv's sums, a neuron's bool spikes and a delayed conv's
+    output (int64 zeros at its first step), a MaxPool of its signed sums and a padded
+    SumPool of spikes: their runners (float32, float64, or the int64 reference beyond
+    2^53, as the bounds give) produce the int64 interpreter's arrays, static or streamed."""
+    from snncc.ir.bounds import Bounds
+    from snncc.ops import op_def
+
+    rng = np.random.default_rng(3)
+    bits = 50 if wmax > 1 << 20 else 22 if wmax > 100 else 8
+
+    def conv(**kw):
+        return IntConv(weight=rng.integers(-wmax, wmax + 1, (3, 3, 3, 3)), weight_bits=bits, padding=(1, 1), **kw)
+
+    g = Graph()
+    g.add("x", IntInput(shape=(3, 7, 7), bits=8))
+    g.add("ca", conv(), ["x"])
+    wide = dict(u_bits=62, v_bits=62)  # registers that hold the sums of the widest weights
+    g.add("n1", IntLIF(threshold=np.array([wmax * 50], I64), **wide), ["ca"])
+    g.add("cb", conv(delay=1), ["n1"])
+    g.add("add", Add(), ["ca", "n1", "cb"])
+    g.add("mp", MaxPool(kernel=(2, 2), stride=(1, 1)), ["add"])
+    g.add("n2", IntLIF(threshold=np.array([wmax * 20], I64), **wide), ["mp"])
+    g.add("sp", SumPool(kernel=(3, 3), stride=(2, 2), padding=(1, 1)), ["n2"])
+    g.add("n3", IntLIF(threshold=np.array([2], I64)), ["sp"])
+    g.add("flat", Flatten(), ["n3"])
+    g.add("fc", IntDense(weight=rng.integers(-3, 4, (4, 27))), ["flat"])
+    g.add("out", IntLIF(threshold=np.array([0], I64), fires=False), ["fc"])
+    g.outputs = ["out"]
+    x = rng.integers(0, 256, (2, 5, 3, 7, 7))
+    _same_as_int64(g, x)
+    b, shapes = Bounds(g), g.shapes()
+    want = np.float32 if wmax == 100 else np.float64 if wmax == 1 << 20 else None
+    for name in ("add", "mp"):
+        fn = op_def(g.node(name)).runner(g.node(name), name, b, 2, [shapes[s] for s in g.inputs(name)])
+        got = fn([np.zeros((2,) + shapes[s], I64) for s in g.inputs(name)]).dtype.type if fn else None
+        assert got is want, name  # (a dtype == None is True for float64: numpy reads None as float64)
+    fn = op_def(g.node("sp")).runner(g.node("sp"), "sp", b, 2, [shapes["n2"]])
+    assert fn([np.zeros((2,) + shapes["n2"], bool)]).dtype == np.float32  # spikes: 9 at most

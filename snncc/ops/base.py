@@ -114,6 +114,13 @@ class OpDef:
         return {}
 
 
+def exact_dtype(mag: int):
+    """The float dtype in which integers of magnitude below ``mag`` (every value and every
+    partial sum of a computation, from :class:`snncc.ir.bounds.Bounds`) are exact in any
+    order of summation: float32 below 2^24, float64 below 2^53, None beyond (int64 then)."""
+    return np.float32 if mag < 1 << 24 else np.float64 if mag < 1 << 53 else None
+
+
 def per_step(x, fn):
     """Apply a stateless torch function to a (tensor, static) value: static tensors
     (N, ...) directly, sequences (N, T, ...) with time folded into the batch."""

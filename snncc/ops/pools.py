@@ -3,7 +3,7 @@ MaxPool (both levels; on binary spikes a logical OR)."""
 from __future__ import annotations
 
 from ..reference import kernels as K
-from .base import Interval, OpDef, per_step, register
+from .base import Interval, OpDef, exact_dtype, per_step, register
 from .synapses import _conv_out
 
 
@@ -27,6 +27,15 @@ class _Pool(OpDef):
     def window(self, node) -> int:
         return node.kernel[0] * node.kernel[1]
 
+    def _plan(self, node, n, in_shapes, mag, op):
+        """A runner on :class:`~snncc.reference.kernels.PoolPlan` in the float dtype that
+        holds magnitude ``mag`` exactly, or None (the int64 reference) beyond 2^53."""
+        dt = exact_dtype(mag)
+        if dt is None:
+            return None
+        plan = K.PoolPlan(in_shapes[0], n, node.kernel, node.stride, node.padding, dt, op)
+        return lambda xs: plan(xs[0])
+
 
 @register
 class AvgPoolOp(_Pool):
@@ -46,6 +55,9 @@ class SumPoolOp(_Pool):
     def reference(self, node, xs):
         return K.sum_pool(xs[0], node.kernel, node.stride, node.padding)
 
+    def runner(self, node, name, bounds, n, in_shapes):
+        return self._plan(node, n, in_shapes, max(bounds.acc[name].mag, bounds.input_of(name).mag), "sum")
+
     def accumulator(self, node, x: Interval) -> Interval:
         return x.scaled(self.window(node))
 
@@ -62,6 +74,9 @@ class MaxPoolOp(_Pool):
 
     def reference(self, node, xs):
         return K.max_pool(xs[0], node.kernel, node.stride, node.padding)
+
+    def runner(self, node, name, bounds, n, in_shapes):
+        return self._plan(node, n, in_shapes, bounds.input_of(name).mag, "max")
 
     def interval(self, node, ins):
         return ins[0]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir.ints import fits_signed, shift
 from ..reference import kernels as K
-from .base import Interval, OpDef, _label, not_finite, per_step, register, take_channels, value_range
+from .base import Interval, OpDef, _label, exact_dtype, not_finite, per_step, register, take_channels, value_range
 
 
 def _conv_out(n: int, k: int, s: int, p: int, d: int = 1) -> int:
@@ -95,8 +95,7 @@ def exact_float(bounds, name: str, node):
         m = 1 << (node.out_bits - 1)
         if not (-m <= shift(acc.lo, node.weight_exp) and shift(acc.hi, node.weight_exp) < m):
             return None
-    mag = max(acc.mag, bounds.input_of(name).mag, int(np.abs(node.weight).max(initial=0)))
-    return np.float32 if mag < 1 << 24 else np.float64 if mag < 1 << 53 else None
+    return exact_dtype(max(acc.mag, bounds.input_of(name).mag, int(np.abs(node.weight).max(initial=0))))
 
 
 class _ConvBase(_Synapse):

@@ -223,6 +223,36 @@ class ConvPlan:
         return out
 
 
+class PoolPlan:
+    """:func:`sum_pool` (``op`` "sum") or :func:`max_pool` ("max") of one layer for batches of
+    ``n``, prepared once per run: the input cast once into a kept buffer in ``dtype`` (with
+    its zero border), then one strided view per tap of the window added (or maxed) into a
+    kept output: kH kW passes over the output instead of an int64 window array. The caller
+    proves ``dtype`` exact for every input value and partial sum (snncc.ir.bounds); returns
+    (n, C, Ho, Wo) in ``dtype``, rewritten by the next call."""
+
+    def __init__(self, in_shape: tuple, n: int, kernel, stride, padding, dtype, op: str) -> None:
+        c, h, w = in_shape
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        self.xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype)
+        self.inner = (slice(None), slice(None), slice(ph, ph + h), slice(pw, pw + w))
+        self.taps = [(slice(None), slice(None), slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+                     for i in range(kh) for j in range(kw)]
+        self.out = np.empty((n, c, ho, wo), dtype)
+        self.fn = {"sum": np.add, "max": np.maximum}[op]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype != self.xp.dtype or x.shape != self.xp.shape:
+            self.xp[self.inner] = x
+            x = self.xp
+        first, *rest = self.taps
+        self.out[...] = x[first]
+        for tap in rest:
+            self.fn(self.out, x[tap], out=self.out)
+        return self.out
+
+
 def _scale_floor(acc: np.ndarray, exp: int) -> None:
     """shift(acc, exp) in place on a float array of integers: a power-of-two scaling is
     exact in floating point, and floor after it is the arithmetic right shift."""
