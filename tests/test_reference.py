@@ -351,3 +351,31 @@ def test_pools_and_adds_run_exactly_in_the_dtype_the_bounds_give(wmax):
         assert got is want, name  # (a dtype == None is True for float64: numpy reads None as float64)
     fn = op_def(g.node("sp")).runner(g.node("sp"), "sp", b, 2, [shapes["n2"]])
     assert fn([np.zeros((2,) + shapes["n2"], bool)]).dtype == np.float32  # spikes: 9 at most
+
+
+def test_the_reference_allocates_without_huge_pages_and_gives_numpy_its_setting_back(monkeypatch):
+    """Inside a run (building the Simulation and advancing it) numpy's transparent huge
+    pages are off (first touches stalled in memory compaction: 3x slower batches); after
+    it numpy has its own setting again, also after an error inside the run."""
+    state, seen = {"on": True}, []
+
+    def fake(on):
+        prev, state["on"] = state["on"], on
+        return prev
+
+    monkeypatch.setattr(R, "_madvise_hugepage", lambda: fake)
+    g = _neuron_graph(8, np.ones((2, 3), I64), threshold=np.array([3], I64))
+    real_step = R.Simulation._step
+    monkeypatch.setattr(R.Simulation, "_step", lambda self, *a: (seen.append(state["on"]), real_step(self, *a)))
+    R.run(g, np.ones((1, 3, 3), I64))
+    assert seen == [False] * 3 and state["on"] is True
+    monkeypatch.setattr(R.Simulation, "_step", lambda self, *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        R.run(g, np.ones((1, 3, 3), I64))
+    assert state["on"] is True
+
+
+def test_numpy_has_the_huge_page_switch_the_reference_turns_off():
+    """This numpy has the switch (a private function): without it the reference would run
+    with numpy's huge pages again (the same results, 3x slower batches here)."""
+    assert R._madvise_hugepage() is not None

@@ -82,6 +82,39 @@ def _blas_limit():
     return contextlib.nullcontext() if n == 0 else _blas_controller().limit(limits=n, user_api="blas")
 
 
+def _madvise_hugepage():
+    """numpy's switch for asking the kernel for transparent huge pages (None where this
+    numpy has none)."""
+    for mod in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            return __import__(mod, fromlist=["_set_madvise_hugepage"])._set_madvise_hugepage
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def _small_pages():
+    """numpy's own setting back after the block; inside it, new arrays get no huge pages.
+
+    numpy marks every array of 4 MiB and more for transparent huge pages (madvise), and
+    with the kernel's usual ``defrag=madvise`` the first touch of such an array may stall
+    in memory compaction. The interpreter writes its large arrays once (each run's int64
+    results, the batch's buffers): on the 2-core development machine (a VM) the example's
+    1000 test images in batches of 500, between PyTorch runs as bench_c_speed does, took
+    6.6-7.1 ms per image with 2.0-4.4 s of system time, and 2.1-2.4 ms (0.3-0.4 s) without
+    the huge pages."""
+    fn = _madvise_hugepage()
+    if fn is None:
+        yield
+        return
+    prev = fn(False)
+    try:
+        yield
+    finally:
+        fn(prev)
+
+
 class Simulation:
     """The state of a run (neurons, delay lines, the step t) for a batch of ``n`` samples:
     :meth:`advance` runs the next steps, so a long run can be taken in pieces.
@@ -93,6 +126,10 @@ class Simulation:
     neuron: the same integers (tests/test_reference.py compares them)."""
 
     def __init__(self, graph: Graph, n: int, probe_state: bool = False, fast: bool = True) -> None:
+        with _small_pages():
+            self._init(graph, n, probe_state, fast)
+
+    def _init(self, graph: Graph, n: int, probe_state: bool, fast: bool) -> None:
         verify(graph, "int", after="(reference input)")
         self.graph, self.probe_state, self.t = graph, probe_state, 0
         schedule = graph.meta.get("schedule")
@@ -136,7 +173,7 @@ class Simulation:
         rec: dict[str, np.ndarray] = {}
         # a static input (a broadcast view, stride 0 over time): compute its static nodes once
         self.cache = {} if x.shape[1] > 1 and x.strides[1] == 0 else None
-        with _blas_limit():
+        with _blas_limit(), _small_pages():
             for k in range(x.shape[1]):
                 self._step(x[:, k], _Recorder(rec, k, x.shape[1]))
                 self.t += 1
