@@ -185,8 +185,10 @@ class _Plan:
         count = elements(ctype, size)
         if persistent:  # a static array holds whole elements: what model.o holds, what the sizes count
             size = count * CTYPE_BYTES[ctype]
+        only = "SNNCC_PROBE_STATE" if probed_only else "SNNCC_INPUT_CACHE" if cache_only else None
         self.buffers[name] = {"size": size, "ctype": ctype, "arena": not persistent, "first": layer,
-                              "last": layer, "count": count, "probed_only": probed_only, "cache_only": cache_only}
+                              "last": layer, "count": count, "probed_only": probed_only, "cache_only": cache_only,
+                              "only": only}  # the macro a build defines to have it (None: every build)
         return "@" + name
 
     def read(self, node: str, layer: int) -> None:
