@@ -379,3 +379,53 @@ def test_numpy_has_the_huge_page_switch_the_reference_turns_off():
     """This numpy has the switch (a private function): without it the reference would run
     with numpy's huge pages again (the same results, 3x slower batches here)."""
     assert R._madvise_hugepage() is not None
+
+
+def test_fast_neuron_with_masks_and_quantized_membranes_equals_int64():
+    """SpQuant-SNN's masks (negative, spatial, channel gate) and ternary or binary membranes
+    on the int32 / float64 neuron: 60 random layers (every reset, overflow mode and decay
+    kind, registers small enough to overflow, periodic resets, non-firing layers) give the
+    int64 neuron's spikes, u and v at every step, the same masks of the last step, the same
+    masked counts (the report's) and the same input current."""
+    from snncc.ops.neurons import FastNeuronState
+
+    fast_layers = 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        c = int(rng.integers(1, 5))
+        quant = str(rng.choice(["none", "ternary", "binary"]))
+        bits = int(rng.integers(10, 20))
+        lif = dict(threshold=rng.integers(1, 400, c), dv=int(rng.choice([0, 256, 2048, 4096])),
+                   du=int(rng.choice([4096, 1000, 0])), reset=str(rng.choice(["zero", "subtract", "none"])),
+                   reset_value=rng.integers(1, 300, c), u_bits=bits, v_bits=bits,
+                   u_overflow=str(rng.choice(["saturate", "wrap", "wrap_lava"])),
+                   v_overflow=str(rng.choice(["saturate", "wrap", "wrap_lava"])),
+                   state_quant=quant, state_level=rng.integers(1, 300, c), neg_mask=bool(rng.integers(2)),
+                   spatial_level=int(rng.choice([-1, 0, 40, 150])), fires=bool(rng.integers(4)),
+                   v_init=rng.integers(-100, 100, c), reset_interval=int(rng.choice([0, 0, 3])))
+        if rng.integers(2):
+            lif.update(gate_weight=rng.integers(-3, 4, (c, c)), gate_level=rng.integers(-500, 500, c))
+        if not lif["fires"]:  # a readout takes no mask (verify)
+            lif.update(neg_mask=False, spatial_level=-1, gate_weight=np.zeros((0, 0), I64))
+        if quant != "none":
+            lif["du"] = 4096  # a quantized membrane has no current state (verify)
+        g = Graph()
+        g.meta.update(steps=7)
+        g.add("x", IntInput(shape=(2, 5, 5), bits=8))
+        g.add("conv", IntConv(weight=rng.integers(-3, 4, (c, 2, 3, 3)), padding=(1, 1)), ["x"])
+        g.add("n", IntLIF(**{k: np.asarray(v, I64) if isinstance(v, np.ndarray) else v for k, v in lif.items()}),
+              ["conv"])
+        g.outputs = ["n"]
+        x = rng.integers(0, 256, (3, 7, 2, 5, 5))
+        _same_as_int64(g, x)
+        sims = [R.Simulation(g, 3, fast=f) for f in (True, False)]
+        for sim in sims:
+            sim.advance(R.prepare_input(g, x))
+        fast, slow = (sim.states["n"] for sim in sims)
+        fast_layers += isinstance(fast, FastNeuronState)
+        assert fast.masked_count == slow.masked_count, seed
+        assert sorted(fast.masked) == sorted(slow.masked), seed
+        for k in slow.masked:
+            assert np.array_equal(fast.masked[k], slow.masked[k]), (seed, k)
+        assert np.array_equal(fast.a, slow.a), seed
+    assert fast_layers >= 50  # the fast neuron ran (not the int64 one through a missing bound)

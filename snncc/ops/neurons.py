@@ -127,13 +127,17 @@ INT32_EXACT = 1 << 31
 
 class FastNeuronState:
     """The reference neuron (:class:`NeuronState`) computed in place in int32 or float64,
-    for a layer without masks, TNP or a quantized membrane whose every intermediate value
-    the bounds prove below 2^31 or 2^53 (:func:`fast_dtype`): then each operation gives
-    the same integers. A decay by d multiplies by (4096 - d) / 4096 = p / 2^q (p odd) and
-    rounds toward zero: in float64 the product is exact and trunc rounds; in int32 x p is
-    shifted right by q after adding 2^q - 1 to negative values. An overflow the bounds do
-    not rule out is checked by one min and max per step. Spikes come back as a bool array
-    rewritten at the next step; ``v``, ``u`` and ``a`` read as int64 like NeuronState's."""
+    for a layer without TNP whose every intermediate value the bounds prove below 2^31 or
+    2^53 (:func:`fast_dtype`): then each operation gives the same integers. A decay by d
+    multiplies by (4096 - d) / 4096 = p / 2^q (p odd) and rounds toward zero: in float64
+    the product is exact and trunc rounds; in int32 x p is shifted right by q after adding
+    2^q - 1 to negative values. An overflow the bounds do not rule out is checked by one
+    min and max per step. A quantized membrane compares v with ceil(L / 2) (2v >= L
+    without computing 2v, which may leave int32); the masks follow NeuronState._masks in
+    its order, on copies of the prior state, and count what they mask the same way; the
+    channel gate is computed in int64 on the prior membrane (its sums leave the bounds).
+    Spikes come back as a bool array rewritten at the next step; ``v``, ``u`` and ``a``
+    read as int64 like NeuronState's."""
 
     def __init__(self, op, shape: tuple[int, ...], fits: tuple[bool, bool], dtype) -> None:
         self.op, nd, self.dtype = op, len(shape), dtype
@@ -146,6 +150,11 @@ class FastNeuronState:
         self.u_bias = _chan(op.u_bias, nd).astype(dtype) if op.u_bias.any() else None
         self.a_scale = dtype(1 << op.act_shift)
         self.keep, self.masked, self.masked_count = None, {}, {}
+        if op.state_quant != "none":  # q = 1 where 2v >= L, i.e. v >= ceil(L / 2); -1 where v <= -ceil(L / 2)
+            self.level, self.half = _chan(op.state_level, nd).astype(dtype), _chan((op.state_level + 1) // 2, nd).astype(dtype)
+            self._q = np.empty(shape, bool)
+        if op.spatial_level >= 0:  # the prior state, restored where the input is small
+            self._u0, self._v0 = np.empty(shape, dtype), np.empty(shape, dtype)
 
     v = property(lambda self: self._v.astype(np.int64), doc="the membrane (int64)")
     u = property(lambda self: self._u.astype(np.int64), doc="the current (int64)")
@@ -158,6 +167,10 @@ class FastNeuronState:
             u.fill(0)
             v.fill(0)
         self._a = a
+        if op.spatial_level >= 0:
+            np.copyto(self._u0, u)
+            np.copyto(self._v0, v)
+        gate = K.channel_gate(v.astype(np.int64), op.gate_weight, op.gate_level) if op.gate_weight.size else None
         if op.du == DECAY_ONE:
             np.multiply(a, self.a_scale, out=u, dtype=self.dtype, casting="unsafe")  # exact integers
         else:
@@ -183,7 +196,44 @@ class FastNeuronState:
                 else:
                     tmp *= self.rv
                     v -= tmp
+        if op.state_quant != "none":
+            self._quantize(v, tmp)
+        if op.spatial_level >= 0 or op.neg_mask or gate is not None:
+            self._masks(a, gate)
         return self._s
+
+    def _quantize(self, v: np.ndarray, tmp: np.ndarray) -> None:
+        """kernels.state_quant in place: v = L (v >= ceil(L/2)), -L (ternary, v <= -ceil(L/2)), else 0."""
+        q = self._q
+        if self.op.state_quant == "ternary":
+            np.less_equal(v, -self.half, out=q)
+            np.multiply(q, self.level, out=tmp, casting="unsafe")
+        np.greater_equal(v, self.half, out=q)
+        np.multiply(q, self.level, out=v, casting="unsafe")
+        if self.op.state_quant == "ternary":
+            v -= tmp
+
+    def _masks(self, a: np.ndarray, gate) -> None:
+        """NeuronState._masks on the state in place (the same masks, order and counts)."""
+        op, s = self.op, self._s
+        self.masked = {}
+        if op.spatial_level >= 0:
+            skip = np.abs(a) <= op.spatial_level
+            np.copyto(self._u, self._u0, where=skip)
+            np.copyto(self._v, self._v0, where=skip)
+            s &= ~skip
+            self.masked["spatial"] = skip
+        if op.neg_mask:
+            neg = self._v < 0
+            np.maximum(self._v, 0, out=self._v)
+            s &= ~neg
+            self.masked["neg"] = neg
+        if gate is not None:
+            off = ~gate
+            s &= ~_chan_mask(off, s.ndim)
+            self.masked["channel"] = off
+        for k, m in self.masked.items():
+            self.masked_count[k] = self.masked_count.get(k, 0) + int(m.sum())
 
 
 def _decay_fast(x: np.ndarray, d: int, tmp: np.ndarray) -> None:
@@ -250,10 +300,8 @@ def fast_dtype(op, a_mag: int, u_state: int | None, v_state: int | None):
     and the state bounds of :func:`state_bounds` (Bounds.neuron): (dtype, (u fits, v
     fits)) with dtype int32 or float64, whichever holds every intermediate value, and the
     flags of :func:`overflow_free` (the per-step check is skipped); None where the
-    int64 NeuronState runs (masks, TNP, a quantized membrane, no state bound, or an
-    intermediate at 2^53 or beyond)."""
-    if (op.state_quant != "none" or op.presim or op.neg_mask or op.spatial_level >= 0 or op.gate_weight.size
-            or v_state is None or (u_state is None and op.du != DECAY_ONE)):
+    int64 NeuronState runs (TNP, no state bound, or an intermediate at 2^53 or beyond)."""
+    if op.presim or v_state is None or (u_state is None and op.du != DECAY_ONE):
         return None
     _, u_pre, _, v_pre = update_magnitudes(op, a_mag, (u_state, v_state))
     rv = int(np.abs(op.reset_value).max())
@@ -262,7 +310,8 @@ def fast_dtype(op, a_mag: int, u_state: int | None, v_state: int | None):
     big = max((u_state or 0) * _decay_factor(op.du)[0], v_state * _decay_factor(op.dv)[0], a_mag << op.act_shift,
               u_pre + (0 if fits[0] else 2 << op.u_bits), v_pre + (0 if fits[1] else 2 << op.v_bits),
               overflow_magnitude(v_pre, op.v_bits, op.v_overflow) + rv, int(np.abs(op.threshold).max()),
-              int(np.abs(op.v_init).max()), 1 << op.act_shift)
+              int(np.abs(op.v_init).max()), 1 << op.act_shift,
+              int(np.abs(op.state_level).max()) if op.state_quant != "none" else 0)
     for dtype, limit in ((np.int32, INT32_EXACT), (np.float64, FLOAT_EXACT)):
         if big < limit:
             return dtype, fits
