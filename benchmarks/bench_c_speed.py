@@ -176,8 +176,7 @@ def main(argv=None) -> int:
     best_cpu = min(torch_keys, key=cpu.get)
     print(f"\nFashion-MNIST example, {len(x)} test images, T = {steps}, one thread; ms per image (best of "
           f"{args.rounds} interleaved rounds, C {args.c_repeat} runs per round), wall time and CPU time "
-          f"(CPU time: not inflated by "
-          f"waiting for a core on a loaded machine)")
+          f"(CPU time: not inflated by waiting for a core on a loaded machine)")
     print(f"  {'':40s} {'wall':>8}   {'':16} {'CPU':>8}")
     for k, v in best.items():
         print(f"  {k:40s} {v:8.3f}   C is {v / c_best:6.2f}x faster {cpu[k]:8.3f}   C is {cpu[k] / c_cpu:6.2f}x "

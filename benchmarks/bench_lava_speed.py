@@ -25,6 +25,8 @@ checked for equality with the reference.
 from __future__ import annotations
 
 import argparse
+import gc
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -117,8 +119,6 @@ def _settle(limit: float = 10.0) -> None:
     """Wait until this process has no child processes left (Lava's runtime processes end
     after its run returns) and the interpreter's garbage is collected, so that no runtime
     is timed while the one before it is still winding down on the same cores."""
-    import gc
-    import multiprocessing
     gc.collect()
     t = time.perf_counter()
     while multiprocessing.active_children() and time.perf_counter() - t < limit:

@@ -43,10 +43,6 @@ class Bounds:
             if hasattr(d, "accumulator"):
                 self.acc[name] = d.accumulator(op, in_iv[0])
 
-    def inputs(self, name: str) -> list[str]:
-        """The nodes feeding ``name``."""
-        return self._graph.inputs(name)
-
     def input_of(self, name: str) -> Interval:
         """The interval of a single-input node's input."""
         return self.iv[self._graph.inputs(name)[0]]

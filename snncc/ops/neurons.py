@@ -30,6 +30,13 @@ def _chan_mask(m: np.ndarray, ndim: int) -> np.ndarray:
     return m.reshape(m.shape + (1,) * (ndim - 2))
 
 
+def _count_masked(state) -> None:
+    """Add the masks of the step just run (``state.masked``) to ``state.masked_count``
+    (what the report reads), for either neuron state."""
+    for k, m in state.masked.items():
+        state.masked_count[k] = state.masked_count.get(k, 0) + int(m.sum())
+
+
 class NeuronState:
     """u, v of one IntLIF layer for a batch: the reference neuron (docs/semantics.md)."""
 
@@ -116,8 +123,7 @@ class NeuronState:
             off = ~gate  # (N, C)
             s = s & ~_chan_mask(off, s.ndim)
             self.masked["channel"] = off
-        for k, m in self.masked.items():
-            self.masked_count[k] = self.masked_count.get(k, 0) + int(m.sum())
+        _count_masked(self)
         return s
 
 
@@ -151,7 +157,8 @@ class FastNeuronState:
         self.a_scale = dtype(1 << op.act_shift)
         self.keep, self.masked, self.masked_count = None, {}, {}
         if op.state_quant != "none":  # q = 1 where 2v >= L, i.e. v >= ceil(L / 2); -1 where v <= -ceil(L / 2)
-            self.level, self.half = _chan(op.state_level, nd).astype(dtype), _chan((op.state_level + 1) // 2, nd).astype(dtype)
+            self.level = _chan(op.state_level, nd).astype(dtype)
+            self.half = _chan((op.state_level + 1) // 2, nd).astype(dtype)
             self._q = np.empty(shape, bool)
         if op.spatial_level >= 0:  # the prior state, restored where the input is small
             self._u0, self._v0 = np.empty(shape, dtype), np.empty(shape, dtype)
@@ -232,8 +239,7 @@ class FastNeuronState:
             off = ~gate
             s &= ~_chan_mask(off, s.ndim)
             self.masked["channel"] = off
-        for k, m in self.masked.items():
-            self.masked_count[k] = self.masked_count.get(k, 0) + int(m.sum())
+        _count_masked(self)
 
 
 def _decay_fast(x: np.ndarray, d: int, tmp: np.ndarray) -> None:

@@ -61,9 +61,10 @@ class AddOp(OpDef):
         return out
 
     def runner(self, node, name, bounds, n, in_shapes):
-        """The sum in a kept buffer, in the float dtype the bounds prove exact (every
-        partial sum lies in the sum of the inputs' intervals, each of which holds 0)."""
-        dt = exact_dtype(max([bounds.iv[name].mag] + [bounds.iv[s].mag for s in bounds.inputs(name)]))
+        """The sum in a kept buffer, in the float dtype the bounds prove exact: every
+        input and every partial sum lies in the Add's interval, the sum of its inputs'
+        intervals, each of which holds 0."""
+        dt = exact_dtype(bounds.iv[name].mag)
         if dt is None:
             return None
         out = np.empty((n,) + tuple(in_shapes[0]), dt)

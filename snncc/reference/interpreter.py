@@ -82,6 +82,7 @@ def _blas_limit():
     return contextlib.nullcontext() if n == 0 else _blas_controller().limit(limits=n, user_api="blas")
 
 
+@functools.cache
 def _madvise_hugepage():
     """numpy's switch for asking the kernel for transparent huge pages (None where this
     numpy has none)."""

@@ -51,7 +51,7 @@ from ...ops.neurons import I32_MAX, SAFE, overflow_magnitude
 from . import arena
 from .cspell import _check, _rows, c_comment, c_ident, c_int, c_string, pack_weights, type_for
 from .formats import CTYPE_BYTES, IO_DTYPES, IO_ENUMS, Format, elements, fmt_for, nbytes
-from .lowering import ACC_SCRATCH_MIN, LOWER, scratch_budget
+from .lowering import ACC_SCRATCH_MIN, CACHE_MACRO, LOWER, PROBE_MACRO, scratch_budget
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BINARY = "snncc_model"
@@ -61,6 +61,8 @@ BINARY_PROBE = "snncc_model_probe"
 BINARY_PROBE_ASAN = "snncc_model_probe_asan"
 SOURCES = ("main.c", "model.c", "snncc_rt.c")
 MANIFEST = "c_manifest.json"
+#: the build each macro a buffer may be declared under names (model.c's comments)
+BUILD_ONLY = {PROBE_MACRO: "state-probing", CACHE_MACRO: "input-cache"}
 
 # scalar types, index = the runtime's SNN_I8 .. SNN_I64
 CTYPES = ("int8_t", "int16_t", "int32_t", "int64_t")
@@ -177,18 +179,16 @@ class _Plan:
 
     # ---- buffers and tensors
     def buffer(self, name: str, size: int, ctype: str, persistent: bool, layer: int,
-               probed_only: bool = False, cache_only: bool = False) -> str:
+               only: str | None = None) -> str:
         """A buffer: static (``persistent``: it outlives a step) or in the arena, live from
-        ``layer`` on (``probed_only``: static, declared only in the state-probing build;
-        ``cache_only``: static, declared only in a build with -DSNNCC_INPUT_CACHE);
-        returns a reference the struct fields and tensors resolve later."""
+        ``layer`` on; ``only``: static, declared only in a build defining that macro
+        (PROBE_MACRO, CACHE_MACRO; None: every build). Returns a reference the struct
+        fields and tensors resolve later."""
         count = elements(ctype, size)
         if persistent:  # a static array holds whole elements: what model.o holds, what the sizes count
             size = count * CTYPE_BYTES[ctype]
-        only = "SNNCC_PROBE_STATE" if probed_only else "SNNCC_INPUT_CACHE" if cache_only else None
         self.buffers[name] = {"size": size, "ctype": ctype, "arena": not persistent, "first": layer,
-                              "last": layer, "count": count, "probed_only": probed_only, "cache_only": cache_only,
-                              "only": only}  # the macro a build defines to have it (None: every build)
+                              "last": layer, "count": count, "only": only}
         return "@" + name
 
     def read(self, node: str, layer: int) -> None:
@@ -199,7 +199,7 @@ class _Plan:
     def stored_as(self, name: str, cname: str, shape: tuple, fmt: Format, layer: int,
                   persistent: bool = True, probed_only: bool = False) -> dict:
         t = _tensor(cname + "_t", shape, fmt, cname, _hwc(shape), probed_only)
-        self.buffer(cname, t["bytes"], fmt.ctype, persistent, layer, probed_only)
+        self.buffer(cname, t["bytes"], fmt.ctype, persistent, layer, PROBE_MACRO if probed_only else None)
         return t
 
     def stored(self, name: str, lo_hi: tuple[int, int], layer: int) -> dict:
@@ -295,8 +295,9 @@ class _Plan:
             "layers": self.layers, "probes": probes, "steps": int(g.meta.get("steps", 1)),
             "n_probes": "SNNCC_N_PROBES" if probed_only else str(len(probes)),
             "n_probes_deployed": len(probes) - probed_only,
-            "probe_state_bytes": sum(b["size"] for b in self.buffers.values() if b["probed_only"]),
-            "input_cache_bytes": sum(b["size"] for b in self.buffers.values() if b["cache_only"]),
+            "probe_state_bytes": sum(b["size"] for b in self.buffers.values() if b["only"] == PROBE_MACRO),
+            "input_cache_bytes": sum(b["size"] for b in self.buffers.values() if b["only"] == CACHE_MACRO),
+            "build_only": BUILD_ONLY,
             "outputs": list(g.outputs), "arena_size": arena_size, "arena_count": max(1, (arena_size + 7) // 8),
             "statics": [dict(b, cname=k) for k, b in sorted(self.buffers.items()) if not b["arena"]],
             "tensors": tensors, "consts": sorted(self.consts.values(), key=lambda c: int(c["cname"][10:])),
@@ -348,7 +349,7 @@ def _probes(p: _Plan) -> list[dict]:
 def _sizes(p: _Plan, arena_size: int, bufs: list) -> dict:
     """Bytes of every kind of memory the emitted model.c declares (c_manifest.json), in the
     build a user deploys (without -DSNNCC_PROBE_STATE or -DSNNCC_INPUT_CACHE)."""
-    st = {k: b for k, b in p.buffers.items() if not b["arena"] and not b["probed_only"] and not b["cache_only"]}
+    st = {k: b for k, b in p.buffers.items() if not b["arena"] and b["only"] is None}
     state = sum(b["size"] for k, b in st.items() if k.endswith(("_u", "_v", "_keep", "_ring")))
     spikes = sum(b["size"] for k, b in st.items() if k.endswith("_s"))
     return {"weights_bits": sum(w["bits"] * w["count"] for L in p.layers for w in L["weights"]),

@@ -15,6 +15,11 @@ from ...ops.neurons import overflow_free, overflow_magnitude, probed_only_u, rec
 from .cspell import _check, _rows, c_int, pack_weights, type_for
 from .formats import FORMATS, IO_ENUMS, fmt_for, io_type, nbytes
 
+#: the macros a build defines to declare what only it needs (model.c #ifdef): the state
+#: only the state probes read, and the host harness's kept sums of the layers reading the
+#: input (runner.PROBE_DEFINE, runner.CACHE_DEFINE)
+PROBE_MACRO, CACHE_MACRO = "SNNCC_PROBE_STATE", "SNNCC_INPUT_CACHE"
+
 #: scratch of a layer (a tile's accumulator, a neuron chunk's temporaries) may take up to
 #: 1/SCRATCH_SHARE of the bytes of the model's neuron state, within these bounds: a bigger
 #: tile rescans fewer input rows and a longer chunk runs longer vector loops (the example's
@@ -121,11 +126,11 @@ def input_cache(p, L: dict, syns: list[str], out: dict, acc: int) -> str:
     if any(p.graph.inputs(s) != [src] for s in syns):
         return "0"
     cname, ctype = L["cname"], ("int16_t", "int32_t", "int64_t")[acc - 1]
-    fields = [("acc", p.buffer(f"{cname}_cache_acc", out["n"] << acc, ctype, True, L["index"], cache_only=True)),
+    fields = [("acc", p.buffer(f"{cname}_cache_acc", out["n"] << acc, ctype, True, L["index"], only=CACHE_MACRO)),
               ("in", p.buffer(f"{cname}_cache_in", p.tensors[src]["bytes"], "uint8_t", True, L["index"],
-                              cache_only=True))]
+                              only=CACHE_MACRO))]
     L["input_cache"] = True
-    return f"SNN_IF_CACHED({p.struct('snn_cache_t', f'{cname}_cache', fields, mutable=True, only='SNNCC_INPUT_CACHE')})"
+    return f"SNN_IF_CACHED({p.struct('snn_cache_t', f'{cname}_cache', fields, mutable=True, only=CACHE_MACRO)})"
 
 
 #: input formats a line buffer takes: events the scatter visits (a graded input in a plain

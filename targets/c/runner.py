@@ -21,6 +21,7 @@ from ...ir.graph import Graph
 from ...ir.nodes import IntInput
 from ...reference.interpreter import prepare_input
 from .emitter import BINARY, BINARY_ASAN, BINARY_PROBE, BINARY_PROBE_ASAN, MANIFEST, SOURCES
+from .lowering import CACHE_MACRO, PROBE_MACRO
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 # GCC only: the vectorizer's full cost model (-O2 uses the "very cheap" one): 1.4x faster on
@@ -66,11 +67,11 @@ def native_target(cc: str) -> str | None:
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
 _OUT_HEADER = struct.Struct("<4sIIIII")
 #: declares the state only the state probes read (model.c; the runtime never reads it)
-PROBE_DEFINE = "-DSNNCC_PROBE_STATE"
+PROBE_DEFINE = "-D" + PROBE_MACRO
 #: keeps the sums of the layers reading the model input between steps (model.c; c_manifest.json
 #: "input_cache_bytes" of RAM): a static image's first synapses run once per sample. The host
 #: harness has it unless SNNCC_INPUT_CACHE=0; the Cortex-M4 build (the deployed memory) has not.
-CACHE_DEFINE = "-DSNNCC_INPUT_CACHE"
+CACHE_DEFINE = "-D" + CACHE_MACRO
 
 
 def input_cache() -> bool:
