@@ -429,3 +429,20 @@ def test_fast_neuron_with_masks_and_quantized_membranes_equals_int64():
             assert np.array_equal(fast.masked[k], slow.masked[k]), (seed, k)
         assert np.array_equal(fast.a, slow.a), seed
     assert fast_layers >= 50  # the fast neuron ran (not the int64 one through a missing bound)
+
+
+def test_every_bounds_interval_holds_zero():
+    """The invariant the float paths rest on (snncc.ir.bounds): every node's interval and
+    every accumulator's holds 0, so a partial sum of products (exact_float) or of an Add's
+    inputs lies in the whole sum's interval, and an Add's interval holds each input's
+    (its runner's dtype reads that interval alone). Every conformance case and 40 random
+    graphs."""
+    from snncc.ir.bounds import Bounds
+
+    conformance = _conformance()
+    graphs = [f() for f in conformance.CASES.values()]
+    graphs += [conformance.random_graph(np.random.default_rng(s)) for s in range(40)]
+    for g in graphs:
+        b = Bounds(g)
+        for name, iv in [*b.iv.items(), *b.acc.items()]:
+            assert iv.lo <= 0 <= iv.hi, (g.meta.get("name"), name, iv)
