@@ -198,6 +198,29 @@ def test_fast_neuron_equals_int64_at_the_overflow_edges(mode, d):
             assert not (st.u_fits or st.v_fits)
 
 
+@pytest.mark.parametrize("mode", ["saturate", "wrap", "wrap_lava"])
+@pytest.mark.parametrize("bits", [2, 8, 10, 24, 29])
+def test_fast_overflow_equals_the_int64_kernel(mode, bits):
+    """The in-place overflow of the int32 / float64 neurons against kernels.overflow, on
+    values within Lava's one fold ([-3 2^(b-1) + 1, 3 2^(b-1)]: int32 wraps by shifts), on
+    its two edges, and beyond it (int32 wrap_lava folds twice; wrap shifts any value):
+    every value the fast paths may hold (|x| + 2^(b+1) < 2^31)."""
+    from snncc.ops.neurons import _overflow_fast
+
+    rng = np.random.default_rng(bits)
+    m = 1 << (bits - 1)
+    top = min(3 * m, (1 << 31) - (2 << bits) - 1)
+    edges = np.array([1 - 3 * m, -m - 1, -m, -m + 1, m - 1, m, m + 1, 3 * m, 0, 1, -1], I64)
+    for span in (3 * m, top, 2 * m + 1):
+        both = np.concatenate([edges[np.abs(edges) <= span], rng.integers(-span, span + 1, 4000)])
+        for x in (both, both[both >= 0], both[both <= 0]):  # overflowing on both sides, above, below
+            want = K.overflow(x, bits, mode)
+            for dtype in (np.int32, np.float64):
+                got = x.astype(dtype)
+                _overflow_fast(got, bits, mode, np.empty(x.shape, bool), np.empty(x.shape, dtype))
+                assert np.array_equal(got.astype(I64), want), (dtype, span)
+
+
 def test_fast_neuron_takes_float64_beyond_int32_and_int64_beyond_2_to_53():
     """Registers of 40 bits: intermediates pass 2^31 (float64 runs); 60-bit registers pass
     2^53 (the int64 neuron runs); both equal the int64 path, wraps included."""

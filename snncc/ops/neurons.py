@@ -195,14 +195,13 @@ class FastNeuronState:
             _overflow_fast(v, op.v_bits, op.v_overflow, self._m, tmp)
         if op.fires:
             np.greater(v, self.thr, out=self._s)
-            if op.reset in ("zero", "subtract"):
-                tmp[...] = self._s  # 1 where it fired: masked ufuncs and copies are slow in numpy
-                if op.reset == "zero":
-                    np.subtract(1, tmp, out=tmp)
-                    v *= tmp
-                else:
-                    tmp *= self.rv
-                    v -= tmp
+            if op.reset == "zero":  # v x (not fired): masked ufuncs and copies are slow in numpy
+                np.logical_not(self._s, out=self._m)
+                np.multiply(v, self._m, out=v)
+            elif op.reset == "subtract":
+                tmp[...] = self._s  # 1 where it fired
+                tmp *= self.rv
+                v -= tmp
         if op.state_quant != "none":
             self._quantize(v, tmp)
         if op.spatial_level >= 0 or op.neg_mask or gate is not None:
@@ -273,32 +272,45 @@ def _decay_factor(d: int) -> tuple[int, int]:
 def _overflow_fast(x: np.ndarray, bits: int, mode: str, mask: np.ndarray, tmp: np.ndarray) -> None:
     """kernels.overflow in place on int32 or float64 integers (the bounds keep every
     value and x +- 2^b exact); ``mask`` (bool) and ``tmp`` temporaries of x's shape.
-    Nothing where one min and max show every value in range."""
+    Nothing where one min and max show every value in range.
+
+    In int32 the two wraps are shifts: two's complement into b bits is the low b bits
+    sign-extended, (x << (32 - b)) >> (32 - b) (the left shift on the unsigned view, where
+    it is defined modulo 2^32); Lava's one fold is that wrap of x - 1, plus 1, wherever
+    every value lies within one fold ([-3 2^(b-1) + 1, 3 2^(b-1)], seen by the same min
+    and max), and two masked folds otherwise."""
     m = 1 << (bits - 1)
     lo, hi = x.min(initial=0), x.max(initial=0)
     if lo >= -(m - 1) and hi <= m - 1:
         return
-    if mode == "saturate":  # clip to +-(2^(b-1) - 1)
-        if hi > m - 1:
+    if mode == "saturate":  # clip to +-(2^(b-1) - 1): one pass in int32, one per side in float64
+        if x.dtype == np.int32 or (hi > m - 1 and lo < -(m - 1)):
+            np.clip(x, -(m - 1), m - 1, out=x)
+        elif hi > m - 1:
             np.minimum(x, m - 1, out=x)
-        if lo < -(m - 1):
+        else:
             np.maximum(x, -(m - 1), out=x)
+    elif x.dtype == np.int32 and (mode == "wrap" or (lo >= 1 - 3 * m and hi <= 3 * m)):
+        k, lava = 32 - bits, mode == "wrap_lava"
+        xu = x.view(np.uint32)
+        if lava:
+            x -= 1  # no overflow: |x| <= 3 2^(b-1) < 2^31
+        xu <<= k
+        x >>= k
+        if lava:
+            x += 1
     elif mode == "wrap_lava":  # one fold: x - 2^b where x > 2^(b-1), x + 2^b where x <= -2^(b-1)
         for far, fold, cmp, edge in ((hi > m, -2 * m, np.greater, m), (lo <= -m, 2 * m, np.less_equal, -m)):
             if far:
                 tmp[...] = cmp(x, edge, out=mask)
                 tmp *= fold
                 x += tmp
-    elif x.dtype.kind == "f":  # wrap, two's complement: x - 2^b floor((x + 2^(b-1)) / 2^b)
+    else:  # wrap in float64, two's complement: x - 2^b floor((x + 2^(b-1)) / 2^b)
         np.add(x, float(m), out=tmp)
         tmp *= 1.0 / (2 * m)
         np.floor(tmp, out=tmp)
         tmp *= float(2 * m)
         x -= tmp
-    else:  # wrap in int32: ((x + 2^(b-1)) & (2^b - 1)) - 2^(b-1)
-        x += m
-        x &= 2 * m - 1
-        x -= m
 
 
 def fast_dtype(op, a_mag: int, u_state: int | None, v_state: int | None):
