@@ -344,6 +344,7 @@ def test_the_operation_penalty_cuts_spikes_and_its_target_switches_it_off():
     (dict(op_target=1.0), r"op_target = 1.0: need a share of the operations in \[0, 1\)"),
     (dict(op_target=-0.1), "op_target = -0.1"),
     (dict(gate_gain=0.0), "gate_gain = 0.0: need a finite number > 0"),
+    (dict(op_count="ops"), "op_count = 'ops': need 'events' .* or 'spikes'"),
 ])
 def test_bad_penalty_values_are_clear_errors(kw, words):
     from snncc.train.masks import SparsityMasks
@@ -400,3 +401,74 @@ def test_bad_spatial_level_options_are_clear_errors(kw, words):
 
     with pytest.raises(SnnccError, match=words):
         SparsityMasks(neg_mask=True, spatial_sparsity=0.35, **kw)
+
+
+def test_the_events_count_of_the_operation_penalty_is_the_reports_count():
+    """op_count="events": the operations the penalty charges for a batch (all steps) are
+    exactly the synaptic operations ``snncc report`` measures on the compiled masked model
+    for the same images (each synapse fed by spikes: nonzero inputs x fan-out, so a pooled
+    window once however many spikes it holds); "spikes" charges the pooled layer per spike
+    (fan-out / 4) and counts differently. Both count every neuron firing alike."""
+    import torch
+
+    from snncc.config import CompileConfig
+    from snncc.passes.masks import apply_masks
+    from snncc.reports.report import measure_ops
+    from snncc.train import SpQuantTrainer
+    from snncc.train.masks import SparsityMasks, path_events
+    from test_train import FAST, data, tiny
+
+    s = torch.zeros(1, 1, 4, 4)  # 2x2 windows holding 0, 1, 2 and 4 spikes
+    s[0, 0, 0, 2] = s[0, 0, 2, 0] = s[0, 0, 3, 1] = 1
+    s[0, 0, 2:, 2:] = 1
+    fan = torch.arange(1.0, 5.0, dtype=torch.float64).reshape(1, 2, 2)  # per pooled input: 1 2 / 3 4
+    assert path_events(s, [((((2, 2), (2, 2), (0, 0)),), fan), ((), torch.ones(1, 4, 4))]).item() == 2 + 3 + 4 + 7
+
+    charged = {}
+    for count in ("events", "spikes"):
+        torch.manual_seed(0)
+        hook = SparsityMasks(neg_mask=True, spatial_sparsity=0.35, spatial_level="fixed", calib_images=16,
+                             op_penalty=1.0, op_count=count)
+        tr = SpQuantTrainer(tiny(), data(), 4, quantizer="apot", state_quant="ternary", hooks=[hook], **FAST)
+        x = tr.data["x_test"]
+        tr.net.eval()
+        hook._ops = []
+        with torch.enable_grad():
+            tr.net(tr._x(x))
+        charged[count] = float(torch.stack(hook._ops).sum().detach())
+        full = hook._full
+    g, _ = apply_masks(tr.net.view.int_graph, CompileConfig(neg_mask=True))
+    for n, level in hook.levels.items():
+        g.set(n, g.node(n).replace(spatial_level=level))
+    ops = measure_ops(g, x, progress=False)
+    fed_by_spikes = [n for n, r in ops.items() if "dense_macs" in r and g.inputs(n) != [g.input_name]]
+    assert sorted(fed_by_spikes) == ["4.0", "5.shortcut", "7"]  # the residual conv, its shortcut, the linear
+    measured = len(x) * sum(ops[n].get("acs", 0.0) + ops[n].get("macs", 0.0) for n in fed_by_spikes)
+    assert measured > 0 and charged["events"] == pytest.approx(measured, rel=1e-12)
+    assert charged["spikes"] != pytest.approx(measured, rel=1e-3)
+    assert full == hook._full  # every neuron firing: the same count both ways
+
+
+def test_fan_out_is_the_events_of_each_input_alone():
+    """OpDef.fan_out of convs (strides, padding, dilation, groups) and dense layers: the
+    events of each one-hot input, so that the events of any 0/1 input are its sum over
+    the nonzero inputs (what the operation penalty's "events" count rests on)."""
+    from snncc.ir.nodes import IntConv, IntDense
+    from snncc.ops import op_def
+
+    rng = np.random.default_rng(0)
+    cases = [(IntConv(weight=np.ones((4, 3, 3, 3), np.int64), padding=(1, 1)), (3, 5, 6)),
+             (IntConv(weight=np.ones((4, 1, 3, 2), np.int64), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
+                      groups=2), (2, 7, 6)),
+             (IntConv(weight=np.ones((6, 1, 5, 5), np.int64), stride=(2, 2), groups=6), (6, 9, 8)),
+             (IntDense(weight=np.ones((5, 12), np.int64)), (12,))]
+    for node, shape in cases:
+        d = op_def(node)
+        fan = d.fan_out(node, shape)
+        assert fan.shape == shape and fan.dtype == np.int64
+        for i in range(fan.size):
+            hot = np.zeros(fan.size, np.int64)
+            hot[i] = 1
+            assert d.events(node, hot.reshape((1,) + shape)) == fan.flat[i]
+        nz = (rng.random((3,) + shape) < 0.3).astype(np.int64)
+        assert d.events(node, nz) == int((nz * fan).sum())

@@ -11,8 +11,10 @@ kthvalue per sample and step) or fixed (one level per layer calibrated on the fi
 train images, as the compiled model; re-calibrated every 10 steps and at the epoch's end);
 --penalty the gates' off-penalty (mean gate probability); --op-penalty / --op-target the
 operation penalty (snncc.train.masks: op_penalty x max(0, share - op_target), share =
-expected synaptic operations of the batch's spikes after the masks over their count if
-every neuron fired at every step; 0 turns it off); --gain / --gate-init the gates' logit
+synaptic operations of the batch's spikes after the masks over their count if every
+neuron fired at every step; 0 turns it off) and --op-count how it counts them (events:
+a synapse's nonzero inputs x fan-out, as the report; spikes: each spike's fan-out over
+the pooling windows on the way); --gain / --gate-init the gates' logit
 gain and initial logit; --init the model to start from (model_a.pt: the unmasked ternary
 model); --limit-train / --epochs the training images and epochs (cosine lr schedule over
 them); --val N hold out the last N training images (before --limit-train takes the first
@@ -67,6 +69,10 @@ def main(argv=None) -> dict:
     p.add_argument("--op-penalty", type=float, default=0.0, help="weight of the operation penalty (0: off)")
     p.add_argument("--op-target", type=float, default=0.0,
                    help="share of the operations below which the operation penalty is 0")
+    p.add_argument("--op-count", choices=("spikes", "events"), default="spikes",
+                   help="how the penalty counts operations: events (a synapse's nonzero inputs x fan-out, "
+                        "a pooled window once: the report's measure) or spikes (each spike's fan-out over "
+                        "the pooling windows)")
     p.add_argument("--distill", type=float, default=0.0,
                    help="weight alpha of distillation from --teacher: (1 - alpha) CE + alpha T^2 KL (0: off)")
     p.add_argument("--distill-temp", type=float, default=2.0, help="the distillation temperature T")
@@ -81,7 +87,7 @@ def main(argv=None) -> dict:
     try:
         hook = SparsityMasks(neg_mask=True, spatial_sparsity=a.spatial, channel_threshold=a.theta,
                              gate_penalty=a.penalty, gate_gain=a.gain, gate_init=a.gate_init,
-                             op_penalty=a.op_penalty, op_target=a.op_target,
+                             op_penalty=a.op_penalty, op_target=a.op_target, op_count=a.op_count,
                              spatial_level=a.spatial_level)
         hooks = [hook] + ([Distillation(load_model(a.teacher), a.distill, a.distill_temp)] if a.distill else [])
     except SnnccError as e:
@@ -108,7 +114,8 @@ def main(argv=None) -> dict:
            "epochs": a.epochs, "train_images": a.limit_train, "train_seconds": round(seconds, 1),
            "threads": a.threads, "init": a.init.name, "spatial": a.spatial, "spatial_level": a.spatial_level,
            **({"trained_spatial_levels": hook.levels} if hook.levels else {}), "theta": a.theta,
-           "gate_penalty": a.penalty, "op_penalty": a.op_penalty, "op_target": a.op_target, "lr": a.lr,
+           "gate_penalty": a.penalty, "op_penalty": a.op_penalty, "op_target": a.op_target,
+           "op_count": a.op_count, "lr": a.lr,
            **({"distill": a.distill, "distill_temp": a.distill_temp, "teacher": a.teacher.name} if a.distill else {}),
            "val": a.val, **({"val_accuracy": acc} if a.val else {"masked_fake_quant_accuracy": acc}),
            "history": hist,

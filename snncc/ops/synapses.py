@@ -79,6 +79,11 @@ class _Synapse(OpDef):
         """Synaptic events (input nonzero x fan-out) of a batch of (B, *in_shape) 0/1 inputs."""
         raise NotImplementedError
 
+    def fan_out(self, node, in_shape) -> np.ndarray:
+        """The fan-out of each input, ``in_shape`` (int64): the events of that input alone,
+        so that events(nonzero) = sum over the batch of nonzero x fan_out."""
+        raise NotImplementedError
+
     def dense_macs(self, node, in_shape) -> int:
         """Multiply-adds of the same layer in an ANN (every input, every weight)."""
         raise NotImplementedError
@@ -128,6 +133,25 @@ class _ConvBase(_Synapse):
         ones = np.ones_like(node.weight)
         return int(K.conv2d(nonzero, ones, node.stride, node.padding, node.dilation, node.groups).sum())
 
+    def fan_out(self, node, in_shape):
+        """An input (c, y, x) reaches the O / groups outputs of its group at every output
+        position whose window holds it: (outputs whose rows hold y) x (whose columns hold x)."""
+        c, h, w = in_shape
+        o, _, kh, kw = node.weight.shape
+
+        def reach(n, k, s, p, d):  # per input coordinate: the (output, tap) pairs that read it
+            cnt = np.zeros(n, np.int64)
+            for out in range(_conv_out(n, k, s, p, d)):
+                for i in range(k):
+                    y = out * s - p + i * d
+                    if 0 <= y < n:
+                        cnt[y] += 1
+            return cnt
+
+        rows = reach(h, kh, node.stride[0], node.padding[0], node.dilation[0])
+        cols = reach(w, kw, node.stride[1], node.padding[1], node.dilation[1])
+        return np.broadcast_to((o // node.groups) * np.outer(rows, cols), (c, h, w)).copy()
+
     def dense_macs(self, node, in_shape):
         o, cg, kh, kw = node.weight.shape
         _, ho, wo = self.shape(node, [in_shape])
@@ -154,6 +178,9 @@ class _DenseBase(_Synapse):
 
     def events(self, node, nonzero):
         return int(nonzero.reshape(nonzero.shape[0], -1).sum()) * node.weight.shape[0]
+
+    def fan_out(self, node, in_shape):
+        return np.full(tuple(in_shape), node.weight.shape[0], np.int64)
 
     def dense_macs(self, node, in_shape):
         return int(node.weight.size)

@@ -32,13 +32,24 @@ keeps its prior state, and the gradient flows to it.
   integers for the compiler (``channel_gates = "FILE.npz"``).
 
 Operation penalty (``op_penalty``, ``op_target``): the masks cut operations only where
-spikes disappear, and a spike costs what its next synapse does with it. Every spiking
-layer gets a cost per spike from the compiled graph (:func:`spike_costs`: the mean fan-out
-of the synapses its spikes reach, divided by the window of a pooling on the way), and the
-loss gets ``op_penalty x max(0, share - op_target)``, with ``share`` the batch's expected
-synaptic operations (spikes after the masks x cost, summed over layers and steps) over
-their count if every neuron fired at every step. The gradient reaches the neurons through
-the spike surrogate and the channel gates through their straight-through sigmoid.
+spikes disappear, and a spike costs what its next synapse does with it. The loss gets
+``op_penalty x max(0, share - op_target)``, with ``share`` the batch's synaptic operations
+(summed over layers and steps) over their count if every neuron fired at every step,
+counted from the compiled graph's paths (:func:`spike_paths`: the synapses a layer's
+spikes reach, through poolings and reshapes) in one of two ways (``op_count``):
+
+* ``"events"`` (the report's count, ``snncc report`` and bench_sparsity.py's measured
+  operations): a synapse's input costs its mean fan-out where it is nonzero, so a pooled
+  window costs the fan-out once, whether one spike or four are in it. Through a pooling
+  the count is min(1, spikes in the window) (a sum pool of spikes, or a max pool: an OR),
+  whose gradient is the marginal cost: a lone spike is charged the whole fan-out, a spike
+  beside others in its window nothing.
+* ``"spikes"``: each spike costs the fan-out divided by the window of every pooling on
+  the way (:func:`spike_costs`), exact without pooling and an underestimate of a lone
+  spike's cost (by the window) where there is one (the runs of docs/sparsity.md up to V).
+
+The gradient reaches the neurons through the spike surrogate and the channel gates
+through their straight-through sigmoid.
 """
 from __future__ import annotations
 
@@ -52,32 +63,53 @@ from torch import nn
 GATE_BITS = 16  # fractional bits of the integer gate weights
 
 
-def spike_costs(graph) -> dict[str, float]:
-    """Per spiking IntLIF of a compiled graph: the synaptic operations one of its spikes
-    costs, the mean fan-out (``events`` of an all-ones input / inputs) of every synapse
-    its spikes reach through pooling and reshapes, divided by each pooling window on the
-    way (a pooled value is nonzero if any spike of its window is: a spike's share when
-    the window holds one spike, an underestimate of the share of a lone spike). Adds and
-    neurons end a path (they carry currents and states, not spikes)."""
+def spike_paths(graph) -> dict[str, list[tuple[tuple, np.ndarray]]]:
+    """Per spiking IntLIF of a compiled graph: a (pools, fan) pair for every synapse its
+    spikes reach through poolings and reshapes, with ``pools`` the (kernel, stride,
+    padding) of each pooling on the way and ``fan`` the synapse's fan-out of each of its
+    inputs (``OpDef.fan_out``, in the shape of the synapse's input). Adds and neurons end a
+    path (they carry currents and states, not spikes)."""
     from ..ops import op_def
 
     shapes = graph.shapes()
 
-    def reach(name: str) -> float:
-        total = 0.0
+    def reach(name: str, pools: tuple) -> list:
+        out = []
         for u in graph.users(name):
-            d = op_def(graph.node(u))
+            node = graph.node(u)
+            d = op_def(node)
             if d.role == "synapse":
-                shape = shapes[name]
-                ones = np.ones((1,) + tuple(shape), np.int64)
-                total += d.events(graph.node(u), ones) / float(np.prod(shape))
+                out.append((pools, d.fan_out(node, shapes[name])))
             elif d.role == "pool":
-                total += reach(u) / d.window(graph.node(u))
+                out += reach(u, pools + ((tuple(node.kernel), tuple(node.stride), tuple(node.padding)),))
             elif d.role == "reshape":
-                total += reach(u)
-        return total
+                out += reach(u, pools)
+        return out
 
-    return {n: reach(n) for n, op in graph.items() if op.kind == "IntLIF" and op.fires}
+    return {n: reach(n, ()) for n, op in graph.items() if op.kind == "IntLIF" and op.fires}
+
+
+def spike_costs(graph) -> dict[str, float]:
+    """Per spiking IntLIF of a compiled graph: what one of its spikes costs by
+    ``op_count="spikes"``: the mean fan-out of every synapse its spikes reach
+    (:func:`spike_paths`), divided by the window of each pooling on the way."""
+    return {n: sum(float(fan.mean()) / math.prod(k[0] * k[1] for k, _, _ in pools) for pools, fan in paths)
+            for n, paths in spike_paths(graph).items()}
+
+
+def path_events(s: torch.Tensor, paths: list[tuple[tuple, torch.Tensor]]) -> torch.Tensor:
+    """``op_count="events"``: the synaptic operations of the spikes s (N, ...) of one step
+    along ``paths`` (:func:`spike_paths`, the fan-outs as tensors): each synapse's nonzero
+    inputs x their fan-out, a pooled input nonzero where any spike of its window is
+    (min(1, the window's sum))."""
+    total = s.new_zeros((), dtype=torch.float64)
+    for pools, fan in paths:
+        t = s
+        for k, st, pad in pools:
+            t = torch.clamp(torch.nn.functional.avg_pool2d(t, k, st, pad, count_include_pad=True) * (k[0] * k[1]),
+                            max=1.0)
+        total = total + (t.reshape((t.shape[0],) + fan.shape) * fan).sum()
+    return total
 
 
 class SparsityMasks:
@@ -86,14 +118,14 @@ class SparsityMasks:
     def __init__(self, neg_mask: bool = True, spatial_sparsity: float = 0.0, channel_threshold: float = 0.0,
                  gate_penalty: float = 0.0, gate_init: float = 2.0, gate_gain: float = 1.0,
                  op_penalty: float = 0.0, op_target: float = 0.0, spatial_level: str = "per-step",
-                 spatial_every: int = 10, calib_images: int = 64) -> None:
+                 spatial_every: int = 10, calib_images: int = 64, op_count: str = "spikes") -> None:
         """``spatial_level``: "per-step" (the paper's kthvalue per sample and step) or
         "fixed" (one calibrated level per layer, the compiled model's; module docstring),
         re-calibrated every ``spatial_every`` steps on the first ``calib_images`` train
         images. ``gate_gain`` k: the gate's logit is k (W' m + b') with the trained W', b' (an
         effective learning rate k times the trainer's for the gates under Adam).
         ``op_penalty`` (>= 0) and ``op_target`` (in [0, 1)): the operation penalty (module
-        docstring); 0 turns it off."""
+        docstring); 0 turns it off; ``op_count`` how it counts ("events" or "spikes")."""
         from ..config import CompileConfig
         from ..errors import SnnccError
 
@@ -106,6 +138,9 @@ class SparsityMasks:
                              "(0: penalize every operation)")
         if not (isinstance(gate_gain, (int, float)) and math.isfinite(gate_gain) and gate_gain > 0):
             raise SnnccError(f"gate_gain = {gate_gain!r}: need a finite number > 0")
+        if op_count not in ("events", "spikes"):
+            raise SnnccError(f"op_count = {op_count!r}: need 'events' (a synapse's nonzero inputs x fan-out, "
+                             "the report's count) or 'spikes' (each spike's fan-out over the pooling windows)")
         if spatial_level not in ("per-step", "fixed"):
             raise SnnccError(f"spatial_level = {spatial_level!r}: need 'per-step' (the paper's kthvalue per sample "
                              "and step) or 'fixed' (one calibrated level per layer, as the compiled model)")
@@ -118,8 +153,9 @@ class SparsityMasks:
         self._seen: list[torch.Tensor] = []
         self.neg, self.ratio, self.theta = bool(neg_mask), float(spatial_sparsity), float(channel_threshold)
         self.penalty, self.gate_init, self.gain = float(gate_penalty), float(gate_init), float(gate_gain)
-        self.op_penalty, self.op_target = float(op_penalty), float(op_target)
+        self.op_penalty, self.op_target, self.op_count = float(op_penalty), float(op_target), op_count
         self.costs: dict[str, float] = {}
+        self.paths: dict[str, list] = {}
         self._ops: list[torch.Tensor] = []
         self._full = 0.0
         self.op_share: float | None = None  # the last training batch's share (see the module docstring)
@@ -166,9 +202,14 @@ class SparsityMasks:
                 raise SnnccError("spatial_sparsity: the model has no spiking conv layer (shape C, H, W) to mask")
             self.calibrate(trainer)
         if self.op_penalty:
-            costs = spike_costs(trainer.net.view.int_graph)
+            graph = trainer.net.view.int_graph
+            costs, paths = spike_costs(graph), spike_paths(graph)
             self.costs = {n: costs.get(n, 0.0) for n in mods}
-            self._full = trainer.tc.steps * sum(self.costs[n] * math.prod(shapes[n]) for n in mods)
+            self.paths = {n: [(pools, torch.as_tensor(fan, dtype=torch.float64, device=trainer.device))
+                              for pools, fan in paths.get(n, [])] for n in mods}
+            self._full = trainer.tc.steps * sum(  # every neuron firing at every step
+                self._op_cost(n, torch.ones((1,) + shapes[n], dtype=torch.float64, device=trainer.device)).item()
+                for n in mods)
             if not self._full:
                 from ..errors import SnnccError
                 raise SnnccError("op_penalty: no spike of this model reaches a synapse; nothing to penalize")
@@ -270,8 +311,14 @@ class SparsityMasks:
         if key in self.gates:
             s = s * self._gate(key, vi0, thr_i).to(s.dtype)
         if self.op_penalty and torch.is_grad_enabled() and self.costs.get(mod._spq_name):
-            self._ops.append(s.sum() * self.costs[mod._spq_name])
+            self._ops.append(self._op_cost(mod._spq_name, s))
         return v, vi, s
+
+    def _op_cost(self, name: str, s: torch.Tensor) -> torch.Tensor:
+        """The synaptic operations of layer ``name``'s spikes s of one step (``op_count``)."""
+        if self.op_count == "events":
+            return path_events(s, self.paths[name])
+        return s.sum() * self.costs[name]
 
     def _gate(self, key: str, vi0: torch.Tensor, thr_i: torch.Tensor) -> torch.Tensor:
         """The integer gate's hard decision with the float sigmoid's gradient, (N, C, 1, 1)."""
