@@ -39,7 +39,7 @@ counted from the compiled graph's paths (:func:`spike_paths`: the synapses a lay
 spikes reach, through poolings and reshapes) in one of two ways (``op_count``):
 
 * ``"events"`` (the report's count, ``snncc report`` and bench_sparsity.py's measured
-  operations): a synapse's input costs its mean fan-out where it is nonzero, so a pooled
+  operations): a synapse's input costs its own fan-out where it is nonzero, so a pooled
   window costs the fan-out once, whether one spike or four are in it. Through a pooling
   the count is min(1, spikes in the window) (a sum pool of spikes, or a max pool: an OR),
   whose gradient is the marginal cost: a lone spike is charged the whole fan-out, a spike
