@@ -29,6 +29,30 @@ def test_overflow_modes_at_the_edges(mode, vals, want):
     np.testing.assert_array_equal(K.overflow(np.array(vals, I64), 8, mode), want)
 
 
+def test_channel_gate_sums_in_int64_whatever_the_membranes_dtype():
+    """kernels.channel_gate on an int32 or float64 membrane (the fast neuron's own) whose
+    channel sums pass 2^31: the same keep flags as Python integers give."""
+    rng = np.random.default_rng(3)
+    v = rng.integers(-(1 << 30), 1 << 30, (3, 4, 5, 5))
+    v[0, 1] = (1 << 31) - 1  # 25 x (2^31 - 1): channel 1 of sample 0 sums far beyond int32
+    w = rng.integers(-3, 4, (4, 4))
+    lvl = rng.integers(-(1 << 33), 1 << 33, 4)
+    p = [[sum(int(e) for e in v[n, j].ravel()) for j in range(4)] for n in range(3)]
+    want = np.array([[sum(int(w[c, j]) * p[n][j] for j in range(4)) >= int(lvl[c]) for c in range(4)]
+                     for n in range(3)])
+    assert want.any() and not want.all()
+    for dtype in (np.int64, np.int32, np.float64):
+        np.testing.assert_array_equal(K.channel_gate(v.astype(dtype), w, lvl), want)
+    # float64 membranes up to 2^53 (the fast neuron's limit): their channel sum p = 25 x
+    # (2^50 + 1) is exact in int64; a float64 sum (p - 1) and a level of p + 1 both round
+    # to the same float, which would keep channel 0
+    big = np.zeros((1, 2, 5, 5))
+    big[0, 1] = 2.0 ** 50 + 1
+    p = 25 * (2 ** 50 + 1)
+    keep = K.channel_gate(big, np.array([[0, 1], [0, -1]]), np.array([p + 1, -p]))
+    np.testing.assert_array_equal(keep, [[False, True]])
+
+
 def test_state_quant_half_away_from_zero():
     v = np.array([-16, -15, -5, 0, 4, 5, 9, 30], I64)
     lvl = np.array([10], I64)

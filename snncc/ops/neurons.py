@@ -141,7 +141,7 @@ class FastNeuronState:
     min and max per step. A quantized membrane compares v with ceil(L / 2) (2v >= L
     without computing 2v, which may leave int32); the masks follow NeuronState._masks in
     its order, on copies of the prior state, and count what they mask the same way; the
-    channel gate is computed in int64 on the prior membrane (its sums leave the bounds).
+    channel gate's sums of the prior membrane are int64 (they leave the bounds).
     Spikes come back as a bool array rewritten at the next step; ``v``, ``u`` and ``a``
     read as int64 like NeuronState's."""
 
@@ -177,7 +177,7 @@ class FastNeuronState:
         if op.spatial_level >= 0:
             np.copyto(self._u0, u)
             np.copyto(self._v0, v)
-        gate = K.channel_gate(v.astype(np.int64), op.gate_weight, op.gate_level) if op.gate_weight.size else None
+        gate = K.channel_gate(v, op.gate_weight, op.gate_level) if op.gate_weight.size else None
         if op.du == DECAY_ONE:
             np.multiply(a, self.a_scale, out=u, dtype=self.dtype, casting="unsafe")  # exact integers
         else:

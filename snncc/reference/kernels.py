@@ -145,8 +145,9 @@ def state_quant(v: np.ndarray, level: np.ndarray, kind: str) -> np.ndarray:
 
 def channel_gate(v: np.ndarray, weight: np.ndarray, level: np.ndarray) -> np.ndarray:
     """SpQuant-SNN Eq. 23 in integers: keep[n, c] = sum_j weight[c, j] p[n, j] >= level[c],
-    p[n, j] the sum of channel j of v (N, C, ...) over its positions (True: kept)."""
-    p = v.reshape(v.shape[0], v.shape[1], -1).sum(-1)
+    p[n, j] the sum of channel j of v (N, C, ...) over its positions (True: kept). v holds
+    integers in any dtype (the int32 / float64 neuron's own); the sums are int64."""
+    p = v.reshape(v.shape[0], v.shape[1], -1).sum(-1, dtype=np.int64)
     z = (p[:, None, :] * weight[None]).sum(-1)
     return z >= level.reshape(1, -1)
 
