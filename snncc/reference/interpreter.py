@@ -126,11 +126,8 @@ class Simulation:
     prove it exact (``IntLIFOp.state``); ``fast=False`` runs every op's int64 ``reference`` and the int64
     neuron: the same integers (tests/test_reference.py compares them)."""
 
+    @_small_pages()  # the buffers a run keeps are allocated here
     def __init__(self, graph: Graph, n: int, probe_state: bool = False, fast: bool = True) -> None:
-        with _small_pages():
-            self._init(graph, n, probe_state, fast)
-
-    def _init(self, graph: Graph, n: int, probe_state: bool, fast: bool) -> None:
         verify(graph, "int", after="(reference input)")
         self.graph, self.probe_state, self.t = graph, probe_state, 0
         schedule = graph.meta.get("schedule")

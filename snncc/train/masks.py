@@ -93,8 +93,13 @@ def spike_costs(graph) -> dict[str, float]:
     """Per spiking IntLIF of a compiled graph: what one of its spikes costs by
     ``op_count="spikes"``: the mean fan-out of every synapse its spikes reach
     (:func:`spike_paths`), divided by the window of each pooling on the way."""
-    return {n: sum(float(fan.mean()) / math.prod(k[0] * k[1] for k, _, _ in pools) for pools, fan in paths)
-            for n, paths in spike_paths(graph).items()}
+    return _costs(spike_paths(graph))
+
+
+def _costs(paths: dict[str, list]) -> dict[str, float]:
+    """:func:`spike_costs` from the layers' :func:`spike_paths`."""
+    return {n: sum(float(fan.mean()) / math.prod(k[0] * k[1] for k, _, _ in pools) for pools, fan in ps)
+            for n, ps in paths.items()}
 
 
 def path_events(s: torch.Tensor, paths: list[tuple[tuple, torch.Tensor]]) -> torch.Tensor:
@@ -202,8 +207,8 @@ class SparsityMasks:
                 raise SnnccError("spatial_sparsity: the model has no spiking conv layer (shape C, H, W) to mask")
             self.calibrate(trainer)
         if self.op_penalty:
-            graph = trainer.net.view.int_graph
-            costs, paths = spike_costs(graph), spike_paths(graph)
+            paths = spike_paths(trainer.net.view.int_graph)
+            costs = _costs(paths)
             self.costs = {n: costs.get(n, 0.0) for n in mods}
             self.paths = {n: [(pools, torch.as_tensor(fan, dtype=torch.float64, device=trainer.device))
                               for pools, fan in paths.get(n, [])] for n in mods}
