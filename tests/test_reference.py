@@ -414,10 +414,11 @@ def test_the_reference_allocates_without_huge_pages_and_gives_numpy_its_setting_
 
     monkeypatch.setattr(R, "_madvise_hugepage", lambda: fake)
     g = _neuron_graph(8, np.ones((2, 3), I64), threshold=np.array([3], I64))
-    real_step = R.Simulation._step
+    real_step, real_runner = R.Simulation._step, R.Simulation._runner
     monkeypatch.setattr(R.Simulation, "_step", lambda self, *a: (seen.append(state["on"]), real_step(self, *a)))
+    monkeypatch.setattr(R.Simulation, "_runner", lambda self, *a: (seen.append(state["on"]), real_runner(self, *a))[1])
     R.run(g, np.ones((1, 3, 3), I64))
-    assert seen == [False] * 3 and state["on"] is True
+    assert seen == [False] * 4 and state["on"] is True  # building the dense's runner, then 3 steps
     monkeypatch.setattr(R.Simulation, "_step", lambda self, *a: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         R.run(g, np.ones((1, 3, 3), I64))
