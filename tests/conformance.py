@@ -11,6 +11,8 @@ Every target must reproduce ``snncc.reference.interpreter.run`` bit for bit on
   (usually fires=False).
   ``source`` is a numpy Generator, an int seed, or a hypothesis ``draw`` function
   (structure is drawn through hypothesis; array contents come from a drawn seed);
+* ``with_masks(graph, seed)``: a random graph with SpQuant-SNN's sparsity masks drawn on
+  its firing layers (for the targets that take masks: reference, c, onnx);
 * ``random_input(graph, n, rng)``: a valid input batch (N, T, *input_shape);
 * ``CASES``: named hand-written graphs, each for one feature or edge case.
 
@@ -219,6 +221,50 @@ def random_graph(source, max_blocks: int = 3) -> Graph:
                                 **({} if fires else {"state_quant": "none"})), [fc])
     g.outputs = [out]
     verify(g, "int", after="conformance.random_graph")
+    return g
+
+
+def with_masks(graph: Graph, seed: int) -> Graph:
+    """A copy of ``graph`` with SpQuant-SNN's sparsity masks drawn on its firing IntLIFs (from
+    their own generator, so the graph's other draws stay what they were): on four layers in
+    five, the negative mask, a spatial level over four decades and a channel gate with
+    weights in [-3, 3] and levels (per channel or one) around 0 within 1/64 of the largest
+    sum of one channel's membranes, each with its own probability, so that the masks switch
+    a share of the neurons and channels off (most graphs' results change with them); on
+    half the gated layers about half the channels' levels are exactly the gate's sum at the
+    first step (a tie: kept)."""
+    rng = np.random.default_rng(seed)
+    g = graph.copy()
+    shapes = g.shapes()
+    for name in g.order():
+        op = g.node(name)
+        if not isinstance(op, IntLIF) or not op.fires or rng.random() < 0.2:
+            continue
+        kw = {}
+        if rng.random() < 0.5:
+            kw["neg_mask"] = True
+        if rng.random() < 0.6:
+            kw["spatial_level"] = int(rng.choice([0, 1, 3, 10, 50, 300, 3000]))
+        if rng.random() < 0.6:
+            c, per = shapes[name][0], int(np.prod(shapes[name][1:]))
+            lim = max(1, (per << (op.v_bits - 1)) // 64)
+            kw["gate_weight"] = rng.integers(-3, 4, (c, c)).astype(I64)
+            kw["gate_level"] = rng.integers(-lim, lim + 1, c if rng.random() < 0.5 else 1).astype(I64)
+        if kw:
+            g.set(name, op.replace(**kw))
+    # ties: on half the gated layers, on about half their channels, the level is the gate's
+    # sum z_c at the first step (its prior, the initial membrane, is every sample's), where
+    # keep is z_c >= level, not >
+    from snncc.reference.interpreter import Simulation
+    for name, st in Simulation(g, 1, fast=False).states.items():
+        op = st.op
+        if op.gate_weight.size and rng.random() < 0.5:
+            z = op.gate_weight @ st.v.reshape(st.v.shape[1], -1).sum(-1)
+            level = np.broadcast_to(op.gate_level, z.shape).copy()
+            tie = rng.random(z.shape) < 0.5
+            level[tie] = z[tie]
+            g.set(name, op.replace(gate_level=level.astype(I64)))
+    verify(g, "int", after="conformance.with_masks")
     return g
 
 

@@ -41,6 +41,8 @@ pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc
                                 reason="no C compiler")
 RANDOM_SEEDS = range(30)  # the coverage test draws all; the fast suite compiles the first 12
 FAST_SEEDS = range(12)
+MASKED_SEEDS = range(40)  # random graphs with random masks: the fast suite compiles the first 12
+FAST_MASKED = range(12)
 
 
 def _emit_and_build(graph: Graph, out_dir: Path) -> Path:
@@ -123,6 +125,46 @@ def _hypothesis_case(data):
     x = conformance.random_input(g, 2, np.random.default_rng(data.draw(st.integers(0, 2**16))))
     with tempfile.TemporaryDirectory() as tmp:
         compare(g, Path(tmp) / "c", x)
+
+
+@pytest.fixture(scope="module")
+def masked_builds(tmp_path_factory):
+    graphs = {s: conformance.with_masks(conformance.random_graph(np.random.default_rng(s)), s) for s in FAST_MASKED}
+    return prebuild(graphs, tmp_path_factory.mktemp("masked"))
+
+
+@pytest.mark.parametrize("seed", FAST_MASKED)
+def test_random_masked_graph(seed, masked_builds):
+    """Random graphs with random sparsity masks (negative, spatial, channel gate) on their
+    firing layers: every spike, potential and current equal to the reference's."""
+    g, out = masked_builds[seed]
+    compare(g, out, conformance.random_input(g, 3, np.random.default_rng(seed + 2000)), probe_state=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", sorted(set(MASKED_SEEDS) - set(FAST_MASKED)))
+def test_random_masked_graph_more(seed, tmp_path):
+    g = conformance.with_masks(conformance.random_graph(np.random.default_rng(seed)), seed)
+    compare(g, tmp_path / "c", conformance.random_input(g, 3, np.random.default_rng(seed + 2000)), probe_state=True)
+
+
+def test_random_masks_change_the_results():
+    """The masked random graphs are not the unmasked ones in disguise: on most of them the
+    masks change the reference's result, and every mask is drawn on some layer."""
+    changed, tags = 0, set()
+    for seed in MASKED_SEEDS:
+        g0 = conformance.random_graph(np.random.default_rng(seed))
+        g = conformance.with_masks(g0, seed)
+        x = conformance.random_input(g, 3, np.random.default_rng(seed + 2000))
+        a, b = interpreter.run(g0, x, probe_state=True), interpreter.run(g, x, probe_state=True)
+        changed += any(not np.array_equal(a[k], b[k]) for k in a)
+        for op in g.g.nodes.values():
+            op = op["op"]
+            if isinstance(op, IntLIF):
+                tags |= {t for t, on in (("neg", op.neg_mask), ("spatial", op.spatial_level >= 0),
+                                         ("gate", op.gate_weight.size > 0)) if on}
+    assert changed >= 0.6 * len(MASKED_SEEDS), changed
+    assert tags == {"neg", "spatial", "gate"}
 
 
 def test_random_graphs_cover_the_features():

@@ -77,6 +77,15 @@ def test_random_graphs(tmp_path):
         assert seen[tag], f"random graphs never covered {tag}"
 
 
+def test_random_masked_graphs(tmp_path):
+    """Random graphs with random sparsity masks on their firing layers (conformance.with_masks:
+    negative, spatial, channel gate with ties at its level): equal to the reference."""
+    for seed in range(20):
+        g = conformance.with_masks(conformance.random_graph(np.random.default_rng(seed)), seed)
+        out = _emit(g, tmp_path / str(seed), "int64" if seed % 4 == 3 else "auto")
+        compare(g, out, conformance.random_input(g, 3, np.random.default_rng(seed + 2000)))
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_hypothesis_graphs(tmp_path_factory, data):

@@ -262,13 +262,15 @@ def test_fast_neuron_takes_float64_beyond_int32_and_int64_beyond_2_to_53():
 
 
 def test_fast_paths_equal_int64_on_random_graphs_and_every_conformance_case():
-    """Every conformance case and 40 random graphs (convs with padding, stride, groups and
-    dilation, pools, residual adds, delays, out_bits wraps, negative weight_exp): the fast
-    interpreter gives the int64 interpreter's arrays, static or streamed, batch of 3."""
+    """Every conformance case, 40 random graphs (convs with padding, stride, groups and
+    dilation, pools, residual adds, delays, out_bits wraps, negative weight_exp) and 20 with
+    random sparsity masks (conformance.with_masks): the fast interpreter gives the int64
+    interpreter's arrays, static or streamed, batch of 3."""
     conformance = _conformance()
     rng = np.random.default_rng(1)
     graphs = [f() for f in conformance.CASES.values()]
     graphs += [conformance.random_graph(np.random.default_rng(s)) for s in range(40)]
+    graphs += [conformance.with_masks(conformance.random_graph(np.random.default_rng(s)), s) for s in range(20)]
     for g in graphs:
         x = conformance.random_input(g, 3, rng, steps=int(g.meta.get("steps", 1)) + 2)
         _same_as_int64(g, x)
