@@ -1,5 +1,8 @@
-"""Fine-tune the ternary-membrane example (model_a.pt) with SpQuant-SNN's three sparsity
-masks in the training loop (snncc.train.masks.SparsityMasks, a SpQuantTrainer hook).
+"""Train the ternary-membrane example with SpQuant-SNN's three sparsity masks in the
+training loop (snncc.train.masks.SparsityMasks, a SpQuantTrainer hook): by default
+fine-tune model_a.pt (quantized without masks); with --init model.pt the float model learns
+its quantization and the masks together (the shipped model_s: run F3 of docs/sparsity.md,
+--init model.pt --epochs 3, its command in metrics_s.json).
 
     python examples/fashion_mnist/train_sparse.py [--epochs 1] [--limit-train 6000]
         [--op-penalty 0] [--op-target 0] [--penalty 1.0] [--lr 2e-4] [--init model_a.pt]
@@ -15,8 +18,8 @@ synaptic operations of the batch's spikes after the masks over their count if ev
 neuron fired at every step; 0 turns it off) and --op-count how it counts them (events:
 a synapse's nonzero inputs x fan-out, as the report; spikes: each spike's fan-out over
 the pooling windows on the way); --gain / --gate-init the gates' logit
-gain and initial logit; --init the model to start from (model_a.pt: the unmasked ternary
-model); --limit-train / --epochs the training images and epochs (cosine lr schedule over
+gain and initial logit; --init the model to start from (model_a.pt, the default: the unmasked ternary
+model; model.pt: the float model); --limit-train / --epochs the training images and epochs (cosine lr schedule over
 them); --val N hold out the last N training images (before --limit-train takes the first
 of the rest) and evaluate on them instead of the test split, to choose a recipe without
 the test images; --distill ALPHA / --distill-temp T / --teacher distil from the unmasked
