@@ -231,8 +231,10 @@ def with_masks(graph: Graph, seed: int) -> Graph:
     weights in [-3, 3] and levels (per channel or one) around 0 within 1/64 of the largest
     sum of one channel's membranes, each with its own probability, so that the masks switch
     a share of the neurons and channels off (most graphs' results change with them); on
-    half the gated layers about half the channels' levels are exactly the gate's sum at the
-    first step (a tie: kept)."""
+    half the gated layers each channel's level is one of the sums its gate reaches in a run
+    (channels switch during the run; some sums sit exactly on the level: kept). Half the
+    masked ternary or binary layers start at v = 0, so that C stores them as codes (as the
+    shipped model_s), where a random initial membrane keeps them values."""
     rng = np.random.default_rng(seed)
     g = graph.copy()
     shapes = g.shapes()
@@ -250,20 +252,28 @@ def with_masks(graph: Graph, seed: int) -> Graph:
             lim = max(1, (per << (op.v_bits - 1)) // 64)
             kw["gate_weight"] = rng.integers(-3, 4, (c, c)).astype(I64)
             kw["gate_level"] = rng.integers(-lim, lim + 1, c if rng.random() < 0.5 else 1).astype(I64)
+        if kw and op.state_quant != "none" and rng.random() < 0.5:
+            kw["v_init"] = np.zeros(1, I64)  # a level: the C target stores the membrane as codes
         if kw:
             g.set(name, op.replace(**kw))
-    # ties: on half the gated layers, on about half their channels, the level is the gate's
-    # sum z_c at the first step (its prior, the initial membrane, is every sample's), where
-    # keep is z_c >= level, not >
-    from snncc.reference.interpreter import Simulation
-    for name, st in Simulation(g, 1, fast=False).states.items():
-        op = st.op
-        if op.gate_weight.size and rng.random() < 0.5:
-            z = op.gate_weight @ st.v.reshape(st.v.shape[1], -1).sum(-1)
-            level = np.broadcast_to(op.gate_level, z.shape).copy()
-            tie = rng.random(z.shape) < 0.5
-            level[tie] = z[tie]
-            g.set(name, op.replace(gate_level=level.astype(I64)))
+    # levels the gate's sums reach: on half the gated layers each channel's level is one of
+    # its sums z_c = gate_weight @ (channel sums of the prior v) seen in a run of the graph so
+    # far (3 samples; the first step's prior, the initial membrane, is every sample's), so
+    # that channels switch on and off during a run and some sums sit exactly on the level
+    # (keep is z_c >= level, not >)
+    from snncc.reference.interpreter import Simulation, run
+    init = {n: st.v for n, st in Simulation(g, 1, fast=False).states.items()}
+    res = run(g, random_input(g, 3, rng), probe_state=True)
+    for name in g.order():
+        op = g.node(name)
+        if not (isinstance(op, IntLIF) and op.gate_weight.size) or rng.random() < 0.5:
+            continue
+        v = res[name + "/v"]
+        prior = np.concatenate([np.broadcast_to(init[name][:, None], (v.shape[0], 1) + v.shape[2:]), v[:, :-1]], 1)
+        z = prior.reshape(v.shape[0], v.shape[1], v.shape[2], -1).sum(-1) @ op.gate_weight.T  # (N, T, C)
+        seen = z.reshape(-1, z.shape[-1])
+        level = seen[rng.integers(0, seen.shape[0], seen.shape[1]), np.arange(seen.shape[1])]
+        g.set(name, op.replace(gate_level=level.astype(I64)))
     verify(g, "int", after="conformance.with_masks")
     return g
 
