@@ -150,7 +150,8 @@ def test_random_masked_graph_more(seed, tmp_path):
 
 def test_random_masks_change_the_results():
     """The masked random graphs are not the unmasked ones in disguise: on most of them the
-    masks change the reference's result, and every mask is drawn on some layer."""
+    masks change the reference's result, every mask is drawn on some layer, and some
+    masked ternary/binary layers start at v = 0 (C stores them as codes)."""
     changed, tags = 0, set()
     for seed in MASKED_SEEDS:
         g0 = conformance.random_graph(np.random.default_rng(seed))
@@ -158,13 +159,16 @@ def test_random_masks_change_the_results():
         x = conformance.random_input(g, 3, np.random.default_rng(seed + 2000))
         a, b = interpreter.run(g0, x, probe_state=True), interpreter.run(g, x, probe_state=True)
         changed += any(not np.array_equal(a[k], b[k]) for k in a)
-        for op in g.g.nodes.values():
-            op = op["op"]
+        for name in g.order():
+            op = g.node(name)
             if isinstance(op, IntLIF):
+                masked = op.neg_mask or op.spatial_level >= 0 or op.gate_weight.size > 0
                 tags |= {t for t, on in (("neg", op.neg_mask), ("spatial", op.spatial_level >= 0),
-                                         ("gate", op.gate_weight.size > 0)) if on}
+                                         ("gate", op.gate_weight.size > 0),
+                                         ("coded", masked and op.state_quant != "none" and not op.v_init.any()))
+                         if on}
     assert changed >= 0.6 * len(MASKED_SEEDS), changed
-    assert tags == {"neg", "spatial", "gate"}
+    assert tags == {"neg", "spatial", "gate", "coded"}  # coded: a masked membrane C stores as codes
 
 
 def test_random_graphs_cover_the_features():

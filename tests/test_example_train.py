@@ -128,8 +128,9 @@ def test_ann_train_script_tiny_run(tmp_path):
 @have_fmnist
 def test_train_sparse_script_tiny_run(tmp_path, capsys):
     """train_sparse.py from the float model (as model_s) with the operation penalty, a
-    validation split and distillation: the options reach the hooks (the last batch's operation share is recorded, the val
-    accuracy replaces the test one), and the files the benchmark reads are written."""
+    validation split and distillation: the options reach the hooks (the last batch's
+    operation share is recorded, the val accuracy replaces the test one), and the files
+    the benchmark reads are written."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run(
         [sys.executable, str(EXAMPLE / "train_sparse.py"), "--limit-train", "128", "--limit-test", "32",

@@ -18,9 +18,9 @@ synaptic operations of the batch's spikes after the masks over their count if ev
 neuron fired at every step; 0 turns it off) and --op-count how it counts them (events:
 a synapse's nonzero inputs x fan-out, as the report; spikes: each spike's fan-out over
 the pooling windows on the way); --gain / --gate-init the gates' logit
-gain and initial logit; --init the model to start from (model_a.pt, the default: the unmasked ternary
-model; model.pt: the float model); --limit-train / --epochs the training images and epochs (cosine lr schedule over
-them); --val N hold out the last N training images (before --limit-train takes the first
+gain and initial logit; --init the model to start from (model_a.pt, the default: the
+unmasked ternary model; model.pt: the float model); --limit-train / --epochs the
+training images and epochs (cosine lr schedule over them); --val N hold out the last N training images (before --limit-train takes the first
 of the rest) and evaluate on them instead of the test split, to choose a recipe without
 the test images; --distill ALPHA / --distill-temp T / --teacher distil from the unmasked
 teacher (snncc.train.distill.Distillation: (1 - alpha) CE + alpha T^2 KL, the teacher
