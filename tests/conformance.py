@@ -12,7 +12,8 @@ Every target must reproduce ``snncc.reference.interpreter.run`` bit for bit on
   ``source`` is a numpy Generator, an int seed, or a hypothesis ``draw`` function
   (structure is drawn through hypothesis; array contents come from a drawn seed);
 * ``with_masks(graph, seed)``: a random graph with SpQuant-SNN's sparsity masks drawn on
-  its firing layers (for the targets that take masks: reference, c, onnx);
+  its firing layers (for the targets that take masks: reference, c, onnx;
+  ``random_masked_graph(seed)`` for ``random_graph``'s);
 * ``random_input(graph, n, rng)``: a valid input batch (N, T, *input_shape);
 * ``CASES``: named hand-written graphs, each for one feature or edge case.
 
@@ -31,6 +32,7 @@ from snncc.ir.graph import Graph
 from snncc.ir.nodes import (DECAY_ONE, OVERFLOWS, Add, Flatten, IntConv, IntDense, IntInput, IntLIF, MaxPool,
                             SumPool)
 from snncc.ir.verify import verify
+from snncc.reference.interpreter import Simulation, run
 
 I64 = np.int64
 
@@ -261,7 +263,6 @@ def with_masks(graph: Graph, seed: int) -> Graph:
     # far (3 samples; the first step's prior, the initial membrane, is every sample's), so
     # that channels switch on and off during a run and some sums sit exactly on the level
     # (keep is z_c >= level, not >)
-    from snncc.reference.interpreter import Simulation, run
     init = {n: st.v for n, st in Simulation(g, 1, fast=False).states.items()}
     res = run(g, random_input(g, 3, rng), probe_state=True)
     for name in g.order():
@@ -276,6 +277,11 @@ def with_masks(graph: Graph, seed: int) -> Graph:
         g.set(name, op.replace(gate_level=level.astype(I64)))
     verify(g, "int", after="conformance.with_masks")
     return g
+
+
+def random_masked_graph(seed: int) -> Graph:
+    """``with_masks`` on ``random_graph`` of the same seed."""
+    return with_masks(random_graph(np.random.default_rng(seed)), seed)
 
 
 def random_row_scan_graph(source) -> Graph | None:

@@ -129,7 +129,7 @@ def _hypothesis_case(data):
 
 @pytest.fixture(scope="module")
 def masked_builds(tmp_path_factory):
-    graphs = {s: conformance.with_masks(conformance.random_graph(np.random.default_rng(s)), s) for s in FAST_MASKED}
+    graphs = {s: conformance.random_masked_graph(s) for s in FAST_MASKED}
     return prebuild(graphs, tmp_path_factory.mktemp("masked"))
 
 
@@ -144,7 +144,7 @@ def test_random_masked_graph(seed, masked_builds):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", sorted(set(MASKED_SEEDS) - set(FAST_MASKED)))
 def test_random_masked_graph_more(seed, tmp_path):
-    g = conformance.with_masks(conformance.random_graph(np.random.default_rng(seed)), seed)
+    g = conformance.random_masked_graph(seed)
     compare(g, tmp_path / "c", conformance.random_input(g, 3, np.random.default_rng(seed + 2000)), probe_state=True)
 
 

@@ -81,7 +81,7 @@ def test_random_masked_graphs(tmp_path):
     """Random graphs with random sparsity masks on their firing layers (conformance.with_masks:
     negative, spatial, channel gate with ties at its level): equal to the reference."""
     for seed in range(20):
-        g = conformance.with_masks(conformance.random_graph(np.random.default_rng(seed)), seed)
+        g = conformance.random_masked_graph(seed)
         out = _emit(g, tmp_path / str(seed), "int64" if seed % 4 == 3 else "auto")
         compare(g, out, conformance.random_input(g, 3, np.random.default_rng(seed + 2000)))
 

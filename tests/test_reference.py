@@ -270,7 +270,7 @@ def test_fast_paths_equal_int64_on_random_graphs_and_every_conformance_case():
     rng = np.random.default_rng(1)
     graphs = [f() for f in conformance.CASES.values()]
     graphs += [conformance.random_graph(np.random.default_rng(s)) for s in range(40)]
-    graphs += [conformance.with_masks(conformance.random_graph(np.random.default_rng(s)), s) for s in range(20)]
+    graphs += [conformance.random_masked_graph(s) for s in range(20)]
     for g in graphs:
         x = conformance.random_input(g, 3, rng, steps=int(g.meta.get("steps", 1)) + 2)
         _same_as_int64(g, x)
