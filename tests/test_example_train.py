@@ -135,12 +135,13 @@ def test_train_sparse_script_tiny_run(tmp_path, capsys):
     r = subprocess.run(
         [sys.executable, str(EXAMPLE / "train_sparse.py"), "--limit-train", "128", "--limit-test", "32",
          "--op-penalty", "5", "--op-target", "0.01", "--gain", "20", "--val", "64", "--distill", "0.5",
-         "--distill-temp", "3", "--init", str(EXAMPLE / "model.pt"), "--out", str(tmp_path)],
+         "--distill-temp", "3", "--init", str(EXAMPLE / "model.pt"), "--seed", "2", "--out", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     m = json.loads((tmp_path / "metrics_s.json").read_text())
     assert m["op_penalty"] == 5.0 and m["op_target"] == 0.01 and m["train_images"] == 128
     assert m["init"] == "model.pt"  # the float model, as the shipped model_s (run F3)
+    assert m["seed"] == 2 and "--seed 2" in m["command"]
     assert 0.0 < m["history"][-1]["last_batch_op_share"] < 1.0
     assert m["val"] == 64 and 0.0 <= m["val_accuracy"] <= 1.0 and "masked_fake_quant_accuracy" not in m
     assert (m["distill"], m["distill_temp"], m["teacher"]) == (0.5, 3.0, "model_a.pt")

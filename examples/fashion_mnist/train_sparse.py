@@ -24,8 +24,8 @@ training images and epochs (cosine lr schedule over them); --val N hold out the 
 of the rest) and evaluate on them instead of the test split, to choose a recipe without
 the test images; --distill ALPHA / --distill-temp T / --teacher distil from the unmasked
 teacher (snncc.train.distill.Distillation: (1 - alpha) CE + alpha T^2 KL, the teacher
-in the trainer's fake-quantized forward pass, default model_a.pt); --out where the files
-go.
+in the trainer's fake-quantized forward pass, default model_a.pt); --seed the seed of the
+initial draws and the batch order (default 0); --out where the files go.
 
 Writes model_s.pt (a plain snncc.nn model), model_s_gates.npz (the trained integer channel
 gates at theta = 0.47), model_s_gates_050.npz (the same gates at theta = 0.5),
@@ -83,10 +83,12 @@ def main(argv=None) -> dict:
                    help="the distillation teacher (unmasked, in the trainer's fake-quantized forward pass)")
     p.add_argument("--init", type=Path, default=HERE / "model_a.pt", help="the model to fine-tune")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0,
+                   help="the seed of the initial draws and the batch order (run-to-run spread of a recipe)")
     p.add_argument("--out", type=Path, default=HERE)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    torch.manual_seed(a.seed)
     try:
         hook = SparsityMasks(neg_mask=True, spatial_sparsity=a.spatial, channel_threshold=a.theta,
                              gate_penalty=a.penalty, gate_gain=a.gain, gate_init=a.gate_init,
@@ -97,7 +99,7 @@ def main(argv=None) -> dict:
         p.error(str(e))
     tr = SpQuantTrainer(load_model(a.init), "fashion-mnist", 4, quantizer="apot",
                         state_quant="ternary", hooks=hooks, limit_train=a.limit_train, limit_test=a.limit_test,
-                        val=a.val, lr=a.lr, batch_size=128, checkpoint_dir=None)
+                        val=a.val, lr=a.lr, batch_size=128, checkpoint_dir=None, seed=a.seed)
     t0 = time.perf_counter()
     hist = tr.train(a.epochs)["history"]
     if hook.op_share is not None:
@@ -118,7 +120,7 @@ def main(argv=None) -> dict:
            "threads": a.threads, "init": a.init.name, "spatial": a.spatial, "spatial_level": a.spatial_level,
            **({"trained_spatial_levels": hook.levels} if hook.levels else {}), "theta": a.theta,
            "gate_penalty": a.penalty, "op_penalty": a.op_penalty, "op_target": a.op_target,
-           "op_count": a.op_count, "lr": a.lr,
+           "op_count": a.op_count, "lr": a.lr, **({"seed": a.seed} if a.seed else {}),
            **({"distill": a.distill, "distill_temp": a.distill_temp, "teacher": a.teacher.name} if a.distill else {}),
            "val": a.val, **({"val_accuracy": acc} if a.val else {"masked_fake_quant_accuracy": acc}),
            "history": hist,
