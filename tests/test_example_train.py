@@ -157,3 +157,17 @@ def test_train_sparse_script_tiny_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as bad:
         script.main(["--distill", "1.5", "--out", str(tmp_path)])
     assert bad.value.code != 0 and "distill alpha = 1.5" in capsys.readouterr().err
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def trainer(*args, **kwargs):  # what the script hands the trainer, without training
+        seen.update(kwargs, torch_seed=torch.initial_seed())
+        raise Stop
+
+    script.SpQuantTrainer = trainer
+    with pytest.raises(Stop):
+        script.main(["--seed", "5", "--out", str(tmp_path)])
+    assert seen.get("seed") == 5 and seen["torch_seed"] == 5  # the batch order and the initial draws
+    torch.manual_seed(0)  # the global generator as the script's other calls above leave it
