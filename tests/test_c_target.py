@@ -162,11 +162,9 @@ def test_random_masks_change_the_results():
         for name in g.order():
             op = g.node(name)
             if isinstance(op, IntLIF):
-                masked = op.neg_mask or op.spatial_level >= 0 or op.gate_weight.size > 0
-                tags |= {t for t, on in (("neg", op.neg_mask), ("spatial", op.spatial_level >= 0),
-                                         ("gate", op.gate_weight.size > 0),
-                                         ("coded", masked and op.state_quant != "none" and not op.v_init.any()))
-                         if on}
+                on = {"neg": op.neg_mask, "spatial": op.spatial_level >= 0, "gate": op.gate_weight.size > 0}
+                on["coded"] = any(on.values()) and op.state_quant != "none" and not op.v_init.any()
+                tags |= {t for t, v in on.items() if v}
     assert changed >= 0.6 * len(MASKED_SEEDS), changed
     assert tags == {"neg", "spatial", "gate", "coded"}  # coded: a masked membrane C stores as codes
 

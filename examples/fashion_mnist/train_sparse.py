@@ -20,9 +20,9 @@ a synapse's nonzero inputs x fan-out, as the report; spikes: each spike's fan-ou
 the pooling windows on the way); --gain / --gate-init the gates' logit
 gain and initial logit; --init the model to start from (model_a.pt, the default: the
 unmasked ternary model; model.pt: the float model); --limit-train / --epochs the
-training images and epochs (cosine lr schedule over them); --val N hold out the last N training images (before --limit-train takes the first
-of the rest) and evaluate on them instead of the test split, to choose a recipe without
-the test images; --distill ALPHA / --distill-temp T / --teacher distil from the unmasked
+training images and epochs (cosine lr schedule over them); --val N hold out the last N
+training images (before --limit-train takes the first of the rest) and evaluate on them
+instead of the test split, to choose a recipe without the test images; --distill ALPHA / --distill-temp T / --teacher distil from the unmasked
 teacher (snncc.train.distill.Distillation: (1 - alpha) CE + alpha T^2 KL, the teacher
 in the trainer's fake-quantized forward pass, default model_a.pt); --seed the seed of the
 initial draws and the batch order (default 0); --out where the files go.
